@@ -1,0 +1,204 @@
+/**
+ * The domain contract shared by the engine, the store, the CLI, the server and the renderer.
+ *
+ * Pure types and zod schemas only (no Node APIs), so the renderer can import it too. Every request that
+ * crosses a boundary (CLI arguments, HTTP/IPC requests, files on disk) is parsed with these schemas.
+ *
+ * Conventions used throughout the product:
+ *  - images are row-major H×W float32, intensity normalised to [0, 1] per slice (method spec §4.2);
+ *  - volumes are S×H×W (slice-major);
+ *  - k-space is unshifted (DC at index 0) and orthonormal;
+ *  - tensors inside the networks are NHWC with C = 1 for images.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------------
+// Degradations: an undersampling mask (reconstruction) or a low-resolution acquisition (restoration).
+
+export const MASK_KINDS = ['cartesian', 'random', 'equispaced', 'preset'] as const;
+export const MASK_PRESETS = ['cardiac', 'mrbrain', 'knee'] as const;
+
+/** How to build a 1-D Cartesian mask. `axis` is the array axis whose lines are sampled. */
+export const MaskSpecSchema = z.object({
+  kind: z.enum(MASK_KINDS),
+  /** Nominal acceleration (4, 5, 8, …). */
+  acc: z.number().gt(1).max(64),
+  /** 'rows' samples whole rows (axis 0, constant along columns); 'cols' samples whole columns. */
+  axis: z.enum(['rows', 'cols']).default('rows'),
+  seed: z.number().int().nonnegative().default(42),
+  /** cartesian: number of fully sampled centre lines (reference code: 10). */
+  centerLines: z.number().int().positive().optional(),
+  /** random / equispaced: fraction of lines in the fully sampled centre (fastMRI: 0.08 at 4x). */
+  centerFraction: z.number().gt(0).lt(1).optional(),
+  /** preset: which KD-MRI mask (the image must have the preset's exact shape). */
+  preset: z.enum(MASK_PRESETS).optional(),
+});
+export type MaskSpec = z.infer<typeof MaskSpecSchema>;
+
+export const DegradationSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('mask'), mask: MaskSpecSchema }),
+  /** k-space truncated to its centre; `keep` is the kept fraction per axis (spec: 64/256 = 0.25). */
+  z.object({ kind: z.literal('lowres'), keep: z.number().gt(0).lt(1).default(0.25) }),
+]);
+export type Degradation = z.infer<typeof DegradationSchema>;
+
+/** A short label for a degradation, as shown in tables: "cartesian 4x", "preset:knee 8x", "lowres 0.25". */
+export function degradationLabel(d: Degradation): string {
+  if (d.kind === 'lowres') return `lowres ${d.keep}`;
+  const m = d.mask;
+  return `${m.kind === 'preset' ? `preset:${m.preset}` : m.kind} ${m.acc}x`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Networks.
+
+export const DcCnnSpecSchema = z.object({
+  arch: z.literal('dccnn'),
+  /** cascades */
+  nc: z.number().int().min(1).max(20).default(5),
+  /** convolutions per cascade */
+  nd: z.number().int().min(2).max(20).default(5),
+  /** filters per hidden convolution */
+  nf: z.number().int().min(1).max(256).default(32),
+  /** false reproduces the reference code (no skip); true the paper's figure (x_u ⊕ CNN output). */
+  residual: z.boolean().default(false),
+  /** data consistency: hard replacement (reference code) or λ-weighted (Schlemper's noisy DC). */
+  dcLambda: z.number().positive().nullable().default(null),
+  /** 1-based index of the convolution whose post-ReLU output feeds attention transfer. */
+  atLayer: z.number().int().min(1),
+});
+export type DcCnnSpec = z.infer<typeof DcCnnSpecSchema>;
+
+export const VdsrSpecSchema = z.object({
+  arch: z.literal('vdsr'),
+  /** number of convolutions (teacher 11, student 7) */
+  depth: z.number().int().min(2).max(40),
+  nf: z.number().int().min(1).max(256).default(64),
+  atLayer: z.number().int().min(1),
+});
+export type VdsrSpec = z.infer<typeof VdsrSpecSchema>;
+
+export const NetworkSpecSchema = z.discriminatedUnion('arch', [DcCnnSpecSchema, VdsrSpecSchema]);
+export type NetworkSpec = z.infer<typeof NetworkSpecSchema>;
+
+/** The method spec's networks. */
+export const PRESET_NETWORKS = {
+  dccnnTeacher: { arch: 'dccnn', nc: 5, nd: 5, nf: 32, residual: false, dcLambda: null, atLayer: 3 },
+  dccnnStudent: { arch: 'dccnn', nc: 5, nd: 3, nf: 32, residual: false, dcLambda: null, atLayer: 2 },
+  vdsrTeacher: { arch: 'vdsr', depth: 11, nf: 64, atLayer: 6 },
+  vdsrStudent: { arch: 'vdsr', depth: 7, nf: 64, atLayer: 4 },
+} as const satisfies Record<string, NetworkSpec>;
+
+// ---------------------------------------------------------------------------------------------------
+// Distillation job.
+
+export const RUN_KINDS = ['teacher', 'student', 'attention', 'kd'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+
+export const TASKS = ['recon', 'sr'] as const;
+export type Task = (typeof TASKS)[number];
+
+export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export const TrainingSchema = z.object({
+  epochs: z.number().int().min(1).max(10000).default(150),
+  batchSize: z.number().int().min(1).max(256).default(4),
+  lr: z.number().positive().default(1e-3),
+  /** StepLR: lr is multiplied by lrGamma every lrStep epochs (lr = lr0 · γ^floor(epoch / step)). */
+  lrStep: z.number().int().positive().default(40),
+  lrGamma: z.number().positive().default(0.1),
+  seed: z.number().int().nonnegative().default(42),
+});
+export type Training = z.infer<typeof TrainingSchema>;
+
+export const DistillConfigSchema = z.object({
+  task: z.enum(TASKS).default('recon'),
+  degradation: DegradationSchema,
+  teacher: NetworkSpecSchema,
+  student: NetworkSpecSchema,
+  training: TrainingSchema.default(TrainingSchema.parse({})),
+  /** Attention map normalisation: 'batch' (reference code's F.normalize over dim 0) or 'spatial' (Zagoruyko). */
+  atNorm: z.enum(['batch', 'spatial']).default('batch'),
+  /**
+   * Step-3 loss. 'off': L1(S, GT) only (the recon shell script). 'numel': L1(S,GT) + L1(S,T)/numel
+   * (recon code with --imitation_required). 'unit': L1(S,GT) + L1(S,T) (SR code). 'alpha': the paper,
+   * α·L1(S,GT) + (1−α)·L1(S,T).
+   */
+  imitation: z.enum(['off', 'numel', 'unit', 'alpha']).default('off'),
+  alpha: z.number().min(0).max(1).default(0.5),
+  /** Step 3 starts from the attention-step student (reference default) or from random weights. */
+  studentInit: z.enum(['attention', 'random']).default('attention'),
+  /** Which steps to run, in this order; 'student' is the plain baseline, for comparison only. */
+  steps: z.array(z.enum(RUN_KINDS)).min(1).default(['teacher', 'student', 'attention', 'kd']),
+});
+export type DistillConfig = z.infer<typeof DistillConfigSchema>;
+
+/** Defaults that reproduce the reference code, per task. */
+export function defaultDistillConfig(task: Task, degradation: Degradation): DistillConfig {
+  const recon = task === 'recon';
+  return DistillConfigSchema.parse({
+    task,
+    degradation,
+    teacher: recon ? PRESET_NETWORKS.dccnnTeacher : PRESET_NETWORKS.vdsrTeacher,
+    student: recon ? PRESET_NETWORKS.dccnnStudent : PRESET_NETWORKS.vdsrStudent,
+    imitation: recon ? 'off' : 'unit',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Progress events, emitted by the training worker and forwarded unchanged to CLI, IPC and web clients.
+
+export type ProgressEvent =
+  | { type: 'job-start'; jobId: string; steps: RunKind[]; backend: BackendName }
+  | { type: 'step-start'; step: RunKind; runId: number; epochs: number; startEpoch: number }
+  | { type: 'batch'; step: RunKind; epoch: number; batch: number; batches: number; loss: number }
+  | {
+      type: 'epoch';
+      step: RunKind;
+      runId: number;
+      epoch: number;
+      epochs: number;
+      trainLoss: number;
+      valLoss: number;
+      lr: number;
+      best: boolean;
+      slicesPerSecond: number;
+      etaSeconds: number;
+    }
+  | { type: 'step-end'; step: RunKind; runId: number; bestEpoch: number; bestValLoss: number; modelId: number }
+  | { type: 'eval'; rows: MetricRow[] }
+  | { type: 'job-end'; status: 'finished' | 'cancelled' | 'failed'; error?: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string };
+
+// ---------------------------------------------------------------------------------------------------
+// Metrics.
+
+/** mean ± 2·std (sample std, ddof 1) over volumes, the reference report format. */
+export interface Summary {
+  mean: number;
+  twoStd: number;
+  n: number;
+}
+
+export interface VolumeMetrics {
+  psnr: number;
+  ssim: number;
+  nmse: number;
+}
+
+/** One row of the paper-style table: a model (or the zero-filled / low-resolution input) on a degradation. */
+export interface MetricRow {
+  model: 'zf' | 'lr' | RunKind;
+  degradation: string;
+  psnr: number;
+  ssim: number;
+  nmse: number;
+  psnrStd2: number;
+  ssimStd2: number;
+  nmseStd2: number;
+  volumes: number;
+}
+
+export const RUN_STATUSES = ['queued', 'running', 'finished', 'failed', 'cancelled'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];

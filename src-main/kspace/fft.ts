@@ -1,0 +1,205 @@
+/**
+ * Orthonormal discrete Fourier transforms in float64, for any length.
+ *
+ * Conventions (the method spec's, and numpy's `norm='ortho'`):
+ *  - forward:  X[k] = (1/√N) Σ_n x[n] · exp(−2πi·k·n/N)
+ *  - inverse:  x[n] = (1/√N) Σ_k X[k] · exp(+2πi·k·n/N)
+ *  - **unshifted**: the DC coefficient sits at index 0 (no fftshift anywhere).
+ *  - 2-D arrays are row-major, H rows × W columns, element (r, c) at index r·W + c; real and imaginary
+ *    parts are separate Float64Arrays.
+ *
+ * Power-of-two lengths use an iterative radix-2 transform; other lengths (150, 240, 368, 640 in the
+ * KD-MRI data) use Bluestein's chirp-z algorithm on a power-of-two transform, so every length costs
+ * O(N log N). Plans are cached per length.
+ */
+
+interface Plan {
+  /** Forward, unnormalised, in place. */
+  run(re: Float64Array, im: Float64Array): void;
+}
+
+const plans = new Map<number, Plan>();
+
+export function planFor(n: number): Plan {
+  let p = plans.get(n);
+  if (!p) {
+    p = isPowerOfTwo(n) ? radix2Plan(n) : bluesteinPlan(n);
+    plans.set(n, p);
+  }
+  return p;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+function radix2Plan(n: number): Plan {
+  const bits = Math.log2(n);
+  const rev = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    let r = 0;
+    for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
+    rev[i] = r;
+  }
+  const cos = new Float64Array(n / 2);
+  const sin = new Float64Array(n / 2);
+  for (let i = 0; i < n / 2; i++) {
+    cos[i] = Math.cos((-2 * Math.PI * i) / n);
+    sin[i] = Math.sin((-2 * Math.PI * i) / n);
+  }
+  return {
+    run(re, im) {
+      for (let i = 0; i < n; i++) {
+        const j = rev[i];
+        if (j > i) {
+          let t = re[i];
+          re[i] = re[j];
+          re[j] = t;
+          t = im[i];
+          im[i] = im[j];
+          im[j] = t;
+        }
+      }
+      for (let size = 2; size <= n; size <<= 1) {
+        const half = size >> 1;
+        const step = n / size;
+        for (let start = 0; start < n; start += size) {
+          for (let k = 0; k < half; k++) {
+            const wr = cos[k * step];
+            const wi = sin[k * step];
+            const a = start + k;
+            const b = a + half;
+            const xr = re[b] * wr - im[b] * wi;
+            const xi = re[b] * wi + im[b] * wr;
+            re[b] = re[a] - xr;
+            im[b] = im[a] - xi;
+            re[a] += xr;
+            im[a] += xi;
+          }
+        }
+      }
+    },
+  };
+}
+
+function bluesteinPlan(n: number): Plan {
+  let m = 1;
+  while (m < 2 * n - 1) m <<= 1;
+  const inner = radix2Plan(m);
+  // chirp w[k] = exp(−πi k²/n); k² taken mod 2n to keep the angle small and exact.
+  const wr = new Float64Array(n);
+  const wi = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const ang = (-Math.PI * ((k * k) % (2 * n))) / n;
+    wr[k] = Math.cos(ang);
+    wi[k] = Math.sin(ang);
+  }
+  // B = FFT of conj(w) laid out circularly, computed once.
+  const br = new Float64Array(m);
+  const bi = new Float64Array(m);
+  br[0] = wr[0];
+  bi[0] = -wi[0];
+  for (let k = 1; k < n; k++) {
+    br[k] = br[m - k] = wr[k];
+    bi[k] = bi[m - k] = -wi[k];
+  }
+  inner.run(br, bi);
+  const ar = new Float64Array(m);
+  const ai = new Float64Array(m);
+  return {
+    run(re, im) {
+      ar.fill(0);
+      ai.fill(0);
+      for (let k = 0; k < n; k++) {
+        ar[k] = re[k] * wr[k] - im[k] * wi[k];
+        ai[k] = re[k] * wi[k] + im[k] * wr[k];
+      }
+      inner.run(ar, ai);
+      for (let k = 0; k < m; k++) {
+        const r = ar[k] * br[k] - ai[k] * bi[k];
+        const i = ar[k] * bi[k] + ai[k] * br[k];
+        // conj before the forward transform turns it into an inverse (up to 1/m).
+        ar[k] = r;
+        ai[k] = -i;
+      }
+      inner.run(ar, ai);
+      for (let k = 0; k < n; k++) {
+        const cr = ar[k] / m;
+        const ci = -ai[k] / m;
+        re[k] = cr * wr[k] - ci * wi[k];
+        im[k] = cr * wi[k] + ci * wr[k];
+      }
+    },
+  };
+}
+
+/** In-place orthonormal 1-D DFT of one complex vector. */
+export function fft1(re: Float64Array, im: Float64Array, inverse = false): void {
+  const n = re.length;
+  if (im.length !== n) throw new Error(`fft1: re and im lengths differ (${n} vs ${im.length})`);
+  const plan = planFor(n);
+  if (inverse) for (let i = 0; i < n; i++) im[i] = -im[i];
+  plan.run(re, im);
+  const s = 1 / Math.sqrt(n);
+  for (let i = 0; i < n; i++) {
+    re[i] *= s;
+    im[i] = inverse ? -im[i] * s : im[i] * s;
+  }
+}
+
+/**
+ * In-place orthonormal 2-D DFT of an H×W complex image (row-major), rows first then columns.
+ * `inverse` selects the inverse transform. Both directions are unitary, so Parseval holds exactly.
+ */
+export function fft2(re: Float64Array, im: Float64Array, h: number, w: number, inverse = false): void {
+  if (re.length !== h * w || im.length !== h * w) {
+    throw new Error(`fft2: expected ${h}×${w} = ${h * w} values, got re ${re.length}, im ${im.length}`);
+  }
+  const rowRe = new Float64Array(w);
+  const rowIm = new Float64Array(w);
+  for (let r = 0; r < h; r++) {
+    const o = r * w;
+    rowRe.set(re.subarray(o, o + w));
+    rowIm.set(im.subarray(o, o + w));
+    fft1(rowRe, rowIm, inverse);
+    re.set(rowRe, o);
+    im.set(rowIm, o);
+  }
+  const colRe = new Float64Array(h);
+  const colIm = new Float64Array(h);
+  for (let c = 0; c < w; c++) {
+    for (let r = 0; r < h; r++) {
+      colRe[r] = re[r * w + c];
+      colIm[r] = im[r * w + c];
+    }
+    fft1(colRe, colIm, inverse);
+    for (let r = 0; r < h; r++) {
+      re[r * w + c] = colRe[r];
+      im[r * w + c] = colIm[r];
+    }
+  }
+}
+
+/** Complex H×W image as two row-major float64 planes. */
+export interface Complex2D {
+  re: Float64Array;
+  im: Float64Array;
+  h: number;
+  w: number;
+}
+
+/** Orthonormal forward 2-D DFT of a real image (new arrays; the input is untouched). */
+export function fft2Real(x: ArrayLike<number>, h: number, w: number): Complex2D {
+  const re = Float64Array.from(x);
+  const im = new Float64Array(h * w);
+  fft2(re, im, h, w, false);
+  return { re, im, h, w };
+}
+
+/** Orthonormal inverse 2-D DFT (new arrays). */
+export function ifft2(k: Complex2D): Complex2D {
+  const re = Float64Array.from(k.re);
+  const im = Float64Array.from(k.im);
+  fft2(re, im, k.h, k.w, true);
+  return { re, im, h: k.h, w: k.w };
+}
