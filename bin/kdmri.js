@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const built = fileURLToPath(new URL('../build/main/cli/main.js', import.meta.url));
+const built = fileURLToPath(new URL('../build/main/cli/entry.js', import.meta.url));
 if (!existsSync(built)) {
   console.error('kdmri: the CLI is not built yet; run `npm run build` (npm ci does it for you).');
   process.exit(2);

@@ -202,3 +202,26 @@ export interface MetricRow {
 
 export const RUN_STATUSES = ['queued', 'running', 'finished', 'failed', 'cancelled'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
+
+// ---------------------------------------------------------------------------------------------------
+// Volumes: what every reader produces and every engine stage consumes.
+
+/**
+ * A stack of 2-D magnitude slices, slice-major: voxel (s, r, c) is data[s·H·W + r·W + c].
+ * Readers return physical intensities; the engine normalises each slice to [0, 1] (divide by its max)
+ * before training or evaluation.
+ */
+export interface Volume {
+  data: Float32Array;
+  slices: number;
+  h: number;
+  w: number;
+  /** Voxel size in mm: [column spacing, row spacing, slice spacing], when known. */
+  spacing?: [number, number, number];
+  /**
+   * Acquired k-space for raw-data studies (fastMRI, KD-MRI HDF5): unshifted, orthonormal, S×H×W real and
+   * imaginary parts, already multiplied by `mask` (H×W, 1 = sampled). When present, zero-filled images
+   * and data consistency use it instead of k-space simulated from `data`.
+   */
+  kspace?: { re: Float32Array; im: Float32Array; mask: Float32Array };
+}
