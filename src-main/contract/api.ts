@@ -1,0 +1,500 @@
+/**
+ * The one typed API between the workstation's renderer and its main side (Electron main process or
+ * the web-mode server). Both transports (IPC and HTTP + Server-Sent Events) carry exactly these
+ * operations, requests validated with these zod schemas at the boundary, responses typed here.
+ *
+ * Pure types and zod schemas only (no Node or DOM APIs): imported by main, server, preload and renderer.
+ *
+ *  - `API[op].request`   zod schema of the request body (parsed on the main side; defaults applied);
+ *  - `ApiResponse<op>`   the response type (phantom-typed, not validated at runtime: main side is trusted);
+ *  - `ApiEvent`          streamed events: training progress keyed by job id, import progress, library changes;
+ *  - `ApiError`          what every failure looks like on the wire: {code, message, where?}.
+ *
+ * Pixel data (`Pixels.data`, Float32Array) crosses IPC by structured clone and HTTP as base64 via
+ * `encodeWire` / `decodeWire` below.
+ */
+import { z } from 'zod';
+import {
+  DegradationSchema,
+  DistillConfigSchema,
+  MaskSpecSchema,
+  RUN_KINDS,
+  RUN_STATUSES,
+  type MetricRow,
+  type ModelCard,
+  type ProgressEvent,
+  type RunKind,
+  type RunStatus,
+  type Task,
+  type BackendName,
+  type Degradation,
+  type DistillConfig,
+} from './domain.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Errors.
+
+export const API_ERROR_CODES = ['bad-request', 'not-found', 'unavailable', 'conflict', 'unauthorized', 'internal'] as const;
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
+
+/** A failure as it travels: `where` names the offending field (bad-request) or the module (unavailable). */
+export interface ApiError {
+  code: ApiErrorCode;
+  message: string;
+  where?: string;
+}
+
+/** Thrown by services and by the renderer's client; carries an ApiError. */
+export class ApiFailure extends Error implements ApiError {
+  readonly code: ApiErrorCode;
+  readonly where?: string;
+  constructor(code: ApiErrorCode, message: string, where?: string) {
+    super(message);
+    this.name = 'ApiFailure';
+    this.code = code;
+    if (where !== undefined) this.where = where;
+  }
+  toJSON(): ApiError {
+    return this.where === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, where: this.where };
+  }
+}
+
+export function isApiError(x: unknown): x is ApiError {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as ApiError).code === 'string' &&
+    (API_ERROR_CODES as readonly string[]).includes((x as ApiError).code) &&
+    typeof (x as ApiError).message === 'string'
+  );
+}
+
+/** One line naming the first bad field of a zod error: "sliceIndex: expected number, received string". */
+export function describeZodError(err: z.ZodError): { message: string; where: string } {
+  const issue = err.issues[0];
+  const where = issue && issue.path.length ? issue.path.map(String).join('.') : '(body)';
+  return { message: `${where}: ${issue ? issue.message : 'invalid request'}`, where };
+}
+
+/** Every call's result on the wire: a value or an error, never a thrown exception across the boundary. */
+export type ApiResult<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+// ---------------------------------------------------------------------------------------------------
+// Shared value types.
+
+/** A row-major H×W float32 image (intensity roughly [0, 1]). */
+export interface Pixels {
+  h: number;
+  w: number;
+  data: Float32Array;
+}
+
+export interface AppInfo {
+  version: string;
+  mode: 'electron' | 'web';
+  dataDir: string;
+  dbPath: string;
+  /** Engine modules present in this build: those missing answer 'unavailable'. */
+  modules: Record<string, boolean>;
+}
+
+export interface SeriesSummary {
+  uid: string;
+  number: number | null;
+  description: string;
+  modality: string;
+  slices: number;
+  rows: number;
+  columns: number;
+}
+export interface StudySummary {
+  uid: string;
+  date: string;
+  description: string;
+  series: SeriesSummary[];
+}
+export interface PatientSummary {
+  id: string;
+  name: string;
+  studies: StudySummary[];
+}
+
+export interface SeriesDetail extends SeriesSummary {
+  studyUid: string;
+  patientName: string;
+  patientId: string;
+  /** Voxel size in mm: [column, row, slice]. */
+  spacing: [number, number, number] | null;
+  /** DICOM attributes worth showing (keyword → value as text). */
+  attributes: Record<string, string>;
+  source: string;
+}
+
+export interface ImportFileResult {
+  path: string;
+  status: 'imported' | 'skipped' | 'failed';
+  message: string;
+  seriesUid?: string;
+}
+export interface ImportSummary {
+  importId: string;
+  files: ImportFileResult[];
+  series: string[];
+}
+
+export interface DatasetInfo {
+  id: number;
+  name: string;
+  source: string;
+  task: Task;
+  h: number;
+  w: number;
+  trainSlices: number;
+  valSlices: number;
+  createdAt: string | null;
+}
+
+export interface JobInfo {
+  id: string;
+  datasetId: number | null;
+  status: RunStatus;
+  label: string;
+  config: DistillConfig | null;
+  backend: BackendName | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  error: string | null;
+  /** True while this process runs the job (cancel applies); false for jobs from an earlier launch. */
+  live: boolean;
+}
+
+export interface RunInfo {
+  id: number;
+  jobId: string | null;
+  datasetId: number | null;
+  kind: RunKind;
+  status: RunStatus;
+  degradation: string;
+  backend: string | null;
+  epochs: number | null;
+  bestEpoch: number | null;
+  bestValLoss: number | null;
+  wallSeconds: number | null;
+  startedAt: number | null;
+}
+
+export interface EpochRow {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  lr: number;
+  seconds: number | null;
+}
+
+export interface ModelInfo {
+  id: number;
+  runId: number | null;
+  kind: RunKind;
+  name: string;
+  params: number;
+  dir: string;
+  degradation: string;
+  datasetId: number | null;
+  createdAt: string | null;
+}
+
+export interface PaperTable {
+  datasetId: number;
+  /** Degradation labels (columns), e.g. "cartesian 4x". */
+  degradations: string[];
+  rows: MetricRow[];
+}
+
+export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd'] as const;
+export type ViewportName = (typeof VIEWPORTS)[number];
+
+export interface SliceMetrics {
+  psnr: number;
+  ssim: number;
+  nmse: number;
+}
+
+export interface CompareViewport {
+  name: ViewportName;
+  image: Pixels | null;
+  /** |target − image|, null for the target itself or when image is null. */
+  residue: Pixels | null;
+  metrics: SliceMetrics | null;
+  /** Model that produced it, and the degradation that model was trained on. */
+  modelId: number | null;
+  trainedOn: string | null;
+  /** Why image is null ("no KD model for this dataset yet"). */
+  note: string | null;
+}
+
+export interface CompareResult {
+  source: string;
+  slices: number;
+  sliceIndex: number;
+  h: number;
+  w: number;
+  degradation: string;
+  /** Sampled lines of the mask (when the degradation is a mask) and its true acceleration. */
+  mask: { lines: number[]; axis: 'rows' | 'cols'; acceleration: number } | null;
+  viewports: CompareViewport[];
+  /** max residue over all viewports: the shared colour scale's top. */
+  residueMax: number;
+}
+
+export interface MaskPreview {
+  lines: number[];
+  axis: 'rows' | 'cols';
+  h: number;
+  w: number;
+  acceleration: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Request schemas.
+
+const Empty = z.object({}).strict();
+const Id = z.number().int().nonnegative();
+const Uid = z.string().min(1).max(128);
+
+const CompareSource = z.union([
+  z.object({ datasetId: Id }).strict(),
+  z.object({ seriesUid: Uid }).strict(),
+]);
+
+export const CompareRequestSchema = z.object({
+  source: CompareSource,
+  sliceIndex: z.number().int().nonnegative(),
+  degradation: DegradationSchema,
+});
+export type CompareRequest = z.infer<typeof CompareRequestSchema>;
+
+/** An operation: its request schema and (phantom) response type. */
+export interface Op<Req extends z.ZodType, Res> {
+  request: Req;
+  /** Never read: carries the response type. */
+  response?: Res;
+  /** One line for the docs / the menu. */
+  doc: string;
+}
+function op<Res>() {
+  return <Req extends z.ZodType>(request: Req, doc: string): Op<Req, Res> => ({ request, doc });
+}
+
+export const API = {
+  appInfo: op<AppInfo>()(Empty, 'Version, transport, data folder and which engine modules are present.'),
+
+  // Studies
+  listStudies: op<PatientSummary[]>()(
+    z.object({ search: z.string().max(200).optional() }).strict(),
+    'Patients → studies → series in the library, filtered by a free-text search.',
+  ),
+  getSeries: op<SeriesDetail>()(z.object({ uid: Uid }).strict(), 'Metadata and DICOM attributes of one series.'),
+  getSeriesSlice: op<Pixels>()(
+    z.object({ uid: Uid, index: z.number().int().nonnegative() }).strict(),
+    'One slice of a series as float32 pixels.',
+  ),
+  importPaths: op<{ importId: string }>()(
+    z.object({ paths: z.array(z.string().min(1).max(4096)).min(1).max(10000) }).strict(),
+    'Import files or folders into the library; progress arrives as import events.',
+  ),
+  importSample: op<ImportSummary>()(Empty, 'Put the bundled sample study in the library (and a dataset from it).'),
+
+  // Datasets
+  listDatasets: op<DatasetInfo[]>()(Empty, 'Datasets in the library.'),
+  createDatasetFromSeries: op<DatasetInfo>()(
+    z
+      .object({
+        seriesUids: z.array(Uid).min(1),
+        name: z.string().min(1).max(200).optional(),
+        size: z.number().int().min(8).max(2048).optional(),
+      })
+      .strict(),
+    'A training dataset from one or more series (split by slice range / by series).',
+  ),
+
+  // Masks
+  previewMask: op<MaskPreview>()(
+    z
+      .object({ mask: MaskSpecSchema, h: z.number().int().min(8).max(2048), w: z.number().int().min(8).max(2048) })
+      .strict(),
+    'The lines a mask samples and its true acceleration.',
+  ),
+
+  // Jobs
+  startDistillation: op<{ jobId: string }>()(
+    z
+      .object({
+        datasetId: Id,
+        config: DistillConfigSchema,
+        size: z.number().int().min(8).max(2048).optional(),
+      })
+      .strict(),
+    'Start one distillation job (teacher, student, attention, KD) in a worker.',
+  ),
+  cancelJob: op<{ jobId: string; cancelled: boolean }>()(z.object({ jobId: Uid }).strict(), 'Cancel a running job.'),
+  resumeJob: op<{ jobId: string }>()(z.object({ jobId: Uid }).strict(), 'Resume a cancelled or crashed job.'),
+  listJobs: op<JobInfo[]>()(Empty, 'Jobs, newest first.'),
+
+  // Runs and models
+  listRuns: op<RunInfo[]>()(
+    z
+      .object({
+        datasetId: Id.optional(),
+        kind: z.enum(RUN_KINDS).optional(),
+        status: z.enum(RUN_STATUSES).optional(),
+        jobId: Uid.optional(),
+      })
+      .strict(),
+    'Runs matching a filter.',
+  ),
+  runEpochs: op<EpochRow[]>()(z.object({ runId: Id }).strict(), 'Per-epoch losses of a run.'),
+  listModels: op<ModelInfo[]>()(z.object({ datasetId: Id.optional() }).strict(), 'Saved models.'),
+  getModelCard: op<ModelCard>()(z.object({ modelId: Id }).strict(), "A model's card."),
+  deleteModel: op<{ deleted: boolean }>()(z.object({ modelId: Id }).strict(), 'Delete a model and its files.'),
+  exportModel: op<{ path: string }>()(
+    z.object({ modelId: Id, destination: z.string().min(1).max(4096).optional() }).strict(),
+    "Copy a model folder out (default: the data folder's exports/).",
+  ),
+  paperTable: op<PaperTable>()(
+    z.object({ datasetId: Id }).strict(),
+    'Rows ZF/teacher/student/KD × degradation, PSNR/SSIM (mean ± 2·std).',
+  ),
+
+  // Compare
+  compare: op<CompareResult>()(CompareRequestSchema, 'Target, zero-filled and the three reconstructions of one slice.'),
+  exportComparison: op<{ paths: string[] }>()(
+    CompareRequestSchema.extend({
+      format: z.enum(['png', 'dicom']),
+      destination: z.string().min(1).max(4096).optional(),
+    }).strict(),
+    'Export the comparison as a PNG montage or a DICOM series per viewport.',
+  ),
+} as const;
+
+export type API = typeof API;
+export type OpName = keyof API;
+export const OP_NAMES = Object.keys(API) as OpName[];
+
+/** The request as the caller writes it (defaults optional). */
+export type ApiRequestIn<K extends OpName> = z.input<API[K]['request']>;
+/** The request as the service receives it (defaults applied). */
+export type ApiRequest<K extends OpName> = z.output<API[K]['request']>;
+export type ApiResponse<K extends OpName> = NonNullable<API[K]['response']>;
+
+/** What the main side implements: one async function per operation. */
+export type ApiHandlers = { [K in OpName]: (req: ApiRequest<K>) => Promise<ApiResponse<K>> };
+
+/** What the renderer calls. */
+export type ApiClient = { [K in OpName]: (req: ApiRequestIn<K>) => Promise<ApiResponse<K>> };
+
+export function isOpName(x: string): x is OpName {
+  return Object.prototype.hasOwnProperty.call(API, x);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Events.
+
+export type ImportEvent =
+  | { type: 'progress'; done: number; total: number; file: ImportFileResult }
+  | { type: 'end'; summary: ImportSummary }
+  | { type: 'error'; error: ApiError };
+
+export type ApiEvent =
+  | { channel: 'job'; jobId: string; event: ProgressEvent }
+  | { channel: 'import'; importId: string; event: ImportEvent }
+  | { channel: 'library'; what: 'studies' | 'datasets' | 'jobs' | 'models' };
+
+export type { ProgressEvent, Degradation, MetricRow, ModelCard };
+
+// ---------------------------------------------------------------------------------------------------
+// Wire codec for JSON transports: Float32Array ⇄ {"$f32": base64}. Works in Node and browsers.
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+function bytesToBase64(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + B64[n & 63];
+  }
+  const rest = bytes.length - i;
+  if (rest === 1) {
+    const n = bytes[i] << 16;
+    out += B64[n >> 18] + B64[(n >> 12) & 63] + '==';
+  } else if (rest === 2) {
+    const n = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += B64[n >> 18] + B64[(n >> 12) & 63] + B64[(n >> 6) & 63] + '=';
+  }
+  return out;
+}
+
+const B64_INDEX = (() => {
+  const t = new Int16Array(128).fill(-1);
+  for (let i = 0; i < B64.length; i++) t[B64.charCodeAt(i)] = i;
+  return t;
+})();
+
+function base64ToBytes(s: string): Uint8Array {
+  const clean = s.replace(/=+$/, '');
+  const out = new Uint8Array(Math.floor((clean.length * 3) / 4));
+  let o = 0;
+  for (let i = 0; i < clean.length; i += 4) {
+    const a = B64_INDEX[clean.charCodeAt(i)];
+    const b = B64_INDEX[clean.charCodeAt(i + 1)];
+    const c = i + 2 < clean.length ? B64_INDEX[clean.charCodeAt(i + 2)] : 0;
+    const d = i + 3 < clean.length ? B64_INDEX[clean.charCodeAt(i + 3)] : 0;
+    if (a < 0 || b < 0 || c < 0 || d < 0) throw new Error('invalid base64');
+    const n = (a << 18) | (b << 12) | (c << 6) | d;
+    if (o < out.length) out[o++] = n >> 16;
+    if (o < out.length) out[o++] = (n >> 8) & 255;
+    if (o < out.length) out[o++] = n & 255;
+  }
+  return out;
+}
+
+/** JSON.stringify with Float32Arrays as {"$f32": base64 of little-endian bytes}. */
+export function encodeWire(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v instanceof Float32Array) {
+      return { $f32: bytesToBase64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
+    }
+    return v;
+  });
+}
+
+/** JSON.parse restoring Float32Arrays written by encodeWire. */
+export function decodeWire<T = unknown>(text: string): T {
+  return JSON.parse(text, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && typeof (v as { $f32?: unknown }).$f32 === 'string') {
+      const bytes = base64ToBytes((v as { $f32: string }).$f32);
+      const copy = new Uint8Array(bytes.length);
+      copy.set(bytes);
+      return new Float32Array(copy.buffer, 0, copy.length >> 2);
+    }
+    return v;
+  }) as T;
+}
+
+/** Parse a request for `name`; returns the parsed value or a bad-request ApiError naming the field. */
+export function parseRequest<K extends OpName>(name: K, body: unknown): ApiResult<ApiRequest<K>> {
+  const r = API[name].request.safeParse(body ?? {});
+  if (r.success) return { ok: true, value: r.data as ApiRequest<K> };
+  const { message, where } = describeZodError(r.error);
+  return { ok: false, error: { code: 'bad-request', message, where } };
+}
+
+/** Turn anything thrown by a handler into an ApiError (never leaks stacks). */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiFailure) return err.toJSON();
+  if (isApiError(err)) return { code: err.code, message: err.message, ...(err.where ? { where: err.where } : {}) };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'internal', message };
+}
