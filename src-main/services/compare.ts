@@ -1,0 +1,285 @@
+/**
+ * Compare: one slice of a dataset's validation split under a chosen degradation, as the target, the
+ * zero-filled (or low-resolution) input and the teacher, student and KD-student reconstructions, each
+ * with its residue |target − image| and per-slice PSNR / SSIM / NMSE. Export as a PNG montage.
+ */
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PNG } from 'pngjs';
+import { degradationLabel, type Degradation, type ModelCard, type Volume } from '../contract/domain.js';
+import {
+  ApiFailure,
+  VIEWPORTS,
+  type CompareRequest,
+  type CompareResult,
+  type CompareViewport,
+  type Pixels,
+  type ViewportName,
+} from '../contract/api.js';
+import type { DbPort, Engine, NetworkPort } from './engine.js';
+import { maskLines } from './masks.js';
+import { newUid, writeSecondaryCapture } from './dicom-writer.js';
+
+interface Deps {
+  engine: Engine;
+  db(): Promise<DbPort>;
+  dataDir: string;
+}
+
+type Role = 'teacher' | 'student' | 'kd';
+const ROLES: Role[] = ['teacher', 'student', 'kd'];
+
+export function createCompare({ engine, db, dataDir }: Deps) {
+  const splits = new Map<string, { vols: Volume[]; source: string }>();
+  const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
+  let backendReady: Promise<unknown> | null = null;
+
+  async function validationVolumes(req: CompareRequest): Promise<{ vols: Volume[]; source: string; datasetId: number | null }> {
+    if ('seriesUid' in req.source) {
+      throw new ApiFailure('unavailable', 'comparing a library series directly is not wired yet; build a dataset from it', 'source.seriesUid');
+    }
+    const d = await db();
+    const ds = d.datasets.get(req.source.datasetId);
+    if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
+    const key = `${ds.id}`;
+    let s = splits.get(key);
+    if (!s) {
+      const { loadDataSplit } = await engine.need('dataSource');
+      const size = typeof ds.meta?.size === 'number' ? ds.meta.size : undefined;
+      const split = loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
+      s = { vols: split.val, source: `${ds.name} (validation)` };
+      splits.set(key, s);
+    }
+    return { ...s, datasetId: ds.id };
+  }
+
+  async function modelsFor(datasetId: number | null, h: number, w: number, label: string) {
+    const d = await db();
+    const { loadModelDir } = await engine.need('infer');
+    const chosen = new Map<Role, { id: number; dir: string; card: ModelCard; net: NetworkPort; exact: boolean }>();
+    const rows = d.models
+      .list()
+      .filter((m) => !m.deletedAt && (ROLES as string[]).includes(m.kind))
+      .sort((a, b) => b.id - a.id);
+    for (const m of rows) {
+      const role = m.kind as Role;
+      const prev = chosen.get(role);
+      if (prev?.exact) continue;
+      if (datasetId !== null && m.runId !== null && d.runs.get) {
+        const run = d.runs.get(m.runId);
+        const job = run ? d.jobs.get(run.jobId) : null;
+        if (job && job.datasetId !== datasetId) continue;
+      }
+      let entry = nets.get(m.dir);
+      if (!entry) {
+        try {
+          const loaded = loadModelDir(m.dir);
+          entry = { net: loaded.net, card: loaded.card };
+          nets.set(m.dir, entry);
+        } catch {
+          continue; // folder gone or unreadable: skip it
+        }
+      }
+      if (entry.card.data.h !== h || entry.card.data.w !== w) continue;
+      if (entry.card.task !== 'recon' && entry.card.task !== undefined) continue;
+      const exact = entry.card.degradationLabel === label;
+      if (!prev || exact) chosen.set(role, { id: m.id, dir: m.dir, card: entry.card, net: entry.net, exact });
+    }
+    return chosen;
+  }
+
+  async function compare(req: CompareRequest): Promise<CompareResult> {
+    const { vols, source, datasetId } = await validationVolumes(req);
+    const total = vols.reduce((n, v) => n + v.slices, 0);
+    if (total === 0) throw new ApiFailure('not-found', 'the dataset has no validation slices', 'source');
+    if (req.sliceIndex >= total) {
+      throw new ApiFailure('bad-request', `sliceIndex: ${req.sliceIndex} is past the last slice (${total - 1})`, 'sliceIndex');
+    }
+    let idx = req.sliceIndex;
+    let vol = vols[0];
+    for (const v of vols) {
+      if (idx < v.slices) {
+        vol = v;
+        break;
+      }
+      idx -= v.slices;
+    }
+    const hw = vol.h * vol.w;
+    const slice: Volume = { data: vol.data.slice(idx * hw, (idx + 1) * hw), slices: 1, h: vol.h, w: vol.w };
+    if (vol.kspace) {
+      slice.kspace = {
+        re: vol.kspace.re.slice(idx * hw, (idx + 1) * hw),
+        im: vol.kspace.im.slice(idx * hw, (idx + 1) * hw),
+        mask: vol.kspace.mask,
+      };
+    }
+    const degradation: Degradation = req.degradation;
+    const label = degradationLabel(degradation);
+    const { buildSliceBank } = await engine.need('sliceBank');
+    const { volumeMetrics } = await engine.need('metrics');
+    const bank = buildSliceBank([slice], degradation);
+    const target = bank.target.slice(0, hw);
+    const zf = bank.input.slice(0, hw);
+    const targetVol: Volume = { data: target, slices: 1, h: vol.h, w: vol.w };
+    const px = (data: Float32Array): Pixels => ({ h: vol.h, w: vol.w, data });
+    const residue = (img: Float32Array): Float32Array => {
+      const r = new Float32Array(hw);
+      for (let i = 0; i < hw; i++) r[i] = Math.abs(target[i] - img[i]);
+      return r;
+    };
+    const metricsOf = (img: Float32Array) => {
+      const m = volumeMetrics(targetVol, { data: img, slices: 1, h: vol.h, w: vol.w });
+      return { psnr: m.psnr, ssim: m.ssim, nmse: m.nmse };
+    };
+
+    let mask: CompareResult['mask'] = null;
+    if (degradation.kind === 'mask') {
+      try {
+        const masks = await engine.need('masks');
+        mask = maskLines(masks.buildMask(degradation.mask, vol.h, vol.w), degradation.mask, vol.h, vol.w);
+      } catch {
+        mask = null;
+      }
+    }
+
+    const viewports: CompareViewport[] = [];
+    const zfRes = residue(zf);
+    viewports.push({ name: 'zf', image: px(zf), residue: px(zfRes), metrics: metricsOf(zf), modelId: null, trainedOn: null, note: null });
+    viewports.push({ name: 'target', image: px(target), residue: null, metrics: null, modelId: null, trainedOn: null, note: null });
+
+    let models: Awaited<ReturnType<typeof modelsFor>> = new Map();
+    let modelsNote: string | null = null;
+    try {
+      models = await modelsFor(datasetId, vol.h, vol.w, label);
+    } catch (e) {
+      modelsNote = e instanceof ApiFailure ? e.message : String(e);
+    }
+    if (models.size) {
+      backendReady ??= engine.need('backend').then((b) => b.initBackend({}));
+      await backendReady;
+    }
+    const { reconstructVolume } = models.size ? await engine.need('infer') : { reconstructVolume: null };
+    for (const role of ROLES) {
+      const m = models.get(role);
+      if (!m || !reconstructVolume) {
+        viewports.push({
+          name: role,
+          image: null,
+          residue: null,
+          metrics: null,
+          modelId: null,
+          trainedOn: null,
+          note: modelsNote ?? `no ${role === 'kd' ? 'KD student' : role} model for this dataset yet: run a distillation`,
+        });
+        continue;
+      }
+      const out = reconstructVolume(m.net, slice, degradation).output.data.slice(0, hw);
+      viewports.push({
+        name: role,
+        image: px(out),
+        residue: px(residue(out)),
+        metrics: metricsOf(out),
+        modelId: m.id,
+        trainedOn: m.card.degradationLabel,
+        note: m.exact ? null : `trained on ${m.card.degradationLabel}`,
+      });
+    }
+    viewports.sort((a, b) => VIEWPORTS.indexOf(a.name) - VIEWPORTS.indexOf(b.name));
+    let residueMax = 0;
+    for (const v of viewports) if (v.residue) for (const x of v.residue.data) if (x > residueMax) residueMax = x;
+    return { source, slices: total, sliceIndex: req.sliceIndex, h: vol.h, w: vol.w, degradation: label, mask, viewports, residueMax };
+  }
+
+  async function exportComparison(req: CompareRequest & { format: 'png' | 'dicom'; destination?: string }) {
+    const r = await compare(req);
+    const dir = req.destination ? resolve(req.destination) : join(dataDir, 'exports');
+    mkdirSync(dir, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const base = `compare-${r.degradation.replace(/[^a-z0-9]+/gi, '_')}-slice${r.sliceIndex}-${stamp}`;
+    if (req.format === 'png') {
+      const path = join(dir, `${base}.png`);
+      atomicWrite(path, montagePng(r));
+      return { paths: [path] };
+    }
+    const paths: string[] = [];
+    const seriesUid = newUid();
+    const studyUid = newUid();
+    r.viewports.forEach((v, i) => {
+      if (!v.image) return;
+      const path = join(dir, `${base}-${i + 1}-${v.name}.dcm`);
+      atomicWrite(
+        path,
+        writeSecondaryCapture(v.image, {
+          studyUid,
+          seriesUid,
+          instanceNumber: i + 1,
+          seriesDescription: `KD-MRI comparison ${r.degradation}`,
+          imageComment: `${v.name}${v.metrics ? ` PSNR ${v.metrics.psnr.toFixed(2)} SSIM ${v.metrics.ssim.toFixed(4)}` : ''}`,
+        }),
+      );
+      paths.push(path);
+    });
+    return { paths };
+  }
+
+  return {
+    compare,
+    exportComparison,
+    forget(dir: string) {
+      nets.delete(dir);
+    },
+  };
+}
+
+function atomicWrite(path: string, data: Uint8Array): void {
+  const tmp = `${path}.part`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/** Row 1: the five images (gray, 0..target max); row 2: residues (hot, 0..residueMax). */
+export function montagePng(r: CompareResult): Buffer {
+  const pad = 4;
+  const n = VIEWPORTS.length;
+  const W = n * r.w + (n + 1) * pad;
+  const H = 2 * r.h + 3 * pad;
+  const png = new PNG({ width: W, height: H });
+  png.data.fill(0);
+  for (let i = 3; i < png.data.length; i += 4) png.data[i] = 255;
+  const target = r.viewports.find((v) => v.name === 'target')?.image;
+  let top = 0;
+  if (target) for (const x of target.data) if (x > top) top = x;
+  top ||= 1;
+  const put = (ox: number, oy: number, img: Pixels, map: (v: number) => [number, number, number]) => {
+    for (let y = 0; y < img.h; y++)
+      for (let x = 0; x < img.w; x++) {
+        const [R, G, B] = map(img.data[y * img.w + x]);
+        const o = ((oy + y) * W + ox + x) * 4;
+        png.data[o] = R;
+        png.data[o + 1] = G;
+        png.data[o + 2] = B;
+      }
+  };
+  const gray = (v: number): [number, number, number] => {
+    const g = Math.max(0, Math.min(255, Math.round((v / top) * 255)));
+    return [g, g, g];
+  };
+  const rmax = r.residueMax || 1;
+  const hot = (v: number): [number, number, number] => hotColour(v / rmax);
+  VIEWPORTS.forEach((name: ViewportName, i) => {
+    const v = r.viewports.find((x) => x.name === name);
+    const ox = pad + i * (r.w + pad);
+    if (v?.image) put(ox, pad, v.image, gray);
+    if (v?.residue) put(ox, 2 * pad + r.h, v.residue, hot);
+  });
+  return PNG.sync.write(png);
+}
+
+/** The 'hot' colour map (black → red → yellow → white) at t ∈ [0, 1]. */
+export function hotColour(t: number): [number, number, number] {
+  const c = Math.max(0, Math.min(1, t));
+  const r = Math.min(1, c / 0.375);
+  const g = Math.max(0, Math.min(1, (c - 0.375) / 0.375));
+  const b = Math.max(0, Math.min(1, (c - 0.75) / 0.25));
+  return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)];
+}

@@ -1,0 +1,386 @@
+/**
+ * The services facade: implements every operation of the API contract by calling the engine, store
+ * and studies modules. Both the Electron IPC wiring and the web server call `services.call(op, body)`;
+ * the facade validates the request with the contract's zod schema, runs the handler and returns an
+ * ApiResult (never throws across the boundary). Progress of jobs and imports is broadcast to
+ * `subscribe` listeners as ApiEvents.
+ */
+import { mkdirSync, cpSync, existsSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  ApiFailure,
+  parseRequest,
+  toApiError,
+  type ApiEvent,
+  type ApiHandlers,
+  type ApiRequest,
+  type ApiResponse,
+  type ApiResult,
+  type ImportFileResult,
+  type JobInfo,
+  type ModelInfo,
+  type OpName,
+  type RunInfo,
+} from '../contract/api.js';
+import { degradationLabel, RUN_KINDS, RUN_STATUSES, type ProgressEvent, type RunKind, type RunStatus } from '../contract/domain.js';
+import { createEngine, type DbPort, type Engine, type EngineModules, type JobHandlePort, type ModuleName } from './engine.js';
+import { createCompare } from './compare.js';
+import { createStudies } from './studies.js';
+import { maskLines } from './masks.js';
+import { datasetInfo } from './rows.js';
+
+export interface ServicesOptions {
+  dbPath: string;
+  dataDir: string;
+  mode?: 'web' | 'electron';
+  version?: string;
+  /** Engine modules given directly (tests); null marks one absent. */
+  modules?: Partial<{ [K in ModuleName]: EngineModules[K] | null }>;
+}
+
+export interface Services {
+  handlers: ApiHandlers;
+  /** Validate `body` for `op`, run it, and wrap the outcome. */
+  call(op: string, body: unknown): Promise<ApiResult<unknown>>;
+  subscribe(listener: (e: ApiEvent) => void): () => void;
+  /** Cancel running jobs, wait for them, close the database. */
+  close(): Promise<void>;
+  engine: Engine;
+}
+
+export function createServices(opts: ServicesOptions): Services {
+  const dataDir = resolve(opts.dataDir);
+  const dbPath = resolve(opts.dbPath);
+  mkdirSync(dataDir, { recursive: true });
+  const engine = createEngine(opts.modules);
+  const listeners = new Set<(e: ApiEvent) => void>();
+  const emit = (e: ApiEvent) => {
+    for (const l of listeners) {
+      try {
+        l(e);
+      } catch {
+        // a failing listener must not stop the others
+      }
+    }
+  };
+
+  let dbPromise: Promise<DbPort> | null = null;
+  async function db(): Promise<DbPort> {
+    if (!dbPromise) {
+      const p = engine.need('store').then((m) => m.openDatabase(dbPath));
+      dbPromise = p;
+      p.catch(() => {
+        if (dbPromise === p) dbPromise = null;
+      });
+    }
+    return dbPromise;
+  }
+
+  const live = new Map<string, { handle: JobHandlePort; last: ProgressEvent | null }>();
+  const compare = createCompare({ engine, db, dataDir });
+  const studies = createStudies({ engine, db, dataDir, emit });
+
+  function startJobWith(datasetId: number, config: ApiRequest<'startDistillation'>['config'], size: number | undefined, jobId?: string) {
+    return engine.need('distill').then((m) => {
+      const handle = m.startJob(
+        {
+          config,
+          data: size === undefined ? { kind: 'dataset', datasetId } : { kind: 'dataset', datasetId, size },
+          modelsRoot: join(dataDir, 'models'),
+          dbPath,
+          ...(jobId ? { jobId } : {}),
+        },
+        (event) => {
+          const entry = live.get(handle.jobId);
+          if (entry) entry.last = event;
+          emit({ channel: 'job', jobId: handle.jobId, event });
+          if (event.type === 'step-end') emit({ channel: 'library', what: 'models' });
+        },
+      );
+      live.set(handle.jobId, { handle, last: null });
+      emit({ channel: 'library', what: 'jobs' });
+      void handle.done.then(
+        () => {
+          live.delete(handle.jobId);
+          emit({ channel: 'library', what: 'jobs' });
+        },
+        () => live.delete(handle.jobId),
+      );
+      return { jobId: handle.jobId };
+    });
+  }
+
+  const handlers: ApiHandlers = {
+    async appInfo() {
+      return {
+        version: opts.version ?? '0.1.0',
+        mode: opts.mode ?? 'web',
+        dataDir,
+        dbPath,
+        modules: await engine.available(),
+      };
+    },
+
+    listStudies: (req) => studies.listStudies(req),
+    getSeries: (req) => studies.getSeries(req),
+    getSeriesSlice: (req) => studies.getSeriesSlice(req),
+    importPaths: (req) => studies.importPaths(req),
+    importSample: () => studies.importSample(),
+
+    async listDatasets() {
+      return (await db()).datasets.list().map(datasetInfo);
+    },
+
+    async createDatasetFromSeries(req) {
+      const d = await studies.createDatasetFromSeries(req);
+      emit({ channel: 'library', what: 'datasets' });
+      return d;
+    },
+
+    async previewMask(req) {
+      const masks = await engine.need('masks');
+      const r = maskLines(masks.buildMask(req.mask, req.h, req.w), req.mask, req.h, req.w);
+      return { ...r, h: req.h, w: req.w };
+    },
+
+    async startDistillation(req) {
+      const d = await db();
+      if (!d.datasets.get(req.datasetId)) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+      return startJobWith(req.datasetId, req.config, req.size);
+    },
+
+    async cancelJob(req) {
+      const entry = live.get(req.jobId);
+      if (!entry) {
+        const row = (await db()).jobs.get(req.jobId);
+        if (!row) throw new ApiFailure('not-found', `no job ${req.jobId}`, 'jobId');
+        return { jobId: req.jobId, cancelled: false };
+      }
+      entry.handle.cancel();
+      return { jobId: req.jobId, cancelled: true };
+    },
+
+    async resumeJob(req) {
+      if (live.has(req.jobId)) throw new ApiFailure('conflict', `job ${req.jobId} is already running`, 'jobId');
+      const row = (await db()).jobs.get(req.jobId);
+      if (!row) throw new ApiFailure('not-found', `no job ${req.jobId}`, 'jobId');
+      if (row.status === 'finished') throw new ApiFailure('conflict', `job ${req.jobId} has finished`, 'jobId');
+      return startJobWith(row.datasetId, row.config, undefined, row.id);
+    },
+
+    async listJobs() {
+      const d = await db();
+      if (!d.jobs.list) throw new ApiFailure('unavailable', 'the store has no jobs.list()', 'src-main/store');
+      return d.jobs
+        .list()
+        .map((j): JobInfo => ({
+          id: j.id,
+          datasetId: j.datasetId ?? null,
+          status: asStatus(j.status),
+          label: j.config ? `${degradationLabel(j.config.degradation)} · ${j.config.training.epochs} ep` : j.id,
+          config: j.config ?? null,
+          backend: (j.backend ?? null) as JobInfo['backend'],
+          startedAt: j.startedAt ?? null,
+          endedAt: j.endedAt ?? null,
+          error: j.error ?? null,
+          live: live.has(j.id),
+        }))
+        .sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
+    },
+
+    async listRuns(req) {
+      const d = await db();
+      const jobs = new Map<string, { datasetId: number; label: string }>();
+      const jobOf = (id: string) => {
+        let j = jobs.get(id);
+        if (!j) {
+          const row = d.jobs.get(id);
+          j = { datasetId: row?.datasetId ?? -1, label: row?.config ? degradationLabel(row.config.degradation) : '' };
+          jobs.set(id, j);
+        }
+        return j;
+      };
+      const filter: Record<string, unknown> = {};
+      if (req.jobId) filter.jobId = req.jobId;
+      if (req.kind) filter.kind = req.kind;
+      if (req.status) filter.status = req.status;
+      return d.runs
+        .list(filter)
+        .filter((r) => (req.kind ? r.kind === req.kind : true))
+        .filter((r) => (req.status ? r.status === req.status : true))
+        .filter((r) => (req.jobId ? r.jobId === req.jobId : true))
+        .filter((r) => (req.datasetId !== undefined ? jobOf(r.jobId).datasetId === req.datasetId : true))
+        .map(
+          (r): RunInfo => ({
+            id: r.id,
+            jobId: r.jobId ?? null,
+            datasetId: r.jobId ? jobOf(r.jobId).datasetId : null,
+            kind: asKind(r.kind),
+            status: asStatus(r.status),
+            degradation: r.jobId ? jobOf(r.jobId).label : '',
+            backend: r.backend ?? null,
+            epochs: r.epochsDone ?? r.epochsPlanned ?? null,
+            bestEpoch: r.bestEpoch ?? null,
+            bestValLoss: r.bestValLoss ?? null,
+            wallSeconds: r.wallSeconds ?? null,
+            startedAt: r.startedAt ?? null,
+          }),
+        );
+    },
+
+    async runEpochs(req) {
+      const d = await db();
+      if (!d.epochs.list) throw new ApiFailure('unavailable', 'the store has no epochs.list()', 'src-main/store');
+      return d.epochs.list(req.runId).map((e) => ({
+        epoch: e.epoch,
+        trainLoss: e.trainLoss,
+        valLoss: e.valLoss,
+        lr: e.lr,
+        seconds: e.seconds ?? null,
+      }));
+    },
+
+    async listModels(req) {
+      const d = await db();
+      return d.models
+        .list()
+        .filter((m) => !m.deletedAt)
+        .map((m): ModelInfo => {
+          const card = m.card;
+          const run = m.runId !== null ? (d.runs.get?.(m.runId) ?? null) : null;
+          const datasetId = run ? (d.jobs.get(run.jobId)?.datasetId ?? null) : null;
+          return {
+            id: m.id,
+            runId: m.runId,
+            kind: asKind(m.kind),
+            name: m.name,
+            params: m.paramCount ?? m.params ?? card?.params ?? 0,
+            dir: m.dir,
+            degradation: card?.degradationLabel ?? '',
+            datasetId,
+            createdAt: card?.createdAt ?? (m.createdAt ? new Date(m.createdAt).toISOString() : null),
+          };
+        })
+        .filter((m) => (req.datasetId !== undefined ? m.datasetId === req.datasetId : true));
+    },
+
+    async getModelCard(req) {
+      const m = (await db()).models.get(req.modelId);
+      if (!m || m.deletedAt) throw new ApiFailure('not-found', `no model ${req.modelId}`, 'modelId');
+      if (m.card) return m.card;
+      return (await engine.need('infer')).loadModelDir(m.dir).card;
+    },
+
+    async deleteModel(req) {
+      const d = await db();
+      const m = d.models.get(req.modelId);
+      if (!m || m.deletedAt) throw new ApiFailure('not-found', `no model ${req.modelId}`, 'modelId');
+      const del = d.models.softDelete ?? d.models.markDeleted ?? d.models.delete;
+      if (!del) throw new ApiFailure('unavailable', 'the store cannot delete models yet', 'src-main/store');
+      del.call(d.models, req.modelId);
+      compare.forget(m.dir);
+      emit({ channel: 'library', what: 'models' });
+      return { deleted: true };
+    },
+
+    async exportModel(req) {
+      const m = (await db()).models.get(req.modelId);
+      if (!m || m.deletedAt) throw new ApiFailure('not-found', `no model ${req.modelId}`, 'modelId');
+      if (!existsSync(m.dir)) throw new ApiFailure('not-found', `model folder ${m.dir} is missing`, 'modelId');
+      const destRoot = req.destination ? resolve(req.destination) : join(dataDir, 'exports');
+      const dest = join(destRoot, `${basename(m.dir)}-${m.id}`);
+      mkdirSync(destRoot, { recursive: true });
+      const tmp = `${dest}.part-${randomUUID()}`;
+      cpSync(m.dir, tmp, { recursive: true });
+      if (existsSync(dest)) rmSync(dest, { recursive: true, force: true });
+      cpSync(tmp, dest, { recursive: true });
+      rmSync(tmp, { recursive: true, force: true });
+      return { path: dest };
+    },
+
+    async paperTable(req) {
+      const d = await db();
+      if (!d.datasets.get(req.datasetId)) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+      if (!d.evaluations.list) throw new ApiFailure('unavailable', 'the store has no evaluations.list()', 'src-main/store');
+      const evals = d.evaluations.list({ datasetId: req.datasetId }).filter((e) => e.datasetId === req.datasetId);
+      // newest evaluation per (model kind, degradation)
+      const latest = new Map<string, (typeof evals)[number]>();
+      for (const e of evals) {
+        const key = `${e.runKind}|${e.degradation}`;
+        const prev = latest.get(key);
+        if (!prev || (e.createdAt ?? 0) >= (prev.createdAt ?? 0)) latest.set(key, e);
+      }
+      const order = ['zf', 'lr', 'teacher', 'student', 'attention', 'kd'];
+      const rows = [...latest.values()]
+        .sort((a, b) => order.indexOf(a.runKind) - order.indexOf(b.runKind) || a.degradation.localeCompare(b.degradation))
+        .map((e) => ({
+          model: e.runKind as ApiResponse<'paperTable'>['rows'][number]['model'],
+          degradation: e.degradation,
+          psnr: e.psnr,
+          ssim: e.ssim,
+          nmse: e.nmse,
+          psnrStd2: e.psnrStd2,
+          ssimStd2: e.ssimStd2,
+          nmseStd2: e.nmseStd2,
+          volumes: e.volumes,
+        }));
+      const degradations = [...new Set(rows.map((r) => r.degradation))].sort((a, b) => accOf(a) - accOf(b) || a.localeCompare(b));
+      return { datasetId: req.datasetId, degradations, rows };
+    },
+
+    compare: (req) => compare.compare(req),
+    exportComparison: (req) => compare.exportComparison(req),
+  };
+
+  return {
+    handlers,
+    engine,
+    async call(op, body) {
+      if (!Object.prototype.hasOwnProperty.call(handlers, op)) {
+        return { ok: false, error: { code: 'not-found', message: `no operation ${op}`, where: 'op' } };
+      }
+      const name = op as OpName;
+      const parsed = parseRequest(name, body);
+      if (!parsed.ok) return parsed;
+      try {
+        const fn = handlers[name] as (req: unknown) => Promise<unknown>;
+        return { ok: true, value: await fn(parsed.value) };
+      } catch (err) {
+        return { ok: false, error: toApiError(err) };
+      }
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async close() {
+      const pending = [...live.values()].map((e) => {
+        e.handle.cancel();
+        return e.handle.done.catch(() => undefined);
+      });
+      await Promise.all(pending);
+      listeners.clear();
+      if (dbPromise) {
+        try {
+          (await dbPromise).close();
+        } catch {
+          // store never opened
+        }
+      }
+    },
+  };
+}
+
+function asStatus(s: string): RunStatus {
+  return (RUN_STATUSES as readonly string[]).includes(s) ? (s as RunStatus) : 'failed';
+}
+function asKind(s: string): RunKind {
+  return (RUN_KINDS as readonly string[]).includes(s) ? (s as RunKind) : 'student';
+}
+function accOf(label: string): number {
+  const m = /([\d.]+)x$/.exec(label);
+  return m ? Number(m[1]) : Infinity;
+}
+
+export type { ImportFileResult };

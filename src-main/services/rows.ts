@@ -1,0 +1,17 @@
+/** Store rows → API shapes. */
+import type { DatasetInfo } from '../contract/api.js';
+import type { DatasetRow } from './engine.js';
+
+export function datasetInfo(d: DatasetRow): DatasetInfo {
+  return {
+    id: d.id,
+    name: d.name,
+    source: d.source,
+    task: d.task,
+    h: d.h,
+    w: d.w,
+    trainSlices: d.trainSlices,
+    valSlices: d.valSlices,
+    createdAt: d.createdAt == null ? null : typeof d.createdAt === 'number' ? new Date(d.createdAt).toISOString() : d.createdAt,
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * Studies operations: browse the library, read series pixels, import files, and turn series into
+ * datasets. The library itself belongs to src-main/studies (DICOM / NIfTI import and index); this
+ * adapter calls it and answers 'unavailable' for what it does not provide yet.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  ApiFailure,
+  type ApiEvent,
+  type ApiRequest,
+  type DatasetInfo,
+  type ImportFileResult,
+  type ImportSummary,
+  type PatientSummary,
+  type Pixels,
+  type SeriesDetail,
+} from '../contract/api.js';
+import type { DbPort, Engine } from './engine.js';
+import { datasetInfo } from './rows.js';
+
+interface Deps {
+  engine: Engine;
+  db(): Promise<DbPort>;
+  dataDir: string;
+  emit(e: ApiEvent): void;
+}
+
+const STUDIES = 'src-main/studies';
+
+export function createStudies({ engine, db, emit }: Deps) {
+  async function fn<T extends (...args: never[]) => unknown>(name: string): Promise<T> {
+    const m = await engine.need('studies');
+    const f = m[name];
+    if (typeof f !== 'function') throw new ApiFailure('unavailable', `${STUDIES} has no ${name}() yet`, STUDIES);
+    return f as T;
+  }
+
+  /** Make (or find) the dataset built from the bundled sample, with its real shape and split. */
+  async function sampleDataset(): Promise<{ dataset: DatasetInfo; created: boolean }> {
+    const d = await db();
+    const found = d.datasets.list().find((x) => x.source === 'sample' && x.task === 'recon');
+    if (found) return { dataset: datasetInfo(found), created: false };
+    const { loadDataSplit } = await engine.need('dataSource');
+    const split = loadDataSplit(undefined);
+    const h = split.train[0].h;
+    const w = split.train[0].w;
+    const row = d.datasets.create({
+      name: `Bundled sample (Colin27 T1) ${h}×${w}`,
+      source: 'sample',
+      task: 'recon',
+      h,
+      w,
+      trainSlices: split.train.reduce((n, v) => n + v.slices, 0),
+      valSlices: split.val.reduce((n, v) => n + v.slices, 0),
+      meta: { size: null, description: split.description },
+    });
+    return { dataset: datasetInfo(row), created: true };
+  }
+
+  return {
+    async listStudies(req: ApiRequest<'listStudies'>): Promise<PatientSummary[]> {
+      const list = await fn<(db: DbPort, search?: string) => PatientSummary[]>('listStudies');
+      return list(await db(), req.search);
+    },
+    async getSeries(req: ApiRequest<'getSeries'>): Promise<SeriesDetail> {
+      const get = await fn<(db: DbPort, uid: string) => SeriesDetail | null>('getSeries');
+      const s = get(await db(), req.uid);
+      if (!s) throw new ApiFailure('not-found', `no series ${req.uid}`, 'uid');
+      return s;
+    },
+    async getSeriesSlice(req: ApiRequest<'getSeriesSlice'>): Promise<Pixels> {
+      const read = await fn<(db: DbPort, uid: string, index: number) => Pixels | null>('getSeriesSlice');
+      const p = read(await db(), req.uid, req.index);
+      if (!p) throw new ApiFailure('not-found', `no slice ${req.index} in series ${req.uid}`, 'index');
+      return p;
+    },
+    async importPaths(req: ApiRequest<'importPaths'>): Promise<{ importId: string }> {
+      const run = await fn<
+        (db: DbPort, paths: string[], onFile: (done: number, total: number, file: ImportFileResult) => void) => Promise<ImportFileResult[]>
+      >('importPaths');
+      const d = await db();
+      const importId = randomUUID();
+      // answer first, then stream progress: the caller subscribes by importId
+      setImmediate(() => {
+        run(d, req.paths, (done, total, file) => emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }))
+          .then((files) => {
+            const summary: ImportSummary = {
+              importId,
+              files,
+              series: [...new Set(files.flatMap((f) => (f.seriesUid ? [f.seriesUid] : [])))],
+            };
+            emit({ channel: 'import', importId, event: { type: 'end', summary } });
+            emit({ channel: 'library', what: 'studies' });
+          })
+          .catch((err: unknown) =>
+            emit({
+              channel: 'import',
+              importId,
+              event: { type: 'error', error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } },
+            }),
+          );
+      });
+      return { importId };
+    },
+    async importSample(): Promise<ImportSummary> {
+      const importId = randomUUID();
+      const { sampleDataPath } = await engine.need('sample');
+      const path = sampleDataPath();
+      const files: ImportFileResult[] = [];
+      const series: string[] = [];
+      // the library entry (when the studies module can import NIfTI)
+      try {
+        const run = await fn<(db: DbPort, paths: string[], onFile: () => void) => Promise<ImportFileResult[]>>('importPaths');
+        const res = await run(await db(), [path], () => undefined);
+        files.push(...res);
+        for (const f of res) if (f.seriesUid) series.push(f.seriesUid);
+        emit({ channel: 'library', what: 'studies' });
+      } catch (e) {
+        if (!(e instanceof ApiFailure && e.code === 'unavailable')) throw e;
+      }
+      const { dataset, created } = await sampleDataset();
+      files.push({
+        path,
+        status: created ? 'imported' : 'skipped',
+        message: created ? `dataset ${dataset.id} "${dataset.name}" created` : `dataset ${dataset.id} already in the library`,
+      });
+      emit({ channel: 'library', what: 'datasets' });
+      return { importId, files, series };
+    },
+    async createDatasetFromSeries(req: ApiRequest<'createDatasetFromSeries'>): Promise<DatasetInfo> {
+      const make = await fn<
+        (db: DbPort, seriesUids: string[], opts: { name?: string; size?: number }) => DatasetInfo | { id: number }
+      >('createDatasetFromSeries');
+      const d = await db();
+      const r = make(d, req.seriesUids, { name: req.name, size: req.size });
+      const row = d.datasets.get(r.id);
+      if (!row) throw new ApiFailure('internal', 'dataset was not stored', STUDIES);
+      return datasetInfo(row);
+    },
+    sampleDataset,
+  };
+}
