@@ -225,3 +225,34 @@ export interface Volume {
    */
   kspace?: { re: Float32Array; im: Float32Array; mask: Float32Array };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Models.
+
+/** What a saved model says about itself (stored in model.json and in the models table). */
+export interface ModelCard {
+  name: string;
+  kind: RunKind;
+  task: Task;
+  spec: NetworkSpec;
+  params: number;
+  degradation: Degradation;
+  degradationLabel: string;
+  /** True acceleration of the mask the model was trained with (recon), else null. */
+  acceleration: number | null;
+  data: { source: string; h: number; w: number; trainSlices: number; valSlices: number };
+  training: Training & { epochsDone: number; bestEpoch: number; bestValLoss: number; seconds: number };
+  teacher: string | null;
+  backend: BackendName;
+  createdAt: string;
+  metrics: MetricRow | null;
+  compactness: {
+    params: number;
+    bytesOnDisk: number;
+    flopsPerSlice: number;
+    size: number;
+    latencyMsWarm: number;
+    latencyMsCold: number;
+    backend: BackendName;
+  } | null;
+}

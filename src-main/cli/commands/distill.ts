@@ -1,0 +1,154 @@
+/**
+ * `kdmri distill`: the whole KD-MRI procedure on a dataset (teacher, student baseline, attention
+ * transfer, KD), evaluated on the validation split, with every run, epoch, model and evaluation in
+ * the database.
+ */
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import {
+  DistillConfigSchema,
+  RUN_KINDS,
+  defaultDistillConfig,
+  type BackendName,
+  type Degradation,
+  type DistillConfig,
+  type MaskSpec,
+  type RunKind,
+} from '../../contract/domain.js';
+import { defaultDbPath } from '../../store/db.js';
+import { startJob } from '../../distill/service.js';
+import { UserError } from '../errors.js';
+import { backendArg, choiceArg, intArg, listArg, maskKindArg, numArg } from '../options.js';
+import { metricsTable, printJson, progressReporter } from '../output.js';
+
+export interface DistillOptions {
+  task: 'recon' | 'sr';
+  data?: string;
+  acc: number;
+  mask: Pick<MaskSpec, 'kind' | 'preset' | 'axis'>;
+  axis?: 'rows' | 'cols';
+  centerLines?: number;
+  centerFraction?: number;
+  maskSeed: number;
+  keep: number;
+  size?: number;
+  epochs: number;
+  batch: number;
+  seed: number;
+  imitation?: DistillConfig['imitation'];
+  alpha: number;
+  atNorm: DistillConfig['atNorm'];
+  residual: boolean;
+  studentInit: DistillConfig['studentInit'];
+  steps?: RunKind[];
+  db?: string;
+  out?: string;
+  backend?: BackendName;
+  resume?: string;
+  json: boolean;
+}
+
+export function configFromOptions(o: DistillOptions): DistillConfig {
+  const degradation: Degradation =
+    o.task === 'sr'
+      ? { kind: 'lowres', keep: o.keep }
+      : {
+          kind: 'mask',
+          mask: {
+            ...o.mask,
+            axis: o.axis ?? o.mask.axis,
+            acc: o.acc,
+            seed: o.maskSeed,
+            centerLines: o.centerLines,
+            centerFraction: o.centerFraction,
+          },
+        };
+  const base = defaultDistillConfig(o.task, degradation);
+  const residualize = <T extends DistillConfig['teacher']>(s: T): T => (s.arch === 'dccnn' ? { ...s, residual: o.residual } : s);
+  const parsed = DistillConfigSchema.safeParse({
+    ...base,
+    teacher: residualize(base.teacher),
+    student: residualize(base.student),
+    training: { ...base.training, epochs: o.epochs, batchSize: o.batch, seed: o.seed },
+    imitation: o.imitation ?? base.imitation,
+    alpha: o.alpha,
+    atNorm: o.atNorm,
+    studentInit: o.studentInit,
+    steps: o.steps ?? base.steps,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UserError(`invalid configuration at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export function register(program: Command): void {
+  program
+    .command('distill')
+    .description('train teacher, student baseline, attention transfer and KD student; evaluate all')
+    .option('--task <task>', 'recon (undersampling mask) or sr (low-resolution input)', choiceArg('--task', ['recon', 'sr'] as const), 'recon')
+    .option('--data <path>', 'NIfTI volume, folder of volumes, DICOM series or HDF5 file (default: bundled sample)')
+    .option('--acc <n>', 'acceleration (recon)', numArg('--acc', 1, 64), 4)
+    .option('--mask <kind>', 'cartesian | random | equispaced | preset:cardiac|brain|knee', maskKindArg, maskKindArg('cartesian'))
+    .option('--axis <axis>', 'sampled lines: rows or cols', choiceArg('--axis', ['rows', 'cols'] as const))
+    .option('--center-lines <n>', 'fully sampled centre lines (cartesian; default 10)', intArg('--center-lines', 1, 4096))
+    .option('--center-fraction <f>', 'centre fraction (random/equispaced)', numArg('--center-fraction', 0, 0.999))
+    .option('--mask-seed <n>', 'mask seed', intArg('--mask-seed', 0, 2 ** 31), 42)
+    .option('--keep <f>', 'kept k-space fraction per axis (sr)', numArg('--keep', 0, 0.999), 0.25)
+    .option('--size <n>', 'resample slices to n×n (default: native)', intArg('--size', 8, 2048))
+    .option('--epochs <n>', 'epochs per step', intArg('--epochs', 1, 10000), 150)
+    .option('--batch <n>', 'batch size', intArg('--batch', 1, 256), 4)
+    .option('--seed <n>', 'seed for weights and shuffling', intArg('--seed', 0, 2 ** 31), 42)
+    .option('--imitation <mode>', 'off | numel | unit | alpha (default: off for recon, unit for sr)', choiceArg('--imitation', ['off', 'numel', 'unit', 'alpha'] as const))
+    .option('--alpha <a>', 'α of the paper-mode imitation loss', numArg('--alpha', -1e-12, 1), 0.5)
+    .option('--at-norm <norm>', 'attention map normalisation: batch (code) or spatial', choiceArg('--at-norm', ['batch', 'spatial'] as const), 'batch')
+    .option('--residual', 'add the paper figure\'s residual skip to each cascade', false)
+    .option('--student-init <init>', 'kd step starts from: attention | random', choiceArg('--student-init', ['attention', 'random'] as const), 'attention')
+    .option('--steps <list>', 'comma-separated steps', listArg('--steps', RUN_KINDS))
+    .option('--db <file>', 'database file (default: ~/.kdmri/kdmri.db or $KDMRI_HOME/kdmri.db)')
+    .option('--out <dir>', 'folder for models and checkpoints (default: next to the database)')
+    .option('--backend <name>', 'force a compute backend', backendArg)
+    .option('--resume <jobId>', 'resume an interrupted or cancelled job')
+    .option('--json', 'print one JSON object instead of tables', false)
+    .action(async (o: DistillOptions) => {
+      const config = configFromOptions(o);
+      const dbPath = resolve(o.db ?? defaultDbPath());
+      const modelsRoot = resolve(o.out ?? join(dirname(dbPath), 'models'));
+      const progress = o.json ? null : progressReporter();
+      const handle = startJob(
+        {
+          config,
+          data: { kind: 'path', path: o.data, size: o.size },
+          modelsRoot,
+          dbPath,
+          backend: o.backend,
+          jobId: o.resume,
+        },
+        (e) => progress?.onEvent(e),
+      );
+      const stop = () => handle.cancel();
+      process.once('SIGINT', stop);
+      const result = await handle.done;
+      process.off('SIGINT', stop);
+      progress?.stop();
+      if (result.status === 'failed') throw new UserError(result.error ?? 'distillation failed', 1);
+      if (o.json) {
+        printJson({
+          backend: result.backend,
+          params: result.params,
+          rows: result.rows.map((r) => ({ ...r })),
+          jobId: result.jobId,
+          status: result.status,
+          seconds: result.seconds,
+          models: result.models,
+        });
+      } else {
+        process.stdout.write(
+          `\n${metricsTable(result.rows)}\n\nbackend ${result.backend}; teacher ${result.params.teacher} params, student ${result.params.student}; ` +
+            `${result.seconds.toFixed(1)} s; job ${result.jobId} (${result.status})\n`,
+        );
+      }
+      if (result.status === 'cancelled') process.exitCode = 130;
+    });
+}

@@ -1,0 +1,115 @@
+/**
+ * Where a distillation job's slices come from, and how they are split into training and validation.
+ *
+ * Sources: the bundled sample (default), a NIfTI volume (slices along its third axis), a folder of
+ * volumes, or anything the studies readers open (DICOM series, fastMRI / KD-MRI HDF5). The split is
+ * by slice range for a single volume and by file for a folder, so that validation slices never come
+ * from the training slices' neighbourhood more than necessary.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { Volume } from '../contract/domain.js';
+import { readNifti } from '../data/nifti.js';
+import { resampleSlices, selectSlices } from '../data/volume.js';
+import { SAMPLE_SPLIT, sampleDataPath } from '../data/sample.js';
+
+export interface DataSplit {
+  train: Volume[];
+  val: Volume[];
+  /** 'sample' or the absolute path given. */
+  source: string;
+  description: string;
+}
+
+/** A reader for formats other than NIfTI, registered by the studies module (DICOM, HDF5). */
+export type VolumeReader = (path: string) => Volume[] | null;
+const extraReaders: VolumeReader[] = [];
+export function registerVolumeReader(r: VolumeReader): void {
+  extraReaders.push(r);
+}
+
+const isNifti = (p: string) => /\.nii(\.gz)?$/i.test(p);
+
+function readAny(path: string): Volume[] {
+  if (isNifti(path)) return [readNifti(path)];
+  for (const r of extraReaders) {
+    const v = r(path);
+    if (v) return v;
+  }
+  throw new Error(`${path}: unsupported data (expected a NIfTI .nii/.nii.gz volume, a DICOM series or an HDF5 file)`);
+}
+
+/** Validation share for user data: a quarter, at least one slice or file. */
+const VAL_FRACTION = 0.25;
+
+function splitVolume(vol: Volume, trainRange: [number, number], valRange: [number, number]): [Volume, Volume] {
+  return [selectSlices(vol, trainRange[0], trainRange[1]), selectSlices(vol, valRange[0], valRange[1])];
+}
+
+function splitSingle(vol: Volume, label: string): [Volume, Volume] {
+  if (vol.slices < 2) throw new Error(`${label}: needs at least 2 slices to split into training and validation`);
+  const nVal = Math.max(1, Math.round(vol.slices * VAL_FRACTION));
+  const cut = vol.slices - nVal;
+  return splitVolume(vol, [0, cut], [cut, vol.slices]);
+}
+
+function resample(vols: Volume[], size: number | undefined, label: string): Volume[] {
+  if (!size) return vols;
+  return vols.map((v) => {
+    if (v.h === size && v.w === size) return v;
+    if (v.kspace) {
+      throw new Error(`${label}: raw k-space data is ${v.h}×${v.w} and cannot be resampled to ${size}×${size}; omit --size`);
+    }
+    return resampleSlices(v, size);
+  });
+}
+
+/**
+ * Load and split. `path` undefined means the bundled sample; `size` resamples every slice to size×size.
+ */
+export function loadDataSplit(path: string | undefined, size?: number): DataSplit {
+  if (size !== undefined && (!Number.isInteger(size) || size < 8 || size > 2048)) {
+    throw new Error(`--size must be an integer from 8 to 2048, got ${size}`);
+  }
+  if (path === undefined) {
+    const file = sampleDataPath();
+    const vol = readNifti(file);
+    const [train, val] = splitVolume(vol, SAMPLE_SPLIT.trainSlices, SAMPLE_SPLIT.valSlices);
+    return {
+      train: resample([train], size, file),
+      val: resample([val], size, file),
+      source: 'sample',
+      description: `bundled sample ${basename(file)}: slices ${SAMPLE_SPLIT.trainSlices.join('–')} train, ${SAMPLE_SPLIT.valSlices.join('–')} validation`,
+    };
+  }
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new Error(`${abs}: no such file or folder`);
+  let vols: Volume[];
+  let files: string[] | null = null;
+  if (statSync(abs).isDirectory()) {
+    files = readdirSync(abs)
+      .filter(isNifti)
+      .sort()
+      .map((f) => join(abs, f));
+    if (files.length === 0) {
+      vols = readAny(abs); // a DICOM series folder, if a studies reader accepts it
+      files = null;
+    } else {
+      vols = files.flatMap(readAny);
+    }
+  } else {
+    vols = readAny(abs);
+  }
+  vols = resample(vols, size, abs);
+  if (vols.length === 1) {
+    const [train, val] = splitSingle(vols[0], abs);
+    return { train: [train], val: [val], source: abs, description: `${abs}: last ${val.slices} of ${vols[0].slices} slices for validation` };
+  }
+  const nVal = Math.max(1, Math.round(vols.length * VAL_FRACTION));
+  return {
+    train: vols.slice(0, vols.length - nVal),
+    val: vols.slice(vols.length - nVal),
+    source: abs,
+    description: `${abs}: ${vols.length - nVal} volumes train, ${nVal} validation${files ? ' (by file name order)' : ''}`,
+  };
+}

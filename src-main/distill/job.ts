@@ -1,0 +1,289 @@
+/**
+ * A distillation job: the KD-MRI procedure as one resumable unit (method spec §3.3).
+ *
+ *   teacher   — train the teacher with L1 against the target;
+ *   student   — the plain student baseline, trained from scratch the same way (for comparison only);
+ *   attention — a fresh student learns the frozen teacher's attention maps (step 2);
+ *   kd        — the student, initialised from step 2, fine-tunes with reconstruction + imitation (step 3).
+ *
+ * Then every model (and the zero-filled / low-resolution input) is evaluated per volume on the
+ * validation split, and runs, epochs, models and evaluations are written to the store. A job that
+ * crashed or was cancelled resumes: finished steps are loaded from their saved models, the
+ * interrupted step continues from its last checkpoint.
+ */
+import { join } from 'node:path';
+import {
+  degradationLabel,
+  type BackendName,
+  type DistillConfig,
+  type MetricRow,
+  type ModelCard,
+  type ProgressEvent,
+  type RunKind,
+} from '../contract/domain.js';
+import { initBackend } from '../compute/backend.js';
+import { createNetwork, encodeNetwork, namedWeights, setNamedWeights, type Network } from '../networks/index.js';
+import { openDatabase, type Db } from '../store/db.js';
+import { saveModelAtomically } from '../store/model-files.js';
+import { loadCheckpoint, saveCheckpoint } from '../store/checkpoints.js';
+import { compactness } from './compactness.js';
+import { evaluatePrediction, metricRow, predict, type EvalResult } from './evaluate.js';
+import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
+import { buildSliceBank, type SliceBank } from './slice-bank.js';
+import { trainRun, type TrainState } from './trainer.js';
+import { loadJobData } from './job-data.js';
+import type { JobRequest, JobResult } from './protocol.js';
+
+export interface JobIO {
+  onEvent(e: ProgressEvent): void;
+  shouldStop(): boolean;
+}
+
+interface Trained {
+  net: Network;
+  modelId: number;
+  dir: string;
+  card: ModelCard;
+}
+
+/** Steps whose model reconstructs images and so appears in the results table. */
+const EVALUATED: RunKind[] = ['teacher', 'student', 'kd'];
+
+/** Entry point of the worker: never throws; failures come back as status 'failed' with the reason. */
+export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): Promise<JobResult> {
+  const t0 = Date.now();
+  let backend: BackendName = req.backend ?? 'cpu';
+  let db: Db | null = null;
+  try {
+    const info = await initBackend({ prefer: req.backend });
+    backend = info.name;
+    db = openDatabase(req.dbPath);
+    return await runJob(db, req, jobId, backend, io, t0);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (db && db.jobs.get(jobId)) db.jobs.update(jobId, { status: 'failed', error: message, endedAt: Date.now() });
+    io.onEvent({ type: 'job-end', status: 'failed', error: message });
+    return {
+      jobId,
+      status: 'failed',
+      backend,
+      params: { teacher: 0, student: 0 },
+      rows: [],
+      models: {},
+      seconds: (Date.now() - t0) / 1000,
+      error: message,
+    };
+  } finally {
+    db?.close();
+  }
+}
+
+function trueAcceleration(bank: SliceBank): number | null {
+  return bank.maskInfo ? bank.maskInfo.acceleration : null;
+}
+
+async function runJob(
+  db: Db,
+  req: JobRequest,
+  jobId: string,
+  backend: BackendName,
+  io: JobIO,
+  t0: number,
+): Promise<JobResult> {
+  const existingJob = db.jobs.get(jobId);
+  if (req.jobId && !existingJob) throw new Error(`no job ${req.jobId} to resume`);
+  const config: DistillConfig = existingJob ? existingJob.config : req.config;
+  const data = loadJobData(db, existingJob ? { kind: 'dataset', datasetId: existingJob.datasetId } : req.data, config.task);
+  const train = buildSliceBank(data.split.train, config.degradation);
+  const val = buildSliceBank(data.split.val, config.degradation);
+  const label = degradationLabel(config.degradation);
+  const modelsRoot = req.modelsRoot;
+
+  if (!existingJob) {
+    db.jobs.create({ id: jobId, datasetId: data.datasetId, config, status: 'running', backend });
+  }
+  db.jobs.update(jobId, { status: 'running', backend, startedAt: Date.now(), error: null });
+  io.onEvent({ type: 'job-start', jobId, steps: config.steps, backend });
+
+  const trained: Partial<Record<RunKind, Trained>> = {};
+  const priorRuns = db.runs.list({ jobId });
+
+  for (const kind of config.steps) {
+    const prior = priorRuns.filter((r) => r.kind === kind).at(-1);
+    const priorModel = prior ? db.models.list({ runId: prior.id }).at(-1) : undefined;
+    if (prior?.status === 'finished' && priorModel) {
+      const m = loadModelDir(priorModel.dir);
+      trained[kind] = { net: m.net, modelId: priorModel.id, dir: priorModel.dir, card: m.card };
+      continue;
+    }
+    const spec = kind === 'teacher' ? config.teacher : config.student;
+    const net = createNetwork(spec, config.training.seed);
+    let teacher: Trained | undefined;
+    if (kind === 'attention' || kind === 'kd') {
+      teacher = trained.teacher;
+      if (!teacher) throw new Error(`the ${kind} step needs a trained teacher: include 'teacher' before it in the steps`);
+    }
+    if (kind === 'kd' && config.studentInit === 'attention') {
+      const at = trained.attention;
+      if (!at) throw new Error(`the kd step starts from the attention step's student: include 'attention' before it`);
+      setNamedWeights(net, namedWeights(at.net));
+    }
+    const checkpointDir = join(modelsRoot, 'checkpoints', jobId, kind);
+    const runId =
+      prior && prior.status !== 'finished'
+        ? prior.id
+        : db.runs.create({
+            jobId,
+            kind,
+            status: 'running',
+            config,
+            backend,
+            epochsPlanned: config.training.epochs,
+            parentRunId: teacher ? (db.models.get(teacher.modelId)?.runId ?? null) : null,
+            checkpointDir,
+          }).id;
+    db.runs.update(runId, { status: 'running', backend, startedAt: Date.now(), error: null });
+
+    const result = await trainRun(
+      { kind, runId, net, teacher: teacher?.net, train, val, config },
+      {
+        onEvent: io.onEvent,
+        shouldStop: io.shouldStop,
+        loadCheckpoint: async () => {
+          const cp = loadCheckpoint(checkpointDir);
+          return cp ? (cp.state as TrainState) : null;
+        },
+        onEpoch: async (rec, state) => {
+          saveCheckpoint(checkpointDir, { state });
+          db.epochs.record({ runId, ...rec });
+          db.runs.update(runId, {
+            epochsDone: rec.epoch + 1,
+            bestEpoch: state.bestEpoch,
+            bestValLoss: state.bestValLoss,
+          });
+        },
+      },
+    );
+    if (result.status === 'cancelled') {
+      db.runs.update(runId, { status: 'cancelled', endedAt: Date.now() });
+      db.jobs.update(jobId, { status: 'cancelled', endedAt: Date.now() });
+      io.onEvent({ type: 'job-end', status: 'cancelled' });
+      return summary('cancelled');
+    }
+    setNamedWeights(net, result.bestWeights);
+    const metrics = EVALUATED.includes(kind) ? evaluatePrediction(val, predict(net, val, config.training.batchSize)) : null;
+    const card: ModelCard = {
+      name: `${kind}-${jobId.slice(0, 8)}`,
+      kind,
+      task: config.task,
+      spec: net.spec,
+      params: net.paramCount(),
+      degradation: config.degradation,
+      degradationLabel: label,
+      acceleration: trueAcceleration(train),
+      data: { source: data.source, h: train.h, w: train.w, trainSlices: train.count, valSlices: val.count },
+      training: {
+        ...config.training,
+        epochsDone: result.epochsDone,
+        bestEpoch: result.bestEpoch,
+        bestValLoss: result.bestValLoss,
+        seconds: result.seconds,
+      },
+      teacher: teacher ? teacher.card.name : null,
+      backend,
+      createdAt: new Date().toISOString(),
+      metrics: metrics ? metricRow(kind, label, metrics) : null,
+      compactness: null,
+    };
+    const encoded0 = await encodeNetwork(net, card);
+    card.compactness = compactness(net, encoded0.weightData.byteLength, backend);
+    const encoded = await encodeNetwork(net, card);
+    const model = saveModelAtomically(
+      db,
+      modelsRoot,
+      `${jobId}-${kind}`,
+      { [MODEL_JSON]: JSON.stringify(encoded.modelJson, null, 1), [WEIGHTS_BIN]: new Uint8Array(encoded.weightData) },
+      {
+        runId,
+        kind,
+        name: card.name,
+        paramCount: card.params,
+        spec: net.spec,
+        card,
+        teacherModelId: teacher?.modelId ?? null,
+      },
+    );
+    if (metrics) recordEvaluation(db, model.id, kind, data.datasetId, config, train, metrics, backend);
+    db.runs.update(runId, { status: 'finished', endedAt: Date.now(), wallSeconds: result.seconds });
+    trained[kind] = { net, modelId: model.id, dir: model.dir, card };
+    io.onEvent({
+      type: 'step-end',
+      step: kind,
+      runId,
+      bestEpoch: result.bestEpoch,
+      bestValLoss: result.bestValLoss,
+      modelId: model.id,
+    });
+  }
+
+  // The baseline row: the degraded input itself (zero-filled for recon, low-resolution for SR).
+  const baseline = evaluatePrediction(val, val.input);
+  const baseKind = config.task === 'sr' ? 'lr' : 'zf';
+  recordEvaluation(db, null, baseKind, data.datasetId, config, train, baseline, backend);
+  const rows: MetricRow[] = [metricRow(baseKind, label, baseline)];
+  for (const kind of EVALUATED) {
+    const m = trained[kind]?.card.metrics;
+    if (m) rows.push(m);
+  }
+  io.onEvent({ type: 'eval', rows });
+  db.jobs.update(jobId, { status: 'finished', endedAt: Date.now() });
+  io.onEvent({ type: 'job-end', status: 'finished' });
+  return summary('finished', rows);
+
+  function summary(status: JobResult['status'], resultRows: MetricRow[] = []): JobResult {
+    const models: JobResult['models'] = {};
+    for (const [k, t] of Object.entries(trained)) models[k as RunKind] = { id: t.modelId, dir: t.dir };
+    const params = {
+      teacher: createParamCount(config.teacher),
+      student: createParamCount(config.student),
+    };
+    return { jobId, status, backend, params, rows: resultRows, models, seconds: (Date.now() - t0) / 1000 };
+  }
+}
+
+function createParamCount(spec: DistillConfig['teacher']): number {
+  const net = createNetwork(spec, 0);
+  const n = net.paramCount();
+  net.dispose();
+  return n;
+}
+
+function recordEvaluation(
+  db: Db,
+  modelId: number | null,
+  runKind: MetricRow['model'],
+  datasetId: number,
+  config: DistillConfig,
+  bank: SliceBank,
+  r: EvalResult,
+  backend: BackendName,
+): void {
+  db.evaluations.record({
+    modelId,
+    runKind,
+    datasetId,
+    degradation: degradationLabel(config.degradation),
+    degradationJson: config.degradation,
+    acceleration: trueAcceleration(bank),
+    psnr: r.psnr.mean,
+    ssim: r.ssim.mean,
+    nmse: r.nmse.mean,
+    psnrStd2: r.psnr.twoStd,
+    ssimStd2: r.ssim.twoStd,
+    nmseStd2: r.nmse.twoStd,
+    volumes: r.psnr.n,
+    perVolume: r.perVolume,
+    backend,
+  });
+}
+

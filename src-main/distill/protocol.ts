@@ -1,0 +1,42 @@
+/**
+ * Messages between a training worker and the thread that started it (CLI, Electron main, web server).
+ * Progress events pass through unchanged; cancellation is a shared flag so that it is seen between
+ * two batches even while the worker's event loop is busy.
+ */
+import type { BackendName, DistillConfig, MetricRow, ProgressEvent, RunKind } from '../contract/domain.js';
+
+/** Where the job's data comes from: a path (or the bundled sample when omitted), or a library dataset. */
+export type DataRef = { kind: 'path'; path?: string; size?: number } | { kind: 'dataset'; datasetId: number; size?: number };
+
+export interface JobRequest {
+  config: DistillConfig;
+  data: DataRef;
+  /** Folder that receives model folders and checkpoints. */
+  modelsRoot: string;
+  dbPath: string;
+  backend?: BackendName;
+  /** Resume this job instead of starting a new one. */
+  jobId?: string;
+}
+
+export interface JobResult {
+  jobId: string;
+  status: 'finished' | 'cancelled' | 'failed';
+  backend: BackendName;
+  params: { teacher: number; student: number };
+  rows: MetricRow[];
+  models: Partial<Record<RunKind, { id: number; dir: string }>>;
+  seconds: number;
+  error?: string;
+}
+
+export interface WorkerInit {
+  request: JobRequest;
+  jobId: string;
+  /** Int32Array(1) over this buffer: 1 = cancel requested. */
+  cancelFlag: SharedArrayBuffer;
+}
+
+export type WorkerMessage =
+  | { type: 'event'; event: ProgressEvent }
+  | { type: 'done'; result: JobResult };

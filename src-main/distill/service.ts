@@ -1,0 +1,68 @@
+/**
+ * The distillation service: start, cancel and resume jobs, each in its own worker thread, with
+ * progress events delivered to the caller. The CLI, the Electron main process and the web server
+ * all use this one entry point.
+ */
+import { Worker } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import type { ProgressEvent } from '../contract/domain.js';
+import type { JobRequest, JobResult, WorkerInit, WorkerMessage } from './protocol.js';
+
+export type { JobRequest, JobResult, DataRef } from './protocol.js';
+
+export interface JobHandle {
+  jobId: string;
+  cancel(): void;
+  done: Promise<JobResult>;
+}
+
+/** The worker's module URL: worker.ts when running from source (tsx), worker.js when compiled. */
+function workerUrl(): URL {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./worker${ext}`, import.meta.url);
+}
+
+export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => void): JobHandle {
+  const jobId = request.jobId ?? randomUUID();
+  const cancelFlag = new SharedArrayBuffer(4);
+  const init: WorkerInit = { request, jobId, cancelFlag };
+  const worker = new Worker(workerUrl(), { workerData: init });
+  let settled = false;
+  const done = new Promise<JobResult>((resolve) => {
+    const fail = (message: string): JobResult => ({
+      jobId,
+      status: 'failed',
+      backend: request.backend ?? 'cpu',
+      params: { teacher: 0, student: 0 },
+      rows: [],
+      models: {},
+      seconds: 0,
+      error: message,
+    });
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'event') onEvent(m.event);
+      else {
+        settled = true;
+        resolve(m.result);
+      }
+    });
+    worker.on('error', (err) => {
+      if (settled) return;
+      settled = true;
+      onEvent({ type: 'job-end', status: 'failed', error: err.message });
+      resolve(fail(err.message));
+    });
+    worker.on('exit', (code) => {
+      if (settled) return;
+      settled = true;
+      const msg = `training worker exited with code ${code}`;
+      onEvent({ type: 'job-end', status: 'failed', error: msg });
+      resolve(fail(msg));
+    });
+  });
+  return {
+    jobId,
+    cancel: () => Atomics.store(new Int32Array(cancelFlag), 0, 1),
+    done: done.finally(() => void worker.terminate()),
+  };
+}
