@@ -1,0 +1,233 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { createServices, type Services } from '../../src-main/services/index.js';
+import { startServer, type RunningServer, CSP } from '../../src-main/server/server.js';
+import { decodeWire, type ApiEvent, type ApiResult } from '../../src-main/contract/api.js';
+import type { DatasetRow, DbPort, EngineModules } from '../../src-main/services/engine.js';
+import type { ProgressEvent } from '../../src-main/contract/domain.js';
+
+// Test doubles for the engine modules the server's round trips need (the server is under test here,
+// not the engine): an in-memory dataset repository, a line mask, a job that emits two events.
+function memoryStore(): EngineModules['store'] {
+  const datasets: DatasetRow[] = [];
+  const db: DbPort = {
+    datasets: {
+      list: () => datasets,
+      get: (id) => datasets.find((d) => d.id === id),
+      create: (d) => {
+        const row = { ...d, id: datasets.length + 1, createdAt: 0 };
+        datasets.push(row);
+        return row;
+      },
+    },
+    jobs: { get: () => null, list: () => [] },
+    runs: { list: () => [] },
+    epochs: {},
+    models: { list: () => [], get: () => null },
+    evaluations: {},
+    close: () => undefined,
+  };
+  db.datasets.create({ name: 'phantom', source: '/tmp/x.nii', task: 'recon', h: 32, w: 32, trainSlices: 6, valSlices: 2 });
+  return { openDatabase: () => db };
+}
+
+let dir: string;
+let services: Services;
+let server: RunningServer;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kdmri-server-'));
+  const staticDir = join(dir, 'renderer');
+  mkdirSync(staticDir);
+  writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>t</title>');
+  services = createServices({
+    dbPath: join(dir, 'db.sqlite'),
+    dataDir: dir,
+    modules: {
+      store: memoryStore(),
+      masks: {
+        buildMask: (spec, h) => {
+          const m = new Float32Array(h);
+          for (let i = 0; i < h; i += spec.acc) m[i] = 1;
+          return m;
+        },
+      },
+      distill: {
+        startJob: (_req, onEvent) => {
+          const jobId = 'job-1';
+          const events: ProgressEvent[] = [
+            { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' },
+            { type: 'job-end', status: 'finished' },
+          ];
+          setTimeout(() => events.forEach(onEvent), 50);
+          return { jobId, cancel: () => undefined, done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 100)) };
+        },
+      },
+      studies: null,
+    },
+  });
+  server = await startServer({ services, staticDir });
+});
+
+after(async () => {
+  await server.close();
+  await services.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+function http(method: string, path: string, opts: { body?: string; token?: string | null; host?: string; type?: string } = {}): Promise<Reply> {
+  return new Promise((ok, ko) => {
+    const headers: Record<string, string> = { 'content-type': opts.type ?? 'application/json' };
+    if (opts.token !== null) headers['x-kdmri-token'] = opts.token ?? server.token;
+    if (opts.host) headers.host = opts.host;
+    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', ko);
+    if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
+const call = (op: string, body: unknown, token?: string | null) => http('POST', `/api/${op}`, { body: JSON.stringify(body), token });
+
+test('URL carries the token in the fragment and binds to 127.0.0.1', () => {
+  assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{64}$/);
+});
+
+test('every /api/ route refuses a request without the token (401)', async () => {
+  for (const op of ['appInfo', 'listDatasets', 'previewMask', 'nosuchop']) {
+    const r = await call(op, {}, null);
+    assert.equal(r.status, 401, op);
+    assert.equal(decodeWire<ApiResult<unknown>>(r.text).ok, false);
+  }
+  assert.equal((await call('appInfo', {}, 'wrong')).status, 401);
+  assert.equal((await http('GET', '/api/events', { token: null })).status, 401);
+  assert.equal((await http('GET', '/api/events?token=nope', { token: null })).status, 401);
+  // the query-string token is accepted only by the event stream
+  assert.equal((await http('POST', `/api/appInfo?token=${server.token}`, { body: '{}', token: null })).status, 401);
+});
+
+test('bad bodies get 400 naming the field', async () => {
+  const r = await call('previewMask', { mask: { kind: 'cartesian', acc: 4 }, h: 'big', w: 32 });
+  assert.equal(r.status, 400);
+  const res = decodeWire<ApiResult<unknown>>(r.text);
+  assert.ok(!res.ok);
+  if (!res.ok) {
+    assert.equal(res.error.code, 'bad-request');
+    assert.equal(res.error.where, 'h');
+    assert.match(res.error.message, /^h: /);
+  }
+  const bad = await call('previewMask', { mask: { kind: 'zigzag', acc: 4 }, h: 32, w: 32 });
+  assert.equal(bad.status, 400);
+  assert.match(bad.text, /mask\.kind/);
+  const extra = await call('listDatasets', { sneaky: 1 });
+  assert.equal(extra.status, 400);
+  const notJson = await http('POST', '/api/appInfo', { body: '{oops' });
+  assert.equal(notJson.status, 400);
+  const wrongType = await http('POST', '/api/appInfo', { body: '{}', type: 'text/plain' });
+  assert.equal(wrongType.status, 400);
+  assert.equal((await call('nosuchop', {})).status, 404);
+});
+
+test('round trips: appInfo, listDatasets, previewMask', async () => {
+  const info = decodeWire<ApiResult<{ mode: string; modules: Record<string, boolean> }>>((await call('appInfo', {})).text);
+  assert.ok(info.ok && info.value.mode === 'web' && info.value.modules.store === true && info.value.modules.studies === false);
+  const ds = decodeWire<ApiResult<Array<{ id: number; name: string }>>>((await call('listDatasets', {})).text);
+  assert.ok(ds.ok);
+  if (ds.ok) assert.deepEqual(ds.value.map((d) => d.name), ['phantom']);
+  const m = decodeWire<ApiResult<{ lines: number[]; acceleration: number }>>(
+    (await call('previewMask', { mask: { kind: 'cartesian', acc: 4 }, h: 32, w: 32 })).text,
+  );
+  assert.ok(m.ok);
+  if (m.ok) {
+    assert.deepEqual(m.value.lines, [0, 4, 8, 12, 16, 20, 24, 28]);
+    assert.equal(m.value.acceleration, 4);
+  }
+});
+
+test('a missing engine module answers 503 unavailable naming it', async () => {
+  const r = await call('listStudies', {});
+  assert.equal(r.status, 503);
+  const res = decodeWire<ApiResult<unknown>>(r.text);
+  assert.ok(!res.ok && res.error.code === 'unavailable' && /studies/.test(res.error.where ?? ''));
+});
+
+test('job progress streams over Server-Sent Events', async () => {
+  const events: ApiEvent[] = [];
+  const done = new Promise<void>((ok, ko) => {
+    const req = request(
+      { host: '127.0.0.1', port: server.port, path: `/api/events?token=${server.token}`, headers: { accept: 'text/event-stream' } },
+      (res) => {
+        assert.equal(res.statusCode, 200);
+        assert.match(String(res.headers['content-type']), /text\/event-stream/);
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const frame = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            if (frame.startsWith('data: ')) events.push(decodeWire<ApiEvent>(frame.slice(6)));
+            if (events.some((e) => e.channel === 'job' && e.event.type === 'job-end')) {
+              req.destroy();
+              ok();
+            }
+          }
+        });
+      },
+    );
+    req.on('error', (e) => (events.length ? ok() : ko(e)));
+    req.end();
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const start = decodeWire<ApiResult<{ jobId: string }>>(
+    (
+      await call('startDistillation', {
+        datasetId: 1,
+        config: {
+          degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+          teacher: { arch: 'dccnn', atLayer: 3 },
+          student: { arch: 'dccnn', nd: 3, atLayer: 2 },
+        },
+      })
+    ).text,
+  );
+  assert.ok(start.ok && start.value.jobId === 'job-1');
+  await done;
+  const jobEvents = events.filter((e) => e.channel === 'job');
+  assert.deepEqual(
+    jobEvents.map((e) => (e.channel === 'job' ? `${e.jobId}:${e.event.type}` : '')),
+    ['job-1:job-start', 'job-1:job-end'],
+  );
+});
+
+test('static files come with a strict CSP; no path traversal; wrong Host refused', async () => {
+  const r = await http('GET', '/', { token: null });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-security-policy'], CSP);
+  assert.match(CSP, /default-src 'self'/);
+  assert.doesNotMatch(CSP, /unsafe-eval/);
+  const spa = await http('GET', '/studies', { token: null });
+  assert.equal(spa.status, 200);
+  // traversal attempts never reach outside the renderer folder (at most the SPA's index.html comes back)
+  for (const p of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/a/..%2f..%2f..%2fetc/hosts.txt']) {
+    const r2 = await http('GET', p, { token: null });
+    assert.ok(r2.status !== 200 || r2.text.includes('<title>t</title>'), `${p} → ${r2.status}`);
+    assert.doesNotMatch(r2.text, /root:|localhost/);
+  }
+  const rebind = await http('GET', '/', { token: null, host: 'evil.example:80' });
+  assert.equal(rebind.status, 421);
+});
