@@ -1,0 +1,169 @@
+/**
+ * The SQLite store: one database file per installation (runs, models, datasets, evaluations, and
+ * the DICOM library), opened with WAL so the app, the CLI and the web server can share it.
+ *
+ * Conventions: times are epoch milliseconds; SQL is snake_case, TypeScript camelCase; lists are
+ * oldest first; `get(id)` returns null for an unknown id while `update`-style calls throw StoreError.
+ */
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { MIGRATIONS, type Migration } from './migrations/index.js';
+import { DatasetRepo } from './repos/datasets.js';
+import { EpochRepo } from './repos/epochs.js';
+import { EvaluationRepo } from './repos/evaluations.js';
+import { JobRepo } from './repos/jobs.js';
+import { ModelRepo } from './repos/models.js';
+import { RunRepo } from './repos/runs.js';
+import { StoreError } from './util.js';
+
+export { StoreError } from './util.js';
+export type { JsonObject, JsonValue } from './util.js';
+export type { DatasetRow, NewDataset } from './repos/datasets.js';
+export type { JobRow, NewJob, JobPatch, JobFilter } from './repos/jobs.js';
+export type { RunRow, NewRun, RunPatch, RunFilter } from './repos/runs.js';
+export type { EpochRow, EpochInput } from './repos/epochs.js';
+export type { ModelRow, NewModel, ModelFilter } from './repos/models.js';
+export type {
+  EvaluationRow,
+  NewEvaluation,
+  EvaluationFilter,
+  PaperRow,
+  EvalKind,
+} from './repos/evaluations.js';
+export type { DatasetRepo, JobRepo, RunRepo, EpochRepo, ModelRepo, EvaluationRepo };
+
+/** `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
+export function defaultDbPath(): string {
+  const home = process.env.KDMRI_HOME;
+  return home ? resolve(home, 'kdmri.db') : join(homedir(), '.kdmri', 'kdmri.db');
+}
+
+/** A typed handle on the store. Not safe to share across threads: open one per worker. */
+export class Db {
+  readonly datasets: DatasetRepo;
+  readonly jobs: JobRepo;
+  readonly runs: RunRepo;
+  readonly epochs: EpochRepo;
+  readonly models: ModelRepo;
+  readonly evaluations: EvaluationRepo;
+
+  /**
+   * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
+   *   repositories that live outside this module (the DICOM library).
+   */
+  constructor(
+    readonly sqlite: Database.Database,
+    /** The file opened (or ':memory:'). */
+    readonly file: string,
+  ) {
+    this.datasets = new DatasetRepo(sqlite);
+    this.jobs = new JobRepo(sqlite);
+    this.runs = new RunRepo(sqlite);
+    this.epochs = new EpochRepo(sqlite);
+    this.models = new ModelRepo(sqlite);
+    this.evaluations = new EvaluationRepo(sqlite);
+  }
+
+  /** The schema version (PRAGMA user_version). */
+  get schemaVersion(): number {
+    return this.sqlite.pragma('user_version', { simple: true }) as number;
+  }
+
+  /** Run `fn` in one transaction (nested calls become savepoints); rolled back if it throws. */
+  transaction<T>(fn: () => T): T {
+    return this.sqlite.transaction(fn)();
+  }
+
+  get open(): boolean {
+    return this.sqlite.open;
+  }
+
+  /** Idempotent. */
+  close(): void {
+    if (this.sqlite.open) this.sqlite.close();
+  }
+}
+
+/** Check that migrations are numbered 1, 2, 3, … in order: a mistake here would corrupt databases. */
+function checkMigrations(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) {
+      throw new StoreError(
+        `store migrations are misnumbered: entry ${i} ('${m.name}') has version ${m.version}, expected ${i + 1}`,
+      );
+    }
+  });
+}
+
+/**
+ * Bring the schema up to date. Each pending migration runs in its own IMMEDIATE transaction together
+ * with its `user_version` bump, re-reading the version inside it, so two processes opening the same
+ * new file at once cannot both apply a migration.
+ */
+export function migrate(
+  sqlite: Database.Database,
+  file: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): void {
+  checkMigrations(migrations);
+  const known = migrations.length;
+  const version = () => sqlite.pragma('user_version', { simple: true }) as number;
+  const tooNew = (v: number) =>
+    new StoreError(
+      `database ${file} has schema version ${v}, newer than this version of KD-MRI Workstation ` +
+        `understands (${known}); update the application or use another database`,
+    );
+  if (version() > known) throw tooNew(version());
+  for (const m of migrations) {
+    sqlite
+      .transaction(() => {
+        const v = version();
+        if (v > known) throw tooNew(v);
+        if (v >= m.version) return;
+        try {
+          sqlite.exec(m.sql);
+        } catch (err) {
+          throw new StoreError(
+            `database ${file}: migration ${m.version} (${m.name}) failed: ${(err as Error).message}`,
+          );
+        }
+        sqlite.pragma(`user_version = ${m.version}`);
+      })
+      .immediate();
+  }
+}
+
+/**
+ * Open (creating if needed) the database at `file` — a path, or ':memory:' — and migrate it.
+ * Creates the parent folder. Throws StoreError when the file is not a SQLite database or was written
+ * by a newer version of the application.
+ */
+export function openDatabase(file: string): Db {
+  if (typeof file !== 'string' || file.length === 0)
+    throw new StoreError('openDatabase: no database path given');
+  const memory = file === ':memory:';
+  const path = memory ? file : resolve(file);
+  if (!memory) mkdirSync(dirname(path), { recursive: true });
+  let sqlite: Database.Database;
+  try {
+    sqlite = new Database(path);
+  } catch (err) {
+    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`);
+  }
+  try {
+    // busy_timeout first: the journal-mode switch itself may have to wait for another process.
+    sqlite.pragma('busy_timeout = 5000');
+    if (!memory) sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('foreign_keys = ON');
+    // WAL + NORMAL is durable against application crashes, which is what resume relies on.
+    sqlite.pragma('synchronous = NORMAL');
+    migrate(sqlite, path);
+  } catch (err) {
+    sqlite.close();
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`);
+  }
+  return new Db(sqlite, path);
+}

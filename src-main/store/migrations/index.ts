@@ -1,0 +1,13 @@
+/**
+ * The schema's migrations, oldest first. `version` is what `PRAGMA user_version` holds once the
+ * migration has been applied; versions are 1, 2, 3, … without gaps (openDatabase checks this).
+ *
+ * To add one: create `NNN_name.ts` exporting a `Migration`, import it here and append it to the array.
+ * Never edit a migration that has shipped; add a new one instead.
+ */
+import type { Migration } from './types.js';
+import { migration001Core } from './001_core.js';
+
+export type { Migration } from './types.js';
+
+export const MIGRATIONS: Migration[] = [migration001Core];
