@@ -39,6 +39,26 @@ function readAny(path: string): Volume[] {
   throw new Error(`${path}: unsupported data (expected a NIfTI .nii/.nii.gz volume, a DICOM series or an HDF5 file)`);
 }
 
+/**
+ * Every volume at `path`: a NIfTI file, a folder of NIfTI files (sorted by name), or whatever a
+ * registered studies reader accepts (a DICOM series folder, an HDF5 file).
+ */
+export function readVolumes(path: string): Volume[] {
+  return readVolumesAt(resolve(path)).vols;
+}
+
+function readVolumesAt(abs: string): { vols: Volume[]; byFile: boolean } {
+  if (!existsSync(abs)) throw new Error(`${abs}: no such file or folder`);
+  if (statSync(abs).isDirectory()) {
+    const files = readdirSync(abs)
+      .filter(isNifti)
+      .sort()
+      .map((f) => join(abs, f));
+    if (files.length > 0) return { vols: files.flatMap(readAny), byFile: true };
+  }
+  return { vols: readAny(abs), byFile: false };
+}
+
 /** Validation share for user data: a quarter, at least one slice or file. */
 const VAL_FRACTION = 0.25;
 
@@ -83,24 +103,8 @@ export function loadDataSplit(path: string | undefined, size?: number): DataSpli
     };
   }
   const abs = resolve(path);
-  if (!existsSync(abs)) throw new Error(`${abs}: no such file or folder`);
-  let vols: Volume[];
-  let files: string[] | null = null;
-  if (statSync(abs).isDirectory()) {
-    files = readdirSync(abs)
-      .filter(isNifti)
-      .sort()
-      .map((f) => join(abs, f));
-    if (files.length === 0) {
-      vols = readAny(abs); // a DICOM series folder, if a studies reader accepts it
-      files = null;
-    } else {
-      vols = files.flatMap(readAny);
-    }
-  } else {
-    vols = readAny(abs);
-  }
-  vols = resample(vols, size, abs);
+  const { vols: read, byFile } = readVolumesAt(abs);
+  const vols = resample(read, size, abs);
   if (vols.length === 1) {
     const [train, val] = splitSingle(vols[0], abs);
     return { train: [train], val: [val], source: abs, description: `${abs}: last ${val.slices} of ${vols[0].slices} slices for validation` };
@@ -110,6 +114,6 @@ export function loadDataSplit(path: string | undefined, size?: number): DataSpli
     train: vols.slice(0, vols.length - nVal),
     val: vols.slice(vols.length - nVal),
     source: abs,
-    description: `${abs}: ${vols.length - nVal} volumes train, ${nVal} validation${files ? ' (by file name order)' : ''}`,
+    description: `${abs}: ${vols.length - nVal} volumes train, ${nVal} validation${byFile ? ' (by file name order)' : ''}`,
   };
 }
