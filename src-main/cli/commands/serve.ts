@@ -1,0 +1,54 @@
+/**
+ * `kdmri serve [--port N] [--db FILE] [--data-dir DIR] [--no-open]`: web mode. Serves the workstation
+ * on 127.0.0.1 and prints the URL (with its per-launch token); opens a browser on a desktop.
+ */
+import { spawn } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createServices } from '../../services/index.js';
+import { dataHome, defaultDbPathIn } from '../../services/paths.js';
+import { ensureSample } from '../../services/first-start.js';
+import { startServer } from '../../server/server.js';
+import { intArg } from '../options.js';
+
+export interface ServeOptions {
+  port: number;
+  db?: string;
+  dataDir?: string;
+  open: boolean;
+}
+
+/** Run web mode until SIGINT/SIGTERM. */
+export async function serve(o: ServeOptions): Promise<void> {
+  const dataDir = o.dataDir ? resolve(o.dataDir) : o.db ? dirname(resolve(o.db)) : dataHome();
+  const dbPath = o.db ? resolve(o.db) : defaultDbPathIn(dataDir);
+  const services = createServices({ dbPath, dataDir, mode: 'web' });
+  const server = await startServer({ services, port: o.port });
+  process.stdout.write(`KD-MRI Workstation (web mode) at ${server.url}\n`);
+  process.stdout.write(`library: ${dbPath}\nPress Ctrl+C to stop.\n`);
+  void ensureSample(services, (l) => process.stdout.write(`${l}\n`));
+  if (o.open && process.env.DISPLAY && !process.env.CI) {
+    const child = spawn('xdg-open', [server.url], { stdio: 'ignore', detached: true });
+    child.on('error', () => process.stdout.write('(could not open a browser: open the URL above)\n'));
+    child.unref();
+  }
+  await new Promise<void>((ok) => {
+    const stop = () => ok();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  process.stdout.write('stopping…\n');
+  await server.close();
+  await services.close();
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the workstation to a browser on 127.0.0.1 (web mode)')
+    .option('--port <n>', 'port (0: any free port)', intArg('--port', 0, 65535), 0)
+    .option('--db <file>', 'library database (default: $KDMRI_HOME/kdmri.sqlite)')
+    .option('--data-dir <dir>', 'folder for models and exports (default: $KDMRI_HOME)')
+    .option('--no-open', 'do not open a browser')
+    .action(async (o: ServeOptions) => serve(o));
+}
