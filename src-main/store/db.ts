@@ -97,6 +97,13 @@ function checkMigrations(migrations: readonly Migration[]): void {
   });
 }
 
+function tooNewError(file: string, version: number, known: number): StoreError {
+  return new StoreError(
+    `database ${file} has schema version ${version}, newer than this version of KD-MRI Workstation ` +
+      `understands (${known}); update the application or use another database`,
+  );
+}
+
 /**
  * Bring the schema up to date. Each pending migration runs in its own IMMEDIATE transaction together
  * with its `user_version` bump, re-reading the version inside it, so two processes opening the same
@@ -110,11 +117,7 @@ export function migrate(
   checkMigrations(migrations);
   const known = migrations.length;
   const version = () => sqlite.pragma('user_version', { simple: true }) as number;
-  const tooNew = (v: number) =>
-    new StoreError(
-      `database ${file} has schema version ${v}, newer than this version of KD-MRI Workstation ` +
-        `understands (${known}); update the application or use another database`,
-    );
+  const tooNew = (v: number) => tooNewError(file, v, known);
   if (version() > known) throw tooNew(version());
   for (const m of migrations) {
     sqlite
@@ -155,6 +158,9 @@ export function openDatabase(file: string): Db {
   try {
     // busy_timeout first: the journal-mode switch itself may have to wait for another process.
     sqlite.pragma('busy_timeout = 5000');
+    // Refuse a newer database before changing anything in it (journal mode is persistent).
+    const version = sqlite.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) throw tooNewError(path, version, MIGRATIONS.length);
     if (!memory) sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('foreign_keys = ON');
     // WAL + NORMAL is durable against application crashes, which is what resume relies on.

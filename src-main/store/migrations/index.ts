@@ -10,4 +10,8 @@ import { migration001Core } from './001_core.js';
 
 export type { Migration } from './types.js';
 
-export const MIGRATIONS: Migration[] = [migration001Core];
+// One entry per line, so that adding a migration is a one-line change.
+// prettier-ignore
+export const MIGRATIONS: Migration[] = [
+  migration001Core,
+];
