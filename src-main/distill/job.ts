@@ -23,9 +23,9 @@ import {
 } from '../contract/domain.js';
 import { initBackend } from '../compute/backend.js';
 import { createNetwork, encodeNetwork, namedWeights, setNamedWeights, type Network } from '../networks/index.js';
-import { openDatabase, type Db } from '../store/db.js';
+import { openDatabase, type Db, type JsonValue } from '../store/db.js';
 import { saveModelAtomically } from '../store/model-files.js';
-import { loadCheckpoint, saveCheckpoint } from '../store/checkpoints.js';
+import { loadCheckpoint, packTensors, saveCheckpoint, unpackTensors, type TensorEntry } from '../store/checkpoints.js';
 import { compactness } from './compactness.js';
 import { evaluatePrediction, metricRow, predict, type EvalResult } from './evaluate.js';
 import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
@@ -149,13 +149,17 @@ async function runJob(
       {
         onEvent: io.onEvent,
         shouldStop: io.shouldStop,
-        loadCheckpoint: async () => {
-          const cp = loadCheckpoint(checkpointDir);
-          return cp ? (cp.state as TrainState) : null;
-        },
+        loadCheckpoint: async () => readTrainState(checkpointDir),
         onEpoch: async (rec, state) => {
-          saveCheckpoint(checkpointDir, { state });
-          db.epochs.record({ runId, ...rec });
+          writeTrainState(checkpointDir, state);
+          db.epochs.record({
+            runId,
+            epoch: rec.epoch,
+            trainLoss: rec.trainLoss,
+            valLoss: rec.valLoss,
+            lr: rec.lr,
+            seconds: rec.seconds,
+          });
           db.runs.update(runId, {
             epochsDone: rec.epoch + 1,
             bestEpoch: state.bestEpoch,
@@ -213,7 +217,7 @@ async function runJob(
         teacherModelId: teacher?.modelId ?? null,
       },
     );
-    if (metrics) recordEvaluation(db, model.id, kind, data.datasetId, config, train, metrics, backend);
+    if (metrics) recordEvaluation(db, model.id, kind, data.datasetId, jobId, config, train, metrics, backend);
     db.runs.update(runId, { status: 'finished', endedAt: Date.now(), wallSeconds: result.seconds });
     trained[kind] = { net, modelId: model.id, dir: model.dir, card };
     io.onEvent({
@@ -229,7 +233,7 @@ async function runJob(
   // The baseline row: the degraded input itself (zero-filled for recon, low-resolution for SR).
   const baseline = evaluatePrediction(val, val.input);
   const baseKind = config.task === 'sr' ? 'lr' : 'zf';
-  recordEvaluation(db, null, baseKind, data.datasetId, config, train, baseline, backend);
+  recordEvaluation(db, null, baseKind, data.datasetId, jobId, config, train, baseline, backend);
   const rows: MetricRow[] = [metricRow(baseKind, label, baseline)];
   for (const kind of EVALUATED) {
     const m = trained[kind]?.card.metrics;
@@ -263,6 +267,7 @@ function recordEvaluation(
   modelId: number | null,
   runKind: MetricRow['model'],
   datasetId: number,
+  jobId: string,
   config: DistillConfig,
   bank: SliceBank,
   r: EvalResult,
@@ -272,6 +277,7 @@ function recordEvaluation(
     modelId,
     runKind,
     datasetId,
+    jobId,
     degradation: degradationLabel(config.degradation),
     degradationJson: config.degradation,
     acceleration: trueAcceleration(bank),
@@ -287,3 +293,47 @@ function recordEvaluation(
   });
 }
 
+
+// Checkpoint layout: weights.bin (current weights), the optimizer blob, best.bin (best epoch's weights);
+// the manifests that split the blobs back into named tensors travel in the checkpoint's meta.
+const WEIGHTS_FILE = 'weights.bin';
+const BEST_BLOB = 'best';
+
+function pack(weights: Map<string, Float32Array>) {
+  return packTensors([...weights].map(([name, data]) => ({ name, shape: [data.length], data })));
+}
+
+function unpack(data: Uint8Array, manifest: TensorEntry[]): Map<string, Float32Array> {
+  return new Map(unpackTensors(data, manifest).map((t) => [t.name, t.data]));
+}
+
+function writeTrainState(dir: string, state: TrainState): void {
+  const current = pack(state.weights);
+  const best = pack(state.bestWeights);
+  const opt = packTensors(state.optimizer.map((s) => ({ name: s.name, shape: s.shape, data: s.data })));
+  saveCheckpoint(dir, {
+    epoch: state.epoch,
+    weights: { [WEIGHTS_FILE]: current.data },
+    optimizer: { data: opt.data, manifest: opt.manifest as unknown as JsonValue },
+    bestValLoss: state.bestValLoss,
+    bestEpoch: state.bestEpoch,
+    blobs: { [BEST_BLOB]: best.data },
+    meta: { weights: current.manifest, best: best.manifest } as unknown as JsonValue,
+  });
+}
+
+function readTrainState(dir: string): TrainState | null {
+  const cp = loadCheckpoint(dir);
+  if (!cp) return null;
+  const meta = cp.meta as unknown as { weights: TensorEntry[]; best: TensorEntry[] };
+  const w = cp.weights[WEIGHTS_FILE];
+  const weightBytes = typeof w === 'string' ? new TextEncoder().encode(w) : w;
+  return {
+    epoch: cp.epoch,
+    weights: unpack(weightBytes, meta.weights),
+    optimizer: unpackTensors(cp.optimizer.data, cp.optimizer.manifest as unknown as TensorEntry[]),
+    bestEpoch: cp.bestEpoch,
+    bestValLoss: cp.bestValLoss,
+    bestWeights: unpack(cp.blobs[BEST_BLOB], meta.best),
+  };
+}

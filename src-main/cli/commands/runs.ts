@@ -1,0 +1,79 @@
+/** `kdmri runs`: the runs in the database with their outcome and each model's compactness report. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { RUN_KINDS, RUN_STATUSES, type RunKind, type RunStatus } from '../../contract/domain.js';
+import { defaultDbPath, openDatabase } from '../../store/db.js';
+import { choiceArg } from '../options.js';
+import { printJson, table } from '../output.js';
+
+interface RunsOptions {
+  db?: string;
+  job?: string;
+  kind?: RunKind;
+  status?: RunStatus;
+  json: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('runs')
+    .description('list training runs, their best epoch and their models\' compactness')
+    .option('--db <file>', 'database file')
+    .option('--job <id>', 'only this job')
+    .option('--kind <kind>', 'only this step', choiceArg('--kind', RUN_KINDS))
+    .option('--status <status>', 'only this status', choiceArg('--status', RUN_STATUSES))
+    .option('--json', 'print a JSON array', false)
+    .action((o: RunsOptions) => {
+      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
+      try {
+        const runs = db.runs.list({ jobId: o.job, kind: o.kind, status: o.status });
+        const rows = runs.map((r) => {
+          const model = db.models.list({ runId: r.id }).at(-1) ?? null;
+          const c = model?.card.compactness ?? null;
+          const m = model?.card.metrics ?? null;
+          return {
+            id: r.id,
+            jobId: r.jobId,
+            kind: r.kind,
+            status: r.status,
+            task: r.config.task,
+            degradation: model?.card.degradationLabel ?? null,
+            backend: r.backend,
+            epochs: `${r.epochsDone}/${r.epochsPlanned}`,
+            bestEpoch: r.bestEpoch,
+            bestValLoss: r.bestValLoss,
+            wallSeconds: r.wallSeconds,
+            error: r.error,
+            model: model ? { id: model.id, name: model.name, dir: model.dir, params: model.paramCount } : null,
+            metrics: m ? { psnr: m.psnr, ssim: m.ssim, nmse: m.nmse } : null,
+            compactness: c,
+          };
+        });
+        if (o.json) return printJson(rows);
+        if (rows.length === 0) return void process.stdout.write('no runs yet: start one with `kdmri distill`\n');
+        process.stdout.write(
+          `${table([
+            ['run', 'job', 'step', 'status', 'degradation', 'epochs', 'best', 'PSNR', 'SSIM', 'params', 'weights KB', 'GFLOP/slice', 'ms/slice', 'backend'],
+            ...rows.map((r) => [
+              r.id,
+              r.jobId.slice(0, 8),
+              r.kind,
+              r.status,
+              r.degradation ?? '-',
+              r.epochs,
+              r.bestEpoch === null ? '-' : r.bestEpoch + 1,
+              r.metrics ? r.metrics.psnr.toFixed(2) : '-',
+              r.metrics ? r.metrics.ssim.toFixed(4) : '-',
+              r.model ? r.model.params : '-',
+              r.compactness ? (r.compactness.bytesOnDisk / 1024).toFixed(0) : '-',
+              r.compactness ? (r.compactness.flopsPerSlice / 1e9).toFixed(2) : '-',
+              r.compactness ? r.compactness.latencyMsWarm.toFixed(1) : '-',
+              r.backend ?? '-',
+            ]),
+          ])}\n`,
+        );
+      } finally {
+        db.close();
+      }
+    });
+}
