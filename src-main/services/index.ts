@@ -35,6 +35,8 @@ export interface ServicesOptions {
   dataDir: string;
   mode?: 'web' | 'electron';
   version?: string;
+  /** Jobs training at once (default 1; the rest wait in a queue). */
+  concurrency?: number;
   /** Engine modules given directly (tests); null marks one absent. */
   modules?: Partial<{ [K in ModuleName]: EngineModules[K] | null }>;
 }
@@ -81,34 +83,62 @@ export function createServices(opts: ServicesOptions): Services {
   const compare = createCompare({ engine, db, dataDir });
   const studies = createStudies({ engine, db, dataDir, emit });
 
-  function startJobWith(datasetId: number, config: ApiRequest<'startDistillation'>['config'], size: number | undefined, jobId?: string) {
-    return engine.need('distill').then((m) => {
-      const handle = m.startJob(
-        {
-          config,
-          data: size === undefined ? { kind: 'dataset', datasetId } : { kind: 'dataset', datasetId, size },
-          modelsRoot: join(dataDir, 'models'),
-          dbPath,
-          ...(jobId ? { jobId } : {}),
-        },
-        (event) => {
-          const entry = live.get(handle.jobId);
-          if (entry) entry.last = event;
-          emit({ channel: 'job', jobId: handle.jobId, event });
-          if (event.type === 'step-end') emit({ channel: 'library', what: 'models' });
-        },
-      );
-      live.set(handle.jobId, { handle, last: null });
+  /** Jobs waiting for the worker: one job trains at a time (a CPU box has few cores). */
+  interface Queued {
+    jobId: string;
+    datasetId: number;
+    config: ApiRequest<'startDistillation'>['config'];
+    size: number | undefined;
+    resume: boolean;
+    queuedAt: number;
+  }
+  const queue: Queued[] = [];
+  const concurrency = Math.max(1, opts.concurrency ?? 1);
+
+  function pump(): void {
+    while (live.size < concurrency && queue.length) {
+      const q = queue.shift()!;
+      void launch(q).catch((err: unknown) => {
+        const error = toApiError(err);
+        emit({ channel: 'job', jobId: q.jobId, event: { type: 'job-end', status: 'failed', error: error.message } });
+        emit({ channel: 'library', what: 'jobs' });
+      });
+    }
+  }
+
+  async function launch(q: Queued): Promise<void> {
+    const m = await engine.need('distill');
+    const handle = m.startJob(
+      {
+        config: q.config,
+        data: q.size === undefined ? { kind: 'dataset', datasetId: q.datasetId } : { kind: 'dataset', datasetId: q.datasetId, size: q.size },
+        modelsRoot: join(dataDir, 'models'),
+        dbPath,
+        jobId: q.jobId,
+      },
+      (event) => {
+        const entry = live.get(q.jobId);
+        if (entry) entry.last = event;
+        emit({ channel: 'job', jobId: q.jobId, event });
+        if (event.type === 'step-end') emit({ channel: 'library', what: 'models' });
+      },
+    );
+    live.set(q.jobId, { handle, last: null });
+    emit({ channel: 'library', what: 'jobs' });
+    const finish = () => {
+      live.delete(q.jobId);
       emit({ channel: 'library', what: 'jobs' });
-      void handle.done.then(
-        () => {
-          live.delete(handle.jobId);
-          emit({ channel: 'library', what: 'jobs' });
-        },
-        () => live.delete(handle.jobId),
-      );
-      return { jobId: handle.jobId };
-    });
+      pump();
+    };
+    void handle.done.then(finish, finish);
+  }
+
+  async function enqueue(q: Omit<Queued, 'queuedAt'>): Promise<{ jobId: string }> {
+    await engine.need('distill'); // fail now, not later, when the engine is missing
+    queue.push({ ...q, queuedAt: Date.now() });
+    emit({ channel: 'library', what: 'jobs' });
+    pump();
+    return { jobId: q.jobId };
   }
 
   const handlers: ApiHandlers = {
@@ -147,10 +177,17 @@ export function createServices(opts: ServicesOptions): Services {
     async startDistillation(req) {
       const d = await db();
       if (!d.datasets.get(req.datasetId)) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
-      return startJobWith(req.datasetId, req.config, req.size);
+      return enqueue({ jobId: randomUUID(), datasetId: req.datasetId, config: req.config, size: req.size, resume: false });
     },
 
     async cancelJob(req) {
+      const qi = queue.findIndex((q) => q.jobId === req.jobId);
+      if (qi >= 0) {
+        queue.splice(qi, 1);
+        emit({ channel: 'job', jobId: req.jobId, event: { type: 'job-end', status: 'cancelled' } });
+        emit({ channel: 'library', what: 'jobs' });
+        return { jobId: req.jobId, cancelled: true };
+      }
       const entry = live.get(req.jobId);
       if (!entry) {
         const row = (await db()).jobs.get(req.jobId);
@@ -162,18 +199,33 @@ export function createServices(opts: ServicesOptions): Services {
     },
 
     async resumeJob(req) {
-      if (live.has(req.jobId)) throw new ApiFailure('conflict', `job ${req.jobId} is already running`, 'jobId');
+      if (live.has(req.jobId) || queue.some((q) => q.jobId === req.jobId)) throw new ApiFailure('conflict', `job ${req.jobId} is already running`, 'jobId');
       const row = (await db()).jobs.get(req.jobId);
       if (!row) throw new ApiFailure('not-found', `no job ${req.jobId}`, 'jobId');
       if (row.status === 'finished') throw new ApiFailure('conflict', `job ${req.jobId} has finished`, 'jobId');
-      return startJobWith(row.datasetId, row.config, undefined, row.id);
+      return enqueue({ jobId: row.id, datasetId: row.datasetId, config: row.config, size: undefined, resume: true });
     },
 
     async listJobs() {
       const d = await db();
       if (!d.jobs.list) throw new ApiFailure('unavailable', 'the store has no jobs.list()', 'src-main/store');
-      return d.jobs
+      const queued = queue.map(
+        (q): JobInfo => ({
+          id: q.jobId,
+          datasetId: q.datasetId,
+          status: 'queued',
+          label: `${degradationLabel(q.config.degradation)} · ${q.config.training.epochs} ep`,
+          config: q.config,
+          backend: null,
+          startedAt: q.queuedAt,
+          endedAt: null,
+          error: null,
+          live: true,
+        }),
+      );
+      const stored = d.jobs
         .list()
+        .filter((j) => !queue.some((q) => q.jobId === j.id))
         .map((j): JobInfo => ({
           id: j.id,
           datasetId: j.datasetId ?? null,
@@ -185,8 +237,8 @@ export function createServices(opts: ServicesOptions): Services {
           endedAt: j.endedAt ?? null,
           error: j.error ?? null,
           live: live.has(j.id),
-        }))
-        .sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
+        }));
+      return [...queued, ...stored].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
     },
 
     async listRuns(req) {
@@ -355,6 +407,7 @@ export function createServices(opts: ServicesOptions): Services {
       return () => listeners.delete(listener);
     },
     async close() {
+      queue.length = 0;
       const pending = [...live.values()].map((e) => {
         e.handle.cancel();
         return e.handle.done.catch(() => undefined);

@@ -57,8 +57,8 @@ before(async () => {
         },
       },
       distill: {
-        startJob: (_req, onEvent) => {
-          const jobId = 'job-1';
+        startJob: (req, onEvent) => {
+          const jobId = req.jobId ?? 'no-id';
           const events: ProgressEvent[] = [
             { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' },
             { type: 'job-end', status: 'finished' },
@@ -205,12 +205,14 @@ test('job progress streams over Server-Sent Events', async () => {
       })
     ).text,
   );
-  assert.ok(start.ok && start.value.jobId === 'job-1');
+  assert.ok(start.ok);
+  const jobId = start.ok ? start.value.jobId : '';
+  assert.match(jobId, /^[0-9a-f-]{36}$/);
   await done;
   const jobEvents = events.filter((e) => e.channel === 'job');
   assert.deepEqual(
     jobEvents.map((e) => (e.channel === 'job' ? `${e.jobId}:${e.event.type}` : '')),
-    ['job-1:job-start', 'job-1:job-end'],
+    [`${jobId}:job-start`, `${jobId}:job-end`],
   );
 });
 
