@@ -118,7 +118,10 @@ export function migrate(
   const known = migrations.length;
   const version = () => sqlite.pragma('user_version', { simple: true }) as number;
   const tooNew = (v: number) => tooNewError(file, v, known);
-  if (version() > known) throw tooNew(version());
+  const current = version();
+  if (current > known) throw tooNew(current);
+  // Up to date: take no write lock, so opening never waits for another process's transaction.
+  if (current === known) return;
   for (const m of migrations) {
     sqlite
       .transaction(() => {

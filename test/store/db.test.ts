@@ -164,3 +164,28 @@ test('a refused newer database keeps its journal mode', () => {
   assert.equal(check.pragma('journal_mode', { simple: true }), 'delete');
   check.close();
 });
+
+test('opening an up-to-date database does not wait for another connection writing', () => {
+  const file = join(tempDir(), 'busy.db');
+  openDatabase(file).close();
+  const writer = new Database(file);
+  writer.prepare('BEGIN IMMEDIATE').run();
+  writer
+    .prepare(
+      `INSERT INTO datasets (name, source, task, h, w, train_slices, val_slices, created_at) VALUES ('w', 'sample', 'recon', 1, 1, 0, 0, 0)`,
+    )
+    .run();
+  try {
+    const t0 = Date.now();
+    const reader = openDatabase(file);
+    assert.ok(Date.now() - t0 < 1000, 'opened without waiting for the busy timeout');
+    assert.equal(reader.datasets.list().length, 0, 'WAL: readers see the last committed state');
+    reader.close();
+  } finally {
+    writer.prepare('COMMIT').run();
+    writer.close();
+  }
+  const after = openDatabase(file);
+  assert.equal(after.datasets.list().length, 1);
+  after.close();
+});
