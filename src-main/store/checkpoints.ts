@@ -243,13 +243,14 @@ export function removeCheckpoint(dir: string): void {
 // ---------------------------------------------------------------------------------------------------
 // Named float32 tensors ↔ one blob + a JSON manifest.
 
-export interface TensorEntry {
+/** A type alias (not an interface) so that a manifest is assignable to JsonValue without a cast. */
+export type TensorEntry = {
   name: string;
   shape: number[];
   /** Offset and length in float32 elements. */
   offset: number;
   length: number;
-}
+};
 
 export interface NamedTensor {
   name: string;

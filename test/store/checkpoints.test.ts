@@ -207,3 +207,10 @@ test('packTensors / unpackTensors round-trip, whatever the byte offset of the bl
   );
   assert.throws(() => unpackTensors(new Uint8Array(6), []), /not whole float32s/);
 });
+
+test('a tensor manifest is JSON for the checkpoint without casts', () => {
+  const { data, manifest } = packTensors([{ name: 'w', shape: [1], data: new Float32Array([1]) }]);
+  const dir = tempDir();
+  saveCheckpoint(dir, { ...sample(1), optimizer: { data, manifest }, meta: { weights: manifest } });
+  assert.deepEqual(loadCheckpoint(dir)!.meta, { weights: manifest });
+});
