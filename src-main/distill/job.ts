@@ -25,7 +25,7 @@ import { initBackend } from '../compute/backend.js';
 import { createNetwork, encodeNetwork, namedWeights, setNamedWeights, type Network } from '../networks/index.js';
 import { openDatabase, type Db, type JsonValue } from '../store/db.js';
 import { saveModelAtomically } from '../store/model-files.js';
-import { loadCheckpoint, packTensors, saveCheckpoint, unpackTensors, type TensorEntry } from '../store/checkpoints.js';
+import { loadCheckpoint, packTensors, removeCheckpoint, saveCheckpoint, unpackTensors, type TensorEntry } from '../store/checkpoints.js';
 import { compactness } from './compactness.js';
 import { evaluatePrediction, metricRow, predict, type EvalResult } from './evaluate.js';
 import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
@@ -219,6 +219,8 @@ async function runJob(
     );
     if (metrics) recordEvaluation(db, model.id, kind, data.datasetId, jobId, config, train, metrics, backend);
     db.runs.update(runId, { status: 'finished', endedAt: Date.now(), wallSeconds: result.seconds });
+    // The saved model now carries the step; its checkpoint is only needed while the step is unfinished.
+    removeCheckpoint(checkpointDir);
     trained[kind] = { net, modelId: model.id, dir: model.dir, card };
     io.onEvent({
       type: 'step-end',
