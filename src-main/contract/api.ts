@@ -498,3 +498,15 @@ export function toApiError(err: unknown): ApiError {
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'internal', message };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The Electron preload's bridge: `window.kdmri`. The renderer builds its ApiClient on top of it.
+
+export interface KdmriBridge {
+  /** Run an operation; the main side validates `body` with the contract. */
+  call(op: OpName, body: unknown): Promise<ApiResult<unknown>>;
+  /** Receive every ApiEvent; returns an unsubscribe function. */
+  onEvent(listener: (e: ApiEvent) => void): () => void;
+  /** Native file/folder picker for imports (Electron only). */
+  pickPaths(): Promise<string[]>;
+}

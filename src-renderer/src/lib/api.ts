@@ -1,0 +1,110 @@
+/**
+ * The renderer's one API client, built on the contract: over `window.kdmri` in Electron (the preload's
+ * bridge), over fetch + EventSource in web mode. Chosen once at startup.
+ */
+import {
+  ApiFailure,
+  OP_NAMES,
+  decodeWire,
+  encodeWire,
+  type ApiClient,
+  type ApiEvent,
+  type ApiResult,
+  type KdmriBridge,
+  type OpName,
+} from '../../../src-main/contract/api';
+
+declare global {
+  interface Window {
+    kdmri?: KdmriBridge;
+  }
+}
+
+interface Transport {
+  kind: 'electron' | 'web';
+  call(op: OpName, body: unknown): Promise<ApiResult<unknown>>;
+  onEvent(listener: (e: ApiEvent) => void): () => void;
+  pickPaths: (() => Promise<string[]>) | null;
+}
+
+const TOKEN_KEY = 'kdmri-token';
+
+/** The web-mode token: from the URL fragment the page was opened with (kept for reloads of this tab). */
+function webToken(): string {
+  const m = /(?:^#|&)token=([0-9a-fA-F]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, m[1]);
+    // keep it out of the address bar and history from now on
+    history.replaceState(null, '', location.pathname + location.search);
+    return m[1];
+  }
+  return sessionStorage.getItem(TOKEN_KEY) ?? '';
+}
+
+function webTransport(): Transport {
+  const token = webToken();
+  const listeners = new Set<(e: ApiEvent) => void>();
+  let source: EventSource | null = null;
+  const connect = () => {
+    if (source || !token) return;
+    source = new EventSource(`/api/events?token=${encodeURIComponent(token)}`);
+    source.onmessage = (m: MessageEvent<string>) => {
+      const e = decodeWire<ApiEvent>(m.data);
+      for (const l of listeners) l(e);
+    };
+  };
+  return {
+    kind: 'web',
+    async call(op, body) {
+      let res: Response;
+      try {
+        res = await fetch(`/api/${op}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-KDMRI-Token': token },
+          body: encodeWire(body ?? {}),
+        });
+      } catch (e) {
+        return { ok: false, error: { code: 'unavailable', message: `the workstation server does not answer (${(e as Error).message})` } };
+      }
+      const text = await res.text();
+      try {
+        return decodeWire<ApiResult<unknown>>(text);
+      } catch {
+        return { ok: false, error: { code: 'internal', message: `HTTP ${res.status}: ${text.slice(0, 200)}` } };
+      }
+    },
+    onEvent(listener) {
+      listeners.add(listener);
+      connect();
+      return () => listeners.delete(listener);
+    },
+    pickPaths: null,
+  };
+}
+
+function electronTransport(bridge: KdmriBridge): Transport {
+  return { kind: 'electron', call: (op, body) => bridge.call(op, body), onEvent: (l) => bridge.onEvent(l), pickPaths: () => bridge.pickPaths() };
+}
+
+export const transport: Transport = typeof window !== 'undefined' && window.kdmri ? electronTransport(window.kdmri) : webTransport();
+
+function makeClient(t: Transport): ApiClient {
+  const client = {} as Record<OpName, (req: unknown) => Promise<unknown>>;
+  for (const op of OP_NAMES) {
+    client[op] = async (req: unknown) => {
+      const r = await t.call(op, req ?? {});
+      if (!r.ok) throw new ApiFailure(r.error.code, r.error.message, r.error.where);
+      return r.value;
+    };
+  }
+  return client as unknown as ApiClient;
+}
+
+export const api: ApiClient = makeClient(transport);
+export const onEvent = (l: (e: ApiEvent) => void) => transport.onEvent(l);
+export const hasToken = () => transport.kind === 'electron' || !!sessionStorage.getItem(TOKEN_KEY);
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiFailure) return e.code === 'unavailable' ? `Not available yet: ${e.message}` : e.message;
+  return e instanceof Error ? e.message : String(e);
+}
