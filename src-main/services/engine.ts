@@ -8,6 +8,7 @@
 import type {
   Degradation,
   DistillConfig,
+  MetricRow,
   MaskSpec,
   ModelCard,
   ProgressEvent,
@@ -16,6 +17,12 @@ import type {
   VolumeMetrics,
 } from '../contract/domain.js';
 import { ApiFailure } from '../contract/api.js';
+import type { Db } from '../store/db.js';
+
+/** Compile-time proof that the real store satisfies the port (type-only: no runtime import). */
+export type StoreFitsPort = Db extends DbPort ? true : never;
+const _storeFits: StoreFitsPort = true;
+void _storeFits;
 
 // ---------------------------------------------------------------------------------------------------
 // Ports: what the services need from each module (a subset of the module's real signature).
@@ -108,21 +115,23 @@ export interface DbPort {
   };
   jobs: {
     get(id: string): JobRow | undefined | null;
-    list?(filter?: Record<string, unknown>): JobRow[];
+    list(filter?: Record<string, unknown>): JobRow[];
   };
   runs: {
     list(filter?: Record<string, unknown>): RunRow[];
     get?(id: number): RunRow | undefined | null;
   };
-  epochs: { list?(runId: number): EpochRowPort[] };
+  epochs: { forRun(runId: number): EpochRowPort[] };
   models: {
     list(filter?: Record<string, unknown>): ModelRow[];
     get(id: number): ModelRow | undefined | null;
-    delete?(id: number): unknown;
-    softDelete?(id: number): unknown;
-    markDeleted?(id: number): unknown;
+    softDelete(id: number): unknown;
   };
-  evaluations: { list?(filter?: Record<string, unknown>): EvaluationRow[] };
+  evaluations: {
+    list(filter?: { datasetId?: number }): EvaluationRow[];
+    /** Newest evaluation per (degradation, model kind) of live models, as MetricRows. */
+    paperTable(datasetId: number): MetricRow[];
+  };
   close(): void;
 }
 

@@ -208,7 +208,6 @@ export function createServices(opts: ServicesOptions): Services {
 
     async listJobs() {
       const d = await db();
-      if (!d.jobs.list) throw new ApiFailure('unavailable', 'the store has no jobs.list()', 'src-main/store');
       const queued = queue.map(
         (q): JobInfo => ({
           id: q.jobId,
@@ -283,8 +282,7 @@ export function createServices(opts: ServicesOptions): Services {
 
     async runEpochs(req) {
       const d = await db();
-      if (!d.epochs.list) throw new ApiFailure('unavailable', 'the store has no epochs.list()', 'src-main/store');
-      return d.epochs.list(req.runId).map((e) => ({
+      return d.epochs.forRun(req.runId).map((e) => ({
         epoch: e.epoch,
         trainLoss: e.trainLoss,
         valLoss: e.valLoss,
@@ -328,9 +326,7 @@ export function createServices(opts: ServicesOptions): Services {
       const d = await db();
       const m = d.models.get(req.modelId);
       if (!m || m.deletedAt) throw new ApiFailure('not-found', `no model ${req.modelId}`, 'modelId');
-      const del = d.models.softDelete ?? d.models.markDeleted ?? d.models.delete;
-      if (!del) throw new ApiFailure('unavailable', 'the store cannot delete models yet', 'src-main/store');
-      del.call(d.models, req.modelId);
+      d.models.softDelete(req.modelId);
       compare.forget(m.dir);
       emit({ channel: 'library', what: 'models' });
       return { deleted: true };
@@ -354,20 +350,11 @@ export function createServices(opts: ServicesOptions): Services {
     async paperTable(req) {
       const d = await db();
       if (!d.datasets.get(req.datasetId)) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
-      if (!d.evaluations.list) throw new ApiFailure('unavailable', 'the store has no evaluations.list()', 'src-main/store');
-      const evals = d.evaluations.list({ datasetId: req.datasetId }).filter((e) => e.datasetId === req.datasetId);
-      // newest evaluation per (model kind, degradation)
-      const latest = new Map<string, (typeof evals)[number]>();
-      for (const e of evals) {
-        const key = `${e.runKind}|${e.degradation}`;
-        const prev = latest.get(key);
-        if (!prev || (e.createdAt ?? 0) >= (prev.createdAt ?? 0)) latest.set(key, e);
-      }
       const order = ['zf', 'lr', 'teacher', 'student', 'attention', 'kd'];
-      const rows = [...latest.values()]
-        .sort((a, b) => order.indexOf(a.runKind) - order.indexOf(b.runKind) || a.degradation.localeCompare(b.degradation))
+      const rows = d.evaluations
+        .paperTable(req.datasetId)
         .map((e) => ({
-          model: e.runKind as ApiResponse<'paperTable'>['rows'][number]['model'],
+          model: e.model,
           degradation: e.degradation,
           psnr: e.psnr,
           ssim: e.ssim,
@@ -376,7 +363,8 @@ export function createServices(opts: ServicesOptions): Services {
           ssimStd2: e.ssimStd2,
           nmseStd2: e.nmseStd2,
           volumes: e.volumes,
-        }));
+        }))
+        .sort((x, y) => order.indexOf(x.model) - order.indexOf(y.model) || x.degradation.localeCompare(y.degradation));
       const degradations = [...new Set(rows.map((r) => r.degradation))].sort((a, b) => accOf(a) - accOf(b) || a.localeCompare(b));
       return { datasetId: req.datasetId, degradations, rows };
     },

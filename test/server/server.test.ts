@@ -7,32 +7,15 @@ import { request } from 'node:http';
 import { createServices, type Services } from '../../src-main/services/index.js';
 import { startServer, type RunningServer, CSP } from '../../src-main/server/server.js';
 import { decodeWire, type ApiEvent, type ApiResult } from '../../src-main/contract/api.js';
-import type { DatasetRow, DbPort, EngineModules } from '../../src-main/services/engine.js';
+import { openDatabase } from '../../src-main/store/db.js';
 import type { ProgressEvent } from '../../src-main/contract/domain.js';
 
-// Test doubles for the engine modules the server's round trips need (the server is under test here,
-// not the engine): an in-memory dataset repository, a line mask, a job that emits two events.
-function memoryStore(): EngineModules['store'] {
-  const datasets: DatasetRow[] = [];
-  const db: DbPort = {
-    datasets: {
-      list: () => datasets,
-      get: (id) => datasets.find((d) => d.id === id),
-      create: (d) => {
-        const row = { ...d, id: datasets.length + 1, createdAt: 0 };
-        datasets.push(row);
-        return row;
-      },
-    },
-    jobs: { get: () => null, list: () => [] },
-    runs: { list: () => [] },
-    epochs: {},
-    models: { list: () => [], get: () => null },
-    evaluations: {},
-    close: () => undefined,
-  };
+// The real store on a temporary file; test doubles for the mask builder and the training worker (the
+// server is under test here, not the engine): a line mask, a job that emits two events.
+function seedStore(file: string): void {
+  const db = openDatabase(file);
   db.datasets.create({ name: 'phantom', source: '/tmp/x.nii', task: 'recon', h: 32, w: 32, trainSlices: 6, valSlices: 2 });
-  return { openDatabase: () => db };
+  db.close();
 }
 
 let dir: string;
@@ -44,11 +27,11 @@ before(async () => {
   const staticDir = join(dir, 'renderer');
   mkdirSync(staticDir);
   writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>t</title>');
+  seedStore(join(dir, 'kdmri.db'));
   services = createServices({
-    dbPath: join(dir, 'db.sqlite'),
+    dbPath: join(dir, 'kdmri.db'),
     dataDir: dir,
     modules: {
-      store: memoryStore(),
       masks: {
         buildMask: (spec, h) => {
           const m = new Float32Array(h);

@@ -47,7 +47,7 @@ export function register(program: Command): void {
     .command('serve')
     .description('serve the workstation to a browser on 127.0.0.1 (web mode)')
     .option('--port <n>', 'port (0: any free port)', intArg('--port', 0, 65535), 0)
-    .option('--db <file>', 'library database (default: $KDMRI_HOME/kdmri.sqlite)')
+    .option('--db <file>', 'library database (default: $KDMRI_HOME/kdmri.db, else ~/.kdmri/kdmri.db)')
     .option('--data-dir <dir>', 'folder for models and exports (default: $KDMRI_HOME)')
     .option('--no-open', 'do not open a browser')
     .action(async (o: ServeOptions) => serve(o));
