@@ -509,4 +509,6 @@ export interface KdmriBridge {
   onEvent(listener: (e: ApiEvent) => void): () => void;
   /** Native file/folder picker for imports (Electron only). */
   pickPaths(): Promise<string[]>;
+  /** Native menu commands: a page name or 'import'. */
+  onMenu?(listener: (cmd: string) => void): () => void;
 }
