@@ -1,0 +1,248 @@
+/**
+ * Convolution gradients for the wasm backend, composed from the backend's own fast forward Conv2D
+ * (XNNPACK) and Transpose kernels.
+ *
+ * tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel (tf.grad through a conv fails) and a naive
+ * Conv2DBackpropInput (≈ 160× slower than the forward conv here). Both gradients of a stride-1 conv are
+ * themselves convolutions:
+ *
+ *  - filter gradient dW[a,b,c,o] = Σ_{n,i,j} xpad[n, i+a, j+b, c] · dy[n, i, j, o]. Read x transposed to
+ *    [C, H, W, B] as a batch of C one-"pixel-row" images with B channels, and dy transposed to
+ *    [oH, oW, B, O] as an oH×oW filter: a 'valid' conv (with x's zero padding given as explicit padding)
+ *    yields [C, kh, kw, O], transposed to HWIO [kh, kw, C, O]. When O < C (the 32→1 output conv) the roles
+ *    are swapped (dy is the image, x the filter) so that the GEMM's N dimension is C, not 1; that form
+ *    yields dW flipped in space, which is undone while transposing.
+ *  - input gradient dx = conv(dy, W flipped in space with in/out swapped), padded by k−1−pad.
+ *
+ * Conventions: NHWC activations, HWIO filters, float32. Only stride 1 and dilation 1 are accelerated;
+ * Conv2DBackpropInput falls back to the original wasm kernel otherwise, Conv2DBackpropFilter throws.
+ */
+import {
+  backend_util,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  getKernel,
+  Transpose,
+  type Conv2DBackpropFilterAttrs,
+  type Conv2DBackpropInputAttrs,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { makeF32, readF32, release } from './backend-io.js';
+
+type Shape4 = [number, number, number, number];
+type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
+
+function kernelOf(name: string, backendName: string): KernelFunc {
+  const k = getKernel(name, backendName);
+  if (!k) throw new Error(`kdmri kernels: the '${backendName}' backend has no ${name} kernel to build on`);
+  return k.kernelFunc;
+}
+
+function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, perm: number[]): TensorInfo {
+  return kernelOf(Transpose, backendName)({ inputs: { x }, backend, attrs: { perm } }) as TensorInfo;
+}
+
+/** A stride-1, dilation-1, NHWC forward conv with explicit padding, on the backend's own kernel. */
+function conv(backendName: string, backend: KernelBackend, x: TensorInfo, filter: TensorInfo, pad: ExplicitPad): TensorInfo {
+  return kernelOf(Conv2D, backendName)({
+    inputs: { x, filter },
+    backend,
+    attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] },
+  }) as TensorInfo;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** dW for x [B,H,W,C], dy [B,oH,oW,O] → [kh,kw,C,O]. */
+export function conv2dBackpropFilterVia(
+  backendName: string,
+  backend: KernelBackend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  attrs: Conv2DBackpropFilterAttrs,
+): TensorInfo {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
+    throw new Error(`kdmri Conv2DBackpropFilter (${backendName}): only NHWC is supported, got ${attrs.dataFormat}`);
+  }
+  const xShape = x.shape as Shape4;
+  const info = backend_util.computeConv2DInfo(
+    xShape,
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) {
+    throw new Error(
+      `kdmri Conv2DBackpropFilter (${backendName}): only stride 1 is supported, got [${info.strideHeight}, ${info.strideWidth}]`,
+    );
+  }
+  const [, , C, O] = attrs.filterShape;
+  const kh = info.filterHeight;
+  const kw = info.filterWidth;
+  const expectDy = [info.batchSize, info.outHeight, info.outWidth, O];
+  if (!sameShape(dy.shape, expectDy)) {
+    throw new Error(`kdmri Conv2DBackpropFilter: dy has shape [${dy.shape}], expected [${expectDy}]`);
+  }
+  const { top, bottom, left, right } = info.padInfo;
+  const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
+
+  if (!swapped) {
+    const xt = transpose(backendName, backend, x, [3, 1, 2, 0]); // [C, H, W, B]
+    const dyt = transpose(backendName, backend, dy, [1, 2, 0, 3]); // [oH, oW, B, O]
+    const z = conv(backendName, backend, xt, dyt, [[0, 0], [top, bottom], [left, right], [0, 0]]); // [C, kh, kw, O]
+    release(backend, xt);
+    release(backend, dyt);
+    if (!sameShape(z.shape, [C, kh, kw, O])) {
+      release(backend, z);
+      throw new Error(`kdmri Conv2DBackpropFilter: internal conv gave [${z.shape}], expected [${[C, kh, kw, O]}]`);
+    }
+    const dw = transpose(backendName, backend, z, [1, 2, 0, 3]);
+    release(backend, z);
+    return dw;
+  }
+
+  const dyt = transpose(backendName, backend, dy, [3, 1, 2, 0]); // [O, oH, oW, B]
+  const xt = transpose(backendName, backend, x, [1, 2, 0, 3]); // [H, W, B, C]
+  const pad: ExplicitPad = [[0, 0], [kh - 1 - top, kh - 1 - bottom], [kw - 1 - left, kw - 1 - right], [0, 0]];
+  const z = conv(backendName, backend, dyt, xt, pad); // [O, kh, kw, C], flipped in space
+  release(backend, dyt);
+  release(backend, xt);
+  if (!sameShape(z.shape, [O, kh, kw, C])) {
+    release(backend, z);
+    throw new Error(`kdmri Conv2DBackpropFilter: internal conv gave [${z.shape}], expected [${[O, kh, kw, C]}]`);
+  }
+  // dW[a,b,c,o] = z[o, kh−1−a, kw−1−b, c]: tiny (9·C·O values), done in JS.
+  const zv = readF32(backend, z);
+  const dw = new Float32Array(kh * kw * C * O);
+  for (let o = 0; o < O; o++) {
+    for (let a = 0; a < kh; a++) {
+      for (let b = 0; b < kw; b++) {
+        const src = ((o * kh + (kh - 1 - a)) * kw + (kw - 1 - b)) * C;
+        const dst = (a * kw + b) * C * O + o;
+        for (let c = 0; c < C; c++) dw[dst + c * O] = zv[src + c];
+      }
+    }
+  }
+  release(backend, z);
+  return makeF32(backend, [kh, kw, C, O], dw);
+}
+
+/**
+ * dx for dy [B,oH,oW,O], filter [kh,kw,C,O] → inputShape [B,H,W,C], or null when the configuration is
+ * not stride-1 with padding ≤ k−1 (the caller then uses another implementation).
+ */
+export function conv2dBackpropInputVia(
+  backendName: string,
+  backend: KernelBackend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+): TensorInfo | null {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return null;
+  const fShape = filter.shape as Shape4;
+  const info = backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    fShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const [kh, kw, C, O] = fShape;
+  const { top, bottom, left, right } = info.padInfo;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) return null;
+  if (top > kh - 1 || bottom > kh - 1 || left > kw - 1 || right > kw - 1) return null;
+  const expectDy = [info.batchSize, info.outHeight, info.outWidth, O];
+  if (!sameShape(dy.shape, expectDy)) {
+    throw new Error(`kdmri Conv2DBackpropInput: dy has shape [${dy.shape}], expected [${expectDy}]`);
+  }
+  // W'[a,b,o,c] = W[kh−1−a, kw−1−b, c, o] (flip in space, swap in/out); small, done in JS.
+  const w = readF32(backend, filter);
+  const wf = new Float32Array(kh * kw * O * C);
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      const src = ((kh - 1 - a) * kw + (kw - 1 - b)) * C * O;
+      const dst = (a * kw + b) * O * C;
+      for (let c = 0; c < C; c++) for (let o = 0; o < O; o++) wf[dst + o * C + c] = w[src + c * O + o];
+    }
+  }
+  const wt = makeF32(backend, [kh, kw, O, C], wf);
+  const dx = conv(backendName, backend, dy, wt, [[0, 0], [kh - 1 - top, kh - 1 - bottom], [kw - 1 - left, kw - 1 - right], [0, 0]]);
+  release(backend, wt);
+  if (!sameShape(dx.shape, attrs.inputShape)) {
+    release(backend, dx);
+    throw new Error(`kdmri Conv2DBackpropInput: internal conv gave [${dx.shape}], expected [${attrs.inputShape}]`);
+  }
+  return dx;
+}
+
+const FAST_MARK = Symbol.for('kdmri.conv-backprop');
+
+/**
+ * Register the two gradient kernels for `backendName` (default 'wasm'). Conv2DBackpropInput replaces the
+ * backend's own kernel, which is kept as the fallback for strided convs; its setupFunc is carried over so
+ * the fallback still initialises when the backend starts after this registration. Idempotent.
+ */
+export function registerConvBackprop(
+  backendName: string,
+  registerKernel: (c: KernelConfig) => void,
+  unregisterKernel: (name: string, backend: string) => void,
+): void {
+  const filterCfg = getKernel(Conv2DBackpropFilter, backendName) as (KernelConfig & { [FAST_MARK]?: true }) | undefined;
+  if (!filterCfg?.[FAST_MARK]) {
+    if (filterCfg) unregisterKernel(Conv2DBackpropFilter, backendName);
+    const cfg: KernelConfig & { [FAST_MARK]: true } = {
+      kernelName: Conv2DBackpropFilter,
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) =>
+        conv2dBackpropFilterVia(
+          backendName,
+          backend as KernelBackend,
+          inputs.x as TensorInfo,
+          inputs.dy as TensorInfo,
+          attrs as unknown as Conv2DBackpropFilterAttrs,
+        ),
+      [FAST_MARK]: true,
+    };
+    registerKernel(cfg);
+  }
+
+  const inputCfg = getKernel(Conv2DBackpropInput, backendName) as (KernelConfig & { [FAST_MARK]?: true }) | undefined;
+  if (!inputCfg?.[FAST_MARK]) {
+    const original = inputCfg;
+    if (original) unregisterKernel(Conv2DBackpropInput, backendName);
+    const cfg: KernelConfig & { [FAST_MARK]: true } = {
+      kernelName: Conv2DBackpropInput,
+      backendName,
+      setupFunc: original?.setupFunc,
+      disposeFunc: original?.disposeFunc,
+      kernelFunc: (args) => {
+        const { inputs, backend, attrs } = args;
+        const fast = conv2dBackpropInputVia(
+          backendName,
+          backend as KernelBackend,
+          inputs.dy as TensorInfo,
+          inputs.filter as TensorInfo,
+          attrs as unknown as Conv2DBackpropInputAttrs,
+        );
+        if (fast) return fast;
+        if (!original) throw new Error(`kdmri Conv2DBackpropInput (${backendName}): only stride 1 with padding ≤ k−1 is supported`);
+        return original.kernelFunc(args);
+      },
+      [FAST_MARK]: true,
+    };
+    registerKernel(cfg);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * KD-MRI's own tfjs kernels:
+ *  - Conv2DBackpropFilter and Conv2DBackpropInput for the wasm backend, built from its fast forward
+ *    conv (see conv-backprop.ts), so training on wasm works and is fast;
+ *  - KdmriDataConsistency (+ KdmriDataConsistencyGrad and its registered gradient) for the wasm, cpu and
+ *    webgpu backends (see data-consistency.ts).
+ *
+ * Call registerKdmriKernels() once before running networks; it is idempotent. It imports the wasm backend
+ * package first so that the package's own kernel registrations cannot later overwrite ours, and
+ * @tensorflow/tfjs for tfjs-core's gradient functions.
+ */
+// The tfjs-core node bundle registers no gradient functions (tf.grad fails with "gradient function not
+// found for Sum"); the union package's node bundle registers all of them into the shared registry.
+import '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { registerConvBackprop } from './conv-backprop.js';
+import { registerDataConsistency } from './data-consistency.js';
+
+export { DC_GRAD_KERNEL, DC_KERNEL, applyDiagonalDc, type DcGradPart } from './data-consistency.js';
+export { conv2dBackpropFilterVia, conv2dBackpropInputVia } from './conv-backprop.js';
+
+/** Backends that get the data-consistency kernel (a generic float64 JS implementation). */
+export const DC_BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
+
+let done = false;
+
+export function registerKdmriKernels(): void {
+  if (done) return;
+  registerConvBackprop('wasm', registerKernel, unregisterKernel);
+  registerDataConsistency(DC_BACKENDS, registerKernel, registerGradient);
+  done = true;
+}
