@@ -1,0 +1,216 @@
+// End to end, in Debian's Chromium driven by playwright-core, against web mode started in-process on a
+// temporary KDMRI_HOME: import the sample, launch a tiny distillation and watch its progress arrive,
+// compare five reconstructions with metrics, switch the mask and see them change. No console errors.
+// Screenshots of every page go to test-artifacts/screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createServices, type Services } from '../../src-main/services/index.js';
+import { startServer, type RunningServer } from '../../src-main/server/server.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const rendererDir = join(root, 'build', 'renderer');
+const shots = join(root, 'test-artifacts', 'screenshots');
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Newest modification time under a folder (files only). */
+function newest(dir: string): number {
+  let t = 0;
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules') continue;
+    const p = join(dir, name);
+    const s = statSync(p);
+    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
+  }
+  return t;
+}
+
+/** Build the renderer with vite's API when build/renderer is missing or older than its sources. */
+async function ensureRenderer(): Promise<void> {
+  const index = join(rendererDir, 'index.html');
+  const sources = Math.max(newest(join(root, 'src-renderer')), newest(join(root, 'src-main', 'contract')));
+  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
+  const { build } = await import('vite');
+  await build({ configFile: join(root, 'src-renderer', 'vite.config.ts'), logLevel: 'error' });
+}
+
+let home: string;
+let services: Services;
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+const consoleErrors: string[] = [];
+let modules: Record<string, boolean> = {};
+
+before(async () => {
+  await ensureRenderer();
+  home = mkdtempSync(join(tmpdir(), 'kdmri-e2e-'));
+  mkdirSync(shots, { recursive: true });
+  services = createServices({ dbPath: join(home, 'kdmri.db'), dataDir: home, mode: 'web' });
+  server = await startServer({ services, staticDir: rendererDir });
+  const info = await services.call('appInfo', {});
+  if (info.ok) modules = (info.value as { modules: Record<string, boolean> }).modules;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      // no network beyond the loopback server
+      '--no-proxy-server',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-default-apps',
+      '--disable-sync',
+      '--disable-domain-reliability',
+      '--disable-client-side-phishing-detection',
+      '--metrics-recording-only',
+      '--no-first-run',
+      '--no-pings',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  await page.goto(server.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  await services?.close();
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+/** Reason to skip when an engine module this step needs has not landed (they are written in parallel). */
+const need = (...names: string[]): string | false => {
+  const missing = names.filter((n) => !modules[n]);
+  return missing.length ? `engine modules not in this build yet: ${missing.join(', ')}` : false;
+};
+
+test('the page loads with the token from its URL, and the token leaves the address bar', async () => {
+  await page.getByTestId('nav-studies').waitFor();
+  assert.equal(await page.getByTestId('app-mode').textContent().then((t) => t?.includes('Web mode')), true);
+  assert.ok(!page.url().includes('token='), 'token removed from the address bar');
+  // a page opened without the token cannot use the API
+  const other = await browser.newPage();
+  const status = await other.goto(`http://127.0.0.1:${server.port}/`).then(() =>
+    other.evaluate(async () => (await fetch('/api/appInfo', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status),
+  );
+  assert.equal(status, 401);
+  await other.close();
+});
+
+test('Studies: import the bundled sample; it becomes a dataset', async (t) => {
+  const why = need('store', 'sample', 'dataSource');
+  if (why) return t.skip(why);
+  await page.getByTestId('nav-studies').click();
+  await page.getByTestId('import-sample').click();
+  await page.getByTestId('import-results').locator('tr').first().waitFor({ timeout: 60_000 });
+  await page.getByTestId('datasets-table').locator('tbody tr').first().waitFor({ timeout: 30_000 });
+  const rows = await page.getByTestId('datasets-table').locator('tbody tr').count();
+  assert.ok(rows >= 1);
+  await shot('studies');
+});
+
+test('Distill: a tiny job (32×32, 1 epoch) streams progress into the UI', async (t) => {
+  const why = need('store', 'distill', 'masks', 'sample', 'dataSource');
+  if (why) return t.skip(why);
+  await page.getByTestId('nav-distill').click();
+  await page.getByTestId('distill-size').fill('32');
+  await page.getByTestId('distill-epochs').fill('1');
+  // mask preview shows the true acceleration
+  await page.getByTestId('true-acc').first().waitFor({ timeout: 30_000 });
+  assert.match((await page.getByTestId('true-acc').first().textContent()) ?? '', /^\d+\.\d\d×$/);
+  await page.getByTestId('launch').click();
+  await page.getByTestId('job-progress').waitFor({ timeout: 30_000 });
+  // progress events arrive (counter in the UI grows), then the job finishes
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=progress-events]')?.textContent?.split(' ')[0] ?? 0) > 3, null, { timeout: 120_000 });
+  await shot('distill-running');
+  await page.locator('[data-testid=job-progress] .tag.finished').waitFor({ timeout: 900_000 });
+  await page.getByTestId('job-results').waitFor({ timeout: 30_000 });
+  await shot('distill');
+});
+
+async function viewportMetrics(): Promise<string[]> {
+  return Promise.all(['zf', 'teacher', 'student', 'kd'].map(async (n) => (await page.getByTestId(`metrics-${n}`).textContent()) ?? ''));
+}
+
+test('Compare: five rendered viewports with metrics; switching the mask changes them', async (t) => {
+  const why = need('store', 'infer', 'sliceBank', 'metrics', 'masks', 'backend');
+  if (why) return t.skip(why);
+  await page.getByTestId('nav-compare').click();
+  for (const n of ['zf', 'target', 'teacher', 'student', 'kd']) {
+    await page.locator(`[data-testid=viewport-${n}][data-rendered=yes] canvas`).waitFor({ timeout: 120_000 });
+  }
+  await page.getByTestId('metrics-kd').waitFor({ timeout: 60_000 });
+  // every viewport really drew pixels (not a blank canvas)
+  const drawn = await page.evaluate(() =>
+    ['zf', 'target', 'teacher', 'student', 'kd'].map((n) => {
+      const c = document.querySelector<HTMLCanvasElement>(`[data-testid=viewport-${n}] canvas`);
+      if (!c) return 0;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let lit = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 20) lit++;
+      return lit / (d.length / 4);
+    }),
+  );
+  for (const f of drawn) assert.ok(f > 0.05, `viewport drew pixels (${drawn.join(', ')})`);
+  const before4 = await viewportMetrics();
+  for (const m of before4) assert.match(m, /PSNR \d+\.\d+ dB · SSIM [01]\.\d{4} · NMSE \d/);
+  const acc4 = await page.getByTestId('compare-true-acc').textContent();
+  await shot('compare');
+
+  await page.getByTestId('compare-acc-8').click();
+  await page.waitForFunction((prev) => document.querySelector('[data-testid=compare-true-acc]')?.textContent !== prev, acc4, { timeout: 120_000 });
+  await page.waitForFunction(
+    (prev) => {
+      const now = ['zf', 'teacher', 'student', 'kd'].map((n) => document.querySelector(`[data-testid=metrics-${n}]`)?.textContent ?? '');
+      return now.every((t, i) => t !== '' && t !== prev[i]);
+    },
+    before4,
+    { timeout: 120_000 },
+  );
+  const after8 = await viewportMetrics();
+  const psnr = (s: string) => Number(/PSNR ([\d.]+)/.exec(s)?.[1]);
+  assert.ok(psnr(after8[0]) < psnr(before4[0]), `zero-filled PSNR drops from 4x to 8x (${before4[0]} → ${after8[0]})`);
+  // keyboard: next slice
+  await page.locator('[data-testid=compare-grid]').click({ position: { x: 5, y: 5 } });
+  const sliceBefore = await page.getByTestId('slice-label').textContent();
+  await page.keyboard.press('ArrowDown');
+  await page.waitForFunction((s) => document.querySelector('[data-testid=slice-label]')?.textContent !== s, sliceBefore);
+  await shot('compare-8x');
+});
+
+test('Runs and models: runs table, paper table, models', async (t) => {
+  const why = need('store');
+  if (why) return t.skip(why);
+  await page.getByTestId('nav-runs').click();
+  await page.getByTestId('runs-table').waitFor();
+  if (!need('distill', 'masks', 'sample')) {
+    await page.getByTestId('paper-table').waitFor({ timeout: 30_000 });
+    assert.ok((await page.getByTestId('models-table').locator('tbody tr').count()) >= 3);
+  }
+  await shot('runs');
+});
+
+test('every page renders; no console errors', async () => {
+  for (const p of ['studies', 'distill', 'compare', 'runs']) {
+    await page.getByTestId(`nav-${p}`).click();
+    await page.waitForTimeout(300);
+    if (!existsSync(join(shots, `${p}.png`))) await shot(p);
+  }
+  // while engine modules are missing, their operations answer 503 'unavailable' and Chromium logs each
+  // as a failed resource; those (and only those) are expected until the engine is complete
+  const expected = Object.values(modules).every(Boolean) ? [] : consoleErrors.filter((e) => /status of 503/.test(e));
+  assert.deepEqual(consoleErrors, expected);
+});
