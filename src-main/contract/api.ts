@@ -34,7 +34,14 @@ import {
 // ---------------------------------------------------------------------------------------------------
 // Errors.
 
-export const API_ERROR_CODES = ['bad-request', 'not-found', 'unavailable', 'conflict', 'unauthorized', 'internal'] as const;
+export const API_ERROR_CODES = [
+  'bad-request',
+  'not-found',
+  'unavailable',
+  'conflict',
+  'unauthorized',
+  'internal',
+] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
 /** A failure as it travels: `where` names the offending field (bad-request) or the module (unavailable). */
@@ -263,10 +270,7 @@ const Empty = z.object({}).strict();
 const Id = z.number().int().nonnegative();
 const Uid = z.string().min(1).max(128);
 
-const CompareSource = z.union([
-  z.object({ datasetId: Id }).strict(),
-  z.object({ seriesUid: Uid }).strict(),
-]);
+const CompareSource = z.union([z.object({ datasetId: Id }).strict(), z.object({ seriesUid: Uid }).strict()]);
 
 export const CompareRequestSchema = z.object({
   source: CompareSource,
@@ -295,7 +299,10 @@ export const API = {
     z.object({ search: z.string().max(200).optional() }).strict(),
     'Patients → studies → series in the library, filtered by a free-text search.',
   ),
-  getSeries: op<SeriesDetail>()(z.object({ uid: Uid }).strict(), 'Metadata and DICOM attributes of one series.'),
+  getSeries: op<SeriesDetail>()(
+    z.object({ uid: Uid }).strict(),
+    'Metadata and DICOM attributes of one series.',
+  ),
   getSeriesSlice: op<Pixels>()(
     z.object({ uid: Uid, index: z.number().int().nonnegative() }).strict(),
     'One slice of a series as float32 pixels.',
@@ -304,7 +311,10 @@ export const API = {
     z.object({ paths: z.array(z.string().min(1).max(4096)).min(1).max(10000) }).strict(),
     'Import files or folders into the library; progress arrives as import events.',
   ),
-  importSample: op<ImportSummary>()(Empty, 'Put the bundled sample study in the library (and a dataset from it).'),
+  importSample: op<ImportSummary>()(
+    Empty,
+    'Put the bundled sample study in the library (and a dataset from it).',
+  ),
 
   // Datasets
   listDatasets: op<DatasetInfo[]>()(Empty, 'Datasets in the library.'),
@@ -322,7 +332,11 @@ export const API = {
   // Masks
   previewMask: op<MaskPreview>()(
     z
-      .object({ mask: MaskSpecSchema, h: z.number().int().min(8).max(2048), w: z.number().int().min(8).max(2048) })
+      .object({
+        mask: MaskSpecSchema,
+        h: z.number().int().min(8).max(2048),
+        w: z.number().int().min(8).max(2048),
+      })
       .strict(),
     'The lines a mask samples and its true acceleration.',
   ),
@@ -338,7 +352,10 @@ export const API = {
       .strict(),
     'Start one distillation job (teacher, student, attention, KD) in a worker.',
   ),
-  cancelJob: op<{ jobId: string; cancelled: boolean }>()(z.object({ jobId: Uid }).strict(), 'Cancel a running job.'),
+  cancelJob: op<{ jobId: string; cancelled: boolean }>()(
+    z.object({ jobId: Uid }).strict(),
+    'Cancel a running job.',
+  ),
   resumeJob: op<{ jobId: string }>()(z.object({ jobId: Uid }).strict(), 'Resume a cancelled or crashed job.'),
   listJobs: op<JobInfo[]>()(Empty, 'Jobs, newest first.'),
 
@@ -357,7 +374,10 @@ export const API = {
   runEpochs: op<EpochRow[]>()(z.object({ runId: Id }).strict(), 'Per-epoch losses of a run.'),
   listModels: op<ModelInfo[]>()(z.object({ datasetId: Id.optional() }).strict(), 'Saved models.'),
   getModelCard: op<ModelCard>()(z.object({ modelId: Id }).strict(), "A model's card."),
-  deleteModel: op<{ deleted: boolean }>()(z.object({ modelId: Id }).strict(), 'Delete a model and its files.'),
+  deleteModel: op<{ deleted: boolean }>()(
+    z.object({ modelId: Id }).strict(),
+    'Delete a model and its files.',
+  ),
   exportModel: op<{ path: string }>()(
     z.object({ modelId: Id, destination: z.string().min(1).max(4096).optional() }).strict(),
     "Copy a model folder out (default: the data folder's exports/).",
@@ -368,7 +388,10 @@ export const API = {
   ),
 
   // Compare
-  compare: op<CompareResult>()(CompareRequestSchema, 'Target, zero-filled and the three reconstructions of one slice.'),
+  compare: op<CompareResult>()(
+    CompareRequestSchema,
+    'Target, zero-filled and the three reconstructions of one slice.',
+  ),
   exportComparison: op<{ paths: string[] }>()(
     CompareRequestSchema.extend({
       format: z.enum(['png', 'dicom']),
@@ -494,7 +517,8 @@ export function parseRequest<K extends OpName>(name: K, body: unknown): ApiResul
 /** Turn anything thrown by a handler into an ApiError (never leaks stacks). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiFailure) return err.toJSON();
-  if (isApiError(err)) return { code: err.code, message: err.message, ...(err.where ? { where: err.where } : {}) };
+  if (isApiError(err))
+    return { code: err.code, message: err.message, ...(err.where ? { where: err.where } : {}) };
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'internal', message };
 }

@@ -28,10 +28,17 @@ export interface RunningApp {
 }
 
 export function defaultPaths(mainDir: string): AppPaths {
-  return { indexHtml: join(mainDir, '..', '..', 'renderer', 'index.html'), preload: join(mainDir, 'preload.cjs') };
+  return {
+    indexHtml: join(mainDir, '..', '..', 'renderer', 'index.html'),
+    preload: join(mainDir, 'preload.cjs'),
+  };
 }
 
-export async function startElectronApp(electron: ElectronMain, paths: AppPaths, env: NodeJS.ProcessEnv = process.env): Promise<RunningApp> {
+export async function startElectronApp(
+  electron: ElectronMain,
+  paths: AppPaths,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningApp> {
   const { app, BrowserWindow, Menu, session } = electron;
   // one instance: a second launch focuses the first window
   if (!app.requestSingleInstanceLock()) {
@@ -52,7 +59,11 @@ export async function startElectronApp(electron: ElectronMain, paths: AppPaths, 
 
   let win: BrowserWindow | null = null;
   const send = (channel: string, cmd: MenuCommand) => win?.webContents.send(channel, cmd);
-  Menu.setApplicationMenu(Menu.buildFromTemplate(menuTemplate({ send, isMac: process.platform === 'darwin', dev: !app.isPackaged })));
+  Menu.setApplicationMenu(
+    Menu.buildFromTemplate(
+      menuTemplate({ send, isMac: process.platform === 'darwin', dev: !app.isPackaged }),
+    ),
+  );
   const unwire = wireIpc({ electron, services, target: () => win?.webContents ?? null });
 
   const createWindow = () => {

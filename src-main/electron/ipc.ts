@@ -25,8 +25,10 @@ function trusted(event: Pick<IpcMainInvokeEvent, 'senderFrame'>): boolean {
 export function wireIpc({ electron, services, target }: IpcDeps): () => void {
   const { ipcMain, dialog } = electron;
   ipcMain.handle(IPC.call, async (event, op: unknown, body: unknown): Promise<ApiResult<unknown>> => {
-    if (!trusted(event)) return { ok: false, error: { code: 'unauthorized', message: 'call from an untrusted frame' } };
-    if (typeof op !== 'string') return { ok: false, error: { code: 'bad-request', message: 'op: expected a string', where: 'op' } };
+    if (!trusted(event))
+      return { ok: false, error: { code: 'unauthorized', message: 'call from an untrusted frame' } };
+    if (typeof op !== 'string')
+      return { ok: false, error: { code: 'bad-request', message: 'op: expected a string', where: 'op' } };
     return services.call(op, body);
   });
   ipcMain.handle(IPC.pickPaths, async (event): Promise<string[]> => {

@@ -9,7 +9,12 @@ import type { IpcRendererEvent } from 'electron';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { contextBridge, ipcRenderer } = require('electron') as typeof import('electron');
 
-export const CHANNELS = { call: 'kdmri:call', event: 'kdmri:event', pickPaths: 'kdmri:pick-paths', menu: 'kdmri:menu' } as const;
+export const CHANNELS = {
+  call: 'kdmri:call',
+  event: 'kdmri:event',
+  pickPaths: 'kdmri:pick-paths',
+  menu: 'kdmri:menu',
+} as const;
 
 export type PreloadBridge = ReturnType<typeof makeBridge>;
 
@@ -32,4 +37,5 @@ export function makeBridge(ipc: Pick<typeof ipcRenderer, 'invoke' | 'on' | 'remo
   };
 }
 
-if (contextBridge && process.contextIsolated) contextBridge.exposeInMainWorld('kdmri', makeBridge(ipcRenderer));
+if (contextBridge && process.contextIsolated)
+  contextBridge.exposeInMainWorld('kdmri', makeBridge(ipcRenderer));

@@ -45,7 +45,9 @@ export function secureWindowOptions(preloadPath: string): BrowserWindowConstruct
 }
 
 /** CSP on every response of the session (file:// pages included), plus permission requests denied. */
-export function hardenSession(session: Pick<Session, 'webRequest' | 'setPermissionRequestHandler' | 'setPermissionCheckHandler'>): void {
+export function hardenSession(
+  session: Pick<Session, 'webRequest' | 'setPermissionRequestHandler' | 'setPermissionCheckHandler'>,
+): void {
   session.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [ELECTRON_CSP] } });
   });
@@ -59,7 +61,12 @@ export function hardenSession(session: Pick<Session, 'webRequest' | 'setPermissi
 
 /** The app's own pages: file:// URLs, devtools and data:/blob: URLs created by the page itself. */
 export function isAppUrl(url: string): boolean {
-  return url.startsWith('file://') || url.startsWith('devtools://') || url.startsWith('data:') || url.startsWith('blob:');
+  return (
+    url.startsWith('file://') ||
+    url.startsWith('devtools://') ||
+    url.startsWith('data:') ||
+    url.startsWith('blob:')
+  );
 }
 
 /** No navigation away from the loaded page, no new windows, no webviews. */

@@ -4,7 +4,10 @@
  */
 import type * as ElectronNs from 'electron';
 
-export type ElectronMain = Pick<typeof ElectronNs, 'app' | 'BrowserWindow' | 'ipcMain' | 'dialog' | 'Menu' | 'session' | 'shell'>;
+export type ElectronMain = Pick<
+  typeof ElectronNs,
+  'app' | 'BrowserWindow' | 'ipcMain' | 'dialog' | 'Menu' | 'session' | 'shell'
+>;
 
 /** IPC channel names shared by main.ts and preload.cts (kept as plain strings in the preload). */
 export const IPC = {

@@ -88,7 +88,9 @@ const SECURITY_HEADERS: Record<string, string> = {
 export function defaultStaticDir(): string {
   // src-main/server/server.ts or build/main/server/server.js → <root>/build/renderer
   const here = new URL('.', import.meta.url).pathname;
-  const root = here.includes(`${sep}build${sep}main${sep}`) ? resolve(here, '../../..') : resolve(here, '../..');
+  const root = here.includes(`${sep}build${sep}main${sep}`)
+    ? resolve(here, '../../..')
+    : resolve(here, '../..');
   return join(root, 'build', 'renderer');
 }
 
@@ -106,8 +108,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return b.length === tokenBuf.length && timingSafeEqual(b, tokenBuf);
   };
 
-  const send = (res: ServerResponse, status: number, body: string, type = 'application/json; charset=utf-8') => {
-    res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body) });
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: string,
+    type = 'application/json; charset=utf-8',
+  ) => {
+    res.writeHead(status, {
+      ...SECURITY_HEADERS,
+      'Content-Type': type,
+      'Cache-Control': 'no-store',
+      'Content-Length': Buffer.byteLength(body),
+    });
     res.end(body);
   };
   const sendResult = (res: ServerResponse, r: ApiResult<unknown>) =>
@@ -134,7 +146,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   async function api(req: IncomingMessage, res: ServerResponse, url: URL) {
     const op = url.pathname.slice('/api/'.length);
     if (op === 'events') {
-      if (!tokenOk(req.headers[TOKEN_HEADER] as string | undefined) && !tokenOk(url.searchParams.get('token'))) {
+      if (
+        !tokenOk(req.headers[TOKEN_HEADER] as string | undefined) &&
+        !tokenOk(url.searchParams.get('token'))
+      ) {
         return fail(res, 'unauthorized', 'missing or wrong token');
       }
       if (req.method !== 'GET') return fail(res, 'bad-request', 'use GET for /api/events');
@@ -154,10 +169,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return;
     }
     // the token travels only as a header on operations (never in a URL that may be logged)
-    if (!tokenOk(req.headers[TOKEN_HEADER] as string | undefined)) return fail(res, 'unauthorized', 'missing or wrong token');
+    if (!tokenOk(req.headers[TOKEN_HEADER] as string | undefined))
+      return fail(res, 'unauthorized', 'missing or wrong token');
     if (req.method !== 'POST') return fail(res, 'bad-request', `use POST for /api/${op}`);
     const type = String(req.headers['content-type'] ?? '');
-    if (!type.startsWith('application/json')) return fail(res, 'bad-request', 'Content-Type must be application/json', 'content-type');
+    if (!type.startsWith('application/json'))
+      return fail(res, 'bad-request', 'Content-Type must be application/json', 'content-type');
     let body: unknown = {};
     try {
       const text = await readBody(req);
@@ -169,7 +186,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   }
 
   function serveStatic(req: IncomingMessage, res: ServerResponse, url: URL) {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed', 'text/plain');
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return send(res, 405, 'method not allowed', 'text/plain');
     let rel: string;
     try {
       rel = decodeURIComponent(url.pathname);
@@ -184,7 +202,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (extname(rel)) return send(res, 404, 'not found', 'text/plain');
       target = join(staticDir, 'index.html'); // single-page app routes
       if (!existsSync(target)) {
-        return send(res, 503, 'The renderer is not built: run `npm run build:renderer`.', 'text/plain; charset=utf-8');
+        return send(
+          res,
+          503,
+          'The renderer is not built: run `npm run build:renderer`.',
+          'text/plain; charset=utf-8',
+        );
       }
     }
     res.writeHead(200, {
@@ -199,7 +222,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const server = createServer((req, res) => {
     const host = req.headers.host ?? '';
-    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) return send(res, 421, 'wrong host', 'text/plain');
+    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`)
+      return send(res, 421, 'wrong host', 'text/plain');
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     if (url.pathname.startsWith('/api/')) {
       api(req, res, url).catch((e: unknown) => {

@@ -34,9 +34,15 @@ export function createCompare({ engine, db, dataDir }: Deps) {
   const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
   let backendReady: Promise<unknown> | null = null;
 
-  async function validationVolumes(req: CompareRequest): Promise<{ vols: Volume[]; source: string; datasetId: number | null }> {
+  async function validationVolumes(
+    req: CompareRequest,
+  ): Promise<{ vols: Volume[]; source: string; datasetId: number | null }> {
     if ('seriesUid' in req.source) {
-      throw new ApiFailure('unavailable', 'comparing a library series directly is not wired yet; build a dataset from it', 'source.seriesUid');
+      throw new ApiFailure(
+        'unavailable',
+        'comparing a library series directly is not wired yet; build a dataset from it',
+        'source.seriesUid',
+      );
     }
     const d = await db();
     const ds = d.datasets.get(req.source.datasetId);
@@ -56,7 +62,10 @@ export function createCompare({ engine, db, dataDir }: Deps) {
   async function modelsFor(datasetId: number | null, h: number, w: number, label: string) {
     const d = await db();
     const { loadModelDir } = await engine.need('infer');
-    const chosen = new Map<Role, { id: number; dir: string; card: ModelCard; net: NetworkPort; exact: boolean }>();
+    const chosen = new Map<
+      Role,
+      { id: number; dir: string; card: ModelCard; net: NetworkPort; exact: boolean }
+    >();
     const rows = d.models
       .list()
       .filter((m) => !m.deletedAt && (ROLES as string[]).includes(m.kind))
@@ -93,7 +102,11 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     const total = vols.reduce((n, v) => n + v.slices, 0);
     if (total === 0) throw new ApiFailure('not-found', 'the dataset has no validation slices', 'source');
     if (req.sliceIndex >= total) {
-      throw new ApiFailure('bad-request', `sliceIndex: ${req.sliceIndex} is past the last slice (${total - 1})`, 'sliceIndex');
+      throw new ApiFailure(
+        'bad-request',
+        `sliceIndex: ${req.sliceIndex} is past the last slice (${total - 1})`,
+        'sliceIndex',
+      );
     }
     let idx = req.sliceIndex;
     let vol = vols[0];
@@ -144,8 +157,24 @@ export function createCompare({ engine, db, dataDir }: Deps) {
 
     const viewports: CompareViewport[] = [];
     const zfRes = residue(zf);
-    viewports.push({ name: 'zf', image: px(zf), residue: px(zfRes), metrics: metricsOf(zf), modelId: null, trainedOn: null, note: null });
-    viewports.push({ name: 'target', image: px(target), residue: null, metrics: null, modelId: null, trainedOn: null, note: null });
+    viewports.push({
+      name: 'zf',
+      image: px(zf),
+      residue: px(zfRes),
+      metrics: metricsOf(zf),
+      modelId: null,
+      trainedOn: null,
+      note: null,
+    });
+    viewports.push({
+      name: 'target',
+      image: px(target),
+      residue: null,
+      metrics: null,
+      modelId: null,
+      trainedOn: null,
+      note: null,
+    });
 
     let models: Awaited<ReturnType<typeof modelsFor>> = new Map();
     let modelsNote: string | null = null;
@@ -169,7 +198,9 @@ export function createCompare({ engine, db, dataDir }: Deps) {
           metrics: null,
           modelId: null,
           trainedOn: null,
-          note: modelsNote ?? `no ${role === 'kd' ? 'KD student' : role} model for this dataset yet: run a distillation`,
+          note:
+            modelsNote ??
+            `no ${role === 'kd' ? 'KD student' : role} model for this dataset yet: run a distillation`,
         });
         continue;
       }
@@ -186,8 +217,19 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     }
     viewports.sort((a, b) => VIEWPORTS.indexOf(a.name) - VIEWPORTS.indexOf(b.name));
     let residueMax = 0;
-    for (const v of viewports) if (v.residue) for (const x of v.residue.data) if (x > residueMax) residueMax = x;
-    return { source, slices: total, sliceIndex: req.sliceIndex, h: vol.h, w: vol.w, degradation: label, mask, viewports, residueMax };
+    for (const v of viewports)
+      if (v.residue) for (const x of v.residue.data) if (x > residueMax) residueMax = x;
+    return {
+      source,
+      slices: total,
+      sliceIndex: req.sliceIndex,
+      h: vol.h,
+      w: vol.w,
+      degradation: label,
+      mask,
+      viewports,
+      residueMax,
+    };
   }
 
   async function exportComparison(req: CompareRequest & { format: 'png' | 'dicom'; destination?: string }) {

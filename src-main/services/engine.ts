@@ -162,15 +162,25 @@ export interface NetworkPort {
 }
 export interface InferModule {
   loadModelDir(dir: string): { net: NetworkPort; card: ModelCard; dir: string };
-  reconstructVolume(net: NetworkPort, vol: Volume, degradation: Degradation): { input: Volume; target: Volume; output: Volume };
+  reconstructVolume(
+    net: NetworkPort,
+    vol: Volume,
+    degradation: Degradation,
+  ): { input: Volume; target: Volume; output: Volume };
 }
 
 export interface SliceBankModule {
-  buildSliceBank(vols: Volume[], degradation: Degradation): { input: Float32Array; target: Float32Array; h: number; w: number; count: number };
+  buildSliceBank(
+    vols: Volume[],
+    degradation: Degradation,
+  ): { input: Float32Array; target: Float32Array; h: number; w: number; count: number };
 }
 
 export interface DataSourceModule {
-  loadDataSplit(path: string | undefined, size?: number): { train: Volume[]; val: Volume[]; source: string; description: string };
+  loadDataSplit(
+    path: string | undefined,
+    size?: number,
+  ): { train: Volume[]; val: Volume[]; source: string; description: string };
 }
 
 export interface MasksModule {
@@ -244,7 +254,9 @@ export interface Engine {
 }
 
 /** `overrides`: modules given directly (tests); `null` marks a module as absent. */
-export function createEngine(overrides: Partial<{ [K in ModuleName]: EngineModules[K] | null }> = {}): Engine {
+export function createEngine(
+  overrides: Partial<{ [K in ModuleName]: EngineModules[K] | null }> = {},
+): Engine {
   const cache = new Map<ModuleName, Promise<{ mod: unknown } | { error: string }>>();
 
   function load(name: ModuleName): Promise<{ mod: unknown } | { error: string }> {

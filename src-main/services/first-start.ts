@@ -4,7 +4,10 @@
  */
 import type { Services } from './index.js';
 
-export async function ensureSample(services: Services, log: (line: string) => void = () => undefined): Promise<boolean> {
+export async function ensureSample(
+  services: Services,
+  log: (line: string) => void = () => undefined,
+): Promise<boolean> {
   const ds = await services.call('listDatasets', {});
   if (!ds.ok) {
     log(`library not ready: ${ds.error.message}`);

@@ -15,7 +15,6 @@ import {
   type ApiEvent,
   type ApiHandlers,
   type ApiRequest,
-  type ApiResponse,
   type ApiResult,
   type ImportFileResult,
   type JobInfo,
@@ -23,8 +22,22 @@ import {
   type OpName,
   type RunInfo,
 } from '../contract/api.js';
-import { degradationLabel, RUN_KINDS, RUN_STATUSES, type ProgressEvent, type RunKind, type RunStatus } from '../contract/domain.js';
-import { createEngine, type DbPort, type Engine, type EngineModules, type JobHandlePort, type ModuleName } from './engine.js';
+import {
+  degradationLabel,
+  RUN_KINDS,
+  RUN_STATUSES,
+  type ProgressEvent,
+  type RunKind,
+  type RunStatus,
+} from '../contract/domain.js';
+import {
+  createEngine,
+  type DbPort,
+  type Engine,
+  type EngineModules,
+  type JobHandlePort,
+  type ModuleName,
+} from './engine.js';
 import { createCompare } from './compare.js';
 import { createStudies } from './studies.js';
 import { maskLines } from './masks.js';
@@ -100,7 +113,11 @@ export function createServices(opts: ServicesOptions): Services {
       const q = queue.shift()!;
       void launch(q).catch((err: unknown) => {
         const error = toApiError(err);
-        emit({ channel: 'job', jobId: q.jobId, event: { type: 'job-end', status: 'failed', error: error.message } });
+        emit({
+          channel: 'job',
+          jobId: q.jobId,
+          event: { type: 'job-end', status: 'failed', error: error.message },
+        });
         emit({ channel: 'library', what: 'jobs' });
       });
     }
@@ -111,7 +128,10 @@ export function createServices(opts: ServicesOptions): Services {
     const handle = m.startJob(
       {
         config: q.config,
-        data: q.size === undefined ? { kind: 'dataset', datasetId: q.datasetId } : { kind: 'dataset', datasetId: q.datasetId, size: q.size },
+        data:
+          q.size === undefined
+            ? { kind: 'dataset', datasetId: q.datasetId }
+            : { kind: 'dataset', datasetId: q.datasetId, size: q.size },
         modelsRoot: join(dataDir, 'models'),
         dbPath,
         jobId: q.jobId,
@@ -176,8 +196,15 @@ export function createServices(opts: ServicesOptions): Services {
 
     async startDistillation(req) {
       const d = await db();
-      if (!d.datasets.get(req.datasetId)) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
-      return enqueue({ jobId: randomUUID(), datasetId: req.datasetId, config: req.config, size: req.size, resume: false });
+      if (!d.datasets.get(req.datasetId))
+        throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+      return enqueue({
+        jobId: randomUUID(),
+        datasetId: req.datasetId,
+        config: req.config,
+        size: req.size,
+        resume: false,
+      });
     },
 
     async cancelJob(req) {
@@ -199,29 +226,35 @@ export function createServices(opts: ServicesOptions): Services {
     },
 
     async resumeJob(req) {
-      if (live.has(req.jobId) || queue.some((q) => q.jobId === req.jobId)) throw new ApiFailure('conflict', `job ${req.jobId} is already running`, 'jobId');
+      if (live.has(req.jobId) || queue.some((q) => q.jobId === req.jobId))
+        throw new ApiFailure('conflict', `job ${req.jobId} is already running`, 'jobId');
       const row = (await db()).jobs.get(req.jobId);
       if (!row) throw new ApiFailure('not-found', `no job ${req.jobId}`, 'jobId');
-      if (row.status === 'finished') throw new ApiFailure('conflict', `job ${req.jobId} has finished`, 'jobId');
-      return enqueue({ jobId: row.id, datasetId: row.datasetId, config: row.config, size: undefined, resume: true });
+      if (row.status === 'finished')
+        throw new ApiFailure('conflict', `job ${req.jobId} has finished`, 'jobId');
+      return enqueue({
+        jobId: row.id,
+        datasetId: row.datasetId,
+        config: row.config,
+        size: undefined,
+        resume: true,
+      });
     },
 
     async listJobs() {
       const d = await db();
-      const queued = queue.map(
-        (q): JobInfo => ({
-          id: q.jobId,
-          datasetId: q.datasetId,
-          status: 'queued',
-          label: `${degradationLabel(q.config.degradation)} · ${q.config.training.epochs} ep`,
-          config: q.config,
-          backend: null,
-          startedAt: q.queuedAt,
-          endedAt: null,
-          error: null,
-          live: true,
-        }),
-      );
+      const queued = queue.map((q): JobInfo => ({
+        id: q.jobId,
+        datasetId: q.datasetId,
+        status: 'queued',
+        label: `${degradationLabel(q.config.degradation)} · ${q.config.training.epochs} ep`,
+        config: q.config,
+        backend: null,
+        startedAt: q.queuedAt,
+        endedAt: null,
+        error: null,
+        live: true,
+      }));
       const stored = d.jobs
         .list()
         .filter((j) => !queue.some((q) => q.jobId === j.id))
@@ -229,7 +262,9 @@ export function createServices(opts: ServicesOptions): Services {
           id: j.id,
           datasetId: j.datasetId ?? null,
           status: asStatus(j.status),
-          label: j.config ? `${degradationLabel(j.config.degradation)} · ${j.config.training.epochs} ep` : j.id,
+          label: j.config
+            ? `${degradationLabel(j.config.degradation)} · ${j.config.training.epochs} ep`
+            : j.id,
           config: j.config ?? null,
           backend: (j.backend ?? null) as JobInfo['backend'],
           startedAt: j.startedAt ?? null,
@@ -247,7 +282,10 @@ export function createServices(opts: ServicesOptions): Services {
         let j = jobs.get(id);
         if (!j) {
           const row = d.jobs.get(id);
-          j = { datasetId: row?.datasetId ?? -1, label: row?.config ? degradationLabel(row.config.degradation) : '' };
+          j = {
+            datasetId: row?.datasetId ?? -1,
+            label: row?.config ? degradationLabel(row.config.degradation) : '',
+          };
           jobs.set(id, j);
         }
         return j;
@@ -262,22 +300,20 @@ export function createServices(opts: ServicesOptions): Services {
         .filter((r) => (req.status ? r.status === req.status : true))
         .filter((r) => (req.jobId ? r.jobId === req.jobId : true))
         .filter((r) => (req.datasetId !== undefined ? jobOf(r.jobId).datasetId === req.datasetId : true))
-        .map(
-          (r): RunInfo => ({
-            id: r.id,
-            jobId: r.jobId ?? null,
-            datasetId: r.jobId ? jobOf(r.jobId).datasetId : null,
-            kind: asKind(r.kind),
-            status: asStatus(r.status),
-            degradation: r.jobId ? jobOf(r.jobId).label : '',
-            backend: r.backend ?? null,
-            epochs: r.epochsDone ?? r.epochsPlanned ?? null,
-            bestEpoch: r.bestEpoch ?? null,
-            bestValLoss: r.bestValLoss ?? null,
-            wallSeconds: r.wallSeconds ?? null,
-            startedAt: r.startedAt ?? null,
-          }),
-        );
+        .map((r): RunInfo => ({
+          id: r.id,
+          jobId: r.jobId ?? null,
+          datasetId: r.jobId ? jobOf(r.jobId).datasetId : null,
+          kind: asKind(r.kind),
+          status: asStatus(r.status),
+          degradation: r.jobId ? jobOf(r.jobId).label : '',
+          backend: r.backend ?? null,
+          epochs: r.epochsDone ?? r.epochsPlanned ?? null,
+          bestEpoch: r.bestEpoch ?? null,
+          bestValLoss: r.bestValLoss ?? null,
+          wallSeconds: r.wallSeconds ?? null,
+          startedAt: r.startedAt ?? null,
+        }));
     },
 
     async runEpochs(req) {
@@ -335,7 +371,8 @@ export function createServices(opts: ServicesOptions): Services {
     async exportModel(req) {
       const m = (await db()).models.get(req.modelId);
       if (!m || m.deletedAt) throw new ApiFailure('not-found', `no model ${req.modelId}`, 'modelId');
-      if (!existsSync(m.dir)) throw new ApiFailure('not-found', `model folder ${m.dir} is missing`, 'modelId');
+      if (!existsSync(m.dir))
+        throw new ApiFailure('not-found', `model folder ${m.dir} is missing`, 'modelId');
       const destRoot = req.destination ? resolve(req.destination) : join(dataDir, 'exports');
       const dest = join(destRoot, `${basename(m.dir)}-${m.id}`);
       mkdirSync(destRoot, { recursive: true });
@@ -349,7 +386,8 @@ export function createServices(opts: ServicesOptions): Services {
 
     async paperTable(req) {
       const d = await db();
-      if (!d.datasets.get(req.datasetId)) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+      if (!d.datasets.get(req.datasetId))
+        throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
       const order = ['zf', 'lr', 'teacher', 'student', 'attention', 'kd'];
       const rows = d.evaluations
         .paperTable(req.datasetId)
@@ -364,8 +402,13 @@ export function createServices(opts: ServicesOptions): Services {
           nmseStd2: e.nmseStd2,
           volumes: e.volumes,
         }))
-        .sort((x, y) => order.indexOf(x.model) - order.indexOf(y.model) || x.degradation.localeCompare(y.degradation));
-      const degradations = [...new Set(rows.map((r) => r.degradation))].sort((a, b) => accOf(a) - accOf(b) || a.localeCompare(b));
+        .sort(
+          (x, y) =>
+            order.indexOf(x.model) - order.indexOf(y.model) || x.degradation.localeCompare(y.degradation),
+        );
+      const degradations = [...new Set(rows.map((r) => r.degradation))].sort(
+        (a, b) => accOf(a) - accOf(b) || a.localeCompare(b),
+      );
       return { datasetId: req.datasetId, degradations, rows };
     },
 

@@ -9,7 +9,12 @@ type NumArray = ArrayLike<number>;
 const isNumArray = (x: unknown): x is NumArray =>
   Array.isArray(x) || (ArrayBuffer.isView(x) && !(x instanceof DataView));
 
-export function maskLines(result: unknown, spec: MaskSpec, h: number, w: number): Omit<MaskPreview, 'h' | 'w'> {
+export function maskLines(
+  result: unknown,
+  spec: MaskSpec,
+  h: number,
+  w: number,
+): Omit<MaskPreview, 'h' | 'w'> {
   const axis = spec.axis ?? 'rows';
   const n = axis === 'rows' ? h : w;
   let lines: number[] | null = null;
@@ -40,7 +45,12 @@ export function maskLines(result: unknown, spec: MaskSpec, h: number, w: number)
       if (isNumArray(v)) lines = fromArray(v);
     }
   }
-  if (!lines) throw new ApiFailure('internal', 'buildMask returned a mask of an unexpected shape', 'src-main/kspace/masks.ts');
+  if (!lines)
+    throw new ApiFailure(
+      'internal',
+      'buildMask returned a mask of an unexpected shape',
+      'src-main/kspace/masks.ts',
+    );
   if (acceleration === null) acceleration = lines.length ? n / lines.length : Infinity;
   return { lines, axis, acceleration };
 }

@@ -12,6 +12,11 @@ export function datasetInfo(d: DatasetRow): DatasetInfo {
     w: d.w,
     trainSlices: d.trainSlices,
     valSlices: d.valSlices,
-    createdAt: d.createdAt == null ? null : typeof d.createdAt === 'number' ? new Date(d.createdAt).toISOString() : d.createdAt,
+    createdAt:
+      d.createdAt == null
+        ? null
+        : typeof d.createdAt === 'number'
+          ? new Date(d.createdAt).toISOString()
+          : d.createdAt,
   };
 }

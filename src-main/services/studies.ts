@@ -31,7 +31,8 @@ export function createStudies({ engine, db, emit }: Deps) {
   async function fn<T extends (...args: never[]) => unknown>(name: string): Promise<T> {
     const m = await engine.need('studies');
     const f = m[name];
-    if (typeof f !== 'function') throw new ApiFailure('unavailable', `${STUDIES} has no ${name}() yet`, STUDIES);
+    if (typeof f !== 'function')
+      throw new ApiFailure('unavailable', `${STUDIES} has no ${name}() yet`, STUDIES);
     return f as T;
   }
 
@@ -75,14 +76,21 @@ export function createStudies({ engine, db, emit }: Deps) {
       return p;
     },
     async importPaths(req: ApiRequest<'importPaths'>): Promise<{ importId: string }> {
-      const run = await fn<
-        (db: DbPort, paths: string[], onFile: (done: number, total: number, file: ImportFileResult) => void) => Promise<ImportFileResult[]>
-      >('importPaths');
+      const run =
+        await fn<
+          (
+            db: DbPort,
+            paths: string[],
+            onFile: (done: number, total: number, file: ImportFileResult) => void,
+          ) => Promise<ImportFileResult[]>
+        >('importPaths');
       const d = await db();
       const importId = randomUUID();
       // answer first, then stream progress: the caller subscribes by importId
       setImmediate(() => {
-        run(d, req.paths, (done, total, file) => emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }))
+        run(d, req.paths, (done, total, file) =>
+          emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
+        )
           .then((files) => {
             const summary: ImportSummary = {
               importId,
@@ -96,7 +104,10 @@ export function createStudies({ engine, db, emit }: Deps) {
             emit({
               channel: 'import',
               importId,
-              event: { type: 'error', error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } },
+              event: {
+                type: 'error',
+                error: { code: 'internal', message: err instanceof Error ? err.message : String(err) },
+              },
             }),
           );
       });
@@ -110,7 +121,10 @@ export function createStudies({ engine, db, emit }: Deps) {
       const series: string[] = [];
       // the library entry (when the studies module can import NIfTI)
       try {
-        const run = await fn<(db: DbPort, paths: string[], onFile: () => void) => Promise<ImportFileResult[]>>('importPaths');
+        const run =
+          await fn<(db: DbPort, paths: string[], onFile: () => void) => Promise<ImportFileResult[]>>(
+            'importPaths',
+          );
         const res = await run(await db(), [path], () => undefined);
         files.push(...res);
         for (const f of res) if (f.seriesUid) series.push(f.seriesUid);
@@ -122,15 +136,22 @@ export function createStudies({ engine, db, emit }: Deps) {
       files.push({
         path,
         status: created ? 'imported' : 'skipped',
-        message: created ? `dataset ${dataset.id} "${dataset.name}" created` : `dataset ${dataset.id} already in the library`,
+        message: created
+          ? `dataset ${dataset.id} "${dataset.name}" created`
+          : `dataset ${dataset.id} already in the library`,
       });
       emit({ channel: 'library', what: 'datasets' });
       return { importId, files, series };
     },
     async createDatasetFromSeries(req: ApiRequest<'createDatasetFromSeries'>): Promise<DatasetInfo> {
-      const make = await fn<
-        (db: DbPort, seriesUids: string[], opts: { name?: string; size?: number }) => DatasetInfo | { id: number }
-      >('createDatasetFromSeries');
+      const make =
+        await fn<
+          (
+            db: DbPort,
+            seriesUids: string[],
+            opts: { name?: string; size?: number },
+          ) => DatasetInfo | { id: number }
+        >('createDatasetFromSeries');
       const d = await db();
       const r = make(d, req.seriesUids, { name: req.name, size: req.size });
       const row = d.datasets.get(r.id);

@@ -99,13 +99,30 @@ const need = (...names: string[]): string | false => {
 
 test('the page loads with the token from its URL, and the token leaves the address bar', async () => {
   await page.getByTestId('nav-studies').waitFor();
-  assert.equal(await page.getByTestId('app-mode').textContent().then((t) => t?.includes('Web mode')), true);
+  assert.equal(
+    await page
+      .getByTestId('app-mode')
+      .textContent()
+      .then((t) => t?.includes('Web mode')),
+    true,
+  );
   assert.ok(!page.url().includes('token='), 'token removed from the address bar');
   // a page opened without the token cannot use the API
   const other = await browser.newPage();
-  const status = await other.goto(`http://127.0.0.1:${server.port}/`).then(() =>
-    other.evaluate(async () => (await fetch('/api/appInfo', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status),
-  );
+  const status = await other
+    .goto(`http://127.0.0.1:${server.port}/`)
+    .then(() =>
+      other.evaluate(
+        async () =>
+          (
+            await fetch('/api/appInfo', {
+              method: 'POST',
+              headers: { 'Content-Type': 'application/json' },
+              body: '{}',
+            })
+          ).status,
+      ),
+    );
   assert.equal(status, 401);
   await other.close();
 });
@@ -134,7 +151,12 @@ test('Distill: a tiny job (32×32, 1 epoch) streams progress into the UI', async
   await page.getByTestId('launch').click();
   await page.getByTestId('job-progress').waitFor({ timeout: 30_000 });
   // progress events arrive (counter in the UI grows), then the job finishes
-  await page.waitForFunction(() => Number(document.querySelector('[data-testid=progress-events]')?.textContent?.split(' ')[0] ?? 0) > 3, null, { timeout: 120_000 });
+  await page.waitForFunction(
+    () =>
+      Number(document.querySelector('[data-testid=progress-events]')?.textContent?.split(' ')[0] ?? 0) > 3,
+    null,
+    { timeout: 120_000 },
+  );
   await shot('distill-running');
   await page.locator('[data-testid=job-progress] .tag.finished').waitFor({ timeout: 900_000 });
   await page.getByTestId('job-results').waitFor({ timeout: 30_000 });
@@ -142,7 +164,11 @@ test('Distill: a tiny job (32×32, 1 epoch) streams progress into the UI', async
 });
 
 async function viewportMetrics(): Promise<string[]> {
-  return Promise.all(['zf', 'teacher', 'student', 'kd'].map(async (n) => (await page.getByTestId(`metrics-${n}`).textContent()) ?? ''));
+  return Promise.all(
+    ['zf', 'teacher', 'student', 'kd'].map(
+      async (n) => (await page.getByTestId(`metrics-${n}`).textContent()) ?? '',
+    ),
+  );
 }
 
 test('Compare: five rendered viewports with metrics; switching the mask changes them', async (t) => {
@@ -171,10 +197,16 @@ test('Compare: five rendered viewports with metrics; switching the mask changes 
   await shot('compare');
 
   await page.getByTestId('compare-acc-8').click();
-  await page.waitForFunction((prev) => document.querySelector('[data-testid=compare-true-acc]')?.textContent !== prev, acc4, { timeout: 120_000 });
+  await page.waitForFunction(
+    (prev) => document.querySelector('[data-testid=compare-true-acc]')?.textContent !== prev,
+    acc4,
+    { timeout: 120_000 },
+  );
   await page.waitForFunction(
     (prev) => {
-      const now = ['zf', 'teacher', 'student', 'kd'].map((n) => document.querySelector(`[data-testid=metrics-${n}]`)?.textContent ?? '');
+      const now = ['zf', 'teacher', 'student', 'kd'].map(
+        (n) => document.querySelector(`[data-testid=metrics-${n}]`)?.textContent ?? '',
+      );
       return now.every((t, i) => t !== '' && t !== prev[i]);
     },
     before4,
@@ -182,12 +214,18 @@ test('Compare: five rendered viewports with metrics; switching the mask changes 
   );
   const after8 = await viewportMetrics();
   const psnr = (s: string) => Number(/PSNR ([\d.]+)/.exec(s)?.[1]);
-  assert.ok(psnr(after8[0]) < psnr(before4[0]), `zero-filled PSNR drops from 4x to 8x (${before4[0]} → ${after8[0]})`);
+  assert.ok(
+    psnr(after8[0]) < psnr(before4[0]),
+    `zero-filled PSNR drops from 4x to 8x (${before4[0]} → ${after8[0]})`,
+  );
   // keyboard: next slice
   await page.locator('[data-testid=compare-grid]').click({ position: { x: 5, y: 5 } });
   const sliceBefore = await page.getByTestId('slice-label').textContent();
   await page.keyboard.press('ArrowDown');
-  await page.waitForFunction((s) => document.querySelector('[data-testid=slice-label]')?.textContent !== s, sliceBefore);
+  await page.waitForFunction(
+    (s) => document.querySelector('[data-testid=slice-label]')?.textContent !== s,
+    sliceBefore,
+  );
   await shot('compare-8x');
 });
 
@@ -211,6 +249,8 @@ test('every page renders; no console errors', async () => {
   }
   // while engine modules are missing, their operations answer 503 'unavailable' and Chromium logs each
   // as a failed resource; those (and only those) are expected until the engine is complete
-  const expected = Object.values(modules).every(Boolean) ? [] : consoleErrors.filter((e) => /status of 503/.test(e));
+  const expected = Object.values(modules).every(Boolean)
+    ? []
+    : consoleErrors.filter((e) => /status of 503/.test(e));
   assert.deepEqual(consoleErrors, expected);
 });

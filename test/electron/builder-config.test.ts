@@ -35,19 +35,30 @@ test("electron-builder.yml passes electron-builder's own schema validation", asy
   await cfg.validateConfiguration(config, { isEnabled: false, add() {} });
 
   // and the validator does reject a bad file (so the pass above means something)
-  await assert.rejects(cfg.validateConfiguration({ ...config, linux: { ...config.linux, categry: 'x' } as BuilderConfig['linux'] }, { isEnabled: false, add() {} }));
+  await assert.rejects(
+    cfg.validateConfiguration(
+      { ...config, linux: { ...config.linux, categry: 'x' } as BuilderConfig['linux'] },
+      { isEnabled: false, add() {} },
+    ),
+  );
 
   assert.equal(config.appId, 'org.kdmri.workstation');
   assert.equal(config.productName, 'KD-MRI Workstation');
-  const names = (t: (string | { target: string })[] | undefined) => (t ?? []).map((x) => (typeof x === 'string' ? x : x.target));
+  const names = (t: (string | { target: string })[] | undefined) =>
+    (t ?? []).map((x) => (typeof x === 'string' ? x : x.target));
   assert.deepEqual(names(config.linux?.target), ['deb', 'AppImage'], 'deb is the primary Linux target');
   assert.equal(config.linux?.category, 'Science');
   assert.deepEqual(names(config.win?.target), ['nsis']);
   assert.equal(config.nsis?.oneClick, false);
   assert.equal(config.nsis?.allowToChangeInstallationDirectory, true);
   assert.equal(config.npmRebuild, true);
-  for (const p of ['**/*.node', 'node_modules/better-sqlite3/**', '**/*.wasm']) assert.ok(config.asarUnpack?.includes(p), p);
-  assert.notEqual(config.directories?.buildResources ?? 'build', 'build', 'build/ holds compiled code and must be packed');
+  for (const p of ['**/*.node', 'node_modules/better-sqlite3/**', '**/*.wasm'])
+    assert.ok(config.asarUnpack?.includes(p), p);
+  assert.notEqual(
+    config.directories?.buildResources ?? 'build',
+    'build',
+    'build/ holds compiled code and must be packed',
+  );
   assert.ok(config.extraResources?.some((r) => r.to === 'sample'));
 });
 

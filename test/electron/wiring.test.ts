@@ -8,7 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vm from 'node:vm';
 import ts from 'typescript';
-import { secureWindowOptions, hardenSession, guardWebContents, ELECTRON_CSP, isAppUrl } from '../../src-main/electron/security.js';
+import {
+  secureWindowOptions,
+  hardenSession,
+  guardWebContents,
+  ELECTRON_CSP,
+  isAppUrl,
+} from '../../src-main/electron/security.js';
 import { wireIpc } from '../../src-main/electron/ipc.js';
 import { menuTemplate } from '../../src-main/electron/menu.js';
 import { startElectronApp, defaultPaths } from '../../src-main/electron/app.js';
@@ -61,7 +67,10 @@ test('session: CSP header on every response, remote content cancelled, permissio
     setPermissionCheckHandler: () => undefined,
   } as unknown as Parameters<typeof hardenSession>[0]);
   let headers: Record<string, string[]> = {};
-  onHeaders!({ responseHeaders: { 'X-A': ['1'] } }, (r: { responseHeaders: Record<string, string[]> }) => (headers = r.responseHeaders));
+  onHeaders!(
+    { responseHeaders: { 'X-A': ['1'] } },
+    (r: { responseHeaders: Record<string, string[]> }) => (headers = r.responseHeaders),
+  );
   assert.deepEqual(headers['Content-Security-Policy'], [ELECTRON_CSP]);
   assert.deepEqual(headers['X-A'], ['1']);
   assert.match(ELECTRON_CSP, /default-src 'self'/);
@@ -98,7 +107,15 @@ test('web contents: navigation, redirects, webviews and new windows are blocked'
 test('IPC: every op goes through the services with validation; untrusted frames refused; events forwarded', async () => {
   const dir = tmp();
   const db = openDatabase(join(dir, 'kdmri.db'));
-  db.datasets.create({ name: 'phantom', source: '/tmp/p.nii', task: 'recon', h: 16, w: 16, trainSlices: 3, valSlices: 1 });
+  db.datasets.create({
+    name: 'phantom',
+    source: '/tmp/p.nii',
+    task: 'recon',
+    h: 16,
+    w: 16,
+    trainSlices: 3,
+    valSlices: 1,
+  });
   db.close();
   const services = createServices({
     dbPath: join(dir, 'kdmri.db'),
@@ -109,7 +126,11 @@ test('IPC: every op goes through the services with validation; untrusted frames 
         startJob: (req, onEvent) => {
           const ev: ProgressEvent = { type: 'job-end', status: 'finished' };
           setTimeout(() => onEvent(ev), 10);
-          return { jobId: req.jobId ?? 'x', cancel: () => undefined, done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 20)) };
+          return {
+            jobId: req.jobId ?? 'x',
+            cancel: () => undefined,
+            done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 20)),
+          };
         },
       },
     },
@@ -153,13 +174,20 @@ test('IPC: every op goes through the services with validation; untrusted frames 
 
   const started = (await call(frame(app), 'startDistillation', {
     datasetId: 1,
-    config: { degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } }, teacher: { arch: 'dccnn', atLayer: 3 }, student: { arch: 'dccnn', nd: 3, atLayer: 2 } },
+    config: {
+      degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+      teacher: { arch: 'dccnn', atLayer: 3 },
+      student: { arch: 'dccnn', nd: 3, atLayer: 2 },
+    },
   })) as ApiResult<{ jobId: string }>;
   assert.ok(started.ok);
   await new Promise((r) => setTimeout(r, 80));
   const jobEvents = sent.filter(([ch, e]) => ch === IPC.event && (e as ApiEvent).channel === 'job');
   assert.equal(jobEvents.length, 1);
-  assert.equal((jobEvents[0][1] as ApiEvent & { channel: 'job' }).jobId, started.ok ? started.value.jobId : '');
+  assert.equal(
+    (jobEvents[0][1] as ApiEvent & { channel: 'job' }).jobId,
+    started.ok ? started.value.jobId : '',
+  );
 
   unwire();
   assert.equal(ipcMain.handlers.size, 0);
@@ -168,7 +196,9 @@ test('IPC: every op goes through the services with validation; untrusted frames 
 
 test('preload: exposes window.kdmri over ipcRenderer.invoke, with the same channels as main', () => {
   const src = readFileSync(new URL('../../src-main/electron/preload.cts', import.meta.url), 'utf8');
-  const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const js = ts.transpileModule(src, {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
   const exposed: Record<string, unknown> = {};
   const invoked: unknown[][] = [];
   const listeners = new Map<string, Handler>();
@@ -182,11 +212,23 @@ test('preload: exposes window.kdmri over ipcRenderer.invoke, with the same chann
   };
   const mod = { exports: {} as Record<string, unknown> };
   // the argument list of Electron's sandboxed preload wrapper
-  const fn = vm.runInNewContext(`(function (require, process, Buffer, global, setImmediate, clearImmediate, exports, module) {${js}\n})`, {});
-  fn((name: string) => {
-    if (name !== 'electron') throw new Error(`sandboxed preload may not require ${name}`);
-    return fakeElectron;
-  }, { contextIsolated: true }, Buffer, {}, setImmediate, clearImmediate, mod.exports, mod);
+  const fn = vm.runInNewContext(
+    `(function (require, process, Buffer, global, setImmediate, clearImmediate, exports, module) {${js}\n})`,
+    {},
+  );
+  fn(
+    (name: string) => {
+      if (name !== 'electron') throw new Error(`sandboxed preload may not require ${name}`);
+      return fakeElectron;
+    },
+    { contextIsolated: true },
+    Buffer,
+    {},
+    setImmediate,
+    clearImmediate,
+    mod.exports,
+    mod,
+  );
   const bridge = exposed.kdmri as KdmriBridge;
   assert.ok(bridge, 'window.kdmri exposed');
   assert.deepEqual(Object.keys(exposed), ['kdmri']);
@@ -269,10 +311,17 @@ test('app start: one secure window on the built renderer, database under userDat
   assert.equal(windows.length, 1);
   assert.equal(windows[0].loaded, paths.indexHtml);
   const prefs = (windows[0].options as { webPreferences: Record<string, unknown> }).webPreferences;
-  assert.deepEqual([prefs.contextIsolation, prefs.sandbox, prefs.nodeIntegration, prefs.preload], [true, true, false, '/opt/kdmri/build/main/electron/preload.cjs']);
+  assert.deepEqual(
+    [prefs.contextIsolation, prefs.sandbox, prefs.nodeIntegration, prefs.preload],
+    [true, true, false, '/opt/kdmri/build/main/electron/preload.cjs'],
+  );
   assert.ok(menuSet);
   assert.ok(ipcMain.handlers.has(IPC.call) && ipcMain.handlers.has(IPC.pickPaths));
-  const info = (await ipcMain.handlers.get(IPC.call)!(frame('file:///opt/kdmri/build/renderer/index.html'), 'appInfo', {})) as ApiResult<{ dbPath: string; mode: string }>;
+  const info = (await ipcMain.handlers.get(IPC.call)!(
+    frame('file:///opt/kdmri/build/renderer/index.html'),
+    'appInfo',
+    {},
+  )) as ApiResult<{ dbPath: string; mode: string }>;
   assert.ok(info.ok && info.value.dbPath === join(userData, 'kdmri.db') && info.value.mode === 'electron');
   assert.ok(appEvents.has('web-contents-created') && appEvents.has('window-all-closed'));
   let prevented = false;

@@ -14,7 +14,15 @@ import type { ProgressEvent } from '../../src-main/contract/domain.js';
 // server is under test here, not the engine): a line mask, a job that emits two events.
 function seedStore(file: string): void {
   const db = openDatabase(file);
-  db.datasets.create({ name: 'phantom', source: '/tmp/x.nii', task: 'recon', h: 32, w: 32, trainSlices: 6, valSlices: 2 });
+  db.datasets.create({
+    name: 'phantom',
+    source: '/tmp/x.nii',
+    task: 'recon',
+    h: 32,
+    w: 32,
+    trainSlices: 6,
+    valSlices: 2,
+  });
   db.close();
 }
 
@@ -47,7 +55,11 @@ before(async () => {
             { type: 'job-end', status: 'finished' },
           ];
           setTimeout(() => events.forEach(onEvent), 50);
-          return { jobId, cancel: () => undefined, done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 100)) };
+          return {
+            jobId,
+            cancel: () => undefined,
+            done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 100)),
+          };
         },
       },
       studies: null,
@@ -67,7 +79,11 @@ interface Reply {
   headers: Record<string, string | string[] | undefined>;
   text: string;
 }
-function http(method: string, path: string, opts: { body?: string; token?: string | null; host?: string; type?: string } = {}): Promise<Reply> {
+function http(
+  method: string,
+  path: string,
+  opts: { body?: string; token?: string | null; host?: string; type?: string } = {},
+): Promise<Reply> {
   return new Promise((ok, ko) => {
     const headers: Record<string, string> = { 'content-type': opts.type ?? 'application/json' };
     if (opts.token !== null) headers['x-kdmri-token'] = opts.token ?? server.token;
@@ -83,7 +99,8 @@ function http(method: string, path: string, opts: { body?: string; token?: strin
     req.end();
   });
 }
-const call = (op: string, body: unknown, token?: string | null) => http('POST', `/api/${op}`, { body: JSON.stringify(body), token });
+const call = (op: string, body: unknown, token?: string | null) =>
+  http('POST', `/api/${op}`, { body: JSON.stringify(body), token });
 
 test('URL carries the token in the fragment and binds to 127.0.0.1', () => {
   assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{64}$/);
@@ -99,7 +116,10 @@ test('every /api/ route refuses a request without the token (401)', async () => 
   assert.equal((await http('GET', '/api/events', { token: null })).status, 401);
   assert.equal((await http('GET', '/api/events?token=nope', { token: null })).status, 401);
   // the query-string token is accepted only by the event stream
-  assert.equal((await http('POST', `/api/appInfo?token=${server.token}`, { body: '{}', token: null })).status, 401);
+  assert.equal(
+    (await http('POST', `/api/appInfo?token=${server.token}`, { body: '{}', token: null })).status,
+    401,
+  );
 });
 
 test('bad bodies get 400 naming the field', async () => {
@@ -125,11 +145,24 @@ test('bad bodies get 400 naming the field', async () => {
 });
 
 test('round trips: appInfo, listDatasets, previewMask', async () => {
-  const info = decodeWire<ApiResult<{ mode: string; modules: Record<string, boolean> }>>((await call('appInfo', {})).text);
-  assert.ok(info.ok && info.value.mode === 'web' && info.value.modules.store === true && info.value.modules.studies === false);
-  const ds = decodeWire<ApiResult<Array<{ id: number; name: string }>>>((await call('listDatasets', {})).text);
+  const info = decodeWire<ApiResult<{ mode: string; modules: Record<string, boolean> }>>(
+    (await call('appInfo', {})).text,
+  );
+  assert.ok(
+    info.ok &&
+      info.value.mode === 'web' &&
+      info.value.modules.store === true &&
+      info.value.modules.studies === false,
+  );
+  const ds = decodeWire<ApiResult<Array<{ id: number; name: string }>>>(
+    (await call('listDatasets', {})).text,
+  );
   assert.ok(ds.ok);
-  if (ds.ok) assert.deepEqual(ds.value.map((d) => d.name), ['phantom']);
+  if (ds.ok)
+    assert.deepEqual(
+      ds.value.map((d) => d.name),
+      ['phantom'],
+    );
   const m = decodeWire<ApiResult<{ lines: number[]; acceleration: number }>>(
     (await call('previewMask', { mask: { kind: 'cartesian', acc: 4 }, h: 32, w: 32 })).text,
   );
@@ -151,7 +184,12 @@ test('job progress streams over Server-Sent Events', async () => {
   const events: ApiEvent[] = [];
   const done = new Promise<void>((ok, ko) => {
     const req = request(
-      { host: '127.0.0.1', port: server.port, path: `/api/events?token=${server.token}`, headers: { accept: 'text/event-stream' } },
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path: `/api/events?token=${server.token}`,
+        headers: { accept: 'text/event-stream' },
+      },
       (res) => {
         assert.equal(res.statusCode, 200);
         assert.match(String(res.headers['content-type']), /text\/event-stream/);
@@ -208,7 +246,12 @@ test('static files come with a strict CSP; no path traversal; wrong Host refused
   const spa = await http('GET', '/studies', { token: null });
   assert.equal(spa.status, 200);
   // traversal attempts never reach outside the renderer folder (at most the SPA's index.html comes back)
-  for (const p of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '/a/..%2f..%2f..%2fetc/hosts.txt']) {
+  for (const p of [
+    '/../../etc/passwd',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/..%2f..%2fetc%2fpasswd',
+    '/a/..%2f..%2f..%2fetc/hosts.txt',
+  ]) {
     const r2 = await http('GET', p, { token: null });
     assert.ok(r2.status !== 200 || r2.text.includes('<title>t</title>'), `${p} → ${r2.status}`);
     assert.doesNotMatch(r2.text, /root:|localhost/);

@@ -44,7 +44,10 @@ export function register(program: Command): void {
       const root = packageRoot();
       const electron = o.web ? null : findElectronBinary(root);
       if (electron && existsSync(join(root, 'build/main/electron/main.js'))) {
-        const child = spawn(electron, [root], { stdio: 'inherit', env: { ...process.env, ...(o.db ? { KDMRI_DB: o.db } : {}) } });
+        const child = spawn(electron, [root], {
+          stdio: 'inherit',
+          env: { ...process.env, ...(o.db ? { KDMRI_DB: o.db } : {}) },
+        });
         await new Promise<void>((ok) => child.on('exit', () => ok()));
         return;
       }

@@ -64,13 +64,22 @@ function webTransport(): Transport {
           body: encodeWire(body ?? {}),
         });
       } catch (e) {
-        return { ok: false, error: { code: 'unavailable', message: `the workstation server does not answer (${(e as Error).message})` } };
+        return {
+          ok: false,
+          error: {
+            code: 'unavailable',
+            message: `the workstation server does not answer (${(e as Error).message})`,
+          },
+        };
       }
       const text = await res.text();
       try {
         return decodeWire<ApiResult<unknown>>(text);
       } catch {
-        return { ok: false, error: { code: 'internal', message: `HTTP ${res.status}: ${text.slice(0, 200)}` } };
+        return {
+          ok: false,
+          error: { code: 'internal', message: `HTTP ${res.status}: ${text.slice(0, 200)}` },
+        };
       }
     },
     onEvent(listener) {
@@ -83,10 +92,16 @@ function webTransport(): Transport {
 }
 
 function electronTransport(bridge: KdmriBridge): Transport {
-  return { kind: 'electron', call: (op, body) => bridge.call(op, body), onEvent: (l) => bridge.onEvent(l), pickPaths: () => bridge.pickPaths() };
+  return {
+    kind: 'electron',
+    call: (op, body) => bridge.call(op, body),
+    onEvent: (l) => bridge.onEvent(l),
+    pickPaths: () => bridge.pickPaths(),
+  };
 }
 
-export const transport: Transport = typeof window !== 'undefined' && window.kdmri ? electronTransport(window.kdmri) : webTransport();
+export const transport: Transport =
+  typeof window !== 'undefined' && window.kdmri ? electronTransport(window.kdmri) : webTransport();
 
 function makeClient(t: Transport): ApiClient {
   const client = {} as Record<OpName, (req: unknown) => Promise<unknown>>;
@@ -105,6 +120,7 @@ export const onEvent = (l: (e: ApiEvent) => void) => transport.onEvent(l);
 export const hasToken = () => transport.kind === 'electron' || !!sessionStorage.getItem(TOKEN_KEY);
 
 export function errorText(e: unknown): string {
-  if (e instanceof ApiFailure) return e.code === 'unavailable' ? `Not available yet: ${e.message}` : e.message;
+  if (e instanceof ApiFailure)
+    return e.code === 'unavailable' ? `Not available yet: ${e.message}` : e.message;
   return e instanceof Error ? e.message : String(e);
 }

@@ -104,14 +104,25 @@ export function disableViewport(el: HTMLElement): void {
 
 /** Synchronise W/L (voi) across viewports. */
 export function wwwcSync(): SyncGroup {
-  return new cornerstoneTools.Synchronizer(cornerstone.EVENTS.IMAGE_RENDERED, cornerstoneTools.wwwcSynchronizer);
+  return new cornerstoneTools.Synchronizer(
+    cornerstone.EVENTS.IMAGE_RENDERED,
+    cornerstoneTools.wwwcSynchronizer,
+  );
 }
 /** Synchronise zoom and pan across viewports. */
 export function panZoomSync(): SyncGroup {
-  return new cornerstoneTools.Synchronizer(cornerstone.EVENTS.IMAGE_RENDERED, cornerstoneTools.panZoomSynchronizer);
+  return new cornerstoneTools.Synchronizer(
+    cornerstone.EVENTS.IMAGE_RENDERED,
+    cornerstoneTools.panZoomSynchronizer,
+  );
 }
 
-export async function show(el: HTMLElement, px: Pixels, label: string, opts: { colormap?: string; voi?: { windowWidth: number; windowCenter: number }; keep?: boolean } = {}): Promise<void> {
+export async function show(
+  el: HTMLElement,
+  px: Pixels,
+  label: string,
+  opts: { colormap?: string; voi?: { windowWidth: number; windowCenter: number }; keep?: boolean } = {},
+): Promise<void> {
   const image = await cornerstone.loadImage(addImage(px, label));
   const prev = opts.keep ? cornerstone.getViewport(el) : undefined;
   const enabled = cornerstone.getEnabledElement(el);

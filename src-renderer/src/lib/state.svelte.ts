@@ -129,7 +129,12 @@ function apply(e: ApiEvent): void {
       p.lr = ev.lr;
       p.etaSeconds = ev.etaSeconds;
       p.slicesPerSecond = ev.slicesPerSecond;
-      curve(p, ev.step).epochs.push({ epoch: ev.epoch, trainLoss: ev.trainLoss, valLoss: ev.valLoss, lr: ev.lr });
+      curve(p, ev.step).epochs.push({
+        epoch: ev.epoch,
+        trainLoss: ev.trainLoss,
+        valLoss: ev.valLoss,
+        lr: ev.lr,
+      });
       break;
     case 'step-end':
       p.log.push(`${ev.step}: best epoch ${ev.bestEpoch}, val loss ${ev.bestValLoss.toFixed(5)}`);

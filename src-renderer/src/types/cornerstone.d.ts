@@ -81,7 +81,10 @@ declare module 'cornerstone-tools' {
     PanTool: unknown;
     ZoomTool: unknown;
     ZoomMouseWheelTool: unknown;
-    Synchronizer: new (event: string, handler: unknown) => { add(el: HTMLElement): void; remove(el: HTMLElement): void; destroy(): void };
+    Synchronizer: new (
+      event: string,
+      handler: unknown,
+    ) => { add(el: HTMLElement): void; remove(el: HTMLElement): void; destroy(): void };
     wwwcSynchronizer: unknown;
     panZoomSynchronizer: unknown;
   };
