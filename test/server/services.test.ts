@@ -1,0 +1,309 @@
+// The services facade on the real store, with small stand-ins for the engine pieces compare needs
+// (their own tests live with them): model selection per degradation, residues on a shared scale,
+// metrics per viewport, 'unavailable' when a piece is missing, exports, the job queue.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { createServices } from '../../src-main/services/index.js';
+import { openDatabase } from '../../src-main/store/db.js';
+import type { EngineModules } from '../../src-main/services/engine.js';
+import type { CompareResult, JobInfo } from '../../src-main/contract/api.js';
+import {
+  defaultDistillConfig,
+  degradationLabel,
+  type Degradation,
+  type ModelCard,
+  type ProgressEvent,
+  type Volume,
+} from '../../src-main/contract/domain.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const H = 8;
+const W = 8;
+
+/** A volume whose slice s is a constant (s + 1) / 10 with one bright pixel. */
+function phantom(slices: number): Volume {
+  const data = new Float32Array(slices * H * W);
+  for (let s = 0; s < slices; s++)
+    for (let i = 0; i < H * W; i++) data[s * H * W + i] = i === 9 ? 1 : (s + 1) / 10;
+  return { data, slices, h: H, w: W };
+}
+
+/** Stand-ins: "zero-filled" = target · (1 − 1/acc); a "network" adds a fixed error depending on its kind. */
+function fakes(): Partial<EngineModules> {
+  const err: Record<string, number> = { teacher: 0.01, student: 0.04, kd: 0.02 };
+  return {
+    dataSource: {
+      loadDataSplit: () => ({ train: [phantom(4)], val: [phantom(3)], source: 'x', description: 'x' }),
+    },
+    sliceBank: {
+      buildSliceBank: (vols: Volume[], d: Degradation) => {
+        const acc = d.kind === 'mask' ? d.mask.acc : 2;
+        const target = vols[0].data.slice();
+        return { target, input: target.map((v) => v * (1 - 1 / acc)), h: H, w: W, count: vols[0].slices };
+      },
+    },
+    metrics: {
+      volumeMetrics: (gt: Volume, pred: Volume) => {
+        let se = 0;
+        for (let i = 0; i < gt.data.length; i++) se += (gt.data[i] - pred.data[i]) ** 2;
+        const mse = se / gt.data.length;
+        return { psnr: 10 * Math.log10(1 / mse), ssim: 1 - mse, nmse: mse };
+      },
+    },
+    masks: {
+      buildMask: (spec, h) => {
+        const m = new Float32Array(h);
+        for (let i = 0; i < h; i += spec.acc) m[i] = 1;
+        return m;
+      },
+    },
+    backend: { initBackend: async () => ({ name: 'cpu' }) },
+    infer: {
+      loadModelDir: (dir: string) => {
+        const card = JSON.parse(readFileSync(join(dir, 'card.json'), 'utf8')) as ModelCard;
+        return { net: { spec: { arch: 'dccnn' }, kind: card.kind } as { spec: { arch: string } }, card, dir };
+      },
+      reconstructVolume: (net, vol: Volume) => {
+        const e = err[(net as unknown as { kind: string }).kind];
+        return { input: vol, target: vol, output: { ...vol, data: vol.data.map((v) => v + e) } };
+      },
+    },
+  };
+}
+
+function setup(withModels: boolean) {
+  const dir = mkdtempSync(join(tmpdir(), 'kdmri-services-'));
+  dirs.push(dir);
+  const dbPath = join(dir, 'kdmri.db');
+  const db = openDatabase(dbPath);
+  const ds = db.datasets.create({
+    name: 'phantom',
+    source: '/tmp/p.nii',
+    task: 'recon',
+    h: H,
+    w: W,
+    trainSlices: 4,
+    valSlices: 3,
+  });
+  if (withModels) {
+    const degradation: Degradation = {
+      kind: 'mask',
+      mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 42 },
+    };
+    const config = defaultDistillConfig('recon', degradation);
+    db.jobs.create({ id: 'job-a', datasetId: ds.id, config, status: 'finished' });
+    for (const kind of ['teacher', 'student', 'kd'] as const) {
+      const run = db.runs.create({ jobId: 'job-a', kind, config, epochsPlanned: 1 });
+      const mdir = join(dir, 'models', kind);
+      mkdirSync(mdir, { recursive: true });
+      const card = {
+        name: kind,
+        kind,
+        task: 'recon',
+        spec: config.teacher,
+        params: 1,
+        degradation,
+        degradationLabel: degradationLabel(degradation),
+        acceleration: 4,
+        data: { source: '/tmp/p.nii', h: H, w: W, trainSlices: 4, valSlices: 3 },
+        training: { ...config.training, epochsDone: 1, bestEpoch: 0, bestValLoss: 0.1, seconds: 1 },
+        teacher: null,
+        backend: 'cpu',
+        createdAt: new Date(0).toISOString(),
+        metrics: null,
+        compactness: null,
+      } as ModelCard;
+      writeFileSync(join(mdir, 'card.json'), JSON.stringify(card));
+      db.models.create({
+        runId: run.id,
+        kind,
+        name: kind,
+        dir: mdir,
+        paramCount: 1,
+        spec: config.teacher,
+        card,
+      });
+    }
+  }
+  db.close();
+  return { dir, dbPath, datasetId: ds.id };
+}
+
+test('compare: five viewports, residues on a shared scale, metrics, models matched to the dataset', async () => {
+  const { dir, dbPath, datasetId } = setup(true);
+  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const req = {
+    source: { datasetId },
+    sliceIndex: 1,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+  };
+  const r = await s.call('compare', req);
+  assert.ok(r.ok, JSON.stringify(r));
+  const c = r.value as CompareResult;
+  assert.deepEqual(
+    c.viewports.map((v) => v.name),
+    ['zf', 'target', 'teacher', 'student', 'kd'],
+  );
+  assert.equal(c.slices, 3);
+  assert.equal(c.degradation, 'cartesian 4x');
+  assert.deepEqual(c.mask?.lines, [0, 4]);
+  assert.equal(c.mask?.acceleration, 4);
+  const by = Object.fromEntries(c.viewports.map((v) => [v.name, v]));
+  assert.equal(by.target.residue, null);
+  assert.ok(Math.abs(by.teacher.residue!.data[0] - 0.01) < 1e-6);
+  assert.ok(Math.abs(by.kd.residue!.data[0] - 0.02) < 1e-6);
+  // slice 1 is 0.2 everywhere but pixel 9: zero-filled at 4x loses a quarter
+  assert.ok(Math.abs(by.zf.residue!.data[0] - 0.05) < 1e-6);
+  assert.ok(Math.abs(c.residueMax - 0.25) < 1e-6, `residueMax ${c.residueMax}`);
+  assert.ok(by.teacher.metrics!.psnr > by.kd.metrics!.psnr && by.kd.metrics!.psnr > by.student.metrics!.psnr);
+  assert.equal(by.teacher.note, null);
+  assert.equal(by.teacher.trainedOn, 'cartesian 4x');
+
+  // another acceleration: ZF changes; the 4x models are used and say so
+  const r8 = await s.call('compare', {
+    ...req,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 8 } },
+  });
+  assert.ok(r8.ok);
+  const c8 = r8.value as CompareResult;
+  assert.ok(
+    c8.viewports[0].metrics!.psnr > c.viewports[0].metrics!.psnr,
+    'zf at 8x loses less in this stand-in',
+  );
+  assert.equal(c8.viewports[2].note, 'trained on cartesian 4x');
+
+  const past = await s.call('compare', { ...req, sliceIndex: 3 });
+  assert.ok(!past.ok && past.error.code === 'bad-request' && past.error.where === 'sliceIndex');
+
+  // exports: a PNG montage (2 rows × 5 columns of 8×8 with 4 px gaps) and one DICOM file per image
+  const png = await s.call('exportComparison', { ...req, format: 'png' });
+  assert.ok(png.ok);
+  const [pngPath] = (png.value as { paths: string[] }).paths;
+  const img = PNG.sync.read(readFileSync(pngPath));
+  assert.deepEqual([img.width, img.height], [5 * W + 6 * 4, 2 * H + 3 * 4]);
+  const dcm = await s.call('exportComparison', { ...req, format: 'dicom' });
+  assert.ok(dcm.ok);
+  const files = (dcm.value as { paths: string[] }).paths;
+  assert.equal(files.length, 5);
+  const bytes = readFileSync(files[0]);
+  assert.equal(bytes.subarray(128, 132).toString('latin1'), 'DICM');
+  assert.ok(bytes.length > 128 + H * W * 2);
+  await s.close();
+});
+
+test('compare without models: images only for zero-filled and target, with a note for the rest', async () => {
+  const { dir, dbPath, datasetId } = setup(false);
+  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const r = await s.call('compare', {
+    source: { datasetId },
+    sliceIndex: 0,
+    degradation: { kind: 'mask', mask: { kind: 'random', acc: 5 } },
+  });
+  assert.ok(r.ok);
+  const c = r.value as CompareResult;
+  assert.deepEqual(
+    c.viewports.map((v) => v.image !== null),
+    [true, true, false, false, false],
+  );
+  assert.match(c.viewports[4].note ?? '', /no KD student model/);
+  await s.close();
+});
+
+test('a missing engine piece makes only its operations unavailable', async () => {
+  const { dir, dbPath, datasetId } = setup(false);
+  const s = createServices({ dbPath, dataDir: dir, modules: { ...fakes(), metrics: null } });
+  const r = await s.call('compare', {
+    source: { datasetId },
+    sliceIndex: 0,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+  });
+  assert.ok(!r.ok && r.error.code === 'unavailable' && r.error.where === 'src-main/metrics/index.ts');
+  const ds = await s.call('listDatasets', {});
+  assert.ok(ds.ok);
+  await s.close();
+});
+
+test('models: list, card, export, delete; paper table; runs and epochs', async () => {
+  const { dir, dbPath, datasetId } = setup(true);
+  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const models = await s.call('listModels', { datasetId });
+  assert.ok(models.ok);
+  const list = models.value as { id: number; kind: string; datasetId: number }[];
+  assert.deepEqual(list.map((m) => m.kind).sort(), ['kd', 'student', 'teacher']);
+  assert.ok(list.every((m) => m.datasetId === datasetId));
+  const card = await s.call('getModelCard', { modelId: list[0].id });
+  assert.ok(card.ok);
+  const ex = await s.call('exportModel', { modelId: list[0].id });
+  assert.ok(ex.ok && existsSync(join((ex.value as { path: string }).path, 'card.json')));
+  const del = await s.call('deleteModel', { modelId: list[0].id });
+  assert.ok(del.ok);
+  const again = await s.call('getModelCard', { modelId: list[0].id });
+  assert.ok(!again.ok && again.error.code === 'not-found');
+  const table = await s.call('paperTable', { datasetId });
+  assert.ok(table.ok);
+  const runs = await s.call('listRuns', { datasetId, kind: 'teacher' });
+  assert.ok(runs.ok && (runs.value as unknown[]).length === 1);
+  const none = await s.call('listRuns', { datasetId: datasetId + 1 });
+  assert.ok(none.ok && (none.value as unknown[]).length === 0);
+  const epochs = await s.call('runEpochs', { runId: 1 });
+  assert.ok(epochs.ok);
+  await s.close();
+});
+
+test('jobs: one trains at a time, the rest wait in the queue; a queued job can be cancelled', async () => {
+  const { dir, dbPath, datasetId } = setup(false);
+  const started: string[] = [];
+  const finishers: (() => void)[] = [];
+  const s = createServices({
+    dbPath,
+    dataDir: dir,
+    modules: {
+      ...fakes(),
+      distill: {
+        startJob: (req, onEvent) => {
+          const jobId = req.jobId!;
+          started.push(jobId);
+          const ev: ProgressEvent = { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' };
+          onEvent(ev);
+          return {
+            jobId,
+            cancel: () => undefined,
+            done: new Promise((ok) => finishers.push(() => ok({ status: 'finished' }))),
+          };
+        },
+      },
+    },
+  });
+  const config = defaultDistillConfig('recon', {
+    kind: 'mask',
+    mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 1 },
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await s.call('startDistillation', { datasetId, config });
+    assert.ok(r.ok);
+    ids.push((r.value as { jobId: string }).jobId);
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(started, [ids[0]]);
+  const jobs = await s.call('listJobs', {});
+  assert.ok(jobs.ok);
+  const queued = (jobs.value as JobInfo[]).filter((j) => j.status === 'queued').map((j) => j.id);
+  assert.deepEqual(queued.sort(), [ids[1], ids[2]].sort());
+  const c = await s.call('cancelJob', { jobId: ids[2] });
+  assert.ok(c.ok && (c.value as { cancelled: boolean }).cancelled);
+  finishers[0]();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(started, [ids[0], ids[1]]);
+  finishers[1]();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(started, [ids[0], ids[1]], 'the cancelled job never starts');
+  const missing = await s.call('startDistillation', { datasetId: 99, config });
+  assert.ok(!missing.ok && missing.error.code === 'not-found');
+  await s.close();
+});
