@@ -47,8 +47,17 @@ function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, p
 }
 
 /** A stride-1, dilation-1, NHWC forward conv with explicit padding, on the backend's own kernel. */
-function conv(backendName: string, backend: KernelBackend, x: TensorInfo, filter: TensorInfo, pad: ExplicitPad): TensorInfo {
-  return kernelOf(Conv2D, backendName)({
+function conv(
+  backendName: string,
+  backend: KernelBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  pad: ExplicitPad,
+): TensorInfo {
+  return kernelOf(
+    Conv2D,
+    backendName,
+  )({
     inputs: { x, filter },
     backend,
     attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] },
@@ -68,7 +77,9 @@ export function conv2dBackpropFilterVia(
   attrs: Conv2DBackpropFilterAttrs,
 ): TensorInfo {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
-    throw new Error(`kdmri Conv2DBackpropFilter (${backendName}): only NHWC is supported, got ${attrs.dataFormat}`);
+    throw new Error(
+      `kdmri Conv2DBackpropFilter (${backendName}): only NHWC is supported, got ${attrs.dataFormat}`,
+    );
   }
   const xShape = x.shape as Shape4;
   const info = backend_util.computeConv2DInfo(
@@ -99,12 +110,19 @@ export function conv2dBackpropFilterVia(
   if (!swapped) {
     const xt = transpose(backendName, backend, x, [3, 1, 2, 0]); // [C, H, W, B]
     const dyt = transpose(backendName, backend, dy, [1, 2, 0, 3]); // [oH, oW, B, O]
-    const z = conv(backendName, backend, xt, dyt, [[0, 0], [top, bottom], [left, right], [0, 0]]); // [C, kh, kw, O]
+    const z = conv(backendName, backend, xt, dyt, [
+      [0, 0],
+      [top, bottom],
+      [left, right],
+      [0, 0],
+    ]); // [C, kh, kw, O]
     release(backend, xt);
     release(backend, dyt);
     if (!sameShape(z.shape, [C, kh, kw, O])) {
       release(backend, z);
-      throw new Error(`kdmri Conv2DBackpropFilter: internal conv gave [${z.shape}], expected [${[C, kh, kw, O]}]`);
+      throw new Error(
+        `kdmri Conv2DBackpropFilter: internal conv gave [${z.shape}], expected [${[C, kh, kw, O]}]`,
+      );
     }
     const dw = transpose(backendName, backend, z, [1, 2, 0, 3]);
     release(backend, z);
@@ -113,13 +131,20 @@ export function conv2dBackpropFilterVia(
 
   const dyt = transpose(backendName, backend, dy, [3, 1, 2, 0]); // [O, oH, oW, B]
   const xt = transpose(backendName, backend, x, [1, 2, 0, 3]); // [H, W, B, C]
-  const pad: ExplicitPad = [[0, 0], [kh - 1 - top, kh - 1 - bottom], [kw - 1 - left, kw - 1 - right], [0, 0]];
+  const pad: ExplicitPad = [
+    [0, 0],
+    [kh - 1 - top, kh - 1 - bottom],
+    [kw - 1 - left, kw - 1 - right],
+    [0, 0],
+  ];
   const z = conv(backendName, backend, dyt, xt, pad); // [O, kh, kw, C], flipped in space
   release(backend, dyt);
   release(backend, xt);
   if (!sameShape(z.shape, [O, kh, kw, C])) {
     release(backend, z);
-    throw new Error(`kdmri Conv2DBackpropFilter: internal conv gave [${z.shape}], expected [${[O, kh, kw, C]}]`);
+    throw new Error(
+      `kdmri Conv2DBackpropFilter: internal conv gave [${z.shape}], expected [${[O, kh, kw, C]}]`,
+    );
   }
   // dW[a,b,c,o] = z[o, kh−1−a, kw−1−b, c]: tiny (9·C·O values), done in JS.
   const zv = readF32(backend, z);
@@ -179,11 +204,18 @@ export function conv2dBackpropInputVia(
     }
   }
   const wt = makeF32(backend, [kh, kw, O, C], wf);
-  const dx = conv(backendName, backend, dy, wt, [[0, 0], [kh - 1 - top, kh - 1 - bottom], [kw - 1 - left, kw - 1 - right], [0, 0]]);
+  const dx = conv(backendName, backend, dy, wt, [
+    [0, 0],
+    [kh - 1 - top, kh - 1 - bottom],
+    [kw - 1 - left, kw - 1 - right],
+    [0, 0],
+  ]);
   release(backend, wt);
   if (!sameShape(dx.shape, attrs.inputShape)) {
     release(backend, dx);
-    throw new Error(`kdmri Conv2DBackpropInput: internal conv gave [${dx.shape}], expected [${attrs.inputShape}]`);
+    throw new Error(
+      `kdmri Conv2DBackpropInput: internal conv gave [${dx.shape}], expected [${attrs.inputShape}]`,
+    );
   }
   return dx;
 }
@@ -200,7 +232,8 @@ export function registerConvBackprop(
   registerKernel: (c: KernelConfig) => void,
   unregisterKernel: (name: string, backend: string) => void,
 ): void {
-  const filterCfg = getKernel(Conv2DBackpropFilter, backendName) as (KernelConfig & { [FAST_MARK]?: true }) | undefined;
+  const filterCfg = getKernel(Conv2DBackpropFilter, backendName) as
+    (KernelConfig & { [FAST_MARK]?: true }) | undefined;
   if (!filterCfg?.[FAST_MARK]) {
     if (filterCfg) unregisterKernel(Conv2DBackpropFilter, backendName);
     const cfg: KernelConfig & { [FAST_MARK]: true } = {
@@ -219,7 +252,8 @@ export function registerConvBackprop(
     registerKernel(cfg);
   }
 
-  const inputCfg = getKernel(Conv2DBackpropInput, backendName) as (KernelConfig & { [FAST_MARK]?: true }) | undefined;
+  const inputCfg = getKernel(Conv2DBackpropInput, backendName) as
+    (KernelConfig & { [FAST_MARK]?: true }) | undefined;
   if (!inputCfg?.[FAST_MARK]) {
     const original = inputCfg;
     if (original) unregisterKernel(Conv2DBackpropInput, backendName);
@@ -238,7 +272,10 @@ export function registerConvBackprop(
           attrs as unknown as Conv2DBackpropInputAttrs,
         );
         if (fast) return fast;
-        if (!original) throw new Error(`kdmri Conv2DBackpropInput (${backendName}): only stride 1 with padding ≤ k−1 is supported`);
+        if (!original)
+          throw new Error(
+            `kdmri Conv2DBackpropInput (${backendName}): only stride 1 with padding ≤ k−1 is supported`,
+          );
         return original.kernelFunc(args);
       },
       [FAST_MARK]: true,

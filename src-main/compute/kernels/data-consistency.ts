@@ -184,12 +184,18 @@ function checkShapes(x: TensorInfo, k0re: TensorInfo, k0im: TensorInfo, mask: Te
   const bad = (what: string, t: TensorInfo, want: number[]) =>
     new Error(`${DC_KERNEL}: ${what} has shape [${t.shape}], expected [${want}]`);
   if (x.shape.length !== 4 || x.shape[3] !== 1) throw bad('x', x, [b, h, w, 1]);
-  if (k0re.shape.length !== 3 || k0re.shape.some((v, i) => v !== [b, h, w][i])) throw bad('k0re', k0re, [b, h, w]);
-  if (k0im.shape.length !== 3 || k0im.shape.some((v, i) => v !== [b, h, w][i])) throw bad('k0im', k0im, [b, h, w]);
+  if (k0re.shape.length !== 3 || k0re.shape.some((v, i) => v !== [b, h, w][i]))
+    throw bad('k0re', k0re, [b, h, w]);
+  if (k0im.shape.length !== 3 || k0im.shape.some((v, i) => v !== [b, h, w][i]))
+    throw bad('k0im', k0im, [b, h, w]);
   if (mask.shape.length !== 2 || mask.shape[0] !== h || mask.shape[1] !== w) throw bad('mask', mask, [h, w]);
 }
 
-function dcForward(args: { inputs: Record<string, TensorInfo | undefined>; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+function dcForward(args: {
+  inputs: Record<string, TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
   const backend = args.backend as KernelBackend;
   const { x, k0re, k0im, mask } = args.inputs;
   if (!x || !k0re || !k0im || !mask) throw new Error(`${DC_KERNEL}: needs inputs x, k0re, k0im and mask`);
@@ -202,7 +208,11 @@ function dcForward(args: { inputs: Record<string, TensorInfo | undefined>; backe
   return makeF32(backend, [b, h, w, 1], out);
 }
 
-function dcGrad(args: { inputs: Record<string, TensorInfo | undefined>; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+function dcGrad(args: {
+  inputs: Record<string, TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}): TensorInfo {
   const backend = args.backend as KernelBackend;
   const { dy, mask } = args.inputs;
   if (!dy || !mask) throw new Error(`${DC_GRAD_KERNEL}: needs inputs dy and mask`);
@@ -235,7 +245,8 @@ const dcGradConfig: GradConfig = {
     const [mask] = saved;
     const g = dy as Tensor;
     const lambda = lambdaOf(attrs);
-    const run = (part: DcGradPart) => () => engine().runKernel(DC_GRAD_KERNEL, { dy: g, mask }, { lambda, part }) as Tensor;
+    const run = (part: DcGradPart) => () =>
+      engine().runKernel(DC_GRAD_KERNEL, { dy: g, mask }, { lambda, part }) as Tensor;
     return { x: run('x'), k0re: run('k0re'), k0im: run('k0im'), mask: () => zerosLike(mask) };
   },
 };
