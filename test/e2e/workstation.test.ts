@@ -109,20 +109,18 @@ test('the page loads with the token from its URL, and the token leaves the addre
   assert.ok(!page.url().includes('token='), 'token removed from the address bar');
   // a page opened without the token cannot use the API
   const other = await browser.newPage();
-  const status = await other
-    .goto(`http://127.0.0.1:${server.port}/`)
-    .then(() =>
-      other.evaluate(
-        async () =>
-          (
-            await fetch('/api/appInfo', {
-              method: 'POST',
-              headers: { 'Content-Type': 'application/json' },
-              body: '{}',
-            })
-          ).status,
-      ),
-    );
+  const status = await other.goto(`http://127.0.0.1:${server.port}/`).then(() =>
+    other.evaluate(
+      async () =>
+        (
+          await fetch('/api/appInfo', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: '{}',
+          })
+        ).status,
+    ),
+  );
   assert.equal(status, 401);
   await other.close();
 });
@@ -195,6 +193,30 @@ test('Compare: five rendered viewports with metrics; switching the mask changes 
   for (const m of before4) assert.match(m, /PSNR \d+\.\d+ dB · SSIM [01]\.\d{4} · NMSE \d/);
   const acc4 = await page.getByTestId('compare-true-acc').textContent();
   await shot('compare');
+
+  // window/level by dragging on one viewport follows on all five; wheel zoom follows too
+  const voi = () =>
+    page.evaluate(() => {
+      const w = window as unknown as {
+        __kdmriViewport(e: Element): { voi: { windowWidth: number }; scale: number };
+      };
+      return ['zf', 'target', 'teacher', 'student', 'kd'].map((n) => {
+        const v = w.__kdmriViewport(document.querySelector(`[data-testid=viewport-${n}] .vp`)!);
+        return [Number(v.voi.windowWidth.toFixed(4)), Number(v.scale.toFixed(4))];
+      });
+    });
+  const v0 = await voi();
+  const box = (await page.getByTestId('viewport-target').boundingBox())!;
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 20, { steps: 8 });
+  await page.mouse.up();
+  await page.mouse.wheel(0, -400);
+  await page.waitForTimeout(500);
+  const v1 = await voi();
+  assert.notDeepEqual(v1[1], v0[1], 'target W/L and zoom changed');
+  for (const v of v1) assert.deepEqual(v, v1[1], `viewports in sync: ${JSON.stringify(v1)}`);
+  await shot('compare-wl-zoom');
 
   await page.getByTestId('compare-acc-8').click();
   await page.waitForFunction(

@@ -60,6 +60,8 @@ export function initCornerstone(): void {
   cornerstoneTools.external.Hammer = Hammer;
   cornerstoneTools.external.cornerstoneMath = cornerstoneMath;
   cornerstoneTools.init({ showSVGCursors: false, globalToolSyncEnabled: false });
+  // a read-only handle for the end-to-end tests (viewport state), nothing else
+  Object.assign(window, { __kdmriViewport: (el: HTMLElement) => cornerstone.getViewport(el) });
 }
 
 /** Register pixels under a fresh `kdmri:` image id (ids are never reused, so caches never go stale). */
@@ -82,16 +84,41 @@ export interface SyncGroup {
   destroy(): void;
 }
 
+interface LevelingEvent {
+  detail: {
+    image: { minPixelValue: number; maxPixelValue: number; slope: number };
+    viewport: { voi: { windowWidth: number; windowCenter: number }; voiLUT?: unknown };
+    deltaPoints: { page: { x: number; y: number } };
+  };
+}
+
+/**
+ * Window/level by drag, scaled for [0, 1] float images: a 250-pixel drag spans the image's range
+ * (cornerstone-tools' default needs 1024 pixels, made for 12-bit CT/MR values).
+ */
+function levelingStrategy(evt: LevelingEvent): void {
+  const { image, viewport, deltaPoints } = evt.detail;
+  const range = Math.max(1e-6, (image.maxPixelValue - image.minPixelValue) * image.slope);
+  const k = range / 250;
+  viewport.voi.windowWidth = Math.max(range / 500, viewport.voi.windowWidth + deltaPoints.page.x * k);
+  viewport.voi.windowCenter += deltaPoints.page.y * k;
+  viewport.voiLUT = undefined;
+}
+
 /** Enable an element with the interactive tools. */
 export function enableViewport(el: HTMLElement): void {
   cornerstone.enable(el);
-  cornerstoneTools.addToolForElement(el, cornerstoneTools.WwwcTool);
+  cornerstoneTools.addToolForElement(el, cornerstoneTools.WwwcTool, {
+    strategies: { float: levelingStrategy },
+    defaultStrategy: 'float',
+  });
   cornerstoneTools.addToolForElement(el, cornerstoneTools.PanTool);
   cornerstoneTools.addToolForElement(el, cornerstoneTools.ZoomTool);
   cornerstoneTools.addToolForElement(el, cornerstoneTools.ZoomMouseWheelTool);
   cornerstoneTools.setToolActiveForElement(el, 'Wwwc', { mouseButtonMask: 1 });
   cornerstoneTools.setToolActiveForElement(el, 'Pan', { mouseButtonMask: 4 });
   cornerstoneTools.setToolActiveForElement(el, 'Zoom', { mouseButtonMask: 2 });
+  cornerstoneTools.setToolActiveForElement(el, 'ZoomMouseWheel', { mouseButtonMask: 0 });
 }
 
 export function disableViewport(el: HTMLElement): void {
