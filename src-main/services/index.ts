@@ -106,13 +106,21 @@ export function createServices(opts: ServicesOptions): Services {
     queuedAt: number;
   }
   const queue: Queued[] = [];
+  /** Jobs this process launched, as last seen: listed even before (or without) their database row. */
+  const launched = new Map<
+    string,
+    { q: Queued; status: RunStatus; startedAt: number; endedAt: number | null; error: string | null }
+  >();
   const concurrency = Math.max(1, opts.concurrency ?? 1);
 
   function pump(): void {
     while (live.size < concurrency && queue.length) {
       const q = queue.shift()!;
+      launched.set(q.jobId, { q, status: 'running', startedAt: Date.now(), endedAt: null, error: null });
       void launch(q).catch((err: unknown) => {
         const error = toApiError(err);
+        const l = launched.get(q.jobId);
+        if (l) Object.assign(l, { status: 'failed', endedAt: Date.now(), error: error.message });
         emit({
           channel: 'job',
           jobId: q.jobId,
@@ -139,7 +147,12 @@ export function createServices(opts: ServicesOptions): Services {
       (event) => {
         const entry = live.get(q.jobId);
         if (entry) entry.last = event;
+        const l = launched.get(q.jobId);
+        if (l && event.type === 'job-end')
+          Object.assign(l, { status: event.status, endedAt: Date.now(), error: event.error ?? null });
         emit({ channel: 'job', jobId: q.jobId, event });
+        if (event.type === 'job-start' || event.type === 'job-end')
+          emit({ channel: 'library', what: 'jobs' });
         if (event.type === 'step-end') emit({ channel: 'library', what: 'models' });
       },
     );
@@ -272,7 +285,22 @@ export function createServices(opts: ServicesOptions): Services {
           error: j.error ?? null,
           live: live.has(j.id),
         }));
-      return [...queued, ...stored].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
+      const inDb = new Set(stored.map((j) => j.id));
+      const unstored = [...launched.values()]
+        .filter((l) => !inDb.has(l.q.jobId))
+        .map((l): JobInfo => ({
+          id: l.q.jobId,
+          datasetId: l.q.datasetId,
+          status: l.status,
+          label: `${degradationLabel(l.q.config.degradation)} · ${l.q.config.training.epochs} ep`,
+          config: l.q.config,
+          backend: null,
+          startedAt: l.startedAt,
+          endedAt: l.endedAt,
+          error: l.error,
+          live: live.has(l.q.jobId),
+        }));
+      return [...queued, ...unstored, ...stored].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
     },
 
     async listRuns(req) {
