@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
+import dicomParser from 'dicom-parser';
 import { createServices } from '../../src-main/services/index.js';
 import { openDatabase } from '../../src-main/store/db.js';
 import type { EngineModules } from '../../src-main/services/engine.js';
@@ -192,7 +193,20 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   assert.equal(files.length, 5);
   const bytes = readFileSync(files[0]);
   assert.equal(bytes.subarray(128, 132).toString('latin1'), 'DICM');
-  assert.ok(bytes.length > 128 + H * W * 2);
+  // dicom-parser (what the viewer uses) reads it back: shape, 16-bit pixels, slope restores the floats
+  const ds = dicomParser.parseDicom(new Uint8Array(bytes));
+  assert.equal(ds.string('x00020010'), '1.2.840.10008.1.2.1');
+  assert.equal(ds.uint16('x00280010'), H);
+  assert.equal(ds.uint16('x00280011'), W);
+  assert.equal(ds.uint16('x00280100'), 16);
+  const slope = Number(ds.string('x00281053'));
+  const el = ds.elements.x7fe00010;
+  const px = new Uint16Array(
+    bytes.buffer.slice(bytes.byteOffset + el.dataOffset, bytes.byteOffset + el.dataOffset + el.length),
+  );
+  const zf = (dcm.value as { paths: string[] }).paths[0];
+  assert.match(zf, /-1-zf\.dcm$/);
+  assert.ok(Math.abs(px[0] * slope - by.zf.image!.data[0]) < 1e-4);
   await s.close();
 });
 
