@@ -148,8 +148,9 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     let mask: CompareResult['mask'] = null;
     if (degradation.kind === 'mask') {
       try {
-        const masks = await engine.need('masks');
-        mask = maskLines(masks.buildMask(degradation.mask, vol.h, vol.w), degradation.mask, vol.h, vol.w);
+        // the mask the bank was built with (lines, true acceleration), else build it again
+        const info = bank.maskInfo ?? (await engine.need('masks')).buildMask(degradation.mask, vol.h, vol.w);
+        mask = maskLines(info, degradation.mask, vol.h, vol.w);
       } catch {
         mask = null;
       }

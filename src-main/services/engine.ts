@@ -173,7 +173,7 @@ export interface SliceBankModule {
   buildSliceBank(
     vols: Volume[],
     degradation: Degradation,
-  ): { input: Float32Array; target: Float32Array; h: number; w: number; count: number };
+  ): { input: Float32Array; target: Float32Array; h: number; w: number; count: number; maskInfo?: unknown };
 }
 
 export interface DataSourceModule {
