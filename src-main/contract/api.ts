@@ -276,6 +276,8 @@ export const CompareRequestSchema = z.object({
   source: CompareSource,
   sliceIndex: z.number().int().nonnegative(),
   degradation: DegradationSchema,
+  /** Resample slices to size×size; default: the size the dataset's newest model was trained at. */
+  size: z.number().int().min(8).max(2048).optional(),
 });
 export type CompareRequest = z.infer<typeof CompareRequestSchema>;
 

@@ -34,9 +34,28 @@ export function createCompare({ engine, db, dataDir }: Deps) {
   const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
   let backendReady: Promise<unknown> | null = null;
 
-  async function validationVolumes(
-    req: CompareRequest,
-  ): Promise<{ vols: Volume[]; source: string; datasetId: number | null }> {
+  /** Live recon models of a dataset, newest first, with their cards (from the store; no weights loaded). */
+  async function datasetModels(datasetId: number) {
+    const d = await db();
+    const out: { id: number; dir: string; role: Role; card: ModelCard }[] = [];
+    for (const m of d.models.list().sort((a, b) => b.id - a.id)) {
+      if (m.deletedAt || !(ROLES as string[]).includes(m.kind) || !m.card) continue;
+      if (m.card.task !== 'recon') continue;
+      if (m.runId !== null && d.runs.get) {
+        const run = d.runs.get(m.runId);
+        const job = run ? d.jobs.get(run.jobId) : null;
+        if (!job || job.datasetId !== datasetId) continue;
+      } else continue;
+      out.push({ id: m.id, dir: m.dir, role: m.kind as Role, card: m.card });
+    }
+    return out;
+  }
+
+  /**
+   * The dataset's validation slices, at the size its models were trained at: `size` when given, else
+   * the newest model's (square) size when it differs from the dataset's, else the dataset's own.
+   */
+  async function validationVolumes(req: CompareRequest) {
     if ('seriesUid' in req.source) {
       throw new ApiFailure(
         'unavailable',
@@ -47,58 +66,61 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     const d = await db();
     const ds = d.datasets.get(req.source.datasetId);
     if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
-    const key = `${ds.id}`;
+    const models = await datasetModels(ds.id);
+    let size: number | undefined = req.size ?? (typeof ds.meta?.size === 'number' ? ds.meta.size : undefined);
+    if (req.size === undefined && models.length) {
+      const { h, w } = models[0].card.data;
+      if (h === w && (h !== ds.h || w !== ds.w)) size = h;
+    }
+    const key = `${ds.id}@${size ?? 'native'}`;
     let s = splits.get(key);
     if (!s) {
       const { loadDataSplit } = await engine.need('dataSource');
-      const size = typeof ds.meta?.size === 'number' ? ds.meta.size : undefined;
       const split = loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
       s = { vols: split.val, source: `${ds.name} (validation)` };
       splits.set(key, s);
     }
-    return { ...s, datasetId: ds.id };
+    return { ...s, models };
   }
 
-  async function modelsFor(datasetId: number | null, h: number, w: number, label: string) {
-    const d = await db();
+  /** For each role, the model trained on this degradation, else the newest one of that size. */
+  async function modelsFor(
+    models: Awaited<ReturnType<typeof datasetModels>>,
+    h: number,
+    w: number,
+    label: string,
+  ) {
+    const chosen = new Map<Role, { id: number; dir: string; card: ModelCard; exact: boolean }>();
+    for (const m of models) {
+      if (m.card.data.h !== h || m.card.data.w !== w) continue;
+      const prev = chosen.get(m.role);
+      if (prev?.exact) continue;
+      const exact = m.card.degradationLabel === label;
+      if (!prev || exact) chosen.set(m.role, { id: m.id, dir: m.dir, card: m.card, exact });
+    }
     const { loadModelDir } = await engine.need('infer');
-    const chosen = new Map<
+    const out = new Map<
       Role,
       { id: number; dir: string; card: ModelCard; net: NetworkPort; exact: boolean }
     >();
-    const rows = d.models
-      .list()
-      .filter((m) => !m.deletedAt && (ROLES as string[]).includes(m.kind))
-      .sort((a, b) => b.id - a.id);
-    for (const m of rows) {
-      const role = m.kind as Role;
-      const prev = chosen.get(role);
-      if (prev?.exact) continue;
-      if (datasetId !== null && m.runId !== null && d.runs.get) {
-        const run = d.runs.get(m.runId);
-        const job = run ? d.jobs.get(run.jobId) : null;
-        if (job && job.datasetId !== datasetId) continue;
-      }
-      let entry = nets.get(m.dir);
+    for (const [role, c] of chosen) {
+      let entry = nets.get(c.dir);
       if (!entry) {
         try {
-          const loaded = loadModelDir(m.dir);
+          const loaded = loadModelDir(c.dir);
           entry = { net: loaded.net, card: loaded.card };
-          nets.set(m.dir, entry);
+          nets.set(c.dir, entry);
         } catch {
-          continue; // folder gone or unreadable: skip it
+          continue; // folder gone or unreadable: that viewport says so
         }
       }
-      if (entry.card.data.h !== h || entry.card.data.w !== w) continue;
-      if (entry.card.task !== 'recon' && entry.card.task !== undefined) continue;
-      const exact = entry.card.degradationLabel === label;
-      if (!prev || exact) chosen.set(role, { id: m.id, dir: m.dir, card: entry.card, net: entry.net, exact });
+      out.set(role, { ...c, net: entry.net });
     }
-    return chosen;
+    return out;
   }
 
   async function compare(req: CompareRequest): Promise<CompareResult> {
-    const { vols, source, datasetId } = await validationVolumes(req);
+    const { vols, source, models: candidates } = await validationVolumes(req);
     const total = vols.reduce((n, v) => n + v.slices, 0);
     if (total === 0) throw new ApiFailure('not-found', 'the dataset has no validation slices', 'source');
     if (req.sliceIndex >= total) {
@@ -180,7 +202,7 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     let models: Awaited<ReturnType<typeof modelsFor>> = new Map();
     let modelsNote: string | null = null;
     try {
-      models = await modelsFor(datasetId, vol.h, vol.w, label);
+      models = candidates.length ? await modelsFor(candidates, vol.h, vol.w, label) : new Map();
     } catch (e) {
       modelsNote = e instanceof ApiFailure ? e.message : String(e);
     }

@@ -27,11 +27,11 @@ const H = 8;
 const W = 8;
 
 /** A volume whose slice s is a constant (s + 1) / 10 with one bright pixel. */
-function phantom(slices: number): Volume {
-  const data = new Float32Array(slices * H * W);
+function phantom(slices: number, h = H, w = W): Volume {
+  const data = new Float32Array(slices * h * w);
   for (let s = 0; s < slices; s++)
-    for (let i = 0; i < H * W; i++) data[s * H * W + i] = i === 9 ? 1 : (s + 1) / 10;
-  return { data, slices, h: H, w: W };
+    for (let i = 0; i < h * w; i++) data[s * h * w + i] = i === 9 ? 1 : (s + 1) / 10;
+  return { data, slices, h, w };
 }
 
 /** Stand-ins: "zero-filled" = target · (1 − 1/acc); a "network" adds a fixed error depending on its kind. */
@@ -39,13 +39,19 @@ function fakes(): Partial<EngineModules> {
   const err: Record<string, number> = { teacher: 0.01, student: 0.04, kd: 0.02 };
   return {
     dataSource: {
-      loadDataSplit: () => ({ train: [phantom(4)], val: [phantom(3)], source: 'x', description: 'x' }),
+      loadDataSplit: (_path: string | undefined, size?: number) => ({
+        train: [phantom(4, size, size)],
+        val: [phantom(3, size, size)],
+        source: 'x',
+        description: 'x',
+      }),
     },
     sliceBank: {
       buildSliceBank: (vols: Volume[], d: Degradation) => {
         const acc = d.kind === 'mask' ? d.mask.acc : 2;
         const target = vols[0].data.slice();
-        return { target, input: target.map((v) => v * (1 - 1 / acc)), h: H, w: W, count: vols[0].slices };
+        const { h, w } = vols[0];
+        return { target, input: target.map((v) => v * (1 - 1 / acc)), h, w, count: vols[0].slices };
       },
     },
     metrics: {
@@ -77,7 +83,7 @@ function fakes(): Partial<EngineModules> {
   };
 }
 
-function setup(withModels: boolean) {
+function setup(withModels: boolean, modelSize = H) {
   const dir = mkdtempSync(join(tmpdir(), 'kdmri-services-'));
   dirs.push(dir);
   const dbPath = join(dir, 'kdmri.db');
@@ -111,7 +117,7 @@ function setup(withModels: boolean) {
         degradation,
         degradationLabel: degradationLabel(degradation),
         acceleration: 4,
-        data: { source: '/tmp/p.nii', h: H, w: W, trainSlices: 4, valSlices: 3 },
+        data: { source: '/tmp/p.nii', h: modelSize, w: modelSize, trainSlices: 4, valSlices: 3 },
         training: { ...config.training, epochsDone: 1, bestEpoch: 0, bestValLoss: 0.1, seconds: 1 },
         teacher: null,
         backend: 'cpu',
@@ -319,5 +325,20 @@ test('jobs: one trains at a time, the rest wait in the queue; a queued job can b
   assert.deepEqual(started, [ids[0], ids[1]], 'the cancelled job never starts');
   const missing = await s.call('startDistillation', { datasetId: 99, config });
   assert.ok(!missing.ok && missing.error.code === 'not-found');
+  await s.close();
+});
+
+test("compare runs at the size the dataset's models were trained at", async () => {
+  const { dir, dbPath, datasetId } = setup(true, 6);
+  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const r = await s.call('compare', {
+    source: { datasetId },
+    sliceIndex: 0,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+  });
+  assert.ok(r.ok, JSON.stringify(r));
+  const c = r.value as CompareResult;
+  assert.deepEqual([c.h, c.w], [6, 6]);
+  assert.ok(c.viewports.every((v) => v.image !== null && v.image.data.length === 36));
   await s.close();
 });
