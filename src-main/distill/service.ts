@@ -16,17 +16,23 @@ export interface JobHandle {
   done: Promise<JobResult>;
 }
 
-/** The worker's module URL: worker.ts when running from source (tsx), worker.js when compiled. */
-function workerUrl(): URL {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  return new URL(`./worker${ext}`, import.meta.url);
+/**
+ * The training worker. Compiled: worker.js directly. From source (tests, `node --import tsx`):
+ * worker.ts, loaded through tsx's ESM API, because Node 20 does not carry the parent's module hooks
+ * into worker threads.
+ */
+function spawnWorker(init: WorkerInit): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+  const url = new URL('./worker.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`;
+  return new Worker(boot, { eval: true, workerData: init });
 }
 
 export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => void): JobHandle {
   const jobId = request.jobId ?? randomUUID();
   const cancelFlag = new SharedArrayBuffer(4);
   const init: WorkerInit = { request, jobId, cancelFlag };
-  const worker = new Worker(workerUrl(), { workerData: init });
+  const worker = spawnWorker(init);
   let settled = false;
   const done = new Promise<JobResult>((resolve) => {
     const fail = (message: string): JobResult => ({

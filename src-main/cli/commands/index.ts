@@ -3,12 +3,24 @@
  * Add a command by writing commands/<name>.ts and adding one line here.
  */
 import type { Command } from 'commander';
+import { register as distill } from './distill.js';
+import { register as evaluate } from './eval.js';
+import { register as reconstruct } from './reconstruct.js';
+import { register as metrics } from './metrics.js';
+import { register as runs } from './runs.js';
+import { register as mask } from './mask.js';
 import { register as serve } from './serve.js';
 import { register as start } from './start.js';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [
+  distill,
+  evaluate,
+  reconstruct,
+  metrics,
+  runs,
+  mask,
   serve,
   start,
 ];
