@@ -29,26 +29,29 @@ function convOp(relu: boolean) {
     save(relu ? [x, w, y] : [x, w]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D | undefined];
-        const g = sy ? tf.mul(dy, tf.step(sy)) : dy;
-        const dx = tf
-          .engine()
-          .runKernel(
-            tf.Conv2DBackpropInput,
-            { dy: g, filter: sw },
-            { ...ATTRS, inputShape: sx.shape },
-          ) as tf.Tensor;
-        const dw = tf
-          .engine()
-          .runKernel(
-            tf.Conv2DBackpropFilter,
-            { x: sx, dy: g },
-            { ...ATTRS, filterShape: sw.shape },
-          ) as tf.Tensor;
-        const db = tf.sum(g, [0, 1, 2]);
-        return [dx, dw, db];
-      },
+      // tidy: customGrad does not scope its gradient function, so g and step(y) would otherwise live
+      // until the whole backward pass ends (two activation-sized tensors per layer)
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sx, sw, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D | undefined];
+          const g = sy ? tf.mul(dy, tf.step(sy)) : dy;
+          const dx = tf
+            .engine()
+            .runKernel(
+              tf.Conv2DBackpropInput,
+              { dy: g, filter: sw },
+              { ...ATTRS, inputShape: sx.shape },
+            ) as tf.Tensor;
+          const dw = tf
+            .engine()
+            .runKernel(
+              tf.Conv2DBackpropFilter,
+              { x: sx, dy: g },
+              { ...ATTRS, filterShape: sw.shape },
+            ) as tf.Tensor;
+          const db = tf.sum(g, [0, 1, 2]);
+          return [dx, dw, db];
+        }),
     };
   });
 }

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
+import { matrixDcKernels, registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
 import { dataConsistency } from '../../src-main/networks/data-consistency.js';
 import { fft2, fft2Real, ifft2 } from '../../src-main/kspace/fft.js';
 import { Rng } from '../../src-main/util/random.js';
@@ -347,6 +347,52 @@ test('DC gradient w.r.t. x matches central finite differences of the float64 ref
     assert.ok(Math.abs(fd - dx[i]) < 1e-5, `element ${i}: fd ${fd} vs kernel ${dx[i]}`);
   }
 });
+
+// The DFT-matrix composition used on webgpu, run here on cpu and wasm kernels under test-only names.
+for (const backendName of ['cpu', 'wasm']) {
+  const k = matrixDcKernels(backendName);
+  tf.registerKernel({ kernelName: 'KdmriDcMatrixTest', backendName, kernelFunc: k.forward });
+  tf.registerKernel({ kernelName: 'KdmriDcMatrixTestGrad', backendName, kernelFunc: k.grad });
+}
+
+for (const backend of ['cpu', 'wasm']) {
+  for (const lambda of [null, 1.5]) {
+    test(`DC by DFT matrices (the webgpu path) on ${backend} kernels matches the references, lambda ${lambda}`, async () => {
+      const c = dcCase(3, 8, 12, 61);
+      const g = randArray(c.b * c.h * c.w, 62);
+      const ref = dcReference(c, lambda);
+      const refGrads = await onBackend('cpu', () => dcGrads(c, g, lambda));
+      await onBackend(backend, () => {
+        const before = tf.memory().numTensors;
+        tf.tidy(() => {
+          const t = tensors(c);
+          const attrs = { lambda: lambda ?? -1 };
+          const out = tf
+            .engine()
+            .runKernel(
+              'KdmriDcMatrixTest',
+              { x: t.x, k0re: t.re, k0im: t.im, mask: t.mask },
+              attrs,
+            ) as tf.Tensor;
+          assert.deepEqual(out.shape, [c.b, c.h, c.w, 1]);
+          assert.ok(maxAbs(out.dataSync(), ref) < 1e-5, `forward ${maxAbs(out.dataSync(), ref)}`);
+          const dy = tf.tensor4d(g, [c.b, c.h, c.w, 1]);
+          for (const [i, part] of (['x', 'k0re', 'k0im'] as const).entries()) {
+            const d = tf
+              .engine()
+              .runKernel('KdmriDcMatrixTestGrad', { dy, mask: t.mask }, { ...attrs, part }) as tf.Tensor;
+            assert.ok(
+              maxAbs(d.dataSync(), refGrads[i]) < 1e-5,
+              `d${part}: ${maxAbs(d.dataSync(), refGrads[i])}`,
+            );
+          }
+        });
+        // only the cached DFT matrices (created once per backend and size) may stay
+        assert.ok(tf.memory().numTensors - before <= 0, 'no tensors leaked');
+      });
+    });
+  }
+}
 
 test('DC forward time at 4×256×256 (reported, loose bound)', async () => {
   const c = dcCase(4, 256, 256, 41);

@@ -18,6 +18,10 @@
  *  - k0re: E ⊙ Re(F(dy));   k0im: E ⊙ Im(F(dy))   (adjoints of v ↦ Re(F⁻¹(E⊙v)) and v ↦ Re(F⁻¹(i·E⊙v)));
  *  - mask: treated as a constant (zero gradient).
  *
+ * On cpu and wasm the kernels read the data (readSync / the wasm heap) and use the float64 FFT below; on
+ * webgpu (no synchronous reads in Node) they are composed from the backend's BatchMatMul with DFT
+ * matrices (data-consistency-matrix.ts).
+ *
  * Cost: two real images share one complex FFT (z = x_b + i·x_{b+1}; the two spectra are separated by
  * Hermitian symmetry), and the real part of the inverse is taken by Hermitian-symmetrising each K_dc so
  * that two outputs again share one inverse FFT. So a batch of B costs B complex 2-D FFTs, not 2B.
@@ -36,12 +40,15 @@ import {
 } from '@tensorflow/tfjs-core';
 import { fft2 } from '../../kspace/fft.js';
 import { makeF32, readF32 } from './backend-io.js';
+import { dataConsistencyViaMatrices } from './data-consistency-matrix.js';
 
 export const DC_KERNEL = 'KdmriDataConsistency';
 export const DC_GRAD_KERNEL = 'KdmriDataConsistencyGrad';
 
 /** Which vector-Jacobian product DC_GRAD_KERNEL computes. */
 export type DcGradPart = 'x' | 'k0re' | 'k0im';
+
+type KernelArgs = { inputs: Record<string, TensorInfo | undefined>; backend: unknown; attrs?: NamedAttrMap };
 
 interface Coeffs {
   lambda: number;
@@ -191,11 +198,7 @@ function checkShapes(x: TensorInfo, k0re: TensorInfo, k0im: TensorInfo, mask: Te
   if (mask.shape.length !== 2 || mask.shape[0] !== h || mask.shape[1] !== w) throw bad('mask', mask, [h, w]);
 }
 
-function dcForward(args: {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: unknown;
-  attrs?: NamedAttrMap;
-}): TensorInfo {
+function dcForward(args: KernelArgs): TensorInfo {
   const backend = args.backend as KernelBackend;
   const { x, k0re, k0im, mask } = args.inputs;
   if (!x || !k0re || !k0im || !mask) throw new Error(`${DC_KERNEL}: needs inputs x, k0re, k0im and mask`);
@@ -208,11 +211,7 @@ function dcForward(args: {
   return makeF32(backend, [b, h, w, 1], out);
 }
 
-function dcGrad(args: {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: unknown;
-  attrs?: NamedAttrMap;
-}): TensorInfo {
+function dcGrad(args: KernelArgs): TensorInfo {
   const backend = args.backend as KernelBackend;
   const { dy, mask } = args.inputs;
   if (!dy || !mask) throw new Error(`${DC_GRAD_KERNEL}: needs inputs dy and mask`);
@@ -238,6 +237,49 @@ function dcGrad(args: {
   return makeF32(backend, [b, h, w], out);
 }
 
+/**
+ * The same two kernels composed from the backend's own BatchMatMul / element-wise kernels (DFT matrices,
+ * float32): for backends that cannot read tensors synchronously (webgpu in Node).
+ */
+export function matrixDcKernels(backendName: string): {
+  forward: (a: KernelArgs) => TensorInfo;
+  grad: (a: KernelArgs) => TensorInfo;
+} {
+  return {
+    forward: ({ inputs, backend, attrs }) => {
+      const { x, k0re, k0im, mask } = inputs;
+      if (!x || !k0re || !k0im || !mask) throw new Error(`${DC_KERNEL}: needs inputs x, k0re, k0im and mask`);
+      checkShapes(x, k0re, k0im, mask);
+      return dataConsistencyViaMatrices(
+        backendName,
+        backend as KernelBackend,
+        'forward',
+        x,
+        mask,
+        lambdaOf(attrs),
+        k0re,
+        k0im,
+      );
+    },
+    grad: ({ inputs, backend, attrs }) => {
+      const { dy, mask } = inputs;
+      if (!dy || !mask) throw new Error(`${DC_GRAD_KERNEL}: needs inputs dy and mask`);
+      const part = (attrs?.part ?? 'x') as DcGradPart;
+      return dataConsistencyViaMatrices(
+        backendName,
+        backend as KernelBackend,
+        part,
+        dy,
+        mask,
+        lambdaOf(attrs),
+      );
+    },
+  };
+}
+
+/** Backends that get the DFT-matrix composition instead of the float64 FFT in JS. */
+const MATRIX_BACKENDS = new Set(['webgpu']);
+
 const dcGradConfig: GradConfig = {
   kernelName: DC_KERNEL,
   inputsToSave: ['mask'],
@@ -258,11 +300,12 @@ export function registerDataConsistency(
   registerGradient: (c: GradConfig) => void,
 ): void {
   for (const backendName of backendNames) {
+    const m = MATRIX_BACKENDS.has(backendName) ? matrixDcKernels(backendName) : null;
     if (!getKernel(DC_KERNEL, backendName)) {
-      registerKernel({ kernelName: DC_KERNEL, backendName, kernelFunc: dcForward });
+      registerKernel({ kernelName: DC_KERNEL, backendName, kernelFunc: m ? m.forward : dcForward });
     }
     if (!getKernel(DC_GRAD_KERNEL, backendName)) {
-      registerKernel({ kernelName: DC_GRAD_KERNEL, backendName, kernelFunc: dcGrad });
+      registerKernel({ kernelName: DC_GRAD_KERNEL, backendName, kernelFunc: m ? m.grad : dcGrad });
     }
   }
   if (!getGradient(DC_KERNEL)) registerGradient(dcGradConfig);

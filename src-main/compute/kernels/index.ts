@@ -2,8 +2,9 @@
  * KD-MRI's own tfjs kernels:
  *  - Conv2DBackpropFilter and Conv2DBackpropInput for the wasm backend, built from its fast forward
  *    conv (see conv-backprop.ts), so training on wasm works and is fast;
+ *  - a no-copy Identity for wasm (tfjs clones every tensor saved for a gradient; see identity.ts);
  *  - KdmriDataConsistency (+ KdmriDataConsistencyGrad and its registered gradient) for the wasm, cpu and
- *    webgpu backends (see data-consistency.ts).
+ *    webgpu backends (see data-consistency.ts: float64 FFT on cpu/wasm, DFT-matrix products on webgpu).
  *
  * Call registerKdmriKernels() once before running networks; it is idempotent. It imports the wasm backend
  * package first so that the package's own kernel registrations cannot later overwrite ours, and
@@ -16,8 +17,15 @@ import '@tensorflow/tfjs-backend-wasm';
 import { registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { registerConvBackprop } from './conv-backprop.js';
 import { registerDataConsistency } from './data-consistency.js';
+import { registerSharedIdentity } from './identity.js';
 
-export { DC_GRAD_KERNEL, DC_KERNEL, applyDiagonalDc, type DcGradPart } from './data-consistency.js';
+export {
+  DC_GRAD_KERNEL,
+  DC_KERNEL,
+  applyDiagonalDc,
+  matrixDcKernels,
+  type DcGradPart,
+} from './data-consistency.js';
 export { conv2dBackpropFilterVia, conv2dBackpropInputVia } from './conv-backprop.js';
 
 /** Backends that get the data-consistency kernel (a generic float64 JS implementation). */
@@ -28,6 +36,7 @@ let done = false;
 export function registerKdmriKernels(): void {
   if (done) return;
   registerConvBackprop('wasm', registerKernel, unregisterKernel);
+  registerSharedIdentity('wasm', registerKernel, unregisterKernel);
   registerDataConsistency(DC_BACKENDS, registerKernel, registerGradient);
   done = true;
 }
