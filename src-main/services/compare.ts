@@ -34,9 +34,18 @@ export function createCompare({ engine, db, dataDir }: Deps) {
   const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
   let backendReady: Promise<unknown> | null = null;
 
-  /** Live recon models of a dataset, newest first, with their cards (from the store; no weights loaded). */
+  /**
+   * Live recon models trained on a dataset's data (the dataset itself or a resampled sibling with the
+   * same source), newest first, with their cards (from the store; no weights loaded).
+   */
   async function datasetModels(datasetId: number) {
     const d = await db();
+    const ds = d.datasets.get(datasetId);
+    const sameData = (id: number) => {
+      if (id === datasetId) return true;
+      const other = d.datasets.get(id);
+      return !!ds && !!other && other.source === ds.source && other.task === ds.task;
+    };
     const out: { id: number; dir: string; role: Role; card: ModelCard }[] = [];
     for (const m of d.models.list().sort((a, b) => b.id - a.id)) {
       if (m.deletedAt || !(ROLES as string[]).includes(m.kind) || !m.card) continue;
@@ -44,7 +53,7 @@ export function createCompare({ engine, db, dataDir }: Deps) {
       if (m.runId !== null && d.runs.get) {
         const run = d.runs.get(m.runId);
         const job = run ? d.jobs.get(run.jobId) : null;
-        if (!job || job.datasetId !== datasetId) continue;
+        if (!job || !sameData(job.datasetId)) continue;
       } else continue;
       out.push({ id: m.id, dir: m.dir, role: m.kind as Role, card: m.card });
     }

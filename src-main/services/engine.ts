@@ -116,6 +116,11 @@ export interface DbPort {
   jobs: {
     get(id: string): JobRow | undefined | null;
     list(filter?: Record<string, unknown>): JobRow[];
+    create(j: { id: string; datasetId: number; config: DistillConfig; status: 'queued' }): JobRow;
+    update(
+      id: string,
+      patch: { status?: 'cancelled' | 'failed'; error?: string | null; endedAt?: number | null },
+    ): JobRow;
   };
   runs: {
     list(filter?: Record<string, unknown>): RunRow[];

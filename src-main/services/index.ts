@@ -83,7 +83,20 @@ export function createServices(opts: ServicesOptions): Services {
   let dbPromise: Promise<DbPort> | null = null;
   async function db(): Promise<DbPort> {
     if (!dbPromise) {
-      const p = engine.need('store').then((m) => m.openDatabase(dbPath));
+      const p = engine.need('store').then((m) => {
+        const d = m.openDatabase(dbPath);
+        // jobs left 'queued' by an earlier launch never started: say so instead of waiting forever
+        for (const j of d.jobs.list()) {
+          if (j.status === 'queued') {
+            d.jobs.update(j.id, {
+              status: 'cancelled',
+              error: 'the app closed before this job started; resume it',
+              endedAt: Date.now(),
+            });
+          }
+        }
+        return d;
+      });
       dbPromise = p;
       p.catch(() => {
         if (dbPromise === p) dbPromise = null;
@@ -209,21 +222,42 @@ export function createServices(opts: ServicesOptions): Services {
 
     async startDistillation(req) {
       const d = await db();
-      if (!d.datasets.get(req.datasetId))
-        throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
-      return enqueue({
-        jobId: randomUUID(),
-        datasetId: req.datasetId,
-        config: req.config,
-        size: req.size,
-        resume: false,
-      });
+      const ds = d.datasets.get(req.datasetId);
+      if (!ds) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+      await engine.need('distill'); // refuse now, not later, when the engine is missing
+      // a resampled size is its own dataset row (same source, size in meta), as the engine's own
+      // data references make it: then a job, its runs and evaluations all name the size they used
+      let datasetId = ds.id;
+      if (req.size !== undefined && (req.size !== ds.h || req.size !== ds.w)) {
+        const size = req.size;
+        const found = d.datasets
+          .list()
+          .find((x) => x.source === ds.source && x.task === ds.task && x.h === size && x.w === size);
+        datasetId =
+          found?.id ??
+          d.datasets.create({
+            name: `${ds.name.replace(/\s*\d+×\d+$/, '')} ${size}×${size}`,
+            source: ds.source,
+            task: ds.task,
+            h: size,
+            w: size,
+            trainSlices: ds.trainSlices,
+            valSlices: ds.valSlices,
+            meta: { ...(ds.meta ?? {}), size, resampledFrom: ds.id },
+          }).id;
+        if (!found) emit({ channel: 'library', what: 'datasets' });
+      }
+      // the job row exists from the start (status 'queued'), so the queue survives in the library
+      const jobId = randomUUID();
+      d.jobs.create({ id: jobId, datasetId, config: req.config, status: 'queued' });
+      return enqueue({ jobId, datasetId, config: req.config, size: undefined, resume: true });
     },
 
     async cancelJob(req) {
       const qi = queue.findIndex((q) => q.jobId === req.jobId);
       if (qi >= 0) {
         queue.splice(qi, 1);
+        (await db()).jobs.update(req.jobId, { status: 'cancelled', endedAt: Date.now() });
         emit({ channel: 'job', jobId: req.jobId, event: { type: 'job-end', status: 'cancelled' } });
         emit({ channel: 'library', what: 'jobs' });
         return { jobId: req.jobId, cancelled: true };
@@ -274,7 +308,7 @@ export function createServices(opts: ServicesOptions): Services {
         .map((j): JobInfo => ({
           id: j.id,
           datasetId: j.datasetId ?? null,
-          status: asStatus(j.status),
+          status: live.has(j.id) && j.status === 'queued' ? 'running' : asStatus(j.status),
           label: j.config
             ? `${degradationLabel(j.config.degradation)} · ${j.config.training.epochs} ep`
             : j.id,
