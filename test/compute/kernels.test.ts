@@ -51,7 +51,7 @@ async function onBackend<T>(name: string, f: () => T): Promise<T> {
 type ConvCase = [b: number, h: number, w: number, cin: number, cout: number];
 const CASES: ConvCase[] = [
   [4, 16, 24, 1, 32],
-  [4, 16, 24, 32, 32],
+  [4, 12, 16, 32, 32],
   [4, 24, 16, 32, 1],
   [1, 12, 10, 3, 5],
 ];
@@ -96,12 +96,27 @@ for (const fused of [false, true]) {
   }
 }
 
-test('wasm conv gradients with valid padding match cpu', async () => {
-  const c: ConvCase = [2, 12, 14, 4, 6];
-  const ref = await onBackend('cpu', () => convGrads(c, false, 'valid'));
-  const got = await onBackend('wasm', () => convGrads(c, false, 'valid'));
-  for (let i = 0; i < 3; i++)
-    assert.ok(relErr(got[i], ref[i]) < 1e-4, `gradient ${i}: ${relErr(got[i], ref[i])}`);
+for (const c of [
+  [2, 12, 14, 4, 6],
+  [2, 12, 14, 1, 6],
+  [2, 12, 14, 5, 1],
+] as ConvCase[]) {
+  test(`wasm conv gradients with valid padding match cpu: [${c}]`, async () => {
+    const ref = await onBackend('cpu', () => convGrads(c, false, 'valid'));
+    const got = await onBackend('wasm', () => convGrads(c, false, 'valid'));
+    for (let i = 0; i < 3; i++)
+      assert.ok(relErr(got[i], ref[i]) < 1e-4, `gradient ${i}: ${relErr(got[i], ref[i])}`);
+  });
+}
+
+test('wasm Identity shares data (no copy) and the clone outlives its source', async () => {
+  await onBackend('wasm', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3]);
+    y.dispose();
+  });
 });
 
 test('wasm Conv2DBackpropInput still handles stride 2 (falls back to the original kernel)', async () => {
