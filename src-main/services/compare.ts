@@ -108,10 +108,16 @@ export function createCompare({ engine, db, dataDir }: Deps) {
       if (!prev || exact) chosen.set(m.role, { id: m.id, dir: m.dir, card: m.card, exact });
     }
     const { loadModelDir } = await engine.need('infer');
+    if (chosen.size) {
+      // TensorFlow.js needs its backend before any weights are made
+      backendReady ??= engine.need('backend').then((b) => b.initBackend({}));
+      await backendReady;
+    }
     const out = new Map<
       Role,
       { id: number; dir: string; card: ModelCard; net: NetworkPort; exact: boolean }
     >();
+    const failed = new Map<Role, string>();
     for (const [role, c] of chosen) {
       let entry = nets.get(c.dir);
       if (!entry) {
@@ -119,13 +125,17 @@ export function createCompare({ engine, db, dataDir }: Deps) {
           const loaded = loadModelDir(c.dir);
           entry = { net: loaded.net, card: loaded.card };
           nets.set(c.dir, entry);
-        } catch {
-          continue; // folder gone or unreadable: that viewport says so
+        } catch (e) {
+          failed.set(
+            role,
+            `model ${c.id} could not be loaded: ${e instanceof Error ? e.message : String(e)}`,
+          );
+          continue;
         }
       }
       out.set(role, { ...c, net: entry.net });
     }
-    return out;
+    return { models: out, failed };
   }
 
   async function compare(req: CompareRequest): Promise<CompareResult> {
@@ -208,16 +218,13 @@ export function createCompare({ engine, db, dataDir }: Deps) {
       note: null,
     });
 
-    let models: Awaited<ReturnType<typeof modelsFor>> = new Map();
+    let models: Awaited<ReturnType<typeof modelsFor>>['models'] = new Map();
+    let failed = new Map<Role, string>();
     let modelsNote: string | null = null;
     try {
-      models = candidates.length ? await modelsFor(candidates, vol.h, vol.w, label) : new Map();
+      if (candidates.length) ({ models, failed } = await modelsFor(candidates, vol.h, vol.w, label));
     } catch (e) {
       modelsNote = e instanceof ApiFailure ? e.message : String(e);
-    }
-    if (models.size) {
-      backendReady ??= engine.need('backend').then((b) => b.initBackend({}));
-      await backendReady;
     }
     const { reconstructVolume } = models.size ? await engine.need('infer') : { reconstructVolume: null };
     for (const role of ROLES) {
@@ -231,6 +238,7 @@ export function createCompare({ engine, db, dataDir }: Deps) {
           modelId: null,
           trainedOn: null,
           note:
+            failed.get(role) ??
             modelsNote ??
             `no ${role === 'kd' ? 'KD student' : role} model for this dataset yet: run a distillation`,
         });
