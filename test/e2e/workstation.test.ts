@@ -49,6 +49,7 @@ let modules: Record<string, boolean> = {};
 before(async () => {
   await ensureRenderer();
   home = mkdtempSync(join(tmpdir(), 'kdmri-e2e-'));
+  rmSync(shots, { recursive: true, force: true });
   mkdirSync(shots, { recursive: true });
   services = createServices({ dbPath: join(home, 'kdmri.db'), dataDir: home, mode: 'web' });
   server = await startServer({ services, staticDir: rendererDir });
