@@ -54,6 +54,7 @@ const CASES: ConvCase[] = [
   [4, 12, 16, 32, 32],
   [4, 24, 16, 32, 1],
   [1, 12, 10, 3, 5],
+  [3, 9, 11, 8, 16],
 ];
 
 /** dx, dW (and db when fused) of sum(conv(x, W) ⊙ g) on the current backend, as plain arrays. */
@@ -100,6 +101,7 @@ for (const c of [
   [2, 12, 14, 4, 6],
   [2, 12, 14, 1, 6],
   [2, 12, 14, 5, 1],
+  [2, 10, 12, 8, 9],
 ] as ConvCase[]) {
   test(`wasm conv gradients with valid padding match cpu: [${c}]`, async () => {
     const ref = await onBackend('cpu', () => convGrads(c, false, 'valid'));

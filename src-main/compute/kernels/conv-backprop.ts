@@ -14,6 +14,9 @@
  *    yields dW flipped in space, which is undone while transposing.
  *  - input gradient dx = conv(dy, W flipped in space with in/out swapped), padded by k−1−pad.
  *
+ *    On wasm, when both C and O are ≥ 8, dW is instead computed as kh·kw GEMMs over the flattened padded
+ *    grid (filterGradByTapMatMuls), which avoids the conv with only B channels per kernel tap.
+ *
  * Conventions: NHWC activations, HWIO filters, float32. Only stride 1 and dilation 1 are accelerated;
  * Conv2DBackpropInput falls back to the original wasm kernel otherwise, Conv2DBackpropFilter throws.
  */
@@ -105,6 +108,10 @@ export function conv2dBackpropFilterVia(
     throw new Error(`kdmri Conv2DBackpropFilter: dy has shape [${dy.shape}], expected [${expectDy}]`);
   }
   const { top, bottom, left, right } = info.padInfo;
+  // measured on wasm at 4×256×256: ≈ 25 % faster for 32→32; no gain when C or O is 1 (one-row GEMMs)
+  if (isWasmInternals(backend) && C >= 8 && O >= 8) {
+    return filterGradByTapMatMuls(backendName, backend, x, dy, kh, kw, C, O, info.padInfo);
+  }
   const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
 
   if (!swapped) {
@@ -159,6 +166,117 @@ export function conv2dBackpropFilterVia(
     }
   }
   release(backend, z);
+  return makeF32(backend, [kh, kw, C, O], dw);
+}
+
+/** The wasm backend internals used to read a tensor's memory under a second id (see below). */
+interface WasmInternals {
+  dataIdMap: { get(d: object): { id: number; memoryOffset: number } | undefined; delete(d: object): void };
+  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number): TensorInfo;
+  wasm: { tfjs: { disposeData(id: number): void } };
+}
+
+function isWasmInternals(b: KernelBackend): b is KernelBackend & WasmInternals {
+  const r = b as unknown as Partial<WasmInternals>;
+  return (
+    typeof r.makeOutput === 'function' &&
+    r.dataIdMap !== undefined &&
+    typeof r.wasm?.tfjs?.disposeData === 'function'
+  );
+}
+
+/**
+ * dW as kh·kw matrix products with one shared, once-packed right operand (wasm):
+ *
+ *   xT  = x zero-padded (conv padding, plus one zero image and one zero channel), transposed to
+ *         [C+1, L], L = (B+1)·Hp·Wp: channel-major rows over the flattened padded grid;
+ *   dyp = dy placed on the same padded grid (zero outside its oH×oW corner, and a zero image): [L, O];
+ *   dW[a,b] = xT[:C, off : off+L] · dyp   with off = a·Wp + b,   for each tap (a, b).
+ *
+ * The left operand of tap (a, b) is xT read in place from `off` (a second tensor id over the same memory,
+ * rows of stride L): its rows run `off` values into the next channel row (the zero channel for the last),
+ * but those positions meet zeros of dyp (the padded rows/columns and the zero image), so nothing leaks.
+ * XNNPACK caches the packed dyp by tensor id, so it is packed once for all taps. The GEMMs have
+ * M = C, N = O and a long contiguous K = L, which XNNPACK runs near its peak, unlike the conv with
+ * B channels per kernel tap used otherwise.
+ */
+function filterGradByTapMatMuls(
+  backendName: string,
+  backend: KernelBackend & WasmInternals,
+  x: TensorInfo,
+  dy: TensorInfo,
+  kh: number,
+  kw: number,
+  C: number,
+  O: number,
+  pad: { top: number; bottom: number; left: number; right: number },
+): TensorInfo {
+  const [B, H, W] = x.shape;
+  const [, oH, oW] = dy.shape;
+  const Hp = H + pad.top + pad.bottom;
+  const Wp = W + pad.left + pad.right;
+  const L = (B + 1) * Hp * Wp;
+  const run = (name: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>) =>
+    kernelOf(name, backendName)({ inputs, backend, attrs: attrs as never }) as TensorInfo;
+  const xp = run(
+    'PadV2',
+    { x },
+    {
+      paddings: [
+        [0, 1],
+        [pad.top, pad.bottom],
+        [pad.left, pad.right],
+        [0, 1],
+      ],
+      constantValue: 0,
+    },
+  );
+  const xt = transpose(
+    backendName,
+    backend,
+    { dataId: xp.dataId, shape: [L, C + 1], dtype: 'float32' },
+    [1, 0],
+  );
+  release(backend, xp);
+  const dyp = run(
+    'PadV2',
+    { x: dy },
+    {
+      paddings: [
+        [0, 1],
+        [0, Hp - oH],
+        [0, Wp - oW],
+        [0, 0],
+      ],
+      constantValue: 0,
+    },
+  );
+  const b3 = run('Reshape', { x: dyp }, { shape: [1, L, O] });
+  release(backend, dyp);
+  const base = backend.dataIdMap.get(xt.dataId as object);
+  if (!base) throw new Error('kdmri Conv2DBackpropFilter: tensor data not found on the wasm backend');
+  const dw = new Float32Array(kh * kw * C * O);
+  try {
+    for (let a = 0; a < kh; a++) {
+      for (let b = 0; b < kw; b++) {
+        const off = a * Wp + b;
+        const alias = backend.makeOutput([1, C, L], 'float32', base.memoryOffset + 4 * off);
+        let out: TensorInfo;
+        try {
+          out = run('BatchMatMul', { a: alias, b: b3 }, { transposeA: false, transposeB: false });
+        } finally {
+          // drop the alias id without freeing the memory (it belongs to xt)
+          backend.wasm.tfjs.disposeData(backend.dataIdMap.get(alias.dataId as object)!.id);
+          backend.dataIdMap.delete(alias.dataId as object);
+        }
+        dw.set(readF32(backend, out).subarray(0, C * O), (a * kw + b) * C * O);
+        release(backend, out);
+      }
+    }
+  } finally {
+    release(backend, xt);
+    release(backend, b3);
+  }
   return makeF32(backend, [kh, kw, C, O], dw);
 }
 
