@@ -4,6 +4,8 @@
  * adapter calls it and answers 'unavailable' for what it does not provide yet.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import {
   ApiFailure,
   type ApiEvent,
@@ -58,6 +60,58 @@ export function createStudies({ engine, db, emit }: Deps) {
     return { dataset: datasetInfo(row), created: true };
   }
 
+  /** Fallback import without the studies library: each NIfTI file (or folder of them) → a dataset. */
+  async function importNiftiAsDatasets(
+    d: DbPort,
+    paths: string[],
+    onFile: (done: number, total: number, file: ImportFileResult) => void,
+  ): Promise<ImportFileResult[]> {
+    const { loadDataSplit } = await engine.need('dataSource');
+    const out: ImportFileResult[] = [];
+    for (const [i, path] of paths.entries()) {
+      let r: ImportFileResult;
+      if (!existsSync(path)) {
+        r = { path, status: 'failed', message: 'no such file or folder' };
+      } else {
+        try {
+          const abs = resolve(path);
+          const split = loadDataSplit(abs);
+          const { h, w } = split.train[0];
+          const found = d.datasets
+            .list()
+            .find((x) => x.source === abs && x.h === h && x.w === w && x.task === 'recon');
+          if (found) r = { path, status: 'skipped', message: `already dataset ${found.id} "${found.name}"` };
+          else {
+            const row = d.datasets.create({
+              name: `${basename(abs).replace(/\.nii(\.gz)?$/i, '')} ${h}×${w}`,
+              source: abs,
+              task: 'recon',
+              h,
+              w,
+              trainSlices: split.train.reduce((n, v) => n + v.slices, 0),
+              valSlices: split.val.reduce((n, v) => n + v.slices, 0),
+              meta: { size: null, description: split.description },
+            });
+            r = { path, status: 'imported', message: `dataset ${row.id} "${row.name}" created` };
+            emit({ channel: 'library', what: 'datasets' });
+          }
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          r = {
+            path,
+            status: 'failed',
+            message: /unsupported data/.test(msg)
+              ? `${msg} — DICOM and HDF5 need the studies library (not in this build)`
+              : msg,
+          };
+        }
+      }
+      out.push(r);
+      onFile(i + 1, paths.length, r);
+    }
+    return out;
+  }
+
   return {
     async listStudies(req: ApiRequest<'listStudies'>): Promise<PatientSummary[]> {
       const list = await fn<(db: DbPort, search?: string) => PatientSummary[]>('listStudies');
@@ -76,14 +130,19 @@ export function createStudies({ engine, db, emit }: Deps) {
       return p;
     },
     async importPaths(req: ApiRequest<'importPaths'>): Promise<{ importId: string }> {
-      const run =
-        await fn<
-          (
-            db: DbPort,
-            paths: string[],
-            onFile: (done: number, total: number, file: ImportFileResult) => void,
-          ) => Promise<ImportFileResult[]>
-        >('importPaths');
+      type Importer = (
+        db: DbPort,
+        paths: string[],
+        onFile: (done: number, total: number, file: ImportFileResult) => void,
+      ) => Promise<ImportFileResult[]>;
+      let run: Importer;
+      try {
+        run = await fn<Importer>('importPaths');
+      } catch (e) {
+        if (!(e instanceof ApiFailure && e.code === 'unavailable')) throw e;
+        // no studies library in this build: NIfTI volumes still become datasets directly
+        run = (d, paths, onFile) => importNiftiAsDatasets(d, paths, onFile);
+      }
       const d = await db();
       const importId = randomUUID();
       // answer first, then stream progress: the caller subscribes by importId

@@ -11,7 +11,7 @@ import dicomParser from 'dicom-parser';
 import { createServices } from '../../src-main/services/index.js';
 import { openDatabase } from '../../src-main/store/db.js';
 import type { EngineModules } from '../../src-main/services/engine.js';
-import type { CompareResult, JobInfo } from '../../src-main/contract/api.js';
+import type { ApiEvent, CompareResult, JobInfo } from '../../src-main/contract/api.js';
 import {
   defaultDistillConfig,
   degradationLabel,
@@ -340,5 +340,37 @@ test("compare runs at the size the dataset's models were trained at", async () =
   const c = r.value as CompareResult;
   assert.deepEqual([c.h, c.w], [6, 6]);
   assert.ok(c.viewports.every((v) => v.image !== null && v.image.data.length === 36));
+  await s.close();
+});
+
+test('without the studies library, importing NIfTI paths makes datasets (real data module), with per-file results', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kdmri-import-'));
+  dirs.push(dir);
+  const { sampleDataPath } = await import('../../src-main/data/sample.js');
+  const s = createServices({ dbPath: join(dir, 'kdmri.db'), dataDir: dir, modules: { studies: null } });
+  const events: ApiEvent[] = [];
+  s.subscribe((e) => events.push(e));
+  const notes = join(dir, 'notes.txt');
+  writeFileSync(notes, 'not an image');
+  const r = await s.call('importPaths', { paths: [sampleDataPath(), join(dir, 'missing.nii.gz'), notes] });
+  assert.ok(r.ok);
+  const importId = (r.value as { importId: string }).importId;
+  for (let i = 0; i < 100 && !events.some((e) => e.channel === 'import' && e.event.type === 'end'); i++) {
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+  const mine = events.filter((e) => e.channel === 'import' && e.importId === importId);
+  const progress = mine.filter((e) => e.channel === 'import' && e.event.type === 'progress');
+  assert.equal(progress.length, 3);
+  const end = mine.find((e) => e.channel === 'import' && e.event.type === 'end');
+  assert.ok(end && end.channel === 'import' && end.event.type === 'end');
+  if (end && end.channel === 'import' && end.event.type === 'end') {
+    assert.deepEqual(
+      end.event.summary.files.map((f) => f.status),
+      ['imported', 'failed', 'failed'],
+    );
+    assert.match(end.event.summary.files[2].message, /studies library/);
+  }
+  const ds = await s.call('listDatasets', {});
+  assert.ok(ds.ok && (ds.value as { h: number }[]).length === 1);
   await s.close();
 });
