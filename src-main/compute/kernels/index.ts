@@ -28,8 +28,8 @@ export {
 } from './data-consistency.js';
 export { conv2dBackpropFilterVia, conv2dBackpropInputVia } from './conv-backprop.js';
 
-/** Backends that get the data-consistency kernel (a generic float64 JS implementation). */
-export const DC_BACKENDS = ['wasm', 'cpu', 'webgpu'] as const;
+/** Backends that get the data-consistency kernel ('tensorflow' = tfjs-node, when present: it reads synchronously too). */
+export const DC_BACKENDS = ['wasm', 'cpu', 'webgpu', 'tensorflow'] as const;
 
 let done = false;
 
