@@ -41,7 +41,7 @@ export function measureLatency(net: Network, size: number, runs: number): { warm
   return { warm: warm[Math.floor(warm.length / 2)], cold };
 }
 
-export function compactness(net: Network, bytesOnDisk: number, backend: BackendName, size = 256, runs = 5): Compactness {
+export function compactness(net: Network, bytesOnDisk: number, backend: BackendName, size = 256, runs = 3): Compactness {
   const { warm, cold } = measureLatency(net, size, runs);
   return {
     params: net.paramCount(),
