@@ -1,0 +1,279 @@
+/**
+ * A typed adapter over dicom-parser: reads a DICOM Part 10 file (or a bare data set without the
+ * preamble/File Meta, as old modalities wrote them) and exposes the attributes the library needs and
+ * the raw bytes of each frame. No pixel maths here (see pixels.ts).
+ *
+ * Conventions: tags are written as dicom-parser spells them ('x00280010'); every failure is a
+ * DicomError with a one-line reason meant for the per-file import report.
+ */
+import dicomParser from 'dicom-parser';
+
+export class DicomError extends Error {
+  constructor(
+    message: string,
+    /** 'skip': a valid object that is not an image we import (SR, RT plan, colour); 'fail': broken. */
+    readonly kind: 'skip' | 'fail' = 'fail',
+  ) {
+    super(message);
+    this.name = 'DicomError';
+  }
+}
+
+export const TS = {
+  implicitLE: '1.2.840.10008.1.2',
+  explicitLE: '1.2.840.10008.1.2.1',
+  deflatedLE: '1.2.840.10008.1.2.1.99',
+  explicitBE: '1.2.840.10008.1.2.2',
+  rle: '1.2.840.10008.1.2.5',
+} as const;
+
+/** Transfer syntaxes whose pixel data is stored natively (not encapsulated). */
+export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([TS.implicitLE, TS.explicitLE, TS.deflatedLE, TS.explicitBE]);
+
+/** Names for reports. */
+export const SYNTAX_NAMES: Record<string, string> = {
+  [TS.implicitLE]: 'Implicit VR Little Endian',
+  [TS.explicitLE]: 'Explicit VR Little Endian',
+  [TS.deflatedLE]: 'Deflated Explicit VR Little Endian',
+  [TS.explicitBE]: 'Explicit VR Big Endian',
+  [TS.rle]: 'RLE Lossless',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+};
+
+/** The Image Pixel module, as numbers. */
+export interface PixelModule {
+  rows: number;
+  columns: number;
+  frames: number;
+  samplesPerPixel: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  highBit: number;
+  /** 0 unsigned, 1 two's complement. */
+  pixelRepresentation: 0 | 1;
+  photometric: string;
+  planarConfiguration: number;
+  rescaleSlope: number;
+  rescaleIntercept: number;
+}
+
+/** One parsed file. */
+export interface DicomObject {
+  transferSyntax: string;
+  /** Whether the file had a Part 10 header (preamble + DICM + File Meta). */
+  part10: boolean;
+  /** Text of an attribute (trimmed), '' when absent. */
+  str(tag: string): string;
+  /** Numeric values of a DS/IS/US/SS/UL attribute (multi-valued split on '\'), [] when absent. */
+  nums(tag: string): number[];
+  /** First numeric value or null. */
+  num(tag: string): number | null;
+  has(tag: string): boolean;
+  /** The pixel module, or null when the object has no Pixel Data. */
+  pixel: PixelModule | null;
+  /** The stored bytes of frame i (native: the slice of Pixel Data; encapsulated: the compressed frame). */
+  frameBytes(i: number): Uint8Array;
+  /** True when Pixel Data is encapsulated (compressed). */
+  encapsulated: boolean;
+}
+
+// Attribute tags used across the studies module.
+export const T = {
+  SOPClassUID: 'x00080016',
+  SOPInstanceUID: 'x00080018',
+  StudyDate: 'x00080020',
+  StudyTime: 'x00080030',
+  AccessionNumber: 'x00080050',
+  Modality: 'x00080060',
+  Manufacturer: 'x00080070',
+  StudyDescription: 'x00081030',
+  SeriesDescription: 'x0008103e',
+  ImageType: 'x00080008',
+  PatientName: 'x00100010',
+  PatientID: 'x00100020',
+  PatientBirthDate: 'x00100030',
+  PatientSex: 'x00100040',
+  SliceThickness: 'x00180050',
+  SpacingBetweenSlices: 'x00180088',
+  RepetitionTime: 'x00180080',
+  EchoTime: 'x00180081',
+  MagneticFieldStrength: 'x00180087',
+  StudyInstanceUID: 'x0020000d',
+  SeriesInstanceUID: 'x0020000e',
+  StudyID: 'x00200010',
+  SeriesNumber: 'x00200011',
+  InstanceNumber: 'x00200013',
+  ImagePositionPatient: 'x00200032',
+  ImageOrientationPatient: 'x00200037',
+  FrameOfReferenceUID: 'x00200052',
+  SamplesPerPixel: 'x00280002',
+  Photometric: 'x00280004',
+  PlanarConfiguration: 'x00280006',
+  NumberOfFrames: 'x00280008',
+  Rows: 'x00280010',
+  Columns: 'x00280011',
+  PixelSpacing: 'x00280030',
+  BitsAllocated: 'x00280100',
+  BitsStored: 'x00280101',
+  HighBit: 'x00280102',
+  PixelRepresentation: 'x00280103',
+  WindowCenter: 'x00281050',
+  WindowWidth: 'x00281051',
+  RescaleIntercept: 'x00281052',
+  RescaleSlope: 'x00281053',
+  DirectoryRecordSequence: 'x00041220',
+  DirectoryRecordType: 'x00041430',
+  ReferencedFileID: 'x00041500',
+  MediaStorageSOPClassUID: 'x00020002',
+  TransferSyntaxUID: 'x00020010',
+  PixelData: 'x7fe00010',
+} as const;
+
+type DpDataSet = dicomParser.DataSet;
+
+/** Text of a dicom-parser exception (it throws strings, Errors, or objects with `exception`). */
+function parserMessage(e: unknown): string {
+  if (typeof e === 'string') return e;
+  if (e instanceof Error) return e.message;
+  if (e && typeof e === 'object' && 'exception' in e) return String((e as { exception: unknown }).exception);
+  return String(e);
+}
+
+/**
+ * Guess the syntax of a data set written without preamble and File Meta: it starts with an even
+ * group tag (usually 0008); explicit VR when bytes 4–5 are two upper-case letters.
+ */
+function guessBareSyntax(b: Uint8Array): string | null {
+  if (b.length < 8) return null;
+  const group = b[0] | (b[1] << 8);
+  if (group === 0 || group > 0x0010 || group % 2 !== 0) return null;
+  const isUpper = (c: number) => c >= 65 && c <= 90;
+  return isUpper(b[4]) && isUpper(b[5]) ? TS.explicitLE : TS.implicitLE;
+}
+
+function hasPreamble(b: Uint8Array): boolean {
+  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
+}
+
+/** Whether the bytes look like DICOM at all (Part 10 or a bare data set). */
+export function looksLikeDicom(b: Uint8Array): boolean {
+  return hasPreamble(b) || guessBareSyntax(b) !== null;
+}
+
+/**
+ * Parse a DICOM object. `untilPixels` stops before Pixel Data (fast header scan for DICOMDIR and
+ * listings). Throws DicomError('fail') for non-DICOM or truncated input.
+ */
+export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = {}): DicomObject {
+  const part10 = hasPreamble(bytes);
+  let ds: DpDataSet;
+  let syntax: string;
+  try {
+    if (part10) {
+      ds = dicomParser.parseDicom(bytes, opts.untilPixels ? { untilTag: T.PixelData } : undefined);
+    } else {
+      const guess = guessBareSyntax(bytes);
+      if (!guess) throw new DicomError('not a DICOM file (no "DICM" marker at byte 128 and no data set at the start)');
+      ds = dicomParser.parseDicom(bytes, { TransferSyntaxUID: guess, ...(opts.untilPixels ? { untilTag: T.PixelData } : {}) });
+    }
+  } catch (e) {
+    if (e instanceof DicomError) throw e;
+    const msg = parserMessage(e);
+    if (/DICM prefix not found/i.test(msg)) throw new DicomError('not a DICOM file (no "DICM" marker at byte 128)');
+    if (/buffer overread|beyond|exceed|past end|truncat|overrun/i.test(msg)) throw new DicomError(`truncated or corrupt DICOM file (${msg})`);
+    throw new DicomError(`unreadable DICOM file: ${msg}`);
+  }
+  syntax = (ds.string(T.TransferSyntaxUID) ?? '').replace(/\0/g, '').trim();
+  if (!syntax) syntax = part10 ? TS.implicitLE : guessBareSyntax(bytes) ?? TS.implicitLE;
+  // dicom-parser records elements cut short by the end of the file as warnings on the data set
+  const warnings = (ds as unknown as { warnings?: string[] }).warnings ?? [];
+
+  const str = (tag: string): string => {
+    const el = ds.elements[tag];
+    if (!el || el.length === 0) return '';
+    // dicom-parser's string() returns the first value only; read the whole text and trim padding
+    const raw = Buffer.from(ds.byteArray.buffer, ds.byteArray.byteOffset + el.dataOffset, Math.max(0, Math.min(el.length, ds.byteArray.length - el.dataOffset)));
+    return raw.toString('latin1').replace(/\0+$/g, '').trim();
+  };
+  const BINARY: Record<string, 'US' | 'SS' | 'UL'> = {};
+  const nums = (tag: string): number[] => {
+    const el = ds.elements[tag];
+    if (!el || el.length === 0) return [];
+    const vr = el.vr ?? BINARY[tag];
+    if (vr === 'US') return Array.from({ length: el.length / 2 }, (_, i) => ds.uint16(tag, i) ?? NaN);
+    if (vr === 'SS') return Array.from({ length: el.length / 2 }, (_, i) => ds.int16(tag, i) ?? NaN);
+    if (vr === 'UL') return Array.from({ length: el.length / 4 }, (_, i) => ds.uint32(tag, i) ?? NaN);
+    return str(tag)
+      .split('\\')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0)
+      .map(Number);
+  };
+  // implicit VR: the binary Image Pixel attributes have no VR in the file; name them here
+  for (const t of [T.SamplesPerPixel, T.Rows, T.Columns, T.BitsAllocated, T.BitsStored, T.HighBit, T.PixelRepresentation, T.PlanarConfiguration]) BINARY[t] = 'US';
+  const num = (tag: string): number | null => {
+    const v = nums(tag)[0];
+    return v === undefined || !Number.isFinite(v) ? null : v;
+  };
+
+  const pixEl = ds.elements[T.PixelData];
+  let pixel: PixelModule | null = null;
+  if (pixEl || (opts.untilPixels && ds.elements[T.Rows])) {
+    const rows = num(T.Rows);
+    const columns = num(T.Columns);
+    const bitsAllocated = num(T.BitsAllocated);
+    if (!rows || !columns || !bitsAllocated) throw new DicomError('Pixel Data without Rows, Columns or Bits Allocated');
+    const bitsStored = num(T.BitsStored) ?? bitsAllocated;
+    pixel = {
+      rows,
+      columns,
+      frames: Math.max(1, Math.round(num(T.NumberOfFrames) ?? 1)),
+      samplesPerPixel: num(T.SamplesPerPixel) ?? 1,
+      bitsAllocated,
+      bitsStored,
+      highBit: num(T.HighBit) ?? bitsStored - 1,
+      pixelRepresentation: num(T.PixelRepresentation) === 1 ? 1 : 0,
+      photometric: str(T.Photometric) || 'MONOCHROME2',
+      planarConfiguration: num(T.PlanarConfiguration) ?? 0,
+      rescaleSlope: num(T.RescaleSlope) ?? 1,
+      rescaleIntercept: num(T.RescaleIntercept) ?? 0,
+    };
+    if (pixel.rescaleSlope === 0) pixel.rescaleSlope = 1;
+  }
+  if (pixEl && !opts.untilPixels) {
+    if (pixEl.dataOffset + (pixEl.encapsulatedPixelData ? 0 : pixEl.length) > ds.byteArray.length || warnings.some((w) => /7fe00010|pixel/i.test(w)))
+      throw new DicomError('truncated DICOM file: Pixel Data runs past the end of the file');
+  }
+  const encapsulated = Boolean(pixEl?.encapsulatedPixelData);
+
+  const frameBytes = (i: number): Uint8Array => {
+    if (!pixEl || !pixel) throw new DicomError('no Pixel Data');
+    if (!encapsulated) {
+      const frameLen = Math.ceil((pixel.rows * pixel.columns * pixel.samplesPerPixel * pixel.bitsAllocated) / 8);
+      const start = pixEl.dataOffset + i * frameLen;
+      const avail = Math.min(pixEl.length, ds.byteArray.length - pixEl.dataOffset) - i * frameLen;
+      if (avail < frameLen) throw new DicomError(`truncated Pixel Data: frame ${i + 1} needs ${frameLen} bytes, ${Math.max(0, avail)} present`);
+      return ds.byteArray.subarray(start, start + frameLen);
+    }
+    try {
+      const fragments = pixEl.fragments ?? [];
+      const bot = pixEl.basicOffsetTable ?? [];
+      if (bot.length > 0) return dicomParser.readEncapsulatedImageFrame(ds, pixEl, i) as Uint8Array;
+      if (pixel.frames === 1) return dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixEl, 0, fragments.length) as Uint8Array;
+      if (fragments.length === pixel.frames) return dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixEl, i, 1) as Uint8Array;
+      const table = dicomParser.createJPEGBasicOffsetTable(ds, pixEl);
+      return dicomParser.readEncapsulatedImageFrame(ds, pixEl, i, table) as Uint8Array;
+    } catch (e) {
+      throw new DicomError(`cannot read compressed frame ${i + 1}: ${parserMessage(e)}`);
+    }
+  };
+
+  return { transferSyntax: syntax, part10, str, nums, num, has: (t) => Boolean(ds.elements[t]), pixel, frameBytes, encapsulated };
+}
