@@ -7,6 +7,7 @@
  */
 import type { Migration } from './types.js';
 import { migration001Core } from './001_core.js';
+import { migration002Library } from './002_library.js';
 
 export type { Migration } from './types.js';
 
@@ -14,4 +15,5 @@ export type { Migration } from './types.js';
 // prettier-ignore
 export const MIGRATIONS: Migration[] = [
   migration001Core,
+  migration002Library,
 ];
