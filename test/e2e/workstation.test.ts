@@ -270,9 +270,42 @@ test('Runs and models: runs table, paper table, models', async (t) => {
   await page.getByTestId('runs-table').waitFor();
   if (!need('distill', 'masks', 'sample')) {
     await page.getByTestId('paper-table').waitFor({ timeout: 30_000 });
+    const paper = (await page.getByTestId('paper-table').textContent()) ?? '';
+    for (const row of ['Zero-filled', 'Teacher', 'Student', 'KD student'])
+      assert.ok(paper.includes(row), row);
     assert.ok((await page.getByTestId('models-table').locator('tbody tr').count()) >= 3);
+    // select two runs: their curves side by side
+    const boxes = page.getByTestId('runs-table').locator('tbody input[type=checkbox]');
+    await boxes.nth(0).check();
+    await boxes.nth(3).check();
+    // two runs × (train, val) series, one point each after a 1-epoch run
+    await page.waitForFunction(
+      () => document.querySelectorAll('[data-testid=runs-curves] circle').length >= 4,
+    );
+    assert.equal(await page.getByTestId('runs-curves').locator('.legend span').count(), 4);
+    // a model card
+    await page.getByTestId('models-table').getByRole('button', { name: 'Card' }).first().click();
+    await page.getByTestId('model-card').waitFor();
+    assert.match((await page.getByTestId('model-card').textContent()) ?? '', /Parameters/);
   }
   await shot('runs');
+});
+
+test('Distill: cancel a job, then resume it to the end', async (t) => {
+  const why = need('store', 'distill', 'masks', 'sample', 'dataSource');
+  if (why) return t.skip(why);
+  await page.getByTestId('nav-distill').click();
+  await page.getByTestId('distill-size').fill('32');
+  await page.getByTestId('distill-epochs').fill('1');
+  await page.getByTestId('acc-4').uncheck();
+  await page.getByTestId('acc-8').check();
+  await page.getByTestId('launch').click();
+  const row = page.getByTestId('job-row').filter({ hasText: 'cartesian 8x' });
+  await row.getByTestId('cancel-job').click({ timeout: 30_000 });
+  await row.locator('.tag.cancelled').waitFor({ timeout: 60_000 });
+  await shot('distill-cancelled');
+  await row.getByRole('button', { name: 'Resume job' }).click({ timeout: 30_000 });
+  await row.locator('.tag.finished').waitFor({ timeout: 900_000 });
 });
 
 test('every page renders; no console errors', async () => {
