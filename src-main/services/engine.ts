@@ -225,7 +225,10 @@ export interface EngineModules {
 export type ModuleName = keyof EngineModules;
 
 /** Module name → path relative to this file, and the export that proves it is the right module. */
-const MODULE_PATHS: Record<ModuleName, { path: string; needs: string }> = {
+const MODULE_PATHS: Record<
+  ModuleName,
+  { path: string; needs: string; also?: { path: string; needs: string }[] }
+> = {
   store: { path: '../store/db.js', needs: 'openDatabase' },
   distill: { path: '../distill/service.js', needs: 'startJob' },
   infer: { path: '../distill/infer.js', needs: 'reconstructVolume' },
@@ -235,7 +238,12 @@ const MODULE_PATHS: Record<ModuleName, { path: string; needs: string }> = {
   metrics: { path: '../metrics/index.js', needs: 'volumeMetrics' },
   sample: { path: '../data/sample.js', needs: 'sampleDataPath' },
   backend: { path: '../compute/backend.js', needs: 'initBackend' },
-  studies: { path: '../studies/index.js', needs: '' },
+  // the studies library: browsing in library.ts, importing in import.ts (their exports are merged)
+  studies: {
+    path: '../studies/library.js',
+    needs: 'listStudies',
+    also: [{ path: '../studies/import.js', needs: 'importPaths' }],
+  },
 };
 
 const WHERE: Record<ModuleName, string> = {
@@ -248,7 +256,7 @@ const WHERE: Record<ModuleName, string> = {
   metrics: 'src-main/metrics/index.ts',
   sample: 'src-main/data/sample.ts',
   backend: 'src-main/compute/backend.ts',
-  studies: 'src-main/studies/index.ts',
+  studies: 'src-main/studies/library.ts',
 };
 
 export interface Engine {
@@ -271,12 +279,21 @@ export function createEngine(
         const o = overrides[name];
         p = Promise.resolve(o ? { mod: o } : { error: 'not present in this build' });
       } else {
-        const { path, needs } = MODULE_PATHS[name];
-        p = import(/* @vite-ignore */ path).then(
-          (m: Record<string, unknown>) =>
-            needs && typeof m[needs] !== 'function' ? { error: `does not export ${needs}()` } : { mod: m },
-          (e: unknown) => ({ error: firstLine(e) }),
-        );
+        const { path, needs, also = [] } = MODULE_PATHS[name];
+        const one = (
+          spec: string,
+          fn: string,
+        ): Promise<{ mod: Record<string, unknown> } | { error: string }> =>
+          import(/* @vite-ignore */ spec).then(
+            (m: Record<string, unknown>) =>
+              fn && typeof m[fn] !== 'function' ? { error: `${spec} does not export ${fn}()` } : { mod: m },
+            (e: unknown) => ({ error: firstLine(e) }),
+          );
+        p = Promise.all([one(path, needs), ...also.map((a) => one(a.path, a.needs))]).then((parts) => {
+          const bad = parts.find((x): x is { error: string } => 'error' in x);
+          if (bad) return bad;
+          return { mod: Object.assign({}, ...parts.map((x) => ('mod' in x ? x.mod : {}))) as unknown };
+        });
       }
       cache.set(name, p);
     }
