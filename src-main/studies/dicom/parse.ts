@@ -277,3 +277,30 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
 
   return { transferSyntax: syntax, part10, str, nums, num, has: (t) => Boolean(ds.elements[t]), pixel, frameBytes, encapsulated };
 }
+
+/**
+ * The files a DICOMDIR references (ReferencedFileID of its directory records, components joined with
+ * '/', relative to the DICOMDIR's folder), in record order. Throws DicomError when not a DICOMDIR.
+ */
+export function dicomdirReferencedFiles(bytes: Uint8Array): string[] {
+  let ds: DpDataSet;
+  try {
+    ds = dicomParser.parseDicom(bytes);
+  } catch (e) {
+    throw new DicomError(`unreadable DICOMDIR: ${parserMessage(e)}`);
+  }
+  const seq = ds.elements[T.DirectoryRecordSequence];
+  if (!seq) throw new DicomError('not a DICOMDIR (no Directory Record Sequence)');
+  const out: string[] = [];
+  for (const item of seq.items ?? []) {
+    const rec = item.dataSet;
+    if (!rec) continue;
+    const id = rec.string(T.ReferencedFileID);
+    if (!id) continue;
+    // dicom-parser's string() returns only the first value of a multi-valued CS: read all of it
+    const el = rec.elements[T.ReferencedFileID];
+    const raw = Buffer.from(rec.byteArray.buffer, rec.byteArray.byteOffset + el.dataOffset, el.length).toString('latin1');
+    out.push(raw.replace(/[\0 ]+$/g, '').split('\\').map((s) => s.trim()).join('/'));
+  }
+  return out;
+}

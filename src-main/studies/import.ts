@@ -1,0 +1,428 @@
+/**
+ * Import files, folders and DICOMDIR media into the library.
+ *
+ * Pass 1 reads every file's header (DICOM up to Pixel Data); pass 2 groups images by series, drops
+ * duplicate SOP Instance UIDs, rejects inconsistent series, sorts slices, decodes pixels and writes
+ * each series in ONE transaction. Every input file gets a result: imported, skipped (a valid object we
+ * do not import: SR, RT plan, colour, DICOMDIR, duplicate, already stored) or failed (with the reason).
+ * NIfTI and HDF5 files become one synthetic study/series each (uids.ts).
+ *
+ * Slice order: by ImagePositionPatient projected on the slice normal (row × column direction cosines
+ * of ImageOrientationPatient), when every image has both; else by InstanceNumber; ties by SOP UID.
+ * Frames of a multi-frame file keep their file order.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { ImportFileResult } from '../contract/api.js';
+import type { Volume } from '../contract/domain.js';
+import { readNifti } from '../data/nifti.js';
+import type { Db } from '../store/db.js';
+import { decodeFrames, unsupportedImageReason } from './dicom/decode.js';
+import { headerOf, readHeader, sopClassName, type DicomHeader } from './dicom/header.js';
+import { DicomError, dicomdirReferencedFiles, looksLikeDicom, parseDicom } from './dicom/parse.js';
+import { existingInstances, storeSeries, type InstanceAttrs, type SeriesRecord } from './library.js';
+import { deterministicUid } from './uids.js';
+import { readHdf5Volumes } from './hdf5-registry.js';
+
+export type ImportProgress = (done: number, total: number, file: ImportFileResult) => void;
+
+const isNifti = (p: string) => /\.nii(\.gz)?$/i.test(p);
+const isHdf5 = (p: string) => /\.(h5|hdf5|hdf)$/i.test(p);
+const isDicomdir = (p: string) => basename(p).toUpperCase() === 'DICOMDIR';
+
+interface Candidate {
+  path: string;
+  /** Set when the file came in only because the library already holds its series (not reported). */
+  existing?: boolean;
+}
+
+/** Expand paths into files (folders recursively, DICOMDIR → referenced files); unreadable ones reported. */
+function expand(paths: string[], results: ImportFileResult[]): Candidate[] {
+  const seen = new Set<string>();
+  const out: Candidate[] = [];
+  const add = (p: string) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    out.push({ path: p });
+  };
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch (e) {
+      results.push({ path: dir, status: 'failed', message: `unreadable folder: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      return;
+    }
+    for (const n of names) {
+      if (n.startsWith('.')) continue;
+      const p = join(dir, n);
+      let st;
+      try {
+        st = statSync(p);
+      } catch (e) {
+        results.push({ path: p, status: 'failed', message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+        continue;
+      }
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) add(p);
+    }
+  };
+  for (const raw of paths) {
+    const p = resolve(raw);
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      results.push({ path: p, status: 'failed', message: 'no such file or folder' });
+      continue;
+    }
+    if (st.isDirectory()) walk(p);
+    else add(p);
+  }
+  // DICOMDIR: follow its references (the files may also have been found by the walk: seen dedups)
+  for (const c of [...out]) {
+    if (!isDicomdir(c.path)) continue;
+    try {
+      const refs = dicomdirReferencedFiles(readFileSync(c.path));
+      for (const r of refs) add(resolve(dirname(c.path), r));
+      c.existing = true; // reported below as skipped, not parsed as an image
+      results.push({ path: c.path, status: 'skipped', message: `DICOMDIR: ${refs.length} referenced files followed` });
+    } catch (e) {
+      c.existing = true;
+      results.push({ path: c.path, status: 'failed', message: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out.filter((c) => !(isDicomdir(c.path) && c.existing));
+}
+
+interface Img {
+  path: string;
+  header: DicomHeader;
+  existing: boolean;
+}
+
+const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function sortKey(imgs: Img[]): (a: Img, b: Img) => number {
+  const o = imgs[0].header.orientation;
+  const allGeom = o !== null && imgs.every((i) => i.header.position && i.header.orientation);
+  let normal: [number, number, number] | null = null;
+  if (allGeom && o) {
+    normal = [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
+  }
+  const proj = (i: Img) => {
+    const p = i.header.position as [number, number, number];
+    return normal ? p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2] : 0;
+  };
+  return (a, b) => {
+    if (normal) {
+      const d = proj(a) - proj(b);
+      if (Math.abs(d) > 1e-6) return d;
+    }
+    const ia = a.header.instanceNumber ?? Number.MAX_SAFE_INTEGER;
+    const ib = b.header.instanceNumber ?? Number.MAX_SAFE_INTEGER;
+    if (ia !== ib) return ia - ib;
+    return a.header.sopInstanceUid < b.header.sopInstanceUid ? -1 : a.header.sopInstanceUid > b.header.sopInstanceUid ? 1 : 0;
+  };
+}
+
+function median(v: number[]): number | null {
+  if (v.length === 0) return null;
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Build and store one DICOM series; returns per-file results for its (non-existing) files. */
+function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[] {
+  const results: ImportFileResult[] = [];
+  const report = (img: Img, r: Omit<ImportFileResult, 'path'>) => {
+    if (!img.existing) results.push({ path: img.path, ...r });
+  };
+  // sizes must agree
+  const sizes = new Map<string, number>();
+  for (const i of imgs) {
+    const k = `${i.header.pixel?.rows}×${i.header.pixel?.columns}`;
+    sizes.set(k, (sizes.get(k) ?? 0) + 1);
+  }
+  if (sizes.size > 1) {
+    const what = [...sizes].map(([k, n]) => `${k} in ${n} file${n > 1 ? 's' : ''}`).join(', ');
+    const message = `inconsistent series ${uid}: mixed image sizes (${what}); series not imported`;
+    for (const i of imgs) report(i, { status: 'failed', message });
+    return results;
+  }
+  imgs.sort(sortKey(imgs));
+  const slices: Float32Array[] = [];
+  const instances: InstanceAttrs[] = [];
+  const good: Img[] = [];
+  for (const img of imgs) {
+    try {
+      const obj = parseDicom(readFileSync(img.path));
+      const frames = decodeFrames(obj);
+      const h = img.header;
+      frames.forEach((f, k) => {
+        slices.push(f);
+        instances.push({
+          sopUid: k === 0 ? h.sopInstanceUid : `${h.sopInstanceUid}#${k + 1}`,
+          sopClassUid: h.sopClassUid,
+          path: img.path,
+          frame: k,
+          instanceNumber: h.instanceNumber,
+          position: frames.length === 1 ? h.position : null,
+        });
+      });
+      good.push(img);
+    } catch (e) {
+      const skip = e instanceof DicomError && e.kind === 'skip';
+      report(img, { status: skip ? 'skipped' : 'failed', message: errMsg(e) });
+    }
+  }
+  if (good.length === 0 || !good.some((g) => !g.existing)) return results;
+  const first = good[0].header;
+  const positions = instances.flatMap((i) => (i.position ? [i.position] : []));
+  const o = first.orientation;
+  let sliceSpacing: number | null = null;
+  if (o && positions.length === instances.length && positions.length > 1) {
+    const n = [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
+    const proj = positions.map((p) => p[0] * n[0] + p[1] * n[1] + p[2] * n[2]);
+    sliceSpacing = median(proj.slice(1).map((p, i) => Math.abs(p - proj[i])));
+  }
+  sliceSpacing ??= first.spacingBetweenSlices ?? first.sliceThickness;
+  const rec: SeriesRecord = {
+    patient: { id: first.patientId, name: first.patientName, birthDate: first.birthDate, sex: first.sex },
+    study: {
+      uid: first.studyUid || deterministicUid('study-of-series', uid),
+      date: first.studyDate,
+      time: first.studyTime,
+      description: first.studyDescription,
+      accession: first.accession,
+      studyId: first.studyId,
+    },
+    series: {
+      uid,
+      modality: first.modality,
+      description: first.seriesDescription,
+      number: first.seriesNumber,
+      rows: first.pixel!.rows,
+      cols: first.pixel!.columns,
+      spacingRow: first.pixelSpacing?.[0] ?? null,
+      spacingCol: first.pixelSpacing?.[1] ?? null,
+      sliceThickness: first.sliceThickness,
+      sliceSpacing,
+      sourceKind: 'dicom',
+      source: good.find((g) => !g.existing)?.path ?? good[0].path,
+      attributes: first.attributes,
+    },
+    instances,
+    slices,
+  };
+  try {
+    storeSeries(db, rec);
+  } catch (e) {
+    for (const g of good) report(g, { status: 'failed', message: `series ${uid} not stored: ${errMsg(e)}` });
+    return results;
+  }
+  for (const g of good) {
+    const frames = g.header.pixel?.frames ?? 1;
+    report(g, { status: 'imported', message: `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${rec.slices.length} slices)`, seriesUid: uid });
+  }
+  return results;
+}
+
+function fileHash(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+/** One synthetic study/series per volume of a NIfTI / HDF5 file. */
+function importSynthetic(
+  db: Db,
+  path: string,
+  kind: 'nifti' | 'hdf5',
+  volumes: { label: string; volume: Volume; attributes: Record<string, string> }[],
+  modality: string,
+): ImportFileResult[] {
+  const hash = fileHash(path);
+  const name = basename(path).replace(/\.(nii\.gz|nii|h5|hdf5|hdf)$/i, '');
+  const studyUid = deterministicUid('kdmri-study', path, hash);
+  const uids: string[] = [];
+  volumes.forEach(({ label, volume: v, attributes }, idx) => {
+    const uid = deterministicUid('kdmri-series', path, hash, label);
+    const n = v.h * v.w;
+    const slices = Array.from({ length: v.slices }, (_, s) => v.data.slice(s * n, (s + 1) * n));
+    const rec: SeriesRecord = {
+      patient: { id: `${kind}:${name}`, name, birthDate: '', sex: '' },
+      study: { uid: studyUid, date: '', time: '', description: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${basename(path)}`, accession: '', studyId: '' },
+      series: {
+        uid,
+        modality,
+        description: label,
+        number: idx + 1,
+        rows: v.h,
+        cols: v.w,
+        spacingRow: v.spacing?.[1] ?? null,
+        spacingCol: v.spacing?.[0] ?? null,
+        sliceThickness: v.spacing?.[2] ?? null,
+        sliceSpacing: v.spacing?.[2] ?? null,
+        sourceKind: kind,
+        source: path,
+        attributes: { ...attributes, SourceFile: path, ContentSHA256: hash },
+      },
+      instances: slices.map((_, s) => ({
+        sopUid: deterministicUid('kdmri-instance', uid, String(s)),
+        sopClassUid: '',
+        path,
+        frame: s,
+        instanceNumber: s + 1,
+        position: null,
+      })),
+      slices,
+    };
+    if (v.kspace) {
+      const k = v.kspace;
+      rec.kspace = {
+        re: slices.map((_, s) => k.re.slice(s * n, (s + 1) * n)),
+        im: slices.map((_, s) => k.im.slice(s * n, (s + 1) * n)),
+        mask: k.mask,
+      };
+    }
+    storeSeries(db, rec);
+    uids.push(uid);
+  });
+  return uids.map((uid, i) => ({
+    path,
+    status: 'imported' as const,
+    message: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${volumes[i].label}: ${volumes[i].volume.slices} slices of ${volumes[i].volume.h}×${volumes[i].volume.w}`,
+    seriesUid: uid,
+  }));
+}
+
+/**
+ * Import files and folders. Resolves with one result per input file (a NIfTI/HDF5 file with several
+ * volumes gives one per volume). `onProgress(done, total, file)` is called as results are known.
+ */
+export async function importPaths(db: Db, paths: string[], onProgress?: ImportProgress): Promise<ImportFileResult[]> {
+  const steps = importSteps(db, paths, onProgress);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise((res) => setImmediate(res)); // let progress events out between series
+  }
+}
+
+/** The same, synchronously (for readers that must answer at once, e.g. the engine's data source). */
+export function importPathsSync(db: Db, paths: string[], onProgress?: ImportProgress): ImportFileResult[] {
+  const steps = importSteps(db, paths, onProgress);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Generator<void, ImportFileResult[]> {
+  const results: ImportFileResult[] = [];
+  const candidates = expand(paths, results);
+  const total = candidates.length + results.length;
+  let done = 0;
+  const emit = (rs: ImportFileResult[]) => {
+    for (const r of rs) {
+      results.push(r);
+      done = Math.min(total, done + 1);
+      onProgress?.(done, total, r);
+    }
+  };
+  for (const r of [...results]) (done++, onProgress?.(done, total, r));
+
+  const series = new Map<string, Img[]>();
+  const bySop = new Map<string, string>();
+  for (const c of candidates) {
+    const p = c.path;
+    if (isNifti(p)) {
+      try {
+        emit(importSynthetic(db, p, 'nifti', [{ label: 'NIfTI volume', volume: readNifti(p), attributes: {} }], 'OT'));
+      } catch (e) {
+        emit([{ path: p, status: 'failed', message: `NIfTI: ${errMsg(e)}` }]);
+      }
+      continue;
+    }
+    if (isHdf5(p)) {
+      try {
+        const vols = readHdf5Volumes(p);
+        if (!vols || vols.length === 0) throw new Error('no image or k-space datasets found');
+        emit(importSynthetic(db, p, 'hdf5', vols, 'MR'));
+      } catch (e) {
+        emit([{ path: p, status: 'failed', message: `HDF5: ${errMsg(e)}` }]);
+      }
+      continue;
+    }
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(p);
+    } catch (e) {
+      emit([{ path: p, status: 'failed', message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? errMsg(e)}` }]);
+      continue;
+    }
+    if (!looksLikeDicom(bytes)) {
+      emit([{ path: p, status: 'failed', message: 'not a DICOM, NIfTI or HDF5 file (no "DICM" marker at byte 128)' }]);
+      continue;
+    }
+    let h: DicomHeader;
+    try {
+      h = headerOf(parseDicom(bytes, { untilPixels: true }));
+    } catch (e) {
+      emit([{ path: p, status: 'failed', message: errMsg(e) }]);
+      continue;
+    }
+    const cls = sopClassName(h.sopClassUid);
+    if (!h.pixel) {
+      emit([{ path: p, status: 'skipped', message: `${cls ?? `SOP class ${h.sopClassUid || 'unknown'}`}: no Pixel Data (not an image)` }]);
+      continue;
+    }
+    const why = unsupportedImageReason({ pixel: h.pixel } as Parameters<typeof unsupportedImageReason>[0]);
+    if (why) {
+      emit([{ path: p, status: 'skipped', message: why }]);
+      continue;
+    }
+    if (!h.seriesUid || !h.sopInstanceUid) {
+      emit([{ path: p, status: 'failed', message: 'image without Series Instance UID or SOP Instance UID' }]);
+      continue;
+    }
+    const dup = bySop.get(h.sopInstanceUid);
+    if (dup) {
+      emit([{ path: p, status: 'skipped', message: `duplicate of ${dup} (same SOP Instance UID ${h.sopInstanceUid})` }]);
+      continue;
+    }
+    bySop.set(h.sopInstanceUid, p);
+    const list = series.get(h.seriesUid) ?? [];
+    list.push({ path: p, header: h, existing: false });
+    series.set(h.seriesUid, list);
+  }
+
+  for (const [uid, incoming] of series) {
+    let imgs = incoming;
+    // a series already in the library: skip when nothing is new, else rebuild it with the stored files
+    const stored = existingInstances(db, uid);
+    if (stored.size > 0) {
+      const fresh = imgs.filter((i) => !stored.has(i.header.sopInstanceUid));
+      if (fresh.length === 0) {
+        emit(imgs.map((i) => ({ path: i.path, status: 'skipped' as const, message: `already in the library (series ${uid})`, seriesUid: uid })));
+        continue;
+      }
+      for (const i of imgs.filter((x) => stored.has(x.header.sopInstanceUid)))
+        emit([{ path: i.path, status: 'skipped', message: `already in the library (series ${uid})`, seriesUid: uid }]);
+      const paths = new Set([...stored.values()]);
+      const olds: Img[] = [];
+      for (const sp of paths) {
+        try {
+          const hdr = readHeader(readFileSync(sp));
+          if (!fresh.some((f) => f.header.sopInstanceUid === hdr.sopInstanceUid)) olds.push({ path: sp, header: hdr, existing: true });
+        } catch {
+          // a stored file that disappeared: the rebuilt series goes on without it
+        }
+      }
+      imgs = [...olds, ...fresh];
+    }
+    emit(importDicomSeries(db, uid, imgs));
+    yield;
+  }
+  return results;
+}

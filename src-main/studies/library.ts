@@ -1,0 +1,362 @@
+/**
+ * The studies library in SQLite (schema: store/migrations/002_library.ts): write a whole series in one
+ * transaction, list patients → studies → series, read a series' metadata, one slice, or the whole
+ * volume from the float32 pixel cache, and turn series into distillation datasets.
+ */
+import type { PatientSummary, Pixels, SeriesDetail, StudySummary } from '../contract/api.js';
+import type { Volume } from '../contract/domain.js';
+import type { Db, DatasetRow } from '../store/db.js';
+
+export interface PatientAttrs {
+  id: string;
+  name: string;
+  birthDate: string;
+  sex: string;
+}
+export interface StudyAttrs {
+  uid: string;
+  date: string;
+  time: string;
+  description: string;
+  accession: string;
+  studyId: string;
+}
+export interface SeriesAttrs {
+  uid: string;
+  modality: string;
+  description: string;
+  number: number | null;
+  rows: number;
+  cols: number;
+  spacingRow: number | null;
+  spacingCol: number | null;
+  sliceThickness: number | null;
+  sliceSpacing: number | null;
+  sourceKind: 'dicom' | 'nifti' | 'hdf5';
+  source: string;
+  /** Keyword → text, shown in the browser's attribute panel. */
+  attributes: Record<string, string>;
+}
+export interface InstanceAttrs {
+  sopUid: string;
+  sopClassUid: string;
+  path: string;
+  frame: number;
+  instanceNumber: number | null;
+  position: [number, number, number] | null;
+}
+
+/** Everything needed to store one series: instances and slices in slice order (same length). */
+export interface SeriesRecord {
+  patient: PatientAttrs;
+  study: StudyAttrs;
+  series: SeriesAttrs;
+  instances: InstanceAttrs[];
+  slices: Float32Array[];
+  /** Acquired k-space (raw-data series): per slice re/im, unshifted + orthonormal; mask H×W. */
+  kspace?: { re: Float32Array[]; im: Float32Array[]; mask: Float32Array };
+}
+
+const blob = (a: Float32Array): Buffer => {
+  // float32 little endian (all supported hosts are LE; the copy also detaches from shared buffers)
+  return Buffer.from(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+};
+const floats = (b: Buffer): Float32Array => {
+  const copy = new Uint8Array(b.byteLength);
+  copy.set(b);
+  return new Float32Array(copy.buffer);
+};
+
+/** Instances already stored for a series UID (SOP UID → path), empty when the series is new. */
+export function existingInstances(db: Db, seriesUid: string): Map<string, string> {
+  const rows = db.sqlite
+    .prepare(`SELECT i.sop_uid AS sop, i.path AS path FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ?`)
+    .all(seriesUid) as { sop: string; path: string }[];
+  return new Map(rows.map((r) => [r.sop, r.path]));
+}
+
+/** Write (or replace) one series with its patient/study, instances and pixels, in one transaction. */
+export function storeSeries(db: Db, rec: SeriesRecord): void {
+  const { patient, study, series } = rec;
+  if (rec.slices.length === 0) throw new Error(`series ${series.uid}: no slices`);
+  if (rec.instances.length !== rec.slices.length) throw new Error(`series ${series.uid}: ${rec.instances.length} instances for ${rec.slices.length} slices`);
+  const n = series.rows * series.cols;
+  for (const s of rec.slices) if (s.length !== n) throw new Error(`series ${series.uid}: slice of ${s.length} values, expected ${n}`);
+  const q = db.sqlite;
+  db.transaction(() => {
+    const key = `${patient.id}\\${patient.name}`;
+    q.prepare(
+      `INSERT INTO patients (patient_key, patient_id, name, birth_date, sex) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (patient_key) DO UPDATE SET birth_date = excluded.birth_date, sex = excluded.sex`,
+    ).run(key, patient.id, patient.name, patient.birthDate, patient.sex);
+    const pid = (q.prepare(`SELECT id FROM patients WHERE patient_key = ?`).get(key) as { id: number }).id;
+    q.prepare(
+      `INSERT INTO studies (study_uid, patient_ref, study_date, study_time, description, accession, study_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (study_uid) DO UPDATE SET study_date = excluded.study_date, study_time = excluded.study_time,
+         description = excluded.description, accession = excluded.accession, study_id = excluded.study_id`,
+    ).run(study.uid, pid, study.date, study.time, study.description, study.accession, study.studyId);
+    const sid = (q.prepare(`SELECT id FROM studies WHERE study_uid = ?`).get(study.uid) as { id: number }).id;
+    q.prepare(`DELETE FROM series WHERE series_uid = ?`).run(series.uid); // cascades to instances and pixels
+    const info = q
+      .prepare(
+        `INSERT INTO series (series_uid, study_ref, modality, description, series_number, rows, cols, slices, spacing_row, spacing_col,
+           slice_thickness, slice_spacing, source_kind, source, attributes, kspace_mask, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        series.uid, sid, series.modality, series.description, series.number, series.rows, series.cols, rec.slices.length,
+        series.spacingRow, series.spacingCol, series.sliceThickness, series.sliceSpacing, series.sourceKind, series.source,
+        JSON.stringify(series.attributes), rec.kspace ? blob(rec.kspace.mask) : null, Date.now(),
+      );
+    const ref = Number(info.lastInsertRowid);
+    const insI = q.prepare(
+      `INSERT INTO instances (series_ref, sop_uid, sop_class_uid, path, frame, instance_number, position, slice_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insS = q.prepare(`INSERT INTO series_slices (series_ref, slice_index, data, kspace_re, kspace_im) VALUES (?, ?, ?, ?, ?)`);
+    rec.instances.forEach((inst, i) => {
+      insI.run(ref, inst.sopUid, inst.sopClassUid, inst.path, inst.frame, inst.instanceNumber, inst.position ? JSON.stringify(inst.position) : null, i);
+      insS.run(ref, i, blob(rec.slices[i]), rec.kspace ? blob(rec.kspace.re[i]) : null, rec.kspace ? blob(rec.kspace.im[i]) : null);
+    });
+    // a study or patient left without series by a replacement is removed
+    q.prepare(`DELETE FROM studies WHERE id NOT IN (SELECT study_ref FROM series)`).run();
+    q.prepare(`DELETE FROM patients WHERE id NOT IN (SELECT patient_ref FROM studies)`).run();
+  });
+}
+
+interface SeriesSql {
+  id: number;
+  series_uid: string;
+  modality: string;
+  description: string;
+  series_number: number | null;
+  rows: number;
+  cols: number;
+  slices: number;
+  spacing_row: number | null;
+  spacing_col: number | null;
+  slice_thickness: number | null;
+  slice_spacing: number | null;
+  source_kind: string;
+  source: string;
+  attributes: string;
+  study_uid: string;
+  patient_name: string;
+  patient_id: string;
+}
+
+const SERIES_SELECT = `SELECT se.*, st.study_uid AS study_uid, p.name AS patient_name, p.patient_id AS patient_id
+  FROM series se JOIN studies st ON st.id = se.study_ref JOIN patients p ON p.id = st.patient_ref`;
+
+/** Patients → studies → series, filtered by a case-insensitive search over names, IDs, descriptions, UIDs, dates. */
+export function listStudies(db: Db, search?: string): PatientSummary[] {
+  const rows = db.sqlite
+    .prepare(
+      `SELECT p.id AS pid, p.patient_id, p.name AS pname, st.id AS stid, st.study_uid, st.study_date, st.description AS stdesc, st.accession,
+              se.series_uid, se.series_number, se.description AS sedesc, se.modality, se.slices, se.rows, se.cols
+         FROM patients p JOIN studies st ON st.patient_ref = p.id JOIN series se ON se.study_ref = st.id
+        ORDER BY p.name, p.patient_id, st.study_date, st.study_uid, se.series_number, se.series_uid`,
+    )
+    .all() as {
+    pid: number; patient_id: string; pname: string; stid: number; study_uid: string; study_date: string; stdesc: string; accession: string;
+    series_uid: string; series_number: number | null; sedesc: string; modality: string; slices: number; rows: number; cols: number;
+  }[];
+  const needle = search?.trim().toLowerCase() ?? '';
+  const out: PatientSummary[] = [];
+  const patients = new Map<number, PatientSummary>();
+  const studies = new Map<number, StudySummary>();
+  for (const r of rows) {
+    if (needle) {
+      const hay = [r.patient_id, r.pname, r.study_uid, r.study_date, r.stdesc, r.accession, r.series_uid, r.sedesc, r.modality].join('\n').toLowerCase();
+      if (!hay.includes(needle)) continue;
+    }
+    let p = patients.get(r.pid);
+    if (!p) {
+      p = { id: r.patient_id, name: r.pname, studies: [] };
+      patients.set(r.pid, p);
+      out.push(p);
+    }
+    let st = studies.get(r.stid);
+    if (!st) {
+      st = { uid: r.study_uid, date: r.study_date, description: r.stdesc, series: [] };
+      studies.set(r.stid, st);
+      p.studies.push(st);
+    }
+    st.series.push({ uid: r.series_uid, number: r.series_number, description: r.sedesc, modality: r.modality, slices: r.slices, rows: r.rows, columns: r.cols });
+  }
+  return out;
+}
+
+function seriesRow(db: Db, uid: string): SeriesSql | undefined {
+  return db.sqlite.prepare(`${SERIES_SELECT} WHERE se.series_uid = ?`).get(uid) as SeriesSql | undefined;
+}
+
+/** Metadata and attributes of one series, or null. */
+export function getSeries(db: Db, uid: string): SeriesDetail | null {
+  const r = seriesRow(db, uid);
+  if (!r) return null;
+  const sliceStep = r.slice_spacing ?? r.slice_thickness;
+  return {
+    uid: r.series_uid,
+    number: r.series_number,
+    description: r.description,
+    modality: r.modality,
+    slices: r.slices,
+    rows: r.rows,
+    columns: r.cols,
+    studyUid: r.study_uid,
+    patientName: r.patient_name,
+    patientId: r.patient_id,
+    spacing: r.spacing_col !== null && r.spacing_row !== null ? [r.spacing_col, r.spacing_row, sliceStep ?? 1] : null,
+    attributes: JSON.parse(r.attributes) as Record<string, string>,
+    source: r.source,
+  };
+}
+
+/** One slice (float32 after rescale) from the pixel cache, or null when the series or index is unknown. */
+export function getSeriesSlice(db: Db, uid: string, index: number): Pixels | null {
+  const r = db.sqlite
+    .prepare(`SELECT se.rows AS h, se.cols AS w, ss.data AS data FROM series se JOIN series_slices ss ON ss.series_ref = se.id WHERE se.series_uid = ? AND ss.slice_index = ?`)
+    .get(uid, index) as { h: number; w: number; data: Buffer } | undefined;
+  return r ? { h: r.h, w: r.w, data: floats(r.data) } : null;
+}
+
+/** The whole series as a Volume (with acquired k-space for raw-data series). Throws for an unknown UID. */
+export function loadSeriesVolume(db: Db, uid: string): Volume {
+  const r = seriesRow(db, uid);
+  if (!r) throw new Error(`no series ${uid} in the library`);
+  const mask = db.sqlite.prepare(`SELECT kspace_mask FROM series WHERE id = ?`).get(r.id) as { kspace_mask: Buffer | null };
+  const rows = db.sqlite
+    .prepare(`SELECT data, kspace_re, kspace_im FROM series_slices WHERE series_ref = ? ORDER BY slice_index`)
+    .all(r.id) as { data: Buffer; kspace_re: Buffer | null; kspace_im: Buffer | null }[];
+  const n = r.rows * r.cols;
+  const data = new Float32Array(rows.length * n);
+  rows.forEach((s, i) => data.set(floats(s.data), i * n));
+  const vol: Volume = { data, slices: rows.length, h: r.rows, w: r.cols };
+  if (r.spacing_col !== null && r.spacing_row !== null) vol.spacing = [r.spacing_col, r.spacing_row, r.slice_spacing ?? r.slice_thickness ?? 1];
+  if (mask.kspace_mask && rows.every((s) => s.kspace_re && s.kspace_im)) {
+    const re = new Float32Array(rows.length * n);
+    const im = new Float32Array(rows.length * n);
+    rows.forEach((s, i) => (re.set(floats(s.kspace_re as Buffer), i * n), im.set(floats(s.kspace_im as Buffer), i * n)));
+    vol.kspace = { re, im, mask: floats(mask.kspace_mask) };
+  }
+  return vol;
+}
+
+/** Delete a series (and its study/patient when left empty). Returns whether it existed. */
+export function deleteSeries(db: Db, uid: string): boolean {
+  return db.transaction(() => {
+    const n = db.sqlite.prepare(`DELETE FROM series WHERE series_uid = ?`).run(uid).changes;
+    db.sqlite.prepare(`DELETE FROM studies WHERE id NOT IN (SELECT study_ref FROM series)`).run();
+    db.sqlite.prepare(`DELETE FROM patients WHERE id NOT IN (SELECT patient_ref FROM studies)`).run();
+    return n > 0;
+  });
+}
+
+/** Instances of a series in slice order (paths to the original files). */
+export function seriesInstances(db: Db, uid: string): InstanceAttrs[] {
+  const rows = db.sqlite
+    .prepare(`SELECT i.* FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ? ORDER BY i.slice_index`)
+    .all(uid) as { sop_uid: string; sop_class_uid: string; path: string; frame: number; instance_number: number | null; position: string | null }[];
+  return rows.map((r) => ({
+    sopUid: r.sop_uid,
+    sopClassUid: r.sop_class_uid,
+    path: r.path,
+    frame: r.frame,
+    instanceNumber: r.instance_number,
+    position: r.position ? (JSON.parse(r.position) as [number, number, number]) : null,
+  }));
+}
+
+/** Patient and study attributes of a series (for derived exports), or null. */
+export function seriesContext(db: Db, uid: string): { patient: PatientAttrs; study: StudyAttrs; series: SeriesDetail } | null {
+  const s = getSeries(db, uid);
+  if (!s) return null;
+  const r = db.sqlite
+    .prepare(
+      `SELECT p.patient_id, p.name, p.birth_date, p.sex, st.study_uid, st.study_date, st.study_time, st.description, st.accession, st.study_id
+         FROM series se JOIN studies st ON st.id = se.study_ref JOIN patients p ON p.id = st.patient_ref WHERE se.series_uid = ?`,
+    )
+    .get(uid) as Record<string, string>;
+  return {
+    patient: { id: r.patient_id, name: r.name, birthDate: r.birth_date, sex: r.sex },
+    study: { uid: r.study_uid, date: r.study_date, time: r.study_time, description: r.description, accession: r.accession, studyId: r.study_id },
+    series: s,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Datasets built from series.
+
+export const SERIES_SOURCE_PREFIX = 'series:';
+
+/** Validation share, the same as the engine's for user data (distill/data-source.ts). */
+const DEFAULT_TRAIN_FRACTION = 0.75;
+
+/** The series UIDs of a dataset source 'series:<uid>[,<uid>…]', or null for other sources. */
+export function parseSeriesSource(source: string): string[] | null {
+  if (!source.startsWith(SERIES_SOURCE_PREFIX)) return null;
+  const uids = source.slice(SERIES_SOURCE_PREFIX.length).split(',').map((s) => s.trim()).filter(Boolean);
+  return uids.length ? uids : null;
+}
+
+/**
+ * The volumes of a dataset source 'series:<uid>[,<uid>…]' (one Volume per series, from the pixel cache,
+ * raw-data series with their acquired k-space), or null when `source` is not a series source.
+ * Throws when a series is not in the library. The engine splits them as it splits any volumes.
+ */
+export function loadSeriesSource(db: Db, source: string): Volume[] | null {
+  const uids = parseSeriesSource(source);
+  if (!uids) return null;
+  return uids.map((u) => loadSeriesVolume(db, u));
+}
+
+/** Train/validation slice counts, split as the engine splits: by slice range for one volume, by volume otherwise. */
+export function splitCounts(slices: number[], trainFraction = DEFAULT_TRAIN_FRACTION): { train: number; val: number } {
+  if (slices.length === 1) {
+    const s = slices[0];
+    if (s < 2) throw new Error('a series needs at least 2 slices to split into training and validation');
+    const val = Math.min(s - 1, Math.max(1, Math.round(s * (1 - trainFraction))));
+    return { train: s - val, val };
+  }
+  const nVal = Math.min(slices.length - 1, Math.max(1, Math.round(slices.length * (1 - trainFraction))));
+  const cut = slices.length - nVal;
+  return { train: slices.slice(0, cut).reduce((a, b) => a + b, 0), val: slices.slice(cut).reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Insert a dataset row with source 'series:<uid>[,<uid>…]'. All series must share rows×cols (or give
+ * `size`, the engine resamples then). `trainFraction` defaults to 0.75 (the engine's own split).
+ */
+export function createDatasetFromSeries(
+  db: Db,
+  seriesUids: string | string[],
+  opts: { name?: string; size?: number; trainFraction?: number; task?: 'recon' | 'sr' } = {},
+): DatasetRow {
+  const uids = Array.isArray(seriesUids) ? seriesUids : [seriesUids];
+  if (uids.length === 0) throw new Error('no series given');
+  const details = uids.map((u) => {
+    const s = getSeries(db, u);
+    if (!s) throw new Error(`no series ${u} in the library`);
+    return s;
+  });
+  const h = opts.size ?? details[0].rows;
+  const w = opts.size ?? details[0].columns;
+  if (!opts.size) {
+    const odd = details.find((d) => d.rows !== h || d.columns !== w);
+    if (odd) throw new Error(`series ${odd.uid} is ${odd.rows}×${odd.columns}, not ${h}×${w}: choose a common size`);
+  }
+  const tf = opts.trainFraction ?? DEFAULT_TRAIN_FRACTION;
+  if (!(tf > 0 && tf < 1)) throw new Error(`trainFraction must be between 0 and 1, got ${tf}`);
+  const { train, val } = splitCounts(details.map((d) => d.slices), tf);
+  const label = details.length === 1 ? `${details[0].patientName || details[0].patientId} ${details[0].description || details[0].uid}`.trim() : `${details.length} series`;
+  return db.datasets.create({
+    name: opts.name ?? `${label} ${h}×${w}`,
+    source: SERIES_SOURCE_PREFIX + uids.join(','),
+    task: opts.task ?? 'recon',
+    h,
+    w,
+    trainSlices: train,
+    valSlices: val,
+    meta: { size: opts.size ?? null, trainFraction: tf, series: uids, description: `${details.length} series from the studies library` },
+  });
+}

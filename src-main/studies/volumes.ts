@@ -1,0 +1,67 @@
+/**
+ * Volumes straight from files, without the user's library: what `kdmri distill --data` and
+ * `kdmri convert` read. DICOM goes through a throw-away in-memory library (so grouping, sorting and
+ * decoding are exactly the import's); HDF5 through the registered raw-data readers.
+ */
+import { existsSync, readdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { join, resolve, basename } from 'node:path';
+import type { Volume } from '../contract/domain.js';
+import { openDatabase } from '../store/db.js';
+import { importPathsSync } from './import.js';
+import { listStudies, loadSeriesVolume } from './library.js';
+import { readHdf5Volumes } from './hdf5-registry.js';
+
+function head(path: string, n: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    const got = readSync(fd, b, 0, n, 0);
+    return b.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isDicomFile(path: string): boolean {
+  if (basename(path).toUpperCase() === 'DICOMDIR') return true;
+  const b = head(path, 132);
+  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
+}
+
+function hasDicom(dir: string, depth = 0): boolean {
+  if (depth > 6) return false;
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    const st = statSync(p);
+    if (st.isFile() && isDicomFile(p)) return true;
+    if (st.isDirectory() && hasDicom(p, depth + 1)) return true;
+  }
+  return false;
+}
+
+/** Every series found at `path` as a Volume (DICOM series in library order), or null if none is DICOM. */
+export function readDicomVolumes(path: string): { volumes: Volume[]; labels: string[] } | null {
+  const abs = resolve(path);
+  if (!existsSync(abs)) return null;
+  const dir = statSync(abs).isDirectory();
+  if (dir ? !hasDicom(abs) : !isDicomFile(abs)) return null;
+  const db = openDatabase(':memory:');
+  try {
+    const res = importPathsSync(db, [abs]);
+    const uids = listStudies(db).flatMap((p) => p.studies.flatMap((s) => s.series.map((x) => ({ uid: x.uid, label: `${x.modality} ${x.description || x.uid}` }))));
+    if (uids.length === 0) {
+      const why = res.filter((r) => r.status === 'failed').slice(0, 3).map((r) => `${r.path}: ${r.message}`);
+      throw new Error(`${abs}: no DICOM image series could be read${why.length ? ` (${why.join('; ')})` : ''}`);
+    }
+    return { volumes: uids.map((u) => loadSeriesVolume(db, u.uid)), labels: uids.map((u) => u.label) };
+  } finally {
+    db.close();
+  }
+}
+
+/** The engine's VolumeReader: DICOM file/folder/DICOMDIR or HDF5 → volumes; null for anything else. */
+export function readVolumesForEngine(path: string): Volume[] | null {
+  const h5 = readHdf5Volumes(path);
+  if (h5) return h5.map((v) => v.volume);
+  return readDicomVolumes(path)?.volumes ?? null;
+}
