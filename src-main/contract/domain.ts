@@ -229,6 +229,21 @@ export interface Volume {
 // ---------------------------------------------------------------------------------------------------
 // Models.
 
+/**
+ * What distillation buys, per model: parameters, weights on disk, forward convolution FLOPs (2 per
+ * multiply-add) per size×size slice, and latency per slice on the backend it was measured on (warm:
+ * median of repeated calls; first: the first call at that size, with allocation and compilation).
+ */
+export interface Compactness {
+  params: number;
+  bytesOnDisk: number;
+  flopsPerSlice: number;
+  size: number;
+  latencyMsWarm: number;
+  latencyMsCold: number;
+  backend: BackendName;
+}
+
 /** What a saved model says about itself (stored in model.json and in the models table). */
 export interface ModelCard {
   name: string;
@@ -246,13 +261,5 @@ export interface ModelCard {
   backend: BackendName;
   createdAt: string;
   metrics: MetricRow | null;
-  compactness: {
-    params: number;
-    bytesOnDisk: number;
-    flopsPerSlice: number;
-    size: number;
-    latencyMsWarm: number;
-    latencyMsCold: number;
-    backend: BackendName;
-  } | null;
+  compactness: Compactness | null;
 }

@@ -4,19 +4,11 @@
  * reported separately because it includes kernel compilation and allocation).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName } from '../contract/domain.js';
+import type { BackendName, Compactness } from '../contract/domain.js';
+
+export type { Compactness };
 import { convFlopsPerSlice, type Network } from '../networks/index.js';
 
-export interface Compactness {
-  params: number;
-  bytesOnDisk: number;
-  /** Forward convolution FLOPs (2 per multiply-add) for one slice of `size`×`size`. */
-  flopsPerSlice: number;
-  size: number;
-  latencyMsWarm: number;
-  latencyMsCold: number;
-  backend: BackendName;
-}
 
 export function measureLatency(net: Network, size: number, runs: number): { warm: number; cold: number } {
   const input = tf.zeros([1, size, size, 1]) as tf.Tensor4D;

@@ -70,3 +70,17 @@ export function metricRow(model: MetricRow['model'], degradation: string, r: Eva
     volumes: r.psnr.n,
   };
 }
+
+/** The figures of an evaluation as the store records them (summary plus per-volume values). */
+export function evaluationFigures(r: EvalResult) {
+  return {
+    psnr: r.psnr.mean,
+    ssim: r.ssim.mean,
+    nmse: r.nmse.mean,
+    psnrStd2: r.psnr.twoStd,
+    ssimStd2: r.ssim.twoStd,
+    nmseStd2: r.nmse.twoStd,
+    volumes: r.psnr.n,
+    perVolume: r.perVolume,
+  };
+}

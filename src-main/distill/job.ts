@@ -27,7 +27,7 @@ import { openDatabase, type Db, type JsonValue } from '../store/db.js';
 import { saveModelAtomically } from '../store/model-files.js';
 import { loadCheckpoint, packTensors, removeCheckpoint, saveCheckpoint, unpackTensors, type TensorEntry } from '../store/checkpoints.js';
 import { compactness } from './compactness.js';
-import { evaluatePrediction, metricRow, predict, type EvalResult } from './evaluate.js';
+import { evaluatePrediction, evaluationFigures, metricRow, predict, type EvalResult } from './evaluate.js';
 import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
 import { buildSliceBank, type SliceBank } from './slice-bank.js';
 import { trainRun, type TrainState } from './trainer.js';
@@ -283,14 +283,7 @@ function recordEvaluation(
     degradation: degradationLabel(config.degradation),
     degradationJson: config.degradation,
     acceleration: trueAcceleration(bank),
-    psnr: r.psnr.mean,
-    ssim: r.ssim.mean,
-    nmse: r.nmse.mean,
-    psnrStd2: r.psnr.twoStd,
-    ssimStd2: r.ssim.twoStd,
-    nmseStd2: r.nmse.twoStd,
-    volumes: r.psnr.n,
-    perVolume: r.perVolume,
+    ...evaluationFigures(r),
     backend,
   });
 }

@@ -9,7 +9,7 @@ import { initBackend } from '../../compute/backend.js';
 import { defaultDbPath, openDatabase } from '../../store/db.js';
 import { loadJobData } from '../../distill/job-data.js';
 import { buildSliceBank } from '../../distill/slice-bank.js';
-import { evaluatePrediction, metricRow, predict } from '../../distill/evaluate.js';
+import { evaluatePrediction, evaluationFigures, metricRow, predict } from '../../distill/evaluate.js';
 import { UserError } from '../errors.js';
 import { addDegradationOptions, degradationFor, loadModelOrFail, type DegradationOptions } from '../model-args.js';
 import { choiceArg, intArg } from '../options.js';
@@ -69,14 +69,7 @@ export function register(program: Command): void {
           degradation: label,
           degradationJson: degradation,
           acceleration,
-          psnr: mine.psnr.mean,
-          ssim: mine.ssim.mean,
-          nmse: mine.nmse.mean,
-          psnrStd2: mine.psnr.twoStd,
-          ssimStd2: mine.ssim.twoStd,
-          nmseStd2: mine.nmse.twoStd,
-          volumes: mine.psnr.n,
-          perVolume: mine.perVolume,
+          ...evaluationFigures(mine),
           backend: info.name,
         });
       }
