@@ -11,6 +11,8 @@ import { register as runs } from './runs.js';
 import { register as mask } from './mask.js';
 import { register as serve } from './serve.js';
 import { register as start } from './start.js';
+import { register as importCmd } from './import.js';
+import { register as studies } from './studies.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -23,4 +25,6 @@ export const COMMANDS: RegisterCommand[] = [
   mask,
   serve,
   start,
+  importCmd,
+  studies,
 ];

@@ -1,0 +1,47 @@
+/**
+ * `kdmri import PATH...`: DICOM files, folders, DICOMDIR media, NIfTI and HDF5 files into the library.
+ * One result per file (imported / skipped with reason / failed with reason). Exit 0 when something was
+ * imported or nothing failed; 1 when files failed and none was imported.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { defaultDbPath, openDatabase } from '../../store/db.js';
+import { importPaths } from '../../studies/index.js';
+import { UserError } from '../errors.js';
+import { printJson } from '../output.js';
+
+interface ImportOptions {
+  db?: string;
+  json: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('import')
+    .description('import DICOM files/folders/DICOMDIR, NIfTI or fastMRI/KD-MRI HDF5 files into the studies library')
+    .argument('<paths...>', 'files or folders (folders are searched recursively)')
+    .option('--db <file>', 'database file')
+    .option('--json', 'print a JSON array of per-file results', false)
+    .action(async (paths: string[], o: ImportOptions) => {
+      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
+      try {
+        const tty = !o.json && process.stderr.isTTY;
+        const res = await importPaths(db, paths, (done, total) => {
+          if (tty) process.stderr.write(`\rimporting ${done}/${total}`);
+        });
+        if (tty) process.stderr.write('\n');
+        const count = (s: string) => res.filter((r) => r.status === s).length;
+        const imported = count('imported');
+        const failed = count('failed');
+        if (o.json) printJson(res);
+        else {
+          for (const r of res) process.stdout.write(`${r.status.padEnd(8)} ${r.path}: ${r.message}\n`);
+          const series = new Set(res.flatMap((r) => (r.seriesUid && r.status === 'imported' ? [r.seriesUid] : [])));
+          process.stdout.write(`${imported} imported (${series.size} series), ${count('skipped')} skipped, ${failed} failed\n`);
+        }
+        if (imported === 0 && failed > 0) throw new UserError(`nothing imported: ${failed} file${failed > 1 ? 's' : ''} failed`, 1);
+      } finally {
+        db.close();
+      }
+    });
+}
