@@ -135,6 +135,30 @@ test('Studies: import the bundled sample; it becomes a dataset', async (t) => {
   await page.getByTestId('datasets-table').locator('tbody tr').first().waitFor({ timeout: 30_000 });
   const rows = await page.getByTestId('datasets-table').locator('tbody tr').count();
   assert.ok(rows >= 1);
+  if (modules.studies) {
+    // the sample is also a study in the library: browse it, see its attributes and slices
+    await page.getByTestId('series-item').first().click({ timeout: 30_000 });
+    await page.getByTestId('dicom-attributes').waitFor();
+    await page.locator('[data-testid=series-viewer] canvas').waitFor({ timeout: 30_000 });
+    await page.waitForTimeout(300);
+    // scanner-unit pixels are windowed sensibly (not a saturated blob): mid-grey tones are present
+    const tones = await page.evaluate(() => {
+      const c = document.querySelector<HTMLCanvasElement>('[data-testid=series-viewer] canvas')!;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let white = 0;
+      let mid = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i] > 250) white++;
+        else if (d[i] > 40) mid++;
+      }
+      return { white: white / (d.length / 4), mid: mid / (d.length / 4) };
+    });
+    assert.ok(tones.white < 0.3 && tones.mid > 0.1, `series viewer tones ${JSON.stringify(tones)}`);
+    await page.getByTestId('study-search').fill('zzz-no-such-patient');
+    await page.getByText('The library is empty for this search').waitFor();
+    await page.getByTestId('study-search').fill('');
+    await page.getByTestId('series-item').first().waitFor();
+  }
   await shot('studies');
 });
 

@@ -10,8 +10,12 @@ import cornerstoneMath from 'cornerstone-math';
 import Hammer from 'hammerjs';
 import type { Pixels } from '../../../src-main/contract/api';
 
-/** Float value v is stored as round(v · SCALE) in an Int16Array (range ±4). */
-const SCALE = 8000;
+/**
+ * Float value v is stored as round(v · scale) in an Int16Array, scale = 30000 / max|v| per image, and
+ * the image's slope is 1 / scale: window/level stays in the image's own units, whatever their range
+ * (normalised reconstructions in [0, 1], or a library series in scanner units).
+ */
+const INT16_SPAN = 30000;
 const images = new Map<string, Pixels>();
 let counter = 0;
 let ready = false;
@@ -24,10 +28,17 @@ export function initCornerstone(): void {
       const px = images.get(imageId);
       if (!px) return reject(new Error(`no image ${imageId}`));
       const stored = new Int16Array(px.h * px.w);
+      let maxAbs = 0;
+      for (let i = 0; i < stored.length; i++) {
+        const a = Math.abs(px.data[i]);
+        if (Number.isFinite(a) && a > maxAbs) maxAbs = a;
+      }
+      const SCALE = maxAbs > 0 ? INT16_SPAN / maxAbs : 1;
       let min = Infinity;
       let max = -Infinity;
       for (let i = 0; i < stored.length; i++) {
-        const v = Math.max(-32767, Math.min(32767, Math.round(px.data[i] * SCALE)));
+        const f = px.data[i];
+        const v = Number.isFinite(f) ? Math.max(-32767, Math.min(32767, Math.round(f * SCALE))) : 0;
         stored[i] = v;
         if (v < min) min = v;
         if (v > max) max = v;
