@@ -537,4 +537,6 @@ export interface KdmriBridge {
   pickPaths(): Promise<string[]>;
   /** Native menu commands: a page name or 'import'. */
   onMenu?(listener: (cmd: string) => void): () => void;
+  /** The file-system path of a dropped File (Electron's webUtils.getPathForFile). */
+  pathForFile?(file: File): string;
 }

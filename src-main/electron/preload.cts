@@ -7,7 +7,7 @@
 import type { ApiEvent, ApiResult, KdmriBridge, OpName } from '../contract/api.js';
 import type { IpcRendererEvent } from 'electron';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { contextBridge, ipcRenderer } = require('electron') as typeof import('electron');
+const { contextBridge, ipcRenderer, webUtils } = require('electron') as typeof import('electron');
 
 export const CHANNELS = {
   call: 'kdmri:call',
@@ -18,10 +18,14 @@ export const CHANNELS = {
 
 export type PreloadBridge = ReturnType<typeof makeBridge>;
 
-export function makeBridge(ipc: Pick<typeof ipcRenderer, 'invoke' | 'on' | 'removeListener'>): KdmriBridge & {
+export function makeBridge(
+  ipc: Pick<typeof ipcRenderer, 'invoke' | 'on' | 'removeListener'>,
+  utils?: Pick<typeof webUtils, 'getPathForFile'>,
+): KdmriBridge & {
   onMenu(listener: (cmd: string) => void): () => void;
 } {
   return {
+    pathForFile: (file: File) => (utils ? utils.getPathForFile(file) : ''),
     call: (op: OpName, body: unknown) => ipc.invoke(CHANNELS.call, op, body) as Promise<ApiResult<unknown>>,
     onEvent(listener: (e: ApiEvent) => void) {
       const h = (_e: IpcRendererEvent, ev: ApiEvent) => listener(ev);
@@ -38,4 +42,4 @@ export function makeBridge(ipc: Pick<typeof ipcRenderer, 'invoke' | 'on' | 'remo
 }
 
 if (contextBridge && process.contextIsolated)
-  contextBridge.exposeInMainWorld('kdmri', makeBridge(ipcRenderer));
+  contextBridge.exposeInMainWorld('kdmri', makeBridge(ipcRenderer, webUtils));

@@ -204,6 +204,7 @@ test('preload: exposes window.kdmri over ipcRenderer.invoke, with the same chann
   const listeners = new Map<string, Handler>();
   const fakeElectron = {
     contextBridge: { exposeInMainWorld: (k: string, v: unknown) => void (exposed[k] = v) },
+    webUtils: { getPathForFile: (f: { name: string }) => `/dropped/${f.name}` },
     ipcRenderer: {
       invoke: async (...a: unknown[]) => (invoked.push(a), { ok: true, value: 42 }),
       on: (ch: string, fn: Handler) => void listeners.set(ch, fn),
@@ -247,6 +248,7 @@ test('preload: exposes window.kdmri over ipcRenderer.invoke, with the same chann
   listeners.get(IPC.menu)!({}, 'compare');
   assert.deepEqual(menus, ['compare']);
   assert.deepEqual(JSON.parse(JSON.stringify(mod.exports.CHANNELS)), { ...IPC });
+  assert.equal(bridge.pathForFile!({ name: 'a.nii.gz' } as unknown as File), '/dropped/a.nii.gz');
 });
 
 test('menus: File/View/Help; View items send page commands', () => {
