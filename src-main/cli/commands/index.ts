@@ -13,6 +13,8 @@ import { register as serve } from './serve.js';
 import { register as start } from './start.js';
 import { register as importCmd } from './import.js';
 import { register as studies } from './studies.js';
+import { register as convert } from './convert.js';
+import { register as exportCmd } from './export.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -27,4 +29,6 @@ export const COMMANDS: RegisterCommand[] = [
   start,
   importCmd,
   studies,
+  convert,
+  exportCmd,
 ];
