@@ -103,17 +103,25 @@ export function loadDataSplit(path: string | undefined, size?: number): DataSpli
     };
   }
   const abs = resolve(path);
-  const { vols: read, byFile } = readVolumesAt(abs);
-  const vols = resample(read, size, abs);
+  const { vols, byFile } = readVolumesAt(abs);
+  return splitVolumes(vols, size, abs, byFile ? ' (by file name order)' : '');
+}
+
+/**
+ * Split already-read volumes: a single volume by slice range (the last quarter validates), several by
+ * volume (the last quarter of them validates). `label` names the source in messages.
+ */
+export function splitVolumes(read: Volume[], size: number | undefined, label: string, note = ''): DataSplit {
+  const vols = resample(read, size, label);
   if (vols.length === 1) {
-    const [train, val] = splitSingle(vols[0], abs);
-    return { train: [train], val: [val], source: abs, description: `${abs}: last ${val.slices} of ${vols[0].slices} slices for validation` };
+    const [train, val] = splitSingle(vols[0], label);
+    return { train: [train], val: [val], source: label, description: `${label}: last ${val.slices} of ${vols[0].slices} slices for validation` };
   }
   const nVal = Math.max(1, Math.round(vols.length * VAL_FRACTION));
   return {
     train: vols.slice(0, vols.length - nVal),
     val: vols.slice(vols.length - nVal),
-    source: abs,
-    description: `${abs}: ${vols.length - nVal} volumes train, ${nVal} validation${byFile ? ' (by file name order)' : ''}`,
+    source: label,
+    description: `${label}: ${vols.length - nVal} volumes train, ${nVal} validation${note}`,
   };
 }

@@ -4,7 +4,8 @@
  */
 import type { Task } from '../contract/domain.js';
 import type { Db } from '../store/db.js';
-import { loadDataSplit, type DataSplit } from './data-source.js';
+import { loadSeriesSource } from '../studies/index.js';
+import { loadDataSplit, splitVolumes, type DataSplit } from './data-source.js';
 import type { DataRef } from './protocol.js';
 
 export interface JobData {
@@ -13,13 +14,19 @@ export interface JobData {
   source: string;
 }
 
-/** Dataset sources: 'sample', an absolute file/folder path, or 'series:<SeriesInstanceUID>'. */
+/**
+ * Dataset sources: 'sample', an absolute file/folder path, or 'series:<SeriesInstanceUID>[,…]' from the
+ * studies library. Importing the studies module also registers its DICOM and HDF5 readers for paths.
+ */
 export function loadJobData(db: Db, ref: DataRef, task: Task): JobData {
   if (ref.kind === 'dataset') {
     const ds = db.datasets.get(ref.datasetId);
     if (!ds) throw new Error(`no dataset ${ref.datasetId} in the library`);
     const size = ref.size ?? (typeof ds.meta?.size === 'number' ? ds.meta.size : undefined);
-    const split = loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
+    const series = loadSeriesSource(db, ds.source);
+    const split = series
+      ? splitVolumes(series, size, ds.source)
+      : loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
     return { split, datasetId: ds.id, source: ds.source };
   }
   const split = loadDataSplit(ref.path, ref.size);

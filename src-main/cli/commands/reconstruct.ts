@@ -7,6 +7,8 @@ import type { Command } from 'commander';
 import { initBackend } from '../../compute/backend.js';
 import { readNifti, writeNifti } from '../../data/nifti.js';
 import { readVolumes } from '../../distill/data-source.js';
+// Registers the DICOM and HDF5 readers with the data source.
+import '../../studies/index.js';
 import { reconstructVolume } from '../../distill/infer.js';
 import type { BackendName, Volume } from '../../contract/domain.js';
 import { UserError } from '../errors.js';
