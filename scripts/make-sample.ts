@@ -30,11 +30,14 @@ for (let s = 0; s < SLICES; s++) {
   for (let r = 0; r < axial.h; r++) {
     const srcRow = axial.h - 1 - r; // NIfTI j grows anteriorly; image rows grow downwards
     for (let c = 0; c < axial.w; c++) {
-      padded[s * side * side + (r + r0) * side + c + c0] = axial.data[s * axial.h * axial.w + srcRow * axial.w + c];
+      padded[s * side * side + (r + r0) * side + c + c0] =
+        axial.data[s * axial.h * axial.w + srcRow * axial.w + c];
     }
   }
 }
 const square = { data: padded, slices: SLICES, h: side, w: side, spacing: axial.spacing };
 const sample = resampleSlices(square, SIZE);
 writeNifti(out, sample);
-console.log(`${source} (${vol.w}×${vol.h}×${vol.slices}) → ${out}: ${SLICES} slices of ${SIZE}×${SIZE}, axial planes ${mid - SLICES / 2}–${mid + SLICES / 2 - 1}`);
+console.log(
+  `${source} (${vol.w}×${vol.h}×${vol.slices}) → ${out}: ${SLICES} slices of ${SIZE}×${SIZE}, axial planes ${mid - SLICES / 2}–${mid + SLICES / 2 - 1}`,
+);

@@ -18,9 +18,9 @@ export interface DegradationOptions {
 
 export function addDegradationOptions(cmd: Command): Command {
   return cmd
-    .option('--acc <n>', 'acceleration (default: the model\'s)', numArg('--acc', 1, 64))
-    .option('--mask <kind>', 'cartesian | random | equispaced | preset:… (default: the model\'s)', maskKindArg)
-    .option('--mask-seed <n>', 'mask seed (default: the model\'s)', intArg('--mask-seed', 0, 2 ** 31))
+    .option('--acc <n>', "acceleration (default: the model's)", numArg('--acc', 1, 64))
+    .option('--mask <kind>', "cartesian | random | equispaced | preset:… (default: the model's)", maskKindArg)
+    .option('--mask-seed <n>', "mask seed (default: the model's)", intArg('--mask-seed', 0, 2 ** 31))
     .option('--keep <f>', 'kept k-space fraction per axis, restoration models', numArg('--keep', 0, 0.999))
     .option('--backend <name>', 'force a compute backend', backendArg);
 }
@@ -29,10 +29,12 @@ export function addDegradationOptions(cmd: Command): Command {
 export function degradationFor(card: ModelCard, o: DegradationOptions): Degradation {
   const d = card.degradation;
   if (d.kind === 'lowres') {
-    if (o.acc !== undefined || o.mask) throw new UserError(`${card.name} is a restoration model: use --keep, not --acc/--mask`);
+    if (o.acc !== undefined || o.mask)
+      throw new UserError(`${card.name} is a restoration model: use --keep, not --acc/--mask`);
     return { kind: 'lowres', keep: o.keep ?? d.keep };
   }
-  if (o.keep !== undefined) throw new UserError(`${card.name} is a reconstruction model: use --acc/--mask, not --keep`);
+  if (o.keep !== undefined)
+    throw new UserError(`${card.name} is a reconstruction model: use --acc/--mask, not --keep`);
   const mask: MaskSpec = {
     ...d.mask,
     ...(o.mask ? { kind: o.mask.kind, preset: o.mask.preset, axis: o.mask.axis } : {}),

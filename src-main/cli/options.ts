@@ -19,7 +19,9 @@ export function numArg(name: string, minExclusive: number, maxInclusive: number)
   return (v) => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n) || n <= minExclusive || n > maxInclusive) {
-      throw new InvalidArgumentError(`${name} must be a number above ${minExclusive} and at most ${maxInclusive}, got '${v}'`);
+      throw new InvalidArgumentError(
+        `${name} must be a number above ${minExclusive} and at most ${maxInclusive}, got '${v}'`,
+      );
     }
     return n;
   };
@@ -42,7 +44,8 @@ export function shapeArg(v: string): [number, number] {
   if (!m) throw new InvalidArgumentError(`--shape must look like 240x240 (rows x columns), got '${v}'`);
   const h = Number(m[1]);
   const w = Number(m[2]);
-  if (h < 2 || w < 2 || h > 4096 || w > 4096) throw new InvalidArgumentError(`--shape sides must be 2 to 4096, got '${v}'`);
+  if (h < 2 || w < 2 || h > 4096 || w > 4096)
+    throw new InvalidArgumentError(`--shape sides must be 2 to 4096, got '${v}'`);
   return [h, w];
 }
 
@@ -68,10 +71,15 @@ export function maskKindArg(v: string): Pick<MaskSpec, 'kind' | 'preset' | 'axis
 
 export function listArg<T extends string>(name: string, choices: readonly T[]): (v: string) => T[] {
   return (v) => {
-    const parts = v.split(',').map((s) => s.trim()).filter(Boolean);
+    const parts = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const bad = parts.filter((p) => !(choices as readonly string[]).includes(p));
     if (parts.length === 0 || bad.length) {
-      throw new InvalidArgumentError(`${name} takes a comma-separated list of ${choices.join(', ')}, got '${v}'`);
+      throw new InvalidArgumentError(
+        `${name} takes a comma-separated list of ${choices.join(', ')}, got '${v}'`,
+      );
     }
     return parts as T[];
   };

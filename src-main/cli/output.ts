@@ -10,8 +10,11 @@ export function printJson(value: unknown): void {
 export function table(rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
   const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join(
+    '\n',
+  );
 }
 
 export function metricsTable(rows: MetricRow[]): string {
@@ -65,7 +68,9 @@ export function progressReporter(): { onEvent: (e: ProgressEvent) => void; stop:
             );
             bar.start(e.epochs, e.startEpoch, { loss: '-', val: '-', lr: '-', eta: '-' });
           } else {
-            write(`${e.step}: ${e.epochs} epochs${e.startEpoch ? `, resuming at epoch ${e.startEpoch + 1}` : ''}`);
+            write(
+              `${e.step}: ${e.epochs} epochs${e.startEpoch ? `, resuming at epoch ${e.startEpoch + 1}` : ''}`,
+            );
           }
           break;
         case 'batch':
@@ -88,7 +93,9 @@ export function progressReporter(): { onEvent: (e: ProgressEvent) => void; stop:
           break;
         case 'step-end':
           stopBar();
-          write(`${e.step}: best epoch ${e.bestEpoch + 1}, validation ${e.bestValLoss.toExponential(4)}, model ${e.modelId}`);
+          write(
+            `${e.step}: best epoch ${e.bestEpoch + 1}, validation ${e.bestValLoss.toExponential(4)}, model ${e.modelId}`,
+          );
           break;
         case 'job-end':
           stopBar();

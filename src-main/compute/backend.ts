@@ -43,11 +43,14 @@ export interface BackendOptions {
   allowSoftwareGpu?: boolean;
 }
 
-type Outcome = { ok: true; tfBackend: string; adapter?: AdapterInfo; note: string } | { ok: false; reason: string };
+type Outcome =
+  { ok: true; tfBackend: string; adapter?: AdapterInfo; note: string } | { ok: false; reason: string };
 
 /** The shape of src-main/compute/webgpu.ts, imported lazily (it pulls in Dawn). */
 interface WebGpuModule {
-  initWebGpu(o: { allowSoftware: boolean }): Promise<{ ok: true; adapter: AdapterInfo } | { ok: false; reason: string }>;
+  initWebGpu(o: {
+    allowSoftware: boolean;
+  }): Promise<{ ok: true; adapter: AdapterInfo } | { ok: false; reason: string }>;
 }
 
 function message(e: unknown): string {
@@ -77,8 +80,13 @@ async function attempt(name: BackendName, allowSoftwareGpu: boolean): Promise<Ou
     case 'tensorflow-gpu':
     case 'tensorflow': {
       const pkg = name === 'tensorflow-gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
-      if (!(await optionalImport(pkg))) return { ok: false, reason: `${pkg} is not installed (optional; it needs libtensorflow${name === 'tensorflow-gpu' ? ' and CUDA 11.2 + cuDNN 8.1' : ''})` };
-      if (!(await setTf('tensorflow'))) return { ok: false, reason: `${pkg} is installed but its backend failed to initialise` };
+      if (!(await optionalImport(pkg)))
+        return {
+          ok: false,
+          reason: `${pkg} is not installed (optional; it needs libtensorflow${name === 'tensorflow-gpu' ? ' and CUDA 11.2 + cuDNN 8.1' : ''})`,
+        };
+      if (!(await setTf('tensorflow')))
+        return { ok: false, reason: `${pkg} is installed but its backend failed to initialise` };
       return { ok: true, tfBackend: 'tensorflow', note: `${pkg} loaded` };
     }
     case 'webgpu': {
@@ -90,12 +98,21 @@ async function attempt(name: BackendName, allowSoftwareGpu: boolean): Promise<Ou
       }
       const r = await mod.initWebGpu({ allowSoftware: allowSoftwareGpu });
       if (!r.ok) return r;
-      return { ok: true, tfBackend: 'webgpu', adapter: r.adapter, note: `WebGPU adapter ${r.adapter.description || r.adapter.vendor}` };
+      return {
+        ok: true,
+        tfBackend: 'webgpu',
+        adapter: r.adapter,
+        note: `WebGPU adapter ${r.adapter.description || r.adapter.vendor}`,
+      };
     }
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');
       if (!(await setTf('wasm'))) return { ok: false, reason: 'the wasm backend failed to initialise' };
-      return { ok: true, tfBackend: 'wasm', note: 'WebAssembly with SIMD and KD-MRI convolution-gradient kernels' };
+      return {
+        ok: true,
+        tfBackend: 'wasm',
+        note: 'WebAssembly with SIMD and KD-MRI convolution-gradient kernels',
+      };
     }
     case 'cpu': {
       await import('@tensorflow/tfjs-backend-cpu');
@@ -149,5 +166,9 @@ async function choose(opts: BackendOptions): Promise<BackendInfo> {
     };
   }
   const why = tried.map((t) => `${t.name}: ${t.reason}`).join('; ');
-  throw new Error(opts.prefer ? `backend ${opts.prefer} is not available here: ${why}` : `no TensorFlow.js backend could start: ${why}`);
+  throw new Error(
+    opts.prefer
+      ? `backend ${opts.prefer} is not available here: ${why}`
+      : `no TensorFlow.js backend could start: ${why}`,
+  );
 }

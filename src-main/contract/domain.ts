@@ -166,7 +166,14 @@ export type ProgressEvent =
       slicesPerSecond: number;
       etaSeconds: number;
     }
-  | { type: 'step-end'; step: RunKind; runId: number; bestEpoch: number; bestValLoss: number; modelId: number }
+  | {
+      type: 'step-end';
+      step: RunKind;
+      runId: number;
+      bestEpoch: number;
+      bestValLoss: number;
+      modelId: number;
+    }
   | { type: 'eval'; rows: MetricRow[] }
   | { type: 'job-end'; status: 'finished' | 'cancelled' | 'failed'; error?: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string };

@@ -51,11 +51,20 @@ export function readNiftiInfo(path: string): NiftiInfo {
   };
 }
 
-function typed(code: number, buf: ArrayBuffer, offset: number, count: number, little: boolean, path: string): ArrayLike<number> {
+function typed(
+  code: number,
+  buf: ArrayBuffer,
+  offset: number,
+  count: number,
+  little: boolean,
+  path: string,
+): ArrayLike<number> {
   const dv = new DataView(buf, offset);
   const read = (bytes: number, get: (o: number) => number): Float64Array => {
     if (offset + count * bytes > buf.byteLength) {
-      throw new Error(`${path}: truncated (needs ${count * bytes} bytes of voxels after offset ${offset}, has ${buf.byteLength - offset})`);
+      throw new Error(
+        `${path}: truncated (needs ${count * bytes} bytes of voxels after offset ${offset}, has ${buf.byteLength - offset})`,
+      );
     }
     const out = new Float64Array(count);
     for (let i = 0; i < count; i++) out[i] = get(i * bytes);
@@ -80,7 +89,9 @@ function typed(code: number, buf: ArrayBuffer, offset: number, count: number, li
     case T.TYPE_FLOAT64:
       return read(8, (o) => dv.getFloat64(o, little));
     default:
-      throw new Error(`${path}: unsupported NIfTI datatype ${code} (supported: integer types, float32, float64)`);
+      throw new Error(
+        `${path}: unsupported NIfTI datatype ${code} (supported: integer types, float32, float64)`,
+      );
   }
 }
 
@@ -93,7 +104,14 @@ export function readNifti(path: string): Volume {
   const nz = nd >= 3 ? Math.max(1, header.dims[3]) : 1;
   if (!(nx > 0 && ny > 0)) throw new Error(`${path}: NIfTI image size ${nx}×${ny} is empty`);
   const count = nx * ny * nz;
-  const raw = typed(header.datatypeCode, buf, Math.floor(header.vox_offset), count, header.littleEndian, path);
+  const raw = typed(
+    header.datatypeCode,
+    buf,
+    Math.floor(header.vox_offset),
+    count,
+    header.littleEndian,
+    path,
+  );
   const slope = header.scl_slope && Number.isFinite(header.scl_slope) ? header.scl_slope : 1;
   const inter = header.scl_slope && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
   const data = new Float32Array(count);
@@ -107,7 +125,8 @@ export function readNifti(path: string): Volume {
 export function writeNifti(path: string, vol: Volume): void {
   if (!/\.nii(\.gz)?$/i.test(path)) throw new Error(`${path}: a NIfTI file name must end in .nii or .nii.gz`);
   const n = vol.slices * vol.h * vol.w;
-  if (vol.data.length !== n) throw new Error(`writeNifti: ${vol.data.length} values for ${vol.slices}×${vol.h}×${vol.w}`);
+  if (vol.data.length !== n)
+    throw new Error(`writeNifti: ${vol.data.length} values for ${vol.slices}×${vol.h}×${vol.w}`);
   const voxOffset = 352;
   const out = new ArrayBuffer(voxOffset + n * 4);
   const dv = new DataView(out);

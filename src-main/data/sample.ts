@@ -29,6 +29,7 @@ export function sampleDataPath(): string {
     dir = resolve(dir, '..');
   }
   const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`the bundled sample ${SAMPLE_FILE} is missing (looked in ${candidates.join(', ')})`);
+  if (!found)
+    throw new Error(`the bundled sample ${SAMPLE_FILE} is missing (looked in ${candidates.join(', ')})`);
   return found;
 }

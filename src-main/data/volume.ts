@@ -51,7 +51,8 @@ function axisWeights(n: number, m: number): { idx: Int32Array[]; wt: Float64Arra
  * a square: the KD-MRI networks train on square crops, and the user chooses --size knowingly.
  */
 export function resampleSlices(vol: Volume, size: number): Volume {
-  if (!Number.isInteger(size) || size < 1) throw new Error(`resample size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new Error(`resample size must be a positive integer, got ${size}`);
   const rows = axisWeights(vol.h, size);
   const cols = axisWeights(vol.w, size);
   const out = new Float32Array(vol.slices * size * size);
@@ -78,7 +79,11 @@ export function resampleSlices(vol: Volume, size: number): Volume {
     }
   }
   const spacing = vol.spacing
-    ? ([(vol.spacing[0] * vol.w) / size, (vol.spacing[1] * vol.h) / size, vol.spacing[2]] as [number, number, number])
+    ? ([(vol.spacing[0] * vol.w) / size, (vol.spacing[1] * vol.h) / size, vol.spacing[2]] as [
+        number,
+        number,
+        number,
+      ])
     : undefined;
   return { data: out, slices: vol.slices, h: size, w: size, spacing };
 }
@@ -96,7 +101,9 @@ export function selectSlices(vol: Volume, from: number, to: number): Volume {
     h: vol.h,
     w: vol.w,
     spacing: vol.spacing,
-    kspace: vol.kspace ? { re: cut(vol.kspace.re), im: cut(vol.kspace.im), mask: vol.kspace.mask } : undefined,
+    kspace: vol.kspace
+      ? { re: cut(vol.kspace.re), im: cut(vol.kspace.im), mask: vol.kspace.mask }
+      : undefined,
   };
 }
 

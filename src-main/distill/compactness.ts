@@ -9,7 +9,6 @@ import type { BackendName, Compactness } from '../contract/domain.js';
 export type { Compactness };
 import { convFlopsPerSlice, type Network } from '../networks/index.js';
 
-
 export function measureLatency(net: Network, size: number, runs: number): { warm: number; cold: number } {
   const input = tf.zeros([1, size, size, 1]) as tf.Tensor4D;
   const kspace =
@@ -33,7 +32,13 @@ export function measureLatency(net: Network, size: number, runs: number): { warm
   return { warm: warm[Math.floor(warm.length / 2)], cold };
 }
 
-export function compactness(net: Network, bytesOnDisk: number, backend: BackendName, size = 256, runs = 3): Compactness {
+export function compactness(
+  net: Network,
+  bytesOnDisk: number,
+  backend: BackendName,
+  size = 256,
+  runs = 3,
+): Compactness {
   const { warm, cold } = measureLatency(net, size, runs);
   return {
     params: net.paramCount(),

@@ -36,7 +36,9 @@ function readAny(path: string): Volume[] {
     const v = r(path);
     if (v) return v;
   }
-  throw new Error(`${path}: unsupported data (expected a NIfTI .nii/.nii.gz volume, a DICOM series or an HDF5 file)`);
+  throw new Error(
+    `${path}: unsupported data (expected a NIfTI .nii/.nii.gz volume, a DICOM series or an HDF5 file)`,
+  );
 }
 
 /**
@@ -62,12 +64,17 @@ function readVolumesAt(abs: string): { vols: Volume[]; byFile: boolean } {
 /** Validation share for user data: a quarter, at least one slice or file. */
 const VAL_FRACTION = 0.25;
 
-function splitVolume(vol: Volume, trainRange: [number, number], valRange: [number, number]): [Volume, Volume] {
+function splitVolume(
+  vol: Volume,
+  trainRange: [number, number],
+  valRange: [number, number],
+): [Volume, Volume] {
   return [selectSlices(vol, trainRange[0], trainRange[1]), selectSlices(vol, valRange[0], valRange[1])];
 }
 
 function splitSingle(vol: Volume, label: string): [Volume, Volume] {
-  if (vol.slices < 2) throw new Error(`${label}: needs at least 2 slices to split into training and validation`);
+  if (vol.slices < 2)
+    throw new Error(`${label}: needs at least 2 slices to split into training and validation`);
   const nVal = Math.max(1, Math.round(vol.slices * VAL_FRACTION));
   const cut = vol.slices - nVal;
   return splitVolume(vol, [0, cut], [cut, vol.slices]);
@@ -78,7 +85,9 @@ function resample(vols: Volume[], size: number | undefined, label: string): Volu
   return vols.map((v) => {
     if (v.h === size && v.w === size) return v;
     if (v.kspace) {
-      throw new Error(`${label}: raw k-space data is ${v.h}×${v.w} and cannot be resampled to ${size}×${size}; omit --size`);
+      throw new Error(
+        `${label}: raw k-space data is ${v.h}×${v.w} and cannot be resampled to ${size}×${size}; omit --size`,
+      );
     }
     return resampleSlices(v, size);
   });
@@ -115,7 +124,12 @@ export function splitVolumes(read: Volume[], size: number | undefined, label: st
   const vols = resample(read, size, label);
   if (vols.length === 1) {
     const [train, val] = splitSingle(vols[0], label);
-    return { train: [train], val: [val], source: label, description: `${label}: last ${val.slices} of ${vols[0].slices} slices for validation` };
+    return {
+      train: [train],
+      val: [val],
+      source: label,
+      description: `${label}: last ${val.slices} of ${vols[0].slices} slices for validation`,
+    };
   }
   const nVal = Math.max(1, Math.round(vols.length * VAL_FRACTION));
   return {

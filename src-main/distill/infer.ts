@@ -32,7 +32,10 @@ export function loadModelDir(dir: string): LoadedModel {
     throw new Error(`${jsonPath}: not valid JSON (${(e as Error).message})`);
   }
   const bin = readFileSync(binPath);
-  const net = decodeNetwork(json, bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer);
+  const net = decodeNetwork(
+    json,
+    bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer,
+  );
   const card = (json as { card?: ModelCard }).card;
   if (!card || typeof card !== 'object') throw new Error(`${jsonPath}: model card missing`);
   return { net, card, dir };

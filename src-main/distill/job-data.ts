@@ -33,7 +33,9 @@ export function loadJobData(db: Db, ref: DataRef, task: Task): JobData {
   const h = split.train[0].h;
   const w = split.train[0].w;
   const name = `${split.source === 'sample' ? 'sample' : split.source} ${h}×${w}`;
-  const found = db.datasets.list().find((d) => d.source === split.source && d.h === h && d.w === w && d.task === task);
+  const found = db.datasets
+    .list()
+    .find((d) => d.source === split.source && d.h === h && d.w === w && d.task === task);
   const datasetId =
     found?.id ??
     db.datasets.create({

@@ -22,10 +22,23 @@ import {
   type RunKind,
 } from '../contract/domain.js';
 import { initBackend } from '../compute/backend.js';
-import { createNetwork, encodeNetwork, namedWeights, setNamedWeights, type Network } from '../networks/index.js';
+import {
+  createNetwork,
+  encodeNetwork,
+  namedWeights,
+  setNamedWeights,
+  type Network,
+} from '../networks/index.js';
 import { openDatabase, type Db, type JsonValue } from '../store/db.js';
 import { saveModelAtomically } from '../store/model-files.js';
-import { loadCheckpoint, packTensors, removeCheckpoint, saveCheckpoint, unpackTensors, type TensorEntry } from '../store/checkpoints.js';
+import {
+  loadCheckpoint,
+  packTensors,
+  removeCheckpoint,
+  saveCheckpoint,
+  unpackTensors,
+  type TensorEntry,
+} from '../store/checkpoints.js';
 import { compactness } from './compactness.js';
 import { evaluatePrediction, evaluationFigures, metricRow, predict, type EvalResult } from './evaluate.js';
 import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
@@ -61,7 +74,8 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
     return await runJob(db, req, jobId, backend, io, t0);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (db && db.jobs.get(jobId)) db.jobs.update(jobId, { status: 'failed', error: message, endedAt: Date.now() });
+    if (db && db.jobs.get(jobId))
+      db.jobs.update(jobId, { status: 'failed', error: message, endedAt: Date.now() });
     io.onEvent({ type: 'job-end', status: 'failed', error: message });
     return {
       jobId,
@@ -93,7 +107,11 @@ async function runJob(
   const existingJob = db.jobs.get(jobId);
   if (req.jobId && !existingJob) throw new Error(`no job ${req.jobId} to resume`);
   const config: DistillConfig = existingJob ? existingJob.config : req.config;
-  const data = loadJobData(db, existingJob ? { kind: 'dataset', datasetId: existingJob.datasetId } : req.data, config.task);
+  const data = loadJobData(
+    db,
+    existingJob ? { kind: 'dataset', datasetId: existingJob.datasetId } : req.data,
+    config.task,
+  );
   const train = buildSliceBank(data.split.train, config.degradation);
   const val = buildSliceBank(data.split.val, config.degradation);
   const label = degradationLabel(config.degradation);
@@ -121,11 +139,15 @@ async function runJob(
     let teacher: Trained | undefined;
     if (kind === 'attention' || kind === 'kd') {
       teacher = trained.teacher;
-      if (!teacher) throw new Error(`the ${kind} step needs a trained teacher: include 'teacher' before it in the steps`);
+      if (!teacher)
+        throw new Error(`the ${kind} step needs a trained teacher: include 'teacher' before it in the steps`);
     }
     if (kind === 'kd' && config.studentInit === 'attention') {
       const at = trained.attention;
-      if (!at) throw new Error(`the kd step starts from the attention step's student: include 'attention' before it`);
+      if (!at)
+        throw new Error(
+          `the kd step starts from the attention step's student: include 'attention' before it`,
+        );
       setNamedWeights(net, namedWeights(at.net));
     }
     const checkpointDir = join(modelsRoot, 'checkpoints', jobId, kind);
@@ -175,7 +197,9 @@ async function runJob(
       return summary('cancelled');
     }
     setNamedWeights(net, result.bestWeights);
-    const metrics = EVALUATED.includes(kind) ? evaluatePrediction(val, predict(net, val, config.training.batchSize)) : null;
+    const metrics = EVALUATED.includes(kind)
+      ? evaluatePrediction(val, predict(net, val, config.training.batchSize))
+      : null;
     const card: ModelCard = {
       name: `${kind}-${jobId.slice(0, 8)}`,
       kind,
@@ -206,7 +230,10 @@ async function runJob(
       db,
       modelsRoot,
       `${jobId}-${kind}`,
-      { [MODEL_JSON]: JSON.stringify(encoded.modelJson, null, 1), [WEIGHTS_BIN]: new Uint8Array(encoded.weightData) },
+      {
+        [MODEL_JSON]: JSON.stringify(encoded.modelJson, null, 1),
+        [WEIGHTS_BIN]: new Uint8Array(encoded.weightData),
+      },
       {
         runId,
         kind,
@@ -287,7 +314,6 @@ function recordEvaluation(
     backend,
   });
 }
-
 
 // Checkpoint layout: weights.bin (current weights), the optimizer blob, best.bin (best epoch's weights);
 // the manifests that split the blobs back into named tensors travel in the checkpoint's meta.

@@ -6,7 +6,8 @@
 import type { BackendName, DistillConfig, MetricRow, ProgressEvent, RunKind } from '../contract/domain.js';
 
 /** Where the job's data comes from: a path (or the bundled sample when omitted), or a library dataset. */
-export type DataRef = { kind: 'path'; path?: string; size?: number } | { kind: 'dataset'; datasetId: number; size?: number };
+export type DataRef =
+  { kind: 'path'; path?: string; size?: number } | { kind: 'dataset'; datasetId: number; size?: number };
 
 export interface JobRequest {
   config: DistillConfig;
@@ -37,6 +38,4 @@ export interface WorkerInit {
   cancelFlag: SharedArrayBuffer;
 }
 
-export type WorkerMessage =
-  | { type: 'event'; event: ProgressEvent }
-  | { type: 'done'; result: JobResult };
+export type WorkerMessage = { type: 'event'; event: ProgressEvent } | { type: 'done'; result: JobResult };

@@ -53,7 +53,9 @@ export function buildSliceBank(volumes: Volume[], degradation: Degradation): Sli
   const { h, w } = volumes[0];
   for (const [i, v] of volumes.entries()) {
     if (v.h !== h || v.w !== w) {
-      throw new Error(`volume ${i + 1} is ${v.h}×${v.w} but volume 1 is ${h}×${w}; resample them to one size`);
+      throw new Error(
+        `volume ${i + 1} is ${v.h}×${v.w} but volume 1 is ${h}×${w}; resample them to one size`,
+      );
     }
   }
   const count = volumes.reduce((n, v) => n + v.slices, 0);
@@ -94,7 +96,9 @@ export function buildSliceBank(volumes: Volume[], degradation: Degradation): Sli
         const own = vol.kspace.mask;
         if (!isAllOnes(own)) {
           if (acquiredPlane && !acquiredPlane.every((m, i) => m === own[i])) {
-            throw new Error('the raw-data volumes were acquired with different masks; distil them in separate jobs');
+            throw new Error(
+              'the raw-data volumes were acquired with different masks; distil them in separate jobs',
+            );
           }
           acquiredPlane = own;
         }
@@ -118,7 +122,9 @@ export function buildSliceBank(volumes: Volume[], degradation: Degradation): Sli
     }
   }
   if (acquiredPlane && volumes.some((v) => !v.kspace)) {
-    throw new Error('cannot mix raw k-space volumes acquired with their own mask and image volumes in one job');
+    throw new Error(
+      'cannot mix raw k-space volumes acquired with their own mask and image volumes in one job',
+    );
   }
   return {
     h,

@@ -115,7 +115,11 @@ function disposeOutputs(o: NetOutputs | null): void {
 async function optimizerSlots(opt: tf.AdamOptimizer): Promise<OptimizerSlot[]> {
   const named = await opt.getWeights();
   return Promise.all(
-    named.map(async (n) => ({ name: n.name, shape: n.tensor.shape, data: (await n.tensor.data()) as Float32Array })),
+    named.map(async (n) => ({
+      name: n.name,
+      shape: n.tensor.shape,
+      data: (await n.tensor.data()) as Float32Array,
+    })),
   );
 }
 
@@ -146,7 +150,13 @@ export async function trainRun(plan: RunPlan, hooks: RunHooks): Promise<RunResul
     bestWeights = resumed.bestWeights;
   }
 
-  hooks.onEvent({ type: 'step-start', step: plan.kind, runId: plan.runId, epochs: training.epochs, startEpoch });
+  hooks.onEvent({
+    type: 'step-start',
+    step: plan.kind,
+    runId: plan.runId,
+    epochs: training.epochs,
+    startEpoch,
+  });
   const t0 = Date.now();
   const valBatches = batchesOf(
     Array.from({ length: plan.val.count }, (_, i) => i),
@@ -177,12 +187,20 @@ export async function trainRun(plan: RunPlan, hooks: RunHooks): Promise<RunResul
       loss!.dispose();
       disposeOutputs(tOut);
       disposeBatch(b);
-      if (!Number.isFinite(value)) throw new Error(`${plan.kind}: training loss became ${value} at epoch ${epoch + 1}`);
+      if (!Number.isFinite(value))
+        throw new Error(`${plan.kind}: training loss became ${value} at epoch ${epoch + 1}`);
       lossSum += value;
       const now = Date.now();
       if (now - lastEmit > 250 || bi === batches.length - 1) {
         lastEmit = now;
-        hooks.onEvent({ type: 'batch', step: plan.kind, epoch, batch: bi + 1, batches: batches.length, loss: value });
+        hooks.onEvent({
+          type: 'batch',
+          step: plan.kind,
+          epoch,
+          batch: bi + 1,
+          batches: batches.length,
+          loss: value,
+        });
       }
       await yieldToEventLoop();
     }

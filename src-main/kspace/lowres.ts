@@ -40,6 +40,7 @@ export function lowResSlice(x: Float32Array, h: number, w: number, keep: number)
 export function lowResVolume(vol: Volume, keep: number): Volume {
   const hw = vol.h * vol.w;
   const out = new Float32Array(vol.slices * hw);
-  for (let s = 0; s < vol.slices; s++) out.set(lowResSlice(vol.data.subarray(s * hw, (s + 1) * hw), vol.h, vol.w, keep), s * hw);
+  for (let s = 0; s < vol.slices; s++)
+    out.set(lowResSlice(vol.data.subarray(s * hw, (s + 1) * hw), vol.h, vol.w, keep), s * hw);
   return { data: out, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing };
 }

@@ -113,7 +113,8 @@ export function buildMask(spec: MaskSpec, h: number, w: number): Mask {
       throw new Error(`the ${spec.preset} preset mask is ${p.h}×${p.w} but the images are ${h}×${w}`);
     }
     const acc = spec.acc as 4 | 5 | 8;
-    if (!(acc in p.lines)) throw new Error(`the ${spec.preset} preset has masks for 4x, 5x and 8x, not ${spec.acc}x`);
+    if (!(acc in p.lines))
+      throw new Error(`the ${spec.preset} preset has masks for 4x, 5x and 8x, not ${spec.acc}x`);
     axis = p.axis;
     lines = new Uint8Array(axis === 'rows' ? h : w);
     for (const i of p.lines[acc]) lines[i] = 1;
@@ -126,7 +127,8 @@ export function buildMask(spec: MaskSpec, h: number, w: number): Mask {
       lines = cartesianLines(n, spec.acc, centre, rng);
     } else {
       const cf = spec.centerFraction ?? defaultCentreFraction(spec.acc);
-      lines = spec.kind === 'random' ? randomLines(n, spec.acc, cf, rng) : equispacedLines(n, spec.acc, cf, rng);
+      lines =
+        spec.kind === 'random' ? randomLines(n, spec.acc, cf, rng) : equispacedLines(n, spec.acc, cf, rng);
     }
   }
   const sampled = lines.reduce((a, b) => a + b, 0);

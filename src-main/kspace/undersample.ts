@@ -7,7 +7,12 @@ import type { Volume } from '../contract/domain.js';
 import { fft2, fft2Real } from './fft.js';
 
 /** |F⁻¹(k)| of an H×W complex k-space (row-major parts). */
-export function zeroFilled(kre: ArrayLike<number>, kim: ArrayLike<number>, h: number, w: number): Float32Array {
+export function zeroFilled(
+  kre: ArrayLike<number>,
+  kim: ArrayLike<number>,
+  h: number,
+  w: number,
+): Float32Array {
   const re = Float64Array.from(kre);
   const im = Float64Array.from(kim);
   fft2(re, im, h, w, true);
@@ -23,7 +28,9 @@ export function undersampleSlice(
   plane: Float32Array,
 ): { kre: Float64Array; kim: Float64Array; zf: Float32Array } {
   if (x.length !== h * w || plane.length !== h * w) {
-    throw new Error(`undersampleSlice: expected ${h}×${w} image and mask, got ${x.length} and ${plane.length} values`);
+    throw new Error(
+      `undersampleSlice: expected ${h}×${w} image and mask, got ${x.length} and ${plane.length} values`,
+    );
   }
   const k = fft2Real(x, h, w);
   for (let i = 0; i < h * w; i++) {
@@ -37,7 +44,10 @@ export function undersampleSlice(
  * Undersample every slice. A raw-data volume (with acquired `kspace`) is not re-simulated: its own
  * k-space is masked by `plane` (where it is fully sampled) and zero-filled.
  */
-export function undersampleVolume(vol: Volume, plane: Float32Array): { kre: Float32Array; kim: Float32Array; zf: Volume } {
+export function undersampleVolume(
+  vol: Volume,
+  plane: Float32Array,
+): { kre: Float32Array; kim: Float32Array; zf: Volume } {
   const hw = vol.h * vol.w;
   const kre = new Float32Array(vol.slices * hw);
   const kim = new Float32Array(vol.slices * hw);

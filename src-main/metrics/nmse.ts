@@ -1,6 +1,7 @@
 /** NMSE = ‖gt − pred‖² / ‖gt‖² over all given values (method spec §5). */
 export function nmse(gt: ArrayLike<number>, pred: ArrayLike<number>): number {
-  if (gt.length !== pred.length) throw new Error(`metrics: target has ${gt.length} values, prediction ${pred.length}`);
+  if (gt.length !== pred.length)
+    throw new Error(`metrics: target has ${gt.length} values, prediction ${pred.length}`);
   let num = 0;
   let den = 0;
   for (let i = 0; i < gt.length; i++) {

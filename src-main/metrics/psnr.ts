@@ -9,7 +9,8 @@ export function maxOf(a: ArrayLike<number>): number {
 }
 
 export function mseOf(gt: ArrayLike<number>, pred: ArrayLike<number>): number {
-  if (gt.length !== pred.length) throw new Error(`metrics: target has ${gt.length} values, prediction ${pred.length}`);
+  if (gt.length !== pred.length)
+    throw new Error(`metrics: target has ${gt.length} values, prediction ${pred.length}`);
   let s = 0;
   for (let i = 0; i < gt.length; i++) {
     const d = gt[i] - pred[i];

@@ -26,7 +26,13 @@ function integral(src: ArrayLike<number>, h: number, w: number, f: (i: number) =
 }
 
 /** SSIM of one H×W slice with the given data range. */
-export function ssim2d(gt: ArrayLike<number>, pred: ArrayLike<number>, h: number, w: number, dataRange: number): number {
+export function ssim2d(
+  gt: ArrayLike<number>,
+  pred: ArrayLike<number>,
+  h: number,
+  w: number,
+  dataRange: number,
+): number {
   if (gt.length !== h * w || pred.length !== h * w) throw new Error(`ssim2d: expected ${h}×${w} values`);
   if (h < WIN || w < WIN) throw new Error(`ssim2d: images must be at least ${WIN}×${WIN}, got ${h}×${w}`);
   const sx = integral(gt, h, w, (i) => gt[i]);
@@ -64,7 +70,13 @@ export function ssimVolume(gt: Volume, pred: Volume, dataRange?: number): number
   const hw = gt.h * gt.w;
   let s = 0;
   for (let z = 0; z < gt.slices; z++) {
-    s += ssim2d(gt.data.subarray(z * hw, (z + 1) * hw), pred.data.subarray(z * hw, (z + 1) * hw), gt.h, gt.w, r);
+    s += ssim2d(
+      gt.data.subarray(z * hw, (z + 1) * hw),
+      pred.data.subarray(z * hw, (z + 1) * hw),
+      gt.h,
+      gt.w,
+      r,
+    );
   }
   return s / gt.slices;
 }

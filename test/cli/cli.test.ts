@@ -33,7 +33,18 @@ function assertUserError(r: ReturnType<typeof kdmri>, pattern: RegExp) {
 
 test('mask: preset brain 4x reports 60 of 240 lines and writes a PNG', () => {
   const out = join(home, 'mask.png');
-  const r = kdmri('mask', '--shape', '240x240', '--acc', '4', '--kind', 'preset:brain', '--out', out, '--json');
+  const r = kdmri(
+    'mask',
+    '--shape',
+    '240x240',
+    '--acc',
+    '4',
+    '--kind',
+    'preset:brain',
+    '--out',
+    out,
+    '--json',
+  );
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
   assert.equal(j.sampledLines, 60);
@@ -50,17 +61,33 @@ test('metrics: agrees with scikit-image through NIfTI files', () => {
   const r = kdmri('metrics', '--target', join(home, 'gt.nii.gz'), '--pred', join(home, 'pred.nii'), '--json');
   assert.equal(r.code, 0, r.err);
   const m = JSON.parse(r.out);
-  assert.ok(Math.abs(m.psnr - ref.psnr) / ref.psnr < 1e-4 && Math.abs(m.ssim - ref.ssim) < 1e-4 && Math.abs(m.nmse - ref.nmse) < 1e-4);
+  assert.ok(
+    Math.abs(m.psnr - ref.psnr) / ref.psnr < 1e-4 &&
+      Math.abs(m.ssim - ref.ssim) < 1e-4 &&
+      Math.abs(m.nmse - ref.nmse) < 1e-4,
+  );
 });
 
 test('bad arguments and bad files: one line naming the problem, exit 2', () => {
   assertUserError(kdmri('mask', '--shape', '24'), /--shape must look like 240x240/);
-  assertUserError(kdmri('mask', '--shape', '64x64', '--kind', 'preset:brain'), /240×240 but the images are 64×64/);
+  assertUserError(
+    kdmri('mask', '--shape', '64x64', '--kind', 'preset:brain'),
+    /240×240 but the images are 64×64/,
+  );
   assertUserError(kdmri('distill', '--epochs', '0'), /--epochs must be an integer from 1/);
-  assertUserError(kdmri('distill', '--mask', 'spiral'), /--mask must be cartesian, random, equispaced or preset/);
-  assertUserError(kdmri('metrics', '--target', join(home, 'nope.nii'), '--pred', join(home, 'pred.nii')), /nope\.nii: no such file/);
+  assertUserError(
+    kdmri('distill', '--mask', 'spiral'),
+    /--mask must be cartesian, random, equispaced or preset/,
+  );
+  assertUserError(
+    kdmri('metrics', '--target', join(home, 'nope.nii'), '--pred', join(home, 'pred.nii')),
+    /nope\.nii: no such file/,
+  );
   writeFileSync(join(home, 'junk.nii.gz'), 'not a volume');
-  assertUserError(kdmri('distill', '--data', join(home, 'junk.nii.gz'), '--epochs', '1'), /junk\.nii\.gz: not a NIfTI file/);
+  assertUserError(
+    kdmri('distill', '--data', join(home, 'junk.nii.gz'), '--epochs', '1'),
+    /junk\.nii\.gz: not a NIfTI file/,
+  );
   assertUserError(kdmri('eval', '--model', home), /not a model folder/);
   assert.equal(kdmri('bogus').code, 2);
 });
@@ -71,12 +98,20 @@ test('distill → runs → eval → reconstruct on the bundled sample (tiny size
   const j = JSON.parse(r.out);
   assert.equal(j.backend, 'wasm');
   assert.deepEqual(j.params, { teacher: 141765, student: 49285 });
-  assert.deepEqual(j.rows.map((x: { model: string }) => x.model), ['zf', 'teacher', 'student', 'kd']);
+  assert.deepEqual(
+    j.rows.map((x: { model: string }) => x.model),
+    ['zf', 'teacher', 'student', 'kd'],
+  );
   for (const row of j.rows) for (const k of ['psnr', 'ssim', 'nmse']) assert.equal(typeof row[k], 'number');
 
   const runs = JSON.parse(kdmri('runs', '--json').out);
-  assert.deepEqual(runs.map((x: { kind: string }) => x.kind), ['teacher', 'student', 'attention', 'kd']);
-  assert.ok(runs.every((x: { status: string; compactness: unknown }) => x.status === 'finished' && x.compactness));
+  assert.deepEqual(
+    runs.map((x: { kind: string }) => x.kind),
+    ['teacher', 'student', 'attention', 'kd'],
+  );
+  assert.ok(
+    runs.every((x: { status: string; compactness: unknown }) => x.status === 'finished' && x.compactness),
+  );
 
   const kd = j.models.kd.dir as string;
   const e = kdmri('eval', '--model', kd, '--acc', '8', '--json');
@@ -89,7 +124,16 @@ test('distill → runs → eval → reconstruct on the bundled sample (tiny size
   assert.equal(ej.compactness.params, 49285);
 
   const out = join(home, 'recon.nii.gz');
-  const rc = kdmri('reconstruct', '--model', kd, '--input', join(root, 'resources/sample/colin27-t1-40slices.nii.gz'), '--out', out, '--json');
+  const rc = kdmri(
+    'reconstruct',
+    '--model',
+    kd,
+    '--input',
+    join(root, 'resources/sample/colin27-t1-40slices.nii.gz'),
+    '--out',
+    out,
+    '--json',
+  );
   assert.equal(rc.code, 0, rc.err);
   assert.ok(existsSync(out));
   assert.deepEqual([readNifti(out).slices, readNifti(out).h], [40, 160]);

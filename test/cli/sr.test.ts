@@ -21,7 +21,10 @@ test('distill --task sr: rows lr/teacher/student/kd, the teacher beats the low-r
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.deepEqual(j.params, { teacher: 333569, student: 185857 });
-  assert.deepEqual(j.rows.map((x: { model: string }) => x.model), ['lr', 'teacher', 'student', 'kd']);
+  assert.deepEqual(
+    j.rows.map((x: { model: string }) => x.model),
+    ['lr', 'teacher', 'student', 'kd'],
+  );
   const psnr = Object.fromEntries(j.rows.map((x: { model: string; psnr: number }) => [x.model, x.psnr]));
   assert.ok(psnr.teacher > psnr.lr, `teacher ${psnr.teacher} dB vs low-resolution input ${psnr.lr} dB`);
 
@@ -29,7 +32,11 @@ test('distill --task sr: rows lr/teacher/student/kd, the teacher beats the low-r
   assert.equal(runs.length, 4);
   for (const run of runs) {
     assert.equal(run.degradation, 'lowres 0.25');
-    assert.ok(run.compactness.latencyMsWarm > 0 && run.compactness.flopsPerSlice > 0 && run.compactness.bytesOnDisk > 0);
+    assert.ok(
+      run.compactness.latencyMsWarm > 0 &&
+        run.compactness.flopsPerSlice > 0 &&
+        run.compactness.bytesOnDisk > 0,
+    );
   }
   const teacher = runs.find((x: { kind: string }) => x.kind === 'teacher');
   assert.equal(teacher.compactness.params, 333569);

@@ -24,7 +24,9 @@ test('automatic choice falls back past tfjs-node(-gpu) and a missing or software
   const info = JSON.parse(r.out.trim().split('\n').at(-1)!);
   assert.equal(info.name, 'wasm');
   assert.equal(info.tfBackend, 'wasm');
-  const byName = Object.fromEntries(info.tried.map((t: { name: string; reason: string }) => [t.name, t.reason]));
+  const byName = Object.fromEntries(
+    info.tried.map((t: { name: string; reason: string }) => [t.name, t.reason]),
+  );
   assert.match(byName['tensorflow-gpu'], /tfjs-node-gpu is not installed/);
   assert.match(byName['tensorflow'], /tfjs-node is not installed/);
   assert.ok(byName['webgpu'], 'webgpu was tried');
@@ -43,5 +45,8 @@ test('--backend cpu is honoured; an unavailable backend is a clear error', () =>
   const bad = run(`
     import { initBackend } from './src-main/compute/backend.ts';
     try { await initBackend({ prefer: 'tensorflow' }); } catch (e) { console.log('ERR', e.message); }`);
-  assert.match(bad.out, /ERR backend tensorflow is not available here: tensorflow: @tensorflow\/tfjs-node is not installed/);
+  assert.match(
+    bad.out,
+    /ERR backend tensorflow is not available here: tensorflow: @tensorflow\/tfjs-node is not installed/,
+  );
 });

@@ -9,20 +9,33 @@ import { normalizeSlices, resampleSlices, selectSlices } from '../../src-main/da
 import { SAMPLE_SPLIT, sampleDataPath } from '../../src-main/data/sample.js';
 
 const CH2 = '/usr/share/mricron/templates/ch2.nii.gz';
-const ref = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8')).ch2 as {
-  shape: number[]; voxels: [number, number, number, number][]; pixdim: number[];
+const ref = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8'))
+  .ch2 as {
+  shape: number[];
+  voxels: [number, number, number, number][];
+  pixdim: number[];
 };
 
-test('ch2.nii.gz decodes to the voxels nibabel reads (i, j, k → slice k, row j, column i)', { skip: !existsSync(CH2) && 'mricron-data not installed' }, () => {
-  const v = readNifti(CH2);
-  assert.deepEqual([v.w, v.h, v.slices], ref.shape);
-  for (const [i, j, k, value] of ref.voxels) assert.equal(v.data[k * v.h * v.w + j * v.w + i], value);
-  assert.deepEqual(v.spacing, ref.pixdim);
-});
+test(
+  'ch2.nii.gz decodes to the voxels nibabel reads (i, j, k → slice k, row j, column i)',
+  { skip: !existsSync(CH2) && 'mricron-data not installed' },
+  () => {
+    const v = readNifti(CH2);
+    assert.deepEqual([v.w, v.h, v.slices], ref.shape);
+    for (const [i, j, k, value] of ref.voxels) assert.equal(v.data[k * v.h * v.w + j * v.w + i], value);
+    assert.deepEqual(v.spacing, ref.pixdim);
+  },
+);
 
 test('write → read round trip, .nii and .nii.gz', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nii-'));
-  const vol = { data: Float32Array.from({ length: 3 * 5 * 4 }, (_, i) => i * 0.5 - 3), slices: 3, h: 5, w: 4, spacing: [0.5, 0.7, 2] as [number, number, number] };
+  const vol = {
+    data: Float32Array.from({ length: 3 * 5 * 4 }, (_, i) => i * 0.5 - 3),
+    slices: 3,
+    h: 5,
+    w: 4,
+    spacing: [0.5, 0.7, 2] as [number, number, number],
+  };
   for (const name of ['a.nii', 'b.nii.gz']) {
     writeNifti(join(dir, name), vol);
     const back = readNifti(join(dir, name));
@@ -58,7 +71,12 @@ test('the bundled sample: 40 slices of 160×160, split 30/10', () => {
 test('resampling keeps a constant image constant and preserves the mean of a smooth one', () => {
   const c = resampleSlices({ data: new Float32Array(2 * 30 * 20).fill(3), slices: 2, h: 30, w: 20 }, 16);
   assert.ok(c.data.every((x) => Math.abs(x - 3) < 1e-5));
-  const ramp = { data: Float32Array.from({ length: 64 * 64 }, (_, i) => (i % 64) / 63), slices: 1, h: 64, w: 64 };
+  const ramp = {
+    data: Float32Array.from({ length: 64 * 64 }, (_, i) => (i % 64) / 63),
+    slices: 1,
+    h: 64,
+    w: 64,
+  };
   const r = resampleSlices(ramp, 16);
   const mean = (a: Float32Array) => a.reduce((s, x) => s + x, 0) / a.length;
   assert.ok(Math.abs(mean(r.data) - mean(ramp.data)) < 0.01);

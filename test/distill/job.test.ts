@@ -8,7 +8,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultDistillConfig, type DistillConfig, type ProgressEvent } from '../../src-main/contract/domain.js';
+import {
+  defaultDistillConfig,
+  type DistillConfig,
+  type ProgressEvent,
+} from '../../src-main/contract/domain.js';
 import { runJobRequest } from '../../src-main/distill/job.js';
 import { startJob } from '../../src-main/distill/service.js';
 import { openDatabase } from '../../src-main/store/db.js';
@@ -17,7 +21,10 @@ import type { JobRequest } from '../../src-main/distill/protocol.js';
 const SIZE = 16;
 
 function config(epochs: number, steps: DistillConfig['steps']): DistillConfig {
-  const c = defaultDistillConfig('recon', { kind: 'mask', mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 42 } });
+  const c = defaultDistillConfig('recon', {
+    kind: 'mask',
+    mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 42 },
+  });
   return { ...c, steps, training: { ...c.training, epochs } };
 }
 
@@ -35,26 +42,36 @@ function request(dir: string, cfg: DistillConfig, jobId?: string): JobRequest {
 test('a full job (teacher, student, attention, kd) fills the store', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kdmri-job-'));
   const events: ProgressEvent[] = [];
-  const res = await runJobRequest(request(dir, config(2, ['teacher', 'student', 'attention', 'kd'])), 'job-full', {
-    onEvent: (e) => events.push(e),
-    shouldStop: () => false,
-  });
+  const res = await runJobRequest(
+    request(dir, config(2, ['teacher', 'student', 'attention', 'kd'])),
+    'job-full',
+    {
+      onEvent: (e) => events.push(e),
+      shouldStop: () => false,
+    },
+  );
   assert.equal(res.status, 'finished', res.error);
   assert.equal(res.params.teacher, 141765);
   assert.equal(res.params.student, 49285);
-  assert.deepEqual(res.rows.map((r) => r.model), ['zf', 'teacher', 'student', 'kd']);
+  assert.deepEqual(
+    res.rows.map((r) => r.model),
+    ['zf', 'teacher', 'student', 'kd'],
+  );
   for (const r of res.rows) {
     assert.ok(Number.isFinite(r.psnr) && r.psnr > 5, `${r.model} psnr ${r.psnr}`);
     assert.ok(r.ssim > 0 && r.ssim <= 1, `${r.model} ssim ${r.ssim}`);
   }
   const db = openDatabase(join(dir, 'kdmri.db'));
   const runs = db.runs.list({ jobId: 'job-full' });
-  assert.deepEqual(runs.map((r) => [r.kind, r.status, r.epochsDone]), [
-    ['teacher', 'finished', 2],
-    ['student', 'finished', 2],
-    ['attention', 'finished', 2],
-    ['kd', 'finished', 2],
-  ]);
+  assert.deepEqual(
+    runs.map((r) => [r.kind, r.status, r.epochsDone]),
+    [
+      ['teacher', 'finished', 2],
+      ['student', 'finished', 2],
+      ['attention', 'finished', 2],
+      ['kd', 'finished', 2],
+    ],
+  );
   for (const r of runs) assert.equal(db.epochs.forRun(r.id).length, 2);
   const models = db.models.list();
   assert.equal(models.length, 4);
@@ -110,12 +127,16 @@ test('the service runs a job in a worker thread and streams its progress', async
   const res = await handle.done;
   assert.equal(res.status, 'finished', res.error);
   const types = new Set(events.map((e) => e.type));
-  for (const t of ['job-start', 'step-start', 'batch', 'epoch', 'step-end', 'eval', 'job-end']) assert.ok(types.has(t as ProgressEvent['type']), t);
+  for (const t of ['job-start', 'step-start', 'batch', 'epoch', 'step-end', 'eval', 'job-end'])
+    assert.ok(types.has(t as ProgressEvent['type']), t);
 });
 
 test('a job on bad data fails with the reason and leaves no job row half-done', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kdmri-bad-'));
-  const req = { ...request(dir, config(1, ['teacher'])), data: { kind: 'path' as const, path: join(dir, 'missing.nii.gz') } };
+  const req = {
+    ...request(dir, config(1, ['teacher'])),
+    data: { kind: 'path' as const, path: join(dir, 'missing.nii.gz') },
+  };
   const res = await runJobRequest(req, 'bad', { onEvent: () => {}, shouldStop: () => false });
   assert.equal(res.status, 'failed');
   assert.match(res.error ?? '', /missing\.nii\.gz: no such file/);

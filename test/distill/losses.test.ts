@@ -6,7 +6,8 @@ import { attentionLoss, attentionMap, kdLoss, l1, mse, stepLr } from '../../src-
 
 await tf.setBackend('cpu');
 
-const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
+const close = (a: number, b: number, tol = 1e-6) =>
+  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 
 test('attention map sums squared channels and normalises across the batch (F.normalize dim=0)', () => {
   // B=2, H=1, W=2, C=2

@@ -6,8 +6,16 @@ import { fft1, fft2Real, ifft2 } from '../../src-main/kspace/fft.js';
 import { undersampleSlice, undersampleVolume } from '../../src-main/kspace/undersample.js';
 import { lowResSlice } from '../../src-main/kspace/lowres.js';
 
-const ref = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8')).fft as {
-  x: number[]; h: number; w: number; re: number[]; im: number[]; x150: number[]; re150: number[]; im150: number[];
+const ref = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8'))
+  .fft as {
+  x: number[];
+  h: number;
+  w: number;
+  re: number[];
+  im: number[];
+  x150: number[];
+  re150: number[];
+  im150: number[];
   zf: { gt: number[]; mask_rows: number[]; h: number; w: number; zf: number[] };
 };
 
@@ -34,7 +42,10 @@ test('Parseval holds and the inverse restores the image (640×368, the knee size
   const k = fft2Real(x, 640, 368);
   let ex = 0;
   let ek = 0;
-  for (let i = 0; i < x.length; i++) ((ex += x[i] * x[i]), (ek += k.re[i] ** 2 + k.im[i] ** 2));
+  for (let i = 0; i < x.length; i++) {
+    ex += x[i] * x[i];
+    ek += k.re[i] ** 2 + k.im[i] ** 2;
+  }
   assert.ok(Math.abs(ex - ek) / ex < 1e-12);
   assert.ok(maxDiff(ifft2(k).re, x) < 1e-11);
 });

@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import { buildMask, maskPlane } from '../../src-main/kspace/masks.js';
 import type { MaskSpec } from '../../src-main/contract/domain.js';
 
-const spec = (s: Partial<MaskSpec>): MaskSpec => ({ kind: 'cartesian', acc: 4, axis: 'rows', seed: 42, ...s });
+const spec = (s: Partial<MaskSpec>): MaskSpec => ({
+  kind: 'cartesian',
+  acc: 4,
+  axis: 'rows',
+  seed: 42,
+  ...s,
+});
 const sampled = (l: Uint8Array) => [...l].flatMap((v, i) => (v ? [i] : []));
 
 test('KD-MRI presets have the spec line counts and true accelerations', () => {
@@ -22,22 +28,38 @@ test('KD-MRI presets have the spec line counts and true accelerations', () => {
     });
   }
   const cardiac8 = buildMask(spec({ kind: 'preset', preset: 'cardiac', acc: 8 }), 150, 150);
-  assert.deepEqual(sampled(cardiac8.lines), [0, 1, 2, 3, 4, 8, 10, 12, 14, 26, 34, 132, 143, 145, 146, 147, 148, 149]);
+  assert.deepEqual(
+    sampled(cardiac8.lines),
+    [0, 1, 2, 3, 4, 8, 10, 12, 14, 26, 34, 132, 143, 145, 146, 147, 148, 149],
+  );
   // knee masks are nested: the same random draw thresholded at three probabilities
-  const knee = [8, 5, 4].map((acc) => new Set(sampled(buildMask(spec({ kind: 'preset', preset: 'knee', acc }), 640, 368).lines)));
+  const knee = [8, 5, 4].map(
+    (acc) => new Set(sampled(buildMask(spec({ kind: 'preset', preset: 'knee', acc }), 640, 368).lines)),
+  );
   assert.ok([...knee[0]].every((i) => knee[1].has(i)) && [...knee[1]].every((i) => knee[2].has(i)));
 });
 
 test('a preset on the wrong image size is refused, naming both shapes', () => {
-  assert.throws(() => buildMask(spec({ kind: 'preset', preset: 'mrbrain', acc: 4 }), 64, 64), /240×240 but the images are 64×64/);
-  assert.throws(() => buildMask(spec({ kind: 'preset', preset: 'cardiac', acc: 6 }), 150, 150), /4x, 5x and 8x/);
+  assert.throws(
+    () => buildMask(spec({ kind: 'preset', preset: 'mrbrain', acc: 4 }), 64, 64),
+    /240×240 but the images are 64×64/,
+  );
+  assert.throws(
+    () => buildMask(spec({ kind: 'preset', preset: 'cardiac', acc: 6 }), 150, 150),
+    /4x, 5x and 8x/,
+  );
 });
 
 test('cartesian (reference code) mask: floor(N/acc) lines, 10 centre lines at both ends, unshifted, seeded', () => {
-  for (const [n, acc] of [[150, 4], [240, 8], [64, 4]] as const) {
+  for (const [n, acc] of [
+    [150, 4],
+    [240, 8],
+    [64, 4],
+  ] as const) {
     const m = buildMask(spec({ acc }), n, n);
     assert.equal(sampled(m.lines).length, Math.floor(n / acc));
-    for (const i of [0, 1, 2, 3, 4, n - 5, n - 4, n - 3, n - 2, n - 1]) assert.equal(m.lines[i], 1, `line ${i} of ${n}`);
+    for (const i of [0, 1, 2, 3, 4, n - 5, n - 4, n - 3, n - 2, n - 1])
+      assert.equal(m.lines[i], 1, `line ${i} of ${n}`);
   }
   const a = buildMask(spec({ seed: 1 }), 150, 150);
   const b = buildMask(spec({ seed: 1 }), 150, 150);

@@ -2,7 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { nmse, perSliceMetrics, psnr, ssimVolume, summarize, volumeMetrics } from '../../src-main/metrics/index.js';
+import {
+  nmse,
+  perSliceMetrics,
+  psnr,
+  ssimVolume,
+  summarize,
+  volumeMetrics,
+} from '../../src-main/metrics/index.js';
 import type { Volume } from '../../src-main/contract/domain.js';
 
 interface Case {
@@ -15,9 +22,16 @@ interface Case {
   ssim_per_slice: number[];
   nmse: number;
 }
-const ref = JSON.parse(readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8')) as { cases: Case[] };
+const ref = JSON.parse(
+  readFileSync(new URL('../fixtures/metrics/reference.json', import.meta.url), 'utf8'),
+) as { cases: Case[] };
 
-const vol = (data: number[], [s, h, w]: number[]): Volume => ({ data: Float32Array.from(data), slices: s, h, w });
+const vol = (data: number[], [s, h, w]: number[]): Volume => ({
+  data: Float32Array.from(data),
+  slices: s,
+  h,
+  w,
+});
 
 for (const c of ref.cases) {
   test(`PSNR, SSIM and NMSE match scikit-image on real brain slices: ${c.name} ${c.shape.join('×')}`, () => {
@@ -32,14 +46,20 @@ for (const c of ref.cases) {
 }
 
 test('identical volumes: SSIM 1, NMSE 0, PSNR infinite', () => {
-  const v = vol([...Array(2 * 9 * 9)].map((_, i) => (i * 37) % 11), [2, 9, 9]);
+  const v = vol(
+    [...Array(2 * 9 * 9)].map((_, i) => (i * 37) % 11),
+    [2, 9, 9],
+  );
   assert.equal(nmse(v.data, v.data), 0);
   assert.ok(Math.abs(ssimVolume(v, v) - 1) < 1e-12);
   assert.equal(psnr(v.data, v.data), Infinity);
 });
 
 test('mismatched shapes and too-small images are refused with the shapes named', () => {
-  assert.throws(() => volumeMetrics(vol([1, 2, 3, 4], [1, 2, 2]), vol([1, 2, 3, 4], [1, 4, 1])), /1×2×2 but prediction is 1×4×1/);
+  assert.throws(
+    () => volumeMetrics(vol([1, 2, 3, 4], [1, 2, 2]), vol([1, 2, 3, 4], [1, 4, 1])),
+    /1×2×2 but prediction is 1×4×1/,
+  );
   assert.throws(() => ssimVolume(vol([1, 2, 3, 4], [1, 2, 2]), vol([1, 2, 3, 4], [1, 2, 2])), /at least 7×7/);
 });
 

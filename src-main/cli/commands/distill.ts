@@ -64,7 +64,8 @@ export function configFromOptions(o: DistillOptions): DistillConfig {
           },
         };
   const base = defaultDistillConfig(o.task, degradation);
-  const residualize = <T extends DistillConfig['teacher']>(s: T): T => (s.arch === 'dccnn' ? { ...s, residual: o.residual } : s);
+  const residualize = <T extends DistillConfig['teacher']>(s: T): T =>
+    s.arch === 'dccnn' ? { ...s, residual: o.residual } : s;
   const parsed = DistillConfigSchema.safeParse({
     ...base,
     teacher: residualize(base.teacher),
@@ -87,24 +88,59 @@ export function register(program: Command): void {
   program
     .command('distill')
     .description('train teacher, student baseline, attention transfer and KD student; evaluate all')
-    .option('--task <task>', 'recon (undersampling mask) or sr (low-resolution input)', choiceArg('--task', ['recon', 'sr'] as const), 'recon')
-    .option('--data <path>', 'NIfTI volume, folder of volumes, DICOM series or HDF5 file (default: bundled sample)')
+    .option(
+      '--task <task>',
+      'recon (undersampling mask) or sr (low-resolution input)',
+      choiceArg('--task', ['recon', 'sr'] as const),
+      'recon',
+    )
+    .option(
+      '--data <path>',
+      'NIfTI volume, folder of volumes, DICOM series or HDF5 file (default: bundled sample)',
+    )
     .option('--acc <n>', 'acceleration (recon)', numArg('--acc', 1, 64), 4)
-    .option('--mask <kind>', 'cartesian | random | equispaced | preset:cardiac|brain|knee', maskKindArg, maskKindArg('cartesian'))
+    .option(
+      '--mask <kind>',
+      'cartesian | random | equispaced | preset:cardiac|brain|knee',
+      maskKindArg,
+      maskKindArg('cartesian'),
+    )
     .option('--axis <axis>', 'sampled lines: rows or cols', choiceArg('--axis', ['rows', 'cols'] as const))
-    .option('--center-lines <n>', 'fully sampled centre lines (cartesian; default 10)', intArg('--center-lines', 1, 4096))
-    .option('--center-fraction <f>', 'centre fraction (random/equispaced)', numArg('--center-fraction', 0, 0.999))
+    .option(
+      '--center-lines <n>',
+      'fully sampled centre lines (cartesian; default 10)',
+      intArg('--center-lines', 1, 4096),
+    )
+    .option(
+      '--center-fraction <f>',
+      'centre fraction (random/equispaced)',
+      numArg('--center-fraction', 0, 0.999),
+    )
     .option('--mask-seed <n>', 'mask seed', intArg('--mask-seed', 0, 2 ** 31), 42)
     .option('--keep <f>', 'kept k-space fraction per axis (sr)', numArg('--keep', 0, 0.999), 0.25)
     .option('--size <n>', 'resample slices to n×n (default: native)', intArg('--size', 8, 2048))
     .option('--epochs <n>', 'epochs per step', intArg('--epochs', 1, 10000), 150)
     .option('--batch <n>', 'batch size', intArg('--batch', 1, 256), 4)
     .option('--seed <n>', 'seed for weights and shuffling', intArg('--seed', 0, 2 ** 31), 42)
-    .option('--imitation <mode>', 'off | numel | unit | alpha (default: off for recon, unit for sr)', choiceArg('--imitation', ['off', 'numel', 'unit', 'alpha'] as const))
+    .option(
+      '--imitation <mode>',
+      'off | numel | unit | alpha (default: off for recon, unit for sr)',
+      choiceArg('--imitation', ['off', 'numel', 'unit', 'alpha'] as const),
+    )
     .option('--alpha <a>', 'α of the paper-mode imitation loss', numArg('--alpha', -1e-12, 1), 0.5)
-    .option('--at-norm <norm>', 'attention map normalisation: batch (code) or spatial', choiceArg('--at-norm', ['batch', 'spatial'] as const), 'batch')
-    .option('--residual', 'add the paper figure\'s residual skip to each cascade', false)
-    .option('--student-init <init>', 'kd step starts from: attention | random', choiceArg('--student-init', ['attention', 'random'] as const), 'attention')
+    .option(
+      '--at-norm <norm>',
+      'attention map normalisation: batch (code) or spatial',
+      choiceArg('--at-norm', ['batch', 'spatial'] as const),
+      'batch',
+    )
+    .option('--residual', "add the paper figure's residual skip to each cascade", false)
+    .option(
+      '--student-init <init>',
+      'kd step starts from: attention | random',
+      choiceArg('--student-init', ['attention', 'random'] as const),
+      'attention',
+    )
     .option('--steps <list>', 'comma-separated steps', listArg('--steps', RUN_KINDS))
     .option('--db <file>', 'database file (default: ~/.kdmri/kdmri.db or $KDMRI_HOME/kdmri.db)')
     .option('--out <dir>', 'folder for models and checkpoints (default: next to the database)')

@@ -11,7 +11,12 @@ import { loadJobData } from '../../distill/job-data.js';
 import { buildSliceBank } from '../../distill/slice-bank.js';
 import { evaluatePrediction, evaluationFigures, metricRow, predict } from '../../distill/evaluate.js';
 import { UserError } from '../errors.js';
-import { addDegradationOptions, degradationFor, loadModelOrFail, type DegradationOptions } from '../model-args.js';
+import {
+  addDegradationOptions,
+  degradationFor,
+  loadModelOrFail,
+  type DegradationOptions,
+} from '../model-args.js';
 import { choiceArg, intArg } from '../options.js';
 import { metricsTable, printJson, table } from '../output.js';
 import type { BackendName } from '../../contract/domain.js';
@@ -33,8 +38,17 @@ export function register(program: Command): void {
       .description('evaluate a saved model: PSNR/SSIM/NMSE per volume, mean ± 2·std, and its compactness')
       .requiredOption('--model <dir>', 'model folder (model.json + weights.bin)')
       .option('--data <path>', 'data (default: the bundled sample)')
-      .option('--size <n>', 'resample slices to n×n (default: the model\'s training size)', intArg('--size', 8, 2048))
-      .option('--split <split>', 'val (validation split) or all slices', choiceArg('--split', ['val', 'all'] as const), 'val')
+      .option(
+        '--size <n>',
+        "resample slices to n×n (default: the model's training size)",
+        intArg('--size', 8, 2048),
+      )
+      .option(
+        '--split <split>',
+        'val (validation split) or all slices',
+        choiceArg('--split', ['val', 'all'] as const),
+        'val',
+      )
       .option('--db <file>', 'database to record the evaluation in')
       .option('--json', 'print one JSON object', false),
   ).action(async (o: EvalOptions) => {
@@ -92,8 +106,22 @@ export function register(program: Command): void {
         if (c) {
           process.stdout.write(
             `\n${table([
-              ['params', 'weights (KB)', `GFLOP/slice (${c.size}²)`, 'latency warm (ms)', 'latency first (ms)', 'backend'],
-              [c.params, (c.bytesOnDisk / 1024).toFixed(1), (c.flopsPerSlice / 1e9).toFixed(2), c.latencyMsWarm.toFixed(1), c.latencyMsCold.toFixed(1), c.backend],
+              [
+                'params',
+                'weights (KB)',
+                `GFLOP/slice (${c.size}²)`,
+                'latency warm (ms)',
+                'latency first (ms)',
+                'backend',
+              ],
+              [
+                c.params,
+                (c.bytesOnDisk / 1024).toFixed(1),
+                (c.flopsPerSlice / 1e9).toFixed(2),
+                c.latencyMsWarm.toFixed(1),
+                c.latencyMsCold.toFixed(1),
+                c.backend,
+              ],
             ])}\n`,
           );
         }

@@ -25,11 +25,20 @@ export function register(program: Command): void {
     .description('build a 1-D Cartesian undersampling mask (unshifted: DC at index 0)')
     .requiredOption('--shape <HxW>', 'image shape, rows x columns', shapeArg)
     .option('--acc <n>', 'nominal acceleration', numArg('--acc', 1, 64), 4)
-    .option('--kind <kind>', 'cartesian | random | equispaced | preset:cardiac|brain|knee', maskKindArg, maskKindArg('cartesian'))
+    .option(
+      '--kind <kind>',
+      'cartesian | random | equispaced | preset:cardiac|brain|knee',
+      maskKindArg,
+      maskKindArg('cartesian'),
+    )
     .option('--axis <axis>', 'sampled lines: rows or cols', choiceArg('--axis', ['rows', 'cols'] as const))
     .option('--seed <n>', 'seed', intArg('--seed', 0, 2 ** 31), 42)
     .option('--center-lines <n>', 'fully sampled centre lines (cartesian)', intArg('--center-lines', 1, 4096))
-    .option('--center-fraction <f>', 'centre fraction (random/equispaced)', numArg('--center-fraction', 0, 0.999))
+    .option(
+      '--center-fraction <f>',
+      'centre fraction (random/equispaced)',
+      numArg('--center-fraction', 0, 0.999),
+    )
     .option('--out <file.png>', 'write the mask as an 8-bit PNG (white = sampled)')
     .option('--json', 'print the mask description as JSON', false)
     .action((o: MaskOptions) => {

@@ -29,6 +29,12 @@ export function register(program: Command): void {
       }
       const m = volumeMetrics(gt, pred);
       if (o.json) printJson(m);
-      else process.stdout.write(`${table([['PSNR (dB)', 'SSIM', 'NMSE'], [m.psnr.toFixed(4), m.ssim.toFixed(6), m.nmse.toExponential(6)]])}\n`);
+      else
+        process.stdout.write(
+          `${table([
+            ['PSNR (dB)', 'SSIM', 'NMSE'],
+            [m.psnr.toFixed(4), m.ssim.toFixed(6), m.nmse.toExponential(6)],
+          ])}\n`,
+        );
     });
 }

@@ -12,7 +12,12 @@ import '../../studies/index.js';
 import { reconstructVolume } from '../../distill/infer.js';
 import type { BackendName, Volume } from '../../contract/domain.js';
 import { UserError } from '../errors.js';
-import { addDegradationOptions, degradationFor, loadModelOrFail, type DegradationOptions } from '../model-args.js';
+import {
+  addDegradationOptions,
+  degradationFor,
+  loadModelOrFail,
+  type DegradationOptions,
+} from '../model-args.js';
 import { printJson } from '../output.js';
 
 interface ReconstructOptions extends DegradationOptions {
@@ -35,7 +40,8 @@ export function register(program: Command): void {
       .option('--degraded <file.nii.gz>', 'also write the degraded input (zero-filled or low-resolution)')
       .option('--json', 'print a JSON summary', false),
   ).action(async (o: ReconstructOptions) => {
-    if (!/\.nii(\.gz)?$/i.test(o.out)) throw new UserError(`--out must end in .nii or .nii.gz, got '${o.out}'`);
+    if (!/\.nii(\.gz)?$/i.test(o.out))
+      throw new UserError(`--out must end in .nii or .nii.gz, got '${o.out}'`);
     const info = await initBackend({ prefer: o.backend }).catch((e: Error) => {
       throw new UserError(e.message);
     });
@@ -57,9 +63,18 @@ export function register(program: Command): void {
     const ms = performance.now() - t0;
     writeNifti(resolve(o.out), { ...r.output, spacing: vol.spacing });
     if (o.degraded) writeNifti(resolve(o.degraded), { ...r.input, spacing: vol.spacing });
-    const summary = { model: card.name, backend: info.name, slices: vol.slices, msPerSlice: ms / vol.slices, out: resolve(o.out) };
+    const summary = {
+      model: card.name,
+      backend: info.name,
+      slices: vol.slices,
+      msPerSlice: ms / vol.slices,
+      out: resolve(o.out),
+    };
     if (o.json) printJson(summary);
-    else process.stdout.write(`${vol.slices} slices in ${(ms / 1000).toFixed(2)} s on ${info.name}; written to ${summary.out}\n`);
+    else
+      process.stdout.write(
+        `${vol.slices} slices in ${(ms / 1000).toFixed(2)} s on ${info.name}; written to ${summary.out}\n`,
+      );
     net.dispose();
   });
 }
@@ -67,6 +82,7 @@ export function register(program: Command): void {
 /** Non-NIfTI inputs go through the same readers as training data; all slices are reconstructed. */
 function loadAll(path: string): Volume {
   const vols = readVolumes(path);
-  if (vols.length !== 1) throw new Error(`${path}: holds ${vols.length} volumes; reconstruct one volume at a time`);
+  if (vols.length !== 1)
+    throw new Error(`${path}: holds ${vols.length} volumes; reconstruct one volume at a time`);
   return vols[0];
 }

@@ -17,7 +17,7 @@ interface RunsOptions {
 export function register(program: Command): void {
   program
     .command('runs')
-    .description('list training runs, their best epoch and their models\' compactness')
+    .description("list training runs, their best epoch and their models' compactness")
     .option('--db <file>', 'database file')
     .option('--job <id>', 'only this job')
     .option('--kind <kind>', 'only this step', choiceArg('--kind', RUN_KINDS))
@@ -44,16 +44,34 @@ export function register(program: Command): void {
             bestValLoss: r.bestValLoss,
             wallSeconds: r.wallSeconds,
             error: r.error,
-            model: model ? { id: model.id, name: model.name, dir: model.dir, params: model.paramCount } : null,
+            model: model
+              ? { id: model.id, name: model.name, dir: model.dir, params: model.paramCount }
+              : null,
             metrics: m ? { psnr: m.psnr, ssim: m.ssim, nmse: m.nmse } : null,
             compactness: c,
           };
         });
         if (o.json) return printJson(rows);
-        if (rows.length === 0) return void process.stdout.write('no runs yet: start one with `kdmri distill`\n');
+        if (rows.length === 0)
+          return void process.stdout.write('no runs yet: start one with `kdmri distill`\n');
         process.stdout.write(
           `${table([
-            ['run', 'job', 'step', 'status', 'degradation', 'epochs', 'best', 'PSNR', 'SSIM', 'params', 'weights KB', 'GFLOP/slice', 'ms/slice', 'backend'],
+            [
+              'run',
+              'job',
+              'step',
+              'status',
+              'degradation',
+              'epochs',
+              'best',
+              'PSNR',
+              'SSIM',
+              'params',
+              'weights KB',
+              'GFLOP/slice',
+              'ms/slice',
+              'backend',
+            ],
             ...rows.map((r) => [
               r.id,
               r.jobId.slice(0, 8),
