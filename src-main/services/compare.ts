@@ -38,11 +38,11 @@ export function createCompare({ engine, db, dataDir }: Deps) {
    * Live recon models trained on a dataset's data (the dataset itself or a resampled sibling with the
    * same source), newest first, with their cards (from the store; no weights loaded).
    */
-  async function datasetModels(datasetId: number) {
+  async function datasetModels(datasetId: number | null) {
     const d = await db();
-    const ds = d.datasets.get(datasetId);
+    const ds = datasetId === null ? null : d.datasets.get(datasetId);
     const sameData = (id: number) => {
-      if (id === datasetId) return true;
+      if (datasetId === null || id === datasetId) return true;
       const other = d.datasets.get(id);
       return !!ds && !!other && other.source === ds.source && other.task === ds.task;
     };
@@ -65,14 +65,37 @@ export function createCompare({ engine, db, dataDir }: Deps) {
    * the newest model's (square) size when it differs from the dataset's, else the dataset's own.
    */
   async function validationVolumes(req: CompareRequest) {
-    if ('seriesUid' in req.source) {
-      throw new ApiFailure(
-        'unavailable',
-        'comparing a library series directly is not wired yet; build a dataset from it',
-        'source.seriesUid',
-      );
-    }
     const d = await db();
+    if ('seriesUid' in req.source) {
+      // a library series, all its slices; models of any dataset, at their size
+      const uid = req.source.seriesUid;
+      const studies = await engine.need('studies');
+      const load = studies.loadSeriesVolume;
+      if (typeof load !== 'function') {
+        throw new ApiFailure(
+          'unavailable',
+          'the studies library cannot load series volumes yet',
+          'src-main/studies',
+        );
+      }
+      const models = await datasetModels(null);
+      let vol: Volume;
+      try {
+        vol = (load as (db: DbPort, uid: string) => Volume)(d, uid);
+      } catch (e) {
+        throw new ApiFailure('not-found', e instanceof Error ? e.message : String(e), 'source.seriesUid');
+      }
+      const size =
+        req.size ??
+        (models.length && models[0].card.data.h === models[0].card.data.w
+          ? models[0].card.data.h
+          : undefined);
+      if (size !== undefined && (size !== vol.h || size !== vol.w)) {
+        const { resampleSlices } = await engine.need('volume');
+        vol = resampleSlices(vol, size);
+      }
+      return { vols: [vol], source: `series ${uid}`, models };
+    }
     const ds = d.datasets.get(req.source.datasetId);
     if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
     const models = await datasetModels(ds.id);

@@ -197,6 +197,10 @@ export interface MetricsModule {
   volumeMetrics(gt: Volume, pred: Volume): VolumeMetrics;
 }
 
+export interface VolumeModule {
+  resampleSlices(vol: Volume, size: number): Volume;
+}
+
 export interface SampleModule {
   sampleDataPath(): string;
 }
@@ -219,6 +223,7 @@ export interface EngineModules {
   masks: MasksModule;
   metrics: MetricsModule;
   sample: SampleModule;
+  volume: VolumeModule;
   backend: BackendModule;
   studies: StudiesModule;
 }
@@ -237,6 +242,7 @@ const MODULE_PATHS: Record<
   masks: { path: '../kspace/masks.js', needs: 'buildMask' },
   metrics: { path: '../metrics/index.js', needs: 'volumeMetrics' },
   sample: { path: '../data/sample.js', needs: 'sampleDataPath' },
+  volume: { path: '../data/volume.js', needs: 'resampleSlices' },
   backend: { path: '../compute/backend.js', needs: 'initBackend' },
   // the studies library: browsing in library.ts, importing in import.ts (their exports are merged)
   studies: {
@@ -255,6 +261,7 @@ const WHERE: Record<ModuleName, string> = {
   masks: 'src-main/kspace/masks.ts',
   metrics: 'src-main/metrics/index.ts',
   sample: 'src-main/data/sample.ts',
+  volume: 'src-main/data/volume.ts',
   backend: 'src-main/compute/backend.ts',
   studies: 'src-main/studies/library.ts',
 };

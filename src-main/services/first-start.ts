@@ -19,6 +19,8 @@ export async function ensureSample(
     log(`could not add the bundled sample: ${r.error.message}`);
     return false;
   }
-  log('added the bundled sample to the library (as a dataset, and as a study when the studies library is present)');
+  log(
+    'added the bundled sample to the library (as a dataset, and as a study when the studies library is present)',
+  );
   return true;
 }

@@ -277,6 +277,25 @@ test('Compare: five rendered viewports with metrics; switching the mask changes 
     `zero-filled PSNR drops from 4x to 8x (${eq4.metrics[0]} → ${eq8.metrics[0]})`,
   );
   await shot('compare-equispaced-8x');
+  if (modules.studies) {
+    // the same comparison on a library series (all its slices) instead of a dataset's validation split
+    const series = page.locator('[data-testid=compare-dataset] option[value^="s:"]').first();
+    const value = await series.getAttribute('value');
+    assert.ok(value, 'a library series is offered as a source');
+    const prev = await viewportMetrics();
+    await page.getByTestId('compare-dataset').selectOption(value!);
+    await page.waitForFunction(
+      (p) =>
+        ['zf', 'teacher', 'student', 'kd'].every((n, i) => {
+          const t = document.querySelector(`[data-testid=metrics-${n}]`)?.textContent ?? '';
+          return t !== '' && t !== p[i];
+        }),
+      prev,
+      { timeout: 120_000 },
+    );
+    assert.match((await page.getByTestId('slice-label').textContent()) ?? '', /^1\/40$/);
+    await shot('compare-series');
+  }
   // keyboard: next slice
   await page.locator('[data-testid=compare-grid]').click({ position: { x: 5, y: 5 } });
   const sliceBefore = await page.getByTestId('slice-label').textContent();

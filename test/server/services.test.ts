@@ -374,3 +374,28 @@ test('without the studies library, importing NIfTI paths makes datasets (real da
   assert.ok(ds.ok && (ds.value as { h: number }[]).length === 1);
   await s.close();
 });
+
+test('compare on a library series: all its slices, models of any dataset at their size', async () => {
+  const { dir, dbPath } = setup(true, 6);
+  const s = createServices({
+    dbPath,
+    dataDir: dir,
+    modules: {
+      ...fakes(),
+      studies: { loadSeriesVolume: () => phantom(5, 10, 10) },
+      volume: { resampleSlices: (v: Volume, n: number) => phantom(v.slices, n, n) },
+    },
+  });
+  const r = await s.call('compare', {
+    source: { seriesUid: '1.2.3' },
+    sliceIndex: 4,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+  });
+  assert.ok(r.ok, JSON.stringify(r));
+  const c = r.value as CompareResult;
+  assert.equal(c.slices, 5);
+  assert.deepEqual([c.h, c.w], [6, 6]);
+  assert.ok(c.viewports.every((v) => v.image !== null));
+  assert.equal(c.source, 'series 1.2.3');
+  await s.close();
+});
