@@ -157,3 +157,39 @@ test('multipart parser: boundaries, quoted boundary, CRLF handling', () => {
   assert.deepEqual(parts.map((p) => p.toString('latin1')), ['AAA', 'B\r\nB']);
   assert.throws(() => parseMultipart(body, 'application/json'), /not a multipart answer/);
 });
+
+test('kdmri pacs store / query / retrieve against Orthanc', { skip }, async () => {
+  const { PYDICOM_DATA } = await import('./helpers.js');
+  if (!PYDICOM_DATA) return;
+  const root = new URL('../..', import.meta.url).pathname;
+  const home = mkdtempSync(join(dir, 'home-'));
+  const run = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src-main/cli/entry.ts', ...args], {
+      cwd: root,
+      env: { ...process.env, KDMRI_HOME: home, KDMRI_PACS_PASSWORD: PASS },
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const auth = ['--url', settings.url, '--user', USER];
+  const imp = run('import', join(PYDICOM_DATA, 'CT_small.dcm'), '--json');
+  assert.equal(imp.code, 0, imp.err);
+  const uid = JSON.parse(imp.out)[0].seriesUid as string;
+  const st = run('pacs', 'store', '--series', uid, ...auth, '--json');
+  assert.equal(st.code, 0, st.err);
+  assert.equal(JSON.parse(st.out).stored.length, 1);
+  const q = run('pacs', 'query', '--patient-name', 'CompressedSamples*', '--date', '20040119', ...auth, '--json');
+  assert.equal(q.code, 0, q.err);
+  const study = (JSON.parse(q.out) as { uid: string; patientId: string }[]).find((s) => s.patientId === '1CT1')!;
+  assert.ok(study);
+  const qs = run('pacs', 'query', '--study', study.uid, ...auth, '--json');
+  assert.deepEqual(JSON.parse(qs.out).map((s: { uid: string }) => s.uid), [uid]);
+  const rdb = join(home, 'other.db');
+  const rr = run('pacs', 'retrieve', '--study', study.uid, '--series', uid, '--db', rdb, ...auth, '--json');
+  assert.equal(rr.code, 0, rr.err);
+  assert.equal(JSON.parse(rr.out)[0].status, 'imported');
+  const bad = run('pacs', 'query', '--url', settings.url, '--token', 'wrong');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /^kdmri: GET .* 401/);
+});

@@ -15,6 +15,7 @@ import { register as importCmd } from './import.js';
 import { register as studies } from './studies.js';
 import { register as convert } from './convert.js';
 import { register as exportCmd } from './export.js';
+import { register as pacs } from './pacs.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -31,4 +32,5 @@ export const COMMANDS: RegisterCommand[] = [
   studies,
   convert,
   exportCmd,
+  pacs,
 ];
