@@ -8,6 +8,8 @@ export interface LabelledVolume {
   label: string;
   volume: Volume;
   attributes: Record<string, string>;
+  /** False for volumes shown in the library only (fastMRI's cropped targets); default true. */
+  primary?: boolean;
 }
 export type Hdf5Reader = (path: string) => LabelledVolume[] | null;
 

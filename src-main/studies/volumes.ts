@@ -62,6 +62,7 @@ export function readDicomVolumes(path: string): { volumes: Volume[]; labels: str
 /** The engine's VolumeReader: DICOM file/folder/DICOMDIR or HDF5 → volumes; null for anything else. */
 export function readVolumesForEngine(path: string): Volume[] | null {
   const h5 = readHdf5Volumes(path);
-  if (h5) return h5.map((v) => v.volume);
+  // the engine trains on the primary volumes only (k-space / ground truth, not the cropped targets)
+  if (h5) return h5.filter((v) => v.primary !== false).map((v) => v.volume);
   return readDicomVolumes(path)?.volumes ?? null;
 }
