@@ -200,3 +200,11 @@ test('unreadable and missing paths are reported, the rest imports', { skip }, as
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the engine data source reads a DICOM series folder (kdmri distill --data <folder>)', { skip }, async () => {
+  const { loadDataSplit } = await import('../../src-main/distill/data-source.js');
+  const split = loadDataSplit(data('dicomdirtests/98892003/MR700'));
+  assert.deepEqual([split.train.length, split.val.length], [1, 1]); // one series, split by slice range
+  assert.equal(split.train[0].slices + split.val[0].slices, 7);
+  assert.deepEqual([split.train[0].h, split.train[0].w], [16, 16]);
+});
