@@ -8,6 +8,7 @@
 import { registerVolumeReader } from '../distill/data-source.js';
 import { readVolumesForEngine } from './volumes.js';
 import './hdf5/index.js';
+import './dicom/codecs.js';
 
 export { importPaths, importPathsSync, type ImportProgress } from './import.js';
 export {

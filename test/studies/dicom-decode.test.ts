@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDicom, DicomError } from '../../src-main/studies/dicom/parse.js';
 import { decodeFrames, decodeStoredFrames } from '../../src-main/studies/dicom/decode.js';
+import '../../src-main/studies/dicom/codecs.js';
 import { EXPECTED, NO_PYDICOM, PYDICOM_DATA } from './helpers.js';
 
 const skip = PYDICOM_DATA ? false : NO_PYDICOM;
@@ -69,4 +70,17 @@ test('bad files give one-line reasons', { skip }, () => {
   assert.match(reason('test-SR.dcm'), /^skip: no Pixel Data/);
   assert.match(reason('SC_rgb_rle.dcm'), /^skip: colour image/);
   assert.match(reason('README.txt'), /^fail: not a DICOM file/);
+});
+
+test('JPEG-LS and JPEG 2000 lossless copies of MR_small decode to pydicom\'s MR_small pixels', { skip }, () => {
+  const ref = EXPECTED.files.find((e) => e.file === 'MR_small.dcm')!;
+  for (const f of ['MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm']) {
+    const obj = parseDicom(readFileSync(join(PYDICOM_DATA as string, f)));
+    assert.equal(sha256Int32(decodeStoredFrames(obj)), ref.sha256Int32, f);
+  }
+});
+
+test('12-bit JPEG Extended is refused with a reason (8-bit decoder only)', { skip }, () => {
+  const obj = parseDicom(readFileSync(join(PYDICOM_DATA as string, 'JPGExtended.dcm')));
+  assert.throws(() => decodeFrames(obj), /JPEG with 12-bit samples is not supported/);
 });
