@@ -16,7 +16,8 @@ import { writeFileAtomicSync } from '../data/atomic.js';
 import type { Db } from '../store/db.js';
 import { importPaths } from './import.js';
 
-export type PacsAuth = { kind: 'none' } | { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
+export type PacsAuth =
+  { kind: 'none' } | { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
 
 export interface PacsSettings {
   url: string;
@@ -66,7 +67,8 @@ type DicomJson = Record<string, JsonAttr>;
 function text(o: DicomJson, tag: string): string {
   const v = o[tag]?.Value?.[0];
   if (v === undefined || v === null) return '';
-  if (typeof v === 'object' && v !== null && 'Alphabetic' in v) return String((v as { Alphabetic: unknown }).Alphabetic ?? '');
+  if (typeof v === 'object' && v !== null && 'Alphabetic' in v)
+    return String((v as { Alphabetic: unknown }).Alphabetic ?? '');
   return String(v);
 }
 function texts(o: DicomJson, tag: string): string[] {
@@ -80,18 +82,24 @@ function int(o: DicomJson, tag: string): number | null {
 
 function base(s: PacsSettings): string {
   const u = s.url.trim().replace(/\/+$/, '');
-  if (!/^https?:\/\//i.test(u)) throw new PacsError(`PACS URL must start with http:// or https://, got ${s.url}`);
+  if (!/^https?:\/\//i.test(u))
+    throw new PacsError(`PACS URL must start with http:// or https://, got ${s.url}`);
   return u;
 }
 
 function authHeaders(s: PacsSettings): Record<string, string> {
   const a = s.auth ?? { kind: 'none' };
-  if (a.kind === 'basic') return { Authorization: `Basic ${Buffer.from(`${a.user}:${a.password}`, 'utf8').toString('base64')}` };
+  if (a.kind === 'basic')
+    return { Authorization: `Basic ${Buffer.from(`${a.user}:${a.password}`, 'utf8').toString('base64')}` };
   if (a.kind === 'bearer') return { Authorization: `Bearer ${a.token}` };
   return {};
 }
 
-async function request(s: PacsSettings, path: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Response> {
+async function request(
+  s: PacsSettings,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {},
+): Promise<Response> {
   const url = `${base(s)}${path}`;
   let res: Response;
   try {
@@ -106,17 +114,25 @@ async function request(s: PacsSettings, path: string, init: { method?: string; h
     throw new PacsError(`cannot reach ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
   }
   if (res.status === 401 || res.status === 403)
-    throw new PacsError(`${init.method ?? 'GET'} ${url}: ${res.status} ${res.statusText} (check the user/password or token)`, res.status);
+    throw new PacsError(
+      `${init.method ?? 'GET'} ${url}: ${res.status} ${res.statusText} (check the user/password or token)`,
+      res.status,
+    );
   if (!res.ok && res.status !== 202) {
     const body = (await res.text().catch(() => '')).replace(/\s+/g, ' ').slice(0, 200);
-    throw new PacsError(`${init.method ?? 'GET'} ${url}: ${res.status} ${res.statusText}${body ? ` — ${body}` : ''}`, res.status);
+    throw new PacsError(
+      `${init.method ?? 'GET'} ${url}: ${res.status} ${res.statusText}${body ? ` — ${body}` : ''}`,
+      res.status,
+    );
   }
   return res;
 }
 
 function query(params: Record<string, string | number | undefined>): string {
   const q = Object.entries(params).filter(([, v]) => v !== undefined && v !== '');
-  return q.length ? `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('&')}` : '';
+  return q.length
+    ? `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('&')}`
+    : '';
 }
 
 async function json(res: Response): Promise<DicomJson[]> {
@@ -129,8 +145,16 @@ async function json(res: Response): Promise<DicomJson[]> {
 }
 
 /** QIDO-RS: studies matching the filters (keyword or tag → value; DICOM wildcards * and ? allowed). */
-export async function searchStudies(s: PacsSettings, filters: Record<string, string> = {}, limit = 100): Promise<StudyHit[]> {
-  const res = await request(s, `/studies${query({ ...filters, limit, includefield: '00081030,00080061,00201206,00201208' })}`, { headers: { Accept: 'application/dicom+json' } });
+export async function searchStudies(
+  s: PacsSettings,
+  filters: Record<string, string> = {},
+  limit = 100,
+): Promise<StudyHit[]> {
+  const res = await request(
+    s,
+    `/studies${query({ ...filters, limit, includefield: '00081030,00080061,00201206,00201208' })}`,
+    { headers: { Accept: 'application/dicom+json' } },
+  );
   return (await json(res)).map((o) => ({
     uid: text(o, '0020000D'),
     patientName: text(o, '00100010'),
@@ -145,9 +169,15 @@ export async function searchStudies(s: PacsSettings, filters: Record<string, str
 }
 
 /** QIDO-RS: series of one study (or all series when `studyUid` is omitted). */
-export async function searchSeries(s: PacsSettings, studyUid?: string, filters: Record<string, string> = {}): Promise<SeriesHit[]> {
+export async function searchSeries(
+  s: PacsSettings,
+  studyUid?: string,
+  filters: Record<string, string> = {},
+): Promise<SeriesHit[]> {
   const path = studyUid ? `/studies/${encodeURIComponent(studyUid)}/series` : '/series';
-  const res = await request(s, `${path}${query({ ...filters, includefield: '0008103E,00201209' })}`, { headers: { Accept: 'application/dicom+json' } });
+  const res = await request(s, `${path}${query({ ...filters, includefield: '0008103E,00201209' })}`, {
+    headers: { Accept: 'application/dicom+json' },
+  });
   return (await json(res)).map((o) => ({
     uid: text(o, '0020000E'),
     studyUid: text(o, '0020000D') || studyUid || '',
@@ -183,10 +213,18 @@ export function parseMultipart(body: Buffer, contentType: string): Buffer[] {
 }
 
 /** WADO-RS: every instance of a series, as Part 10 bytes. */
-export async function retrieveSeries(s: PacsSettings, studyUid: string, seriesUid: string): Promise<Buffer[]> {
-  const res = await request(s, `/studies/${encodeURIComponent(studyUid)}/series/${encodeURIComponent(seriesUid)}`, {
-    headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
-  });
+export async function retrieveSeries(
+  s: PacsSettings,
+  studyUid: string,
+  seriesUid: string,
+): Promise<Buffer[]> {
+  const res = await request(
+    s,
+    `/studies/${encodeURIComponent(studyUid)}/series/${encodeURIComponent(seriesUid)}`,
+    {
+      headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    },
+  );
   const body = Buffer.from(await res.arrayBuffer());
   return parseMultipart(body, res.headers.get('content-type') ?? '');
 }
@@ -203,8 +241,10 @@ export async function retrieveSeriesInto(
   storeDir?: string,
 ): Promise<ImportFileResult[]> {
   const parts = await retrieveSeries(s, studyUid, seriesUid);
-  if (parts.length === 0) throw new PacsError(`series ${seriesUid} of study ${studyUid}: the PACS returned no instances`);
-  const root = storeDir ?? (db.file === ':memory:' ? join(tmpdir(), 'kdmri-dicom') : join(dirname(db.file), 'dicom'));
+  if (parts.length === 0)
+    throw new PacsError(`series ${seriesUid} of study ${studyUid}: the PACS returned no instances`);
+  const root =
+    storeDir ?? (db.file === ':memory:' ? join(tmpdir(), 'kdmri-dicom') : join(dirname(db.file), 'dicom'));
   const dir = join(root, seriesUid.replace(/[^0-9.]/g, '_'));
   mkdirSync(dir, { recursive: true });
   const paths = parts.map((p, i) => {
@@ -221,26 +261,46 @@ export interface StowResult {
 }
 
 /** STOW-RS: store Part 10 files (all in one request). */
-export async function storeInstances(s: PacsSettings, files: Buffer[], studyUid?: string): Promise<StowResult> {
+export async function storeInstances(
+  s: PacsSettings,
+  files: Buffer[],
+  studyUid?: string,
+): Promise<StowResult> {
   if (files.length === 0) return { stored: [], failed: [] };
   const boundary = `kdmri-${randomBytes(12).toString('hex')}`;
   const chunks: Buffer[] = [];
   for (const f of files) {
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${f.length}\r\n\r\n`, 'latin1'), f, Buffer.from('\r\n', 'latin1'));
+    chunks.push(
+      Buffer.from(
+        `--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${f.length}\r\n\r\n`,
+        'latin1',
+      ),
+      f,
+      Buffer.from('\r\n', 'latin1'),
+    );
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
   const path = studyUid ? `/studies/${encodeURIComponent(studyUid)}` : '/studies';
   const res = await request(s, path, {
     method: 'POST',
-    headers: { 'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: 'application/dicom+json' },
+    headers: {
+      'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      Accept: 'application/dicom+json',
+    },
     body: Buffer.concat(chunks),
   });
   const t = await res.text();
   const o = (t.trim() ? JSON.parse(t) : {}) as DicomJson;
-  const seq = (tag: string) => ((o[tag]?.Value ?? []) as DicomJson[]);
+  const seq = (tag: string) => (o[tag]?.Value ?? []) as DicomJson[];
   const stored = seq('00081199').map((it) => text(it, '00081155'));
-  const failed = seq('00081198').map((it) => ({ sopUid: text(it, '00081155'), reason: `failure reason ${text(it, '00081197') || 'unknown'}` }));
+  const failed = seq('00081198').map((it) => ({
+    sopUid: text(it, '00081155'),
+    reason: `failure reason ${text(it, '00081197') || 'unknown'}`,
+  }));
   if (stored.length === 0 && failed.length === 0 && res.status !== 200)
-    throw new PacsError(`STOW-RS: unexpected answer ${res.status} without Referenced/Failed SOP sequences`, res.status);
+    throw new PacsError(
+      `STOW-RS: unexpected answer ${res.status} without Referenced/Failed SOP sequences`,
+      res.status,
+    );
   return { stored, failed };
 }

@@ -17,7 +17,13 @@ import { writeNifti } from '../data/nifti.js';
 import { writeGrayPng } from '../data/png.js';
 import type { Db } from '../store/db.js';
 import { writePart10, type NaturalDataset } from './dicom/write.js';
-import { loadSeriesVolume, seriesContext, seriesInstances, type PatientAttrs, type StudyAttrs } from './library.js';
+import {
+  loadSeriesVolume,
+  seriesContext,
+  seriesInstances,
+  type PatientAttrs,
+  type StudyAttrs,
+} from './library.js';
 import { newUid } from './uids.js';
 
 export const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
@@ -72,7 +78,13 @@ export function dsString(x: number): string {
 }
 
 /** The 16-bit quantisation of a volume: words, and slope/intercept exactly as written. */
-export function quantise16(data: Float32Array): { words: Uint16Array; slope: number; intercept: number; slopeText: string; interceptText: string } {
+export function quantise16(data: Float32Array): {
+  words: Uint16Array;
+  slope: number;
+  intercept: number;
+  slopeText: string;
+  interceptText: string;
+} {
   let min = Infinity;
   let max = -Infinity;
   for (const v of data) {
@@ -80,7 +92,10 @@ export function quantise16(data: Float32Array): { words: Uint16Array; slope: num
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  if (min === Infinity) (min = 0), (max = 0);
+  if (min === Infinity) {
+    min = 0;
+    max = 0;
+  }
   const interceptText = dsString(min);
   const intercept = Number(interceptText);
   let slopeText = dsString(max > min ? (max - min) / 65535 : 1);
@@ -106,19 +121,26 @@ function derivationText(d: DerivationInfo | undefined): string {
     `acceleration ${d.acceleration !== null && d.acceleration !== undefined ? `${Number(d.acceleration.toFixed(3))}x` : 'n/a'}`,
   ];
   // LO/ST: DerivationDescription is ST (1024 chars)
-  return `KD-MRI Workstation reconstruction: ${parts.join(', ')}${d.note ? `; ${d.note}` : ''}`.slice(0, 1024);
+  return `KD-MRI Workstation reconstruction: ${parts.join(', ')}${d.note ? `; ${d.note}` : ''}`.slice(
+    0,
+    1024,
+  );
 }
 
 const today = () => {
   const d = new Date();
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return { date: `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}`, time: `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}` };
+  return {
+    date: `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}`,
+    time: `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`,
+  };
 };
 
 /** Build the derived series' files (not written). */
 export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): DicomExport {
   const n = vol.h * vol.w;
-  if (vol.data.length !== vol.slices * n) throw new Error(`volume data has ${vol.data.length} values, expected ${vol.slices}×${vol.h}×${vol.w}`);
+  if (vol.data.length !== vol.slices * n)
+    throw new Error(`volume data has ${vol.data.length} values, expected ${vol.slices}×${vol.h}×${vol.w}`);
   const q = quantise16(vol.data);
   const src = opts.source ?? null;
   const seriesUid = opts.seriesUid ?? newUid();
@@ -135,7 +157,11 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
   const files: DicomExport['files'] = [];
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of vol.data) if (Number.isFinite(v)) ((lo = Math.min(lo, v)), (hi = Math.max(hi, v)));
+  for (const v of vol.data) {
+    if (!Number.isFinite(v)) continue;
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   for (let s = 0; s < vol.slices; s++) {
     const sopUid = newUid();
     const pos = src?.positions?.[s] ?? normal.map((x) => x * s * sliceSp);
@@ -155,7 +181,10 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
       Manufacturer: 'KD-MRI Workstation',
       ReferringPhysicianName: '',
       StudyDescription: src?.study.description ?? 'KD-MRI reconstructions',
-      SeriesDescription: (opts.seriesDescription ?? `Recon ${opts.derivation?.model ?? ''}`.trim()).slice(0, 64),
+      SeriesDescription: (opts.seriesDescription ?? `Recon ${opts.derivation?.model ?? ''}`.trim()).slice(
+        0,
+        64,
+      ),
       DerivationDescription: derivationText(opts.derivation),
       PatientName: src?.patient.name ?? 'Anonymous',
       PatientID: src?.patient.id ?? 'KDMRI',
@@ -203,7 +232,11 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
 }
 
 /** Write a derived series into `outDir` as IM0001.dcm, IM0002.dcm, … Returns the export and paths. */
-export function writeDicomSeries(vol: Volume, outDir: string, opts: DicomExportOptions = {}): DicomExport & { paths: string[] } {
+export function writeDicomSeries(
+  vol: Volume,
+  outDir: string,
+  opts: DicomExportOptions = {},
+): DicomExport & { paths: string[] } {
   const exp = volumeToDicom(vol, opts);
   mkdirSync(outDir, { recursive: true });
   const paths = exp.files.map((f, i) => {
@@ -225,7 +258,8 @@ export function dicomSourceFromSeries(db: Db, seriesUid: string): DicomSource | 
     patient: ctx.patient,
     study: ctx.study,
     positions: inst.map((i) => i.position),
-    orientation: orientation && orientation.length === 6 && orientation.every(Number.isFinite) ? orientation : null,
+    orientation:
+      orientation && orientation.length === 6 && orientation.every(Number.isFinite) ? orientation : null,
     frameOfReferenceUid: ctx.series.attributes.FrameOfReferenceUID || undefined,
     seriesUid,
   };
@@ -239,7 +273,12 @@ export function exportSeriesDicom(
   db: Db,
   seriesUid: string,
   outDir: string,
-  opts: { recon?: Volume; derivation?: DerivationInfo; seriesDescription?: string; seriesNumber?: number } = {},
+  opts: {
+    recon?: Volume;
+    derivation?: DerivationInfo;
+    seriesDescription?: string;
+    seriesNumber?: number;
+  } = {},
 ): DicomExport & { paths: string[] } {
   const vol = opts.recon ?? loadSeriesVolume(db, seriesUid);
   const source = dicomSourceFromSeries(db, seriesUid);
@@ -248,8 +287,11 @@ export function exportSeriesDicom(
   return writeDicomSeries(vol, outDir, {
     source,
     derivation: opts.derivation,
-    seriesDescription: opts.seriesDescription ?? `${detail?.description || 'Series'} (${opts.recon ? 'recon' : 'export'})`,
-    seriesNumber: opts.seriesNumber ?? (detail?.number !== null && detail?.number !== undefined ? detail.number + 900 : 900),
+    seriesDescription:
+      opts.seriesDescription ?? `${detail?.description || 'Series'} (${opts.recon ? 'recon' : 'export'})`,
+    seriesNumber:
+      opts.seriesNumber ??
+      (detail?.number !== null && detail?.number !== undefined ? detail.number + 900 : 900),
   });
 }
 
@@ -265,13 +307,17 @@ export function writeDicomComparison(
   const studyUid = source?.study.uid ?? newUid();
   return items.map((it, k) => ({
     label: it.label,
-    ...writeDicomSeries(it.volume, join(outDir, `${String(k + 1).padStart(2, '0')}-${it.label.replace(/[^A-Za-z0-9._-]+/g, '_')}`), {
-      source,
-      studyUid,
-      derivation: it.derivation,
-      seriesDescription: it.label,
-      seriesNumber: 901 + k,
-    }),
+    ...writeDicomSeries(
+      it.volume,
+      join(outDir, `${String(k + 1).padStart(2, '0')}-${it.label.replace(/[^A-Za-z0-9._-]+/g, '_')}`),
+      {
+        source,
+        studyUid,
+        derivation: it.derivation,
+        seriesDescription: it.label,
+        seriesNumber: 901 + k,
+      },
+    ),
   }));
 }
 
@@ -288,8 +334,15 @@ export function writeVolumePngs(vol: Volume, outDir: string, range?: [number, nu
   mkdirSync(outDir, { recursive: true });
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of vol.data) if (Number.isFinite(v)) ((lo = Math.min(lo, v)), (hi = Math.max(hi, v)));
-  const r: [number, number] = range ?? [Number.isFinite(lo) ? lo : 0, Number.isFinite(hi) && hi > lo ? hi : lo + 1];
+  for (const v of vol.data) {
+    if (!Number.isFinite(v)) continue;
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const r: [number, number] = range ?? [
+    Number.isFinite(lo) ? lo : 0,
+    Number.isFinite(hi) && hi > lo ? hi : lo + 1,
+  ];
   const n = vol.h * vol.w;
   return Array.from({ length: vol.slices }, (_, s) => {
     const p = join(outDir, `slice_${String(s + 1).padStart(4, '0')}.png`);

@@ -51,7 +51,11 @@ function expand(paths: string[], results: ImportFileResult[]): Candidate[] {
     try {
       names = readdirSync(dir).sort();
     } catch (e) {
-      results.push({ path: dir, status: 'failed', message: `unreadable folder: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      results.push({
+        path: dir,
+        status: 'failed',
+        message: `unreadable folder: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      });
       return;
     }
     for (const n of names) {
@@ -61,7 +65,11 @@ function expand(paths: string[], results: ImportFileResult[]): Candidate[] {
       try {
         st = statSync(p);
       } catch (e) {
-        results.push({ path: p, status: 'failed', message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+        results.push({
+          path: p,
+          status: 'failed',
+          message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        });
         continue;
       }
       if (st.isDirectory()) walk(p);
@@ -87,7 +95,11 @@ function expand(paths: string[], results: ImportFileResult[]): Candidate[] {
       const refs = dicomdirReferencedFiles(readFileSync(c.path));
       for (const r of refs) add(resolve(dirname(c.path), r));
       c.existing = true; // reported below as skipped, not parsed as an image
-      results.push({ path: c.path, status: 'skipped', message: `DICOMDIR: ${refs.length} referenced files followed` });
+      results.push({
+        path: c.path,
+        status: 'skipped',
+        message: `DICOMDIR: ${refs.length} referenced files followed`,
+      });
     } catch (e) {
       c.existing = true;
       results.push({ path: c.path, status: 'failed', message: e instanceof Error ? e.message : String(e) });
@@ -123,7 +135,11 @@ function sortKey(imgs: Img[]): (a: Img, b: Img) => number {
     const ia = a.header.instanceNumber ?? Number.MAX_SAFE_INTEGER;
     const ib = b.header.instanceNumber ?? Number.MAX_SAFE_INTEGER;
     if (ia !== ib) return ia - ib;
-    return a.header.sopInstanceUid < b.header.sopInstanceUid ? -1 : a.header.sopInstanceUid > b.header.sopInstanceUid ? 1 : 0;
+    return a.header.sopInstanceUid < b.header.sopInstanceUid
+      ? -1
+      : a.header.sopInstanceUid > b.header.sopInstanceUid
+        ? 1
+        : 0;
   };
 }
 
@@ -224,7 +240,11 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
   }
   for (const g of good) {
     const frames = g.header.pixel?.frames ?? 1;
-    report(g, { status: 'imported', message: `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${rec.slices.length} slices)`, seriesUid: uid });
+    report(g, {
+      status: 'imported',
+      message: `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${rec.slices.length} slices)`,
+      seriesUid: uid,
+    });
   }
   return results;
 }
@@ -251,7 +271,14 @@ function importSynthetic(
     const slices = Array.from({ length: v.slices }, (_, s) => v.data.slice(s * n, (s + 1) * n));
     const rec: SeriesRecord = {
       patient: { id: `${kind}:${name}`, name, birthDate: '', sex: '' },
-      study: { uid: studyUid, date: '', time: '', description: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${basename(path)}`, accession: '', studyId: '' },
+      study: {
+        uid: studyUid,
+        date: '',
+        time: '',
+        description: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${basename(path)}`,
+        accession: '',
+        studyId: '',
+      },
       series: {
         uid,
         modality,
@@ -300,7 +327,11 @@ function importSynthetic(
  * Import files and folders. Resolves with one result per input file (a NIfTI/HDF5 file with several
  * volumes gives one per volume). `onProgress(done, total, file)` is called as results are known.
  */
-export async function importPaths(db: Db, paths: string[], onProgress?: ImportProgress): Promise<ImportFileResult[]> {
+export async function importPaths(
+  db: Db,
+  paths: string[],
+  onProgress?: ImportProgress,
+): Promise<ImportFileResult[]> {
   const steps = importSteps(db, paths, onProgress);
   for (;;) {
     const r = steps.next();
@@ -318,7 +349,11 @@ export function importPathsSync(db: Db, paths: string[], onProgress?: ImportProg
   }
 }
 
-function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Generator<void, ImportFileResult[]> {
+function* importSteps(
+  db: Db,
+  paths: string[],
+  onProgress?: ImportProgress,
+): Generator<void, ImportFileResult[]> {
   const results: ImportFileResult[] = [];
   const candidates = expand(paths, results);
   const total = candidates.length + results.length;
@@ -330,7 +365,10 @@ function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Gen
       onProgress?.(done, total, r);
     }
   };
-  for (const r of [...results]) (done++, onProgress?.(done, total, r));
+  for (const r of [...results]) {
+    done++;
+    onProgress?.(done, total, r);
+  }
 
   const series = new Map<string, Img[]>();
   const bySop = new Map<string, string>();
@@ -338,7 +376,15 @@ function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Gen
     const p = c.path;
     if (isNifti(p)) {
       try {
-        emit(importSynthetic(db, p, 'nifti', [{ label: 'NIfTI volume', volume: readNifti(p), attributes: {} }], 'OT'));
+        emit(
+          importSynthetic(
+            db,
+            p,
+            'nifti',
+            [{ label: 'NIfTI volume', volume: readNifti(p), attributes: {} }],
+            'OT',
+          ),
+        );
       } catch (e) {
         emit([{ path: p, status: 'failed', message: `NIfTI: ${errMsg(e)}` }]);
       }
@@ -358,11 +404,23 @@ function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Gen
     try {
       bytes = readFileSync(p);
     } catch (e) {
-      emit([{ path: p, status: 'failed', message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? errMsg(e)}` }]);
+      emit([
+        {
+          path: p,
+          status: 'failed',
+          message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? errMsg(e)}`,
+        },
+      ]);
       continue;
     }
     if (!looksLikeDicom(bytes)) {
-      emit([{ path: p, status: 'failed', message: 'not a DICOM, NIfTI or HDF5 file (no "DICM" marker at byte 128)' }]);
+      emit([
+        {
+          path: p,
+          status: 'failed',
+          message: 'not a DICOM, NIfTI or HDF5 file (no "DICM" marker at byte 128)',
+        },
+      ]);
       continue;
     }
     let h: DicomHeader;
@@ -374,7 +432,13 @@ function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Gen
     }
     const cls = sopClassName(h.sopClassUid);
     if (!h.pixel) {
-      emit([{ path: p, status: 'skipped', message: `${cls ?? `SOP class ${h.sopClassUid || 'unknown'}`}: no Pixel Data (not an image)` }]);
+      emit([
+        {
+          path: p,
+          status: 'skipped',
+          message: `${cls ?? `SOP class ${h.sopClassUid || 'unknown'}`}: no Pixel Data (not an image)`,
+        },
+      ]);
       continue;
     }
     const why = unsupportedImageReason({ pixel: h.pixel } as Parameters<typeof unsupportedImageReason>[0]);
@@ -388,7 +452,13 @@ function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Gen
     }
     const dup = bySop.get(h.sopInstanceUid);
     if (dup) {
-      emit([{ path: p, status: 'skipped', message: `duplicate of ${dup} (same SOP Instance UID ${h.sopInstanceUid})` }]);
+      emit([
+        {
+          path: p,
+          status: 'skipped',
+          message: `duplicate of ${dup} (same SOP Instance UID ${h.sopInstanceUid})`,
+        },
+      ]);
       continue;
     }
     bySop.set(h.sopInstanceUid, p);
@@ -404,17 +474,32 @@ function* importSteps(db: Db, paths: string[], onProgress?: ImportProgress): Gen
     if (stored.size > 0) {
       const fresh = imgs.filter((i) => !stored.has(i.header.sopInstanceUid));
       if (fresh.length === 0) {
-        emit(imgs.map((i) => ({ path: i.path, status: 'skipped' as const, message: `already in the library (series ${uid})`, seriesUid: uid })));
+        emit(
+          imgs.map((i) => ({
+            path: i.path,
+            status: 'skipped' as const,
+            message: `already in the library (series ${uid})`,
+            seriesUid: uid,
+          })),
+        );
         continue;
       }
       for (const i of imgs.filter((x) => stored.has(x.header.sopInstanceUid)))
-        emit([{ path: i.path, status: 'skipped', message: `already in the library (series ${uid})`, seriesUid: uid }]);
+        emit([
+          {
+            path: i.path,
+            status: 'skipped',
+            message: `already in the library (series ${uid})`,
+            seriesUid: uid,
+          },
+        ]);
       const paths = new Set([...stored.values()]);
       const olds: Img[] = [];
       for (const sp of paths) {
         try {
           const hdr = readHeader(readFileSync(sp));
-          if (!fresh.some((f) => f.header.sopInstanceUid === hdr.sopInstanceUid)) olds.push({ path: sp, header: hdr, existing: true });
+          if (!fresh.some((f) => f.header.sopInstanceUid === hdr.sopInstanceUid))
+            olds.push({ path: sp, header: hdr, existing: true });
         } catch {
           // a stored file that disappeared: the rebuilt series goes on without it
         }

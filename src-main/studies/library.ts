@@ -70,7 +70,9 @@ const floats = (b: Buffer): Float32Array => {
 /** Instances already stored for a series UID (SOP UID → path), empty when the series is new. */
 export function existingInstances(db: Db, seriesUid: string): Map<string, string> {
   const rows = db.sqlite
-    .prepare(`SELECT i.sop_uid AS sop, i.path AS path FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ?`)
+    .prepare(
+      `SELECT i.sop_uid AS sop, i.path AS path FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ?`,
+    )
     .all(seriesUid) as { sop: string; path: string }[];
   return new Map(rows.map((r) => [r.sop, r.path]));
 }
@@ -79,9 +81,13 @@ export function existingInstances(db: Db, seriesUid: string): Map<string, string
 export function storeSeries(db: Db, rec: SeriesRecord): void {
   const { patient, study, series } = rec;
   if (rec.slices.length === 0) throw new Error(`series ${series.uid}: no slices`);
-  if (rec.instances.length !== rec.slices.length) throw new Error(`series ${series.uid}: ${rec.instances.length} instances for ${rec.slices.length} slices`);
+  if (rec.instances.length !== rec.slices.length)
+    throw new Error(
+      `series ${series.uid}: ${rec.instances.length} instances for ${rec.slices.length} slices`,
+    );
   const n = series.rows * series.cols;
-  for (const s of rec.slices) if (s.length !== n) throw new Error(`series ${series.uid}: slice of ${s.length} values, expected ${n}`);
+  for (const s of rec.slices)
+    if (s.length !== n) throw new Error(`series ${series.uid}: slice of ${s.length} values, expected ${n}`);
   const q = db.sqlite;
   db.transaction(() => {
     const key = `${patient.id}\\${patient.name}`;
@@ -104,18 +110,49 @@ export function storeSeries(db: Db, rec: SeriesRecord): void {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
-        series.uid, sid, series.modality, series.description, series.number, series.rows, series.cols, rec.slices.length,
-        series.spacingRow, series.spacingCol, series.sliceThickness, series.sliceSpacing, series.sourceKind, series.source,
-        JSON.stringify(series.attributes), rec.kspace ? blob(rec.kspace.mask) : null, Date.now(),
+        series.uid,
+        sid,
+        series.modality,
+        series.description,
+        series.number,
+        series.rows,
+        series.cols,
+        rec.slices.length,
+        series.spacingRow,
+        series.spacingCol,
+        series.sliceThickness,
+        series.sliceSpacing,
+        series.sourceKind,
+        series.source,
+        JSON.stringify(series.attributes),
+        rec.kspace ? blob(rec.kspace.mask) : null,
+        Date.now(),
       );
     const ref = Number(info.lastInsertRowid);
     const insI = q.prepare(
       `INSERT INTO instances (series_ref, sop_uid, sop_class_uid, path, frame, instance_number, position, slice_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const insS = q.prepare(`INSERT INTO series_slices (series_ref, slice_index, data, kspace_re, kspace_im) VALUES (?, ?, ?, ?, ?)`);
+    const insS = q.prepare(
+      `INSERT INTO series_slices (series_ref, slice_index, data, kspace_re, kspace_im) VALUES (?, ?, ?, ?, ?)`,
+    );
     rec.instances.forEach((inst, i) => {
-      insI.run(ref, inst.sopUid, inst.sopClassUid, inst.path, inst.frame, inst.instanceNumber, inst.position ? JSON.stringify(inst.position) : null, i);
-      insS.run(ref, i, blob(rec.slices[i]), rec.kspace ? blob(rec.kspace.re[i]) : null, rec.kspace ? blob(rec.kspace.im[i]) : null);
+      insI.run(
+        ref,
+        inst.sopUid,
+        inst.sopClassUid,
+        inst.path,
+        inst.frame,
+        inst.instanceNumber,
+        inst.position ? JSON.stringify(inst.position) : null,
+        i,
+      );
+      insS.run(
+        ref,
+        i,
+        blob(rec.slices[i]),
+        rec.kspace ? blob(rec.kspace.re[i]) : null,
+        rec.kspace ? blob(rec.kspace.im[i]) : null,
+      );
     });
     // a study or patient left without series by a replacement is removed
     q.prepare(`DELETE FROM studies WHERE id NOT IN (SELECT study_ref FROM series)`).run();
@@ -157,8 +194,21 @@ export function listStudies(db: Db, search?: string): PatientSummary[] {
         ORDER BY p.name, p.patient_id, st.study_date, st.study_uid, se.series_number, se.series_uid`,
     )
     .all() as {
-    pid: number; patient_id: string; pname: string; stid: number; study_uid: string; study_date: string; stdesc: string; accession: string;
-    series_uid: string; series_number: number | null; sedesc: string; modality: string; slices: number; rows: number; cols: number;
+    pid: number;
+    patient_id: string;
+    pname: string;
+    stid: number;
+    study_uid: string;
+    study_date: string;
+    stdesc: string;
+    accession: string;
+    series_uid: string;
+    series_number: number | null;
+    sedesc: string;
+    modality: string;
+    slices: number;
+    rows: number;
+    cols: number;
   }[];
   const needle = search?.trim().toLowerCase() ?? '';
   const out: PatientSummary[] = [];
@@ -166,7 +216,19 @@ export function listStudies(db: Db, search?: string): PatientSummary[] {
   const studies = new Map<number, StudySummary>();
   for (const r of rows) {
     if (needle) {
-      const hay = [r.patient_id, r.pname, r.study_uid, r.study_date, r.stdesc, r.accession, r.series_uid, r.sedesc, r.modality].join('\n').toLowerCase();
+      const hay = [
+        r.patient_id,
+        r.pname,
+        r.study_uid,
+        r.study_date,
+        r.stdesc,
+        r.accession,
+        r.series_uid,
+        r.sedesc,
+        r.modality,
+      ]
+        .join('\n')
+        .toLowerCase();
       if (!hay.includes(needle)) continue;
     }
     let p = patients.get(r.pid);
@@ -181,7 +243,15 @@ export function listStudies(db: Db, search?: string): PatientSummary[] {
       studies.set(r.stid, st);
       p.studies.push(st);
     }
-    st.series.push({ uid: r.series_uid, number: r.series_number, description: r.sedesc, modality: r.modality, slices: r.slices, rows: r.rows, columns: r.cols });
+    st.series.push({
+      uid: r.series_uid,
+      number: r.series_number,
+      description: r.sedesc,
+      modality: r.modality,
+      slices: r.slices,
+      rows: r.rows,
+      columns: r.cols,
+    });
   }
   return out;
 }
@@ -206,7 +276,10 @@ export function getSeries(db: Db, uid: string): SeriesDetail | null {
     studyUid: r.study_uid,
     patientName: r.patient_name,
     patientId: r.patient_id,
-    spacing: r.spacing_col !== null && r.spacing_row !== null ? [r.spacing_col, r.spacing_row, sliceStep ?? 1] : null,
+    spacing:
+      r.spacing_col !== null && r.spacing_row !== null
+        ? [r.spacing_col, r.spacing_row, sliceStep ?? 1]
+        : null,
     attributes: JSON.parse(r.attributes) as Record<string, string>,
     source: r.source,
   };
@@ -215,7 +288,9 @@ export function getSeries(db: Db, uid: string): SeriesDetail | null {
 /** One slice (float32 after rescale) from the pixel cache, or null when the series or index is unknown. */
 export function getSeriesSlice(db: Db, uid: string, index: number): Pixels | null {
   const r = db.sqlite
-    .prepare(`SELECT se.rows AS h, se.cols AS w, ss.data AS data FROM series se JOIN series_slices ss ON ss.series_ref = se.id WHERE se.series_uid = ? AND ss.slice_index = ?`)
+    .prepare(
+      `SELECT se.rows AS h, se.cols AS w, ss.data AS data FROM series se JOIN series_slices ss ON ss.series_ref = se.id WHERE se.series_uid = ? AND ss.slice_index = ?`,
+    )
     .get(uid, index) as { h: number; w: number; data: Buffer } | undefined;
   return r ? { h: r.h, w: r.w, data: floats(r.data) } : null;
 }
@@ -224,7 +299,9 @@ export function getSeriesSlice(db: Db, uid: string, index: number): Pixels | nul
 export function loadSeriesVolume(db: Db, uid: string): Volume {
   const r = seriesRow(db, uid);
   if (!r) throw new Error(`no series ${uid} in the library`);
-  const mask = db.sqlite.prepare(`SELECT kspace_mask FROM series WHERE id = ?`).get(r.id) as { kspace_mask: Buffer | null };
+  const mask = db.sqlite.prepare(`SELECT kspace_mask FROM series WHERE id = ?`).get(r.id) as {
+    kspace_mask: Buffer | null;
+  };
   const rows = db.sqlite
     .prepare(`SELECT data, kspace_re, kspace_im FROM series_slices WHERE series_ref = ? ORDER BY slice_index`)
     .all(r.id) as { data: Buffer; kspace_re: Buffer | null; kspace_im: Buffer | null }[];
@@ -232,11 +309,14 @@ export function loadSeriesVolume(db: Db, uid: string): Volume {
   const data = new Float32Array(rows.length * n);
   rows.forEach((s, i) => data.set(floats(s.data), i * n));
   const vol: Volume = { data, slices: rows.length, h: r.rows, w: r.cols };
-  if (r.spacing_col !== null && r.spacing_row !== null) vol.spacing = [r.spacing_col, r.spacing_row, r.slice_spacing ?? r.slice_thickness ?? 1];
+  if (r.spacing_col !== null && r.spacing_row !== null)
+    vol.spacing = [r.spacing_col, r.spacing_row, r.slice_spacing ?? r.slice_thickness ?? 1];
   if (mask.kspace_mask && rows.every((s) => s.kspace_re && s.kspace_im)) {
     const re = new Float32Array(rows.length * n);
     const im = new Float32Array(rows.length * n);
-    rows.forEach((s, i) => (re.set(floats(s.kspace_re as Buffer), i * n), im.set(floats(s.kspace_im as Buffer), i * n)));
+    rows.forEach(
+      (s, i) => (re.set(floats(s.kspace_re as Buffer), i * n), im.set(floats(s.kspace_im as Buffer), i * n)),
+    );
     vol.kspace = { re, im, mask: floats(mask.kspace_mask) };
   }
   return vol;
@@ -255,8 +335,17 @@ export function deleteSeries(db: Db, uid: string): boolean {
 /** Instances of a series in slice order (paths to the original files). */
 export function seriesInstances(db: Db, uid: string): InstanceAttrs[] {
   const rows = db.sqlite
-    .prepare(`SELECT i.* FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ? ORDER BY i.slice_index`)
-    .all(uid) as { sop_uid: string; sop_class_uid: string; path: string; frame: number; instance_number: number | null; position: string | null }[];
+    .prepare(
+      `SELECT i.* FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ? ORDER BY i.slice_index`,
+    )
+    .all(uid) as {
+    sop_uid: string;
+    sop_class_uid: string;
+    path: string;
+    frame: number;
+    instance_number: number | null;
+    position: string | null;
+  }[];
   return rows.map((r) => ({
     sopUid: r.sop_uid,
     sopClassUid: r.sop_class_uid,
@@ -268,7 +357,10 @@ export function seriesInstances(db: Db, uid: string): InstanceAttrs[] {
 }
 
 /** Patient and study attributes of a series (for derived exports), or null. */
-export function seriesContext(db: Db, uid: string): { patient: PatientAttrs; study: StudyAttrs; series: SeriesDetail } | null {
+export function seriesContext(
+  db: Db,
+  uid: string,
+): { patient: PatientAttrs; study: StudyAttrs; series: SeriesDetail } | null {
   const s = getSeries(db, uid);
   if (!s) return null;
   const r = db.sqlite
@@ -279,7 +371,14 @@ export function seriesContext(db: Db, uid: string): { patient: PatientAttrs; stu
     .get(uid) as Record<string, string>;
   return {
     patient: { id: r.patient_id, name: r.name, birthDate: r.birth_date, sex: r.sex },
-    study: { uid: r.study_uid, date: r.study_date, time: r.study_time, description: r.description, accession: r.accession, studyId: r.study_id },
+    study: {
+      uid: r.study_uid,
+      date: r.study_date,
+      time: r.study_time,
+      description: r.description,
+      accession: r.accession,
+      studyId: r.study_id,
+    },
     series: s,
   };
 }
@@ -295,7 +394,11 @@ const DEFAULT_TRAIN_FRACTION = 0.75;
 /** The series UIDs of a dataset source 'series:<uid>[,<uid>…]', or null for other sources. */
 export function parseSeriesSource(source: string): string[] | null {
   if (!source.startsWith(SERIES_SOURCE_PREFIX)) return null;
-  const uids = source.slice(SERIES_SOURCE_PREFIX.length).split(',').map((s) => s.trim()).filter(Boolean);
+  const uids = source
+    .slice(SERIES_SOURCE_PREFIX.length)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return uids.length ? uids : null;
 }
 
@@ -311,7 +414,10 @@ export function loadSeriesSource(db: Db, source: string): Volume[] | null {
 }
 
 /** Train/validation slice counts, split as the engine splits: by slice range for one volume, by volume otherwise. */
-export function splitCounts(slices: number[], trainFraction = DEFAULT_TRAIN_FRACTION): { train: number; val: number } {
+export function splitCounts(
+  slices: number[],
+  trainFraction = DEFAULT_TRAIN_FRACTION,
+): { train: number; val: number } {
   if (slices.length === 1) {
     const s = slices[0];
     if (s < 2) throw new Error('a series needs at least 2 slices to split into training and validation');
@@ -320,7 +426,10 @@ export function splitCounts(slices: number[], trainFraction = DEFAULT_TRAIN_FRAC
   }
   const nVal = Math.min(slices.length - 1, Math.max(1, Math.round(slices.length * (1 - trainFraction))));
   const cut = slices.length - nVal;
-  return { train: slices.slice(0, cut).reduce((a, b) => a + b, 0), val: slices.slice(cut).reduce((a, b) => a + b, 0) };
+  return {
+    train: slices.slice(0, cut).reduce((a, b) => a + b, 0),
+    val: slices.slice(cut).reduce((a, b) => a + b, 0),
+  };
 }
 
 /**
@@ -343,12 +452,19 @@ export function createDatasetFromSeries(
   const w = opts.size ?? details[0].columns;
   if (!opts.size) {
     const odd = details.find((d) => d.rows !== h || d.columns !== w);
-    if (odd) throw new Error(`series ${odd.uid} is ${odd.rows}×${odd.columns}, not ${h}×${w}: choose a common size`);
+    if (odd)
+      throw new Error(`series ${odd.uid} is ${odd.rows}×${odd.columns}, not ${h}×${w}: choose a common size`);
   }
   const tf = opts.trainFraction ?? DEFAULT_TRAIN_FRACTION;
   if (!(tf > 0 && tf < 1)) throw new Error(`trainFraction must be between 0 and 1, got ${tf}`);
-  const { train, val } = splitCounts(details.map((d) => d.slices), tf);
-  const label = details.length === 1 ? `${details[0].patientName || details[0].patientId} ${details[0].description || details[0].uid}`.trim() : `${details.length} series`;
+  const { train, val } = splitCounts(
+    details.map((d) => d.slices),
+    tf,
+  );
+  const label =
+    details.length === 1
+      ? `${details[0].patientName || details[0].patientId} ${details[0].description || details[0].uid}`.trim()
+      : `${details.length} series`;
   return db.datasets.create({
     name: opts.name ?? `${label} ${h}×${w}`,
     source: SERIES_SOURCE_PREFIX + uids.join(','),
@@ -357,6 +473,11 @@ export function createDatasetFromSeries(
     w,
     trainSlices: train,
     valSlices: val,
-    meta: { size: opts.size ?? null, trainFraction: tf, series: uids, description: `${details.length} series from the studies library` },
+    meta: {
+      size: opts.size ?? null,
+      trainFraction: tf,
+      series: uids,
+      description: `${details.length} series from the studies library`,
+    },
   });
 }

@@ -48,10 +48,19 @@ export function readDicomVolumes(path: string): { volumes: Volume[]; labels: str
   const db = openDatabase(':memory:');
   try {
     const res = importPathsSync(db, [abs]);
-    const uids = listStudies(db).flatMap((p) => p.studies.flatMap((s) => s.series.map((x) => ({ uid: x.uid, label: `${x.modality} ${x.description || x.uid}` }))));
+    const uids = listStudies(db).flatMap((p) =>
+      p.studies.flatMap((s) =>
+        s.series.map((x) => ({ uid: x.uid, label: `${x.modality} ${x.description || x.uid}` })),
+      ),
+    );
     if (uids.length === 0) {
-      const why = res.filter((r) => r.status === 'failed').slice(0, 3).map((r) => `${r.path}: ${r.message}`);
-      throw new Error(`${abs}: no DICOM image series could be read${why.length ? ` (${why.join('; ')})` : ''}`);
+      const why = res
+        .filter((r) => r.status === 'failed')
+        .slice(0, 3)
+        .map((r) => `${r.path}: ${r.message}`);
+      throw new Error(
+        `${abs}: no DICOM image series could be read${why.length ? ` (${why.join('; ')})` : ''}`,
+      );
     }
     return { volumes: uids.map((u) => loadSeriesVolume(db, u.uid)), labels: uids.map((u) => u.label) };
   } finally {

@@ -38,7 +38,9 @@ test('kdmri import --json: per-file results; kdmri studies lists the series', { 
   const s = kdmri('studies', '--json');
   assert.equal(s.code, 0, s.err);
   const patients = JSON.parse(s.out);
-  const series = patients.flatMap((p: { studies: { series: { uid: string }[] }[] }) => p.studies.flatMap((x) => x.series));
+  const series = patients.flatMap((p: { studies: { series: { uid: string }[] }[] }) =>
+    p.studies.flatMap((x) => x.series),
+  );
   assert.ok(series.some((x: { uid: string }) => x.uid === by('ct.dcm').seriesUid));
   const text = kdmri('studies');
   assert.equal(text.code, 0);
@@ -56,39 +58,47 @@ test('kdmri import: all files failed → exit 1 with one line; missing path repo
   assert.doesNotMatch(r.err, /\n\s+at /);
 });
 
-test('kdmri convert: DICOM file and DICOMDIR folder to float32 NIfTI (pixels after rescale)', { skip }, () => {
-  const out = join(home, 'ct.nii.gz');
-  const r = kdmri('convert', data('CT_small.dcm'), out, '--json');
-  assert.equal(r.code, 0, r.err);
-  const v = readNifti(out);
-  const ct = EXPECTED.files.find((f) => f.file === 'CT_small.dcm')!;
-  assert.deepEqual([v.slices, v.h, v.w], ct.shape);
-  for (const [i, x] of ct.rescaled.samples) assert.equal(v.data[i], x);
-  const many = kdmri('convert', data('dicomdirtests'), join(home, 'x.nii'));
-  assert.equal(many.code, 2);
-  assert.match(many.err, /holds 13 series\/volumes; choose one with --index/);
-  const bad = kdmri('convert', data('CT_small.dcm'), join(home, 'x.png'));
-  assert.equal(bad.code, 2);
-  assert.match(bad.err, /must end in \.nii or \.nii\.gz/);
-});
-
-test('kdmri export: dicom / nifti / png of a library series; unknown series is a one-line error', { skip }, () => {
-  const db = join(home, 'export.db');
-  const imp = kdmri('import', data('CT_small.dcm'), '--db', db, '--json');
-  assert.equal(imp.code, 0, imp.err);
-  const uid = JSON.parse(imp.out)[0].seriesUid as string;
-  for (const format of ['dicom', 'nifti', 'png']) {
-    const out = join(home, `exp-${format}`);
-    const r = kdmri('export', '--series', uid, '--format', format, '--out', out, '--db', db, '--json');
+test(
+  'kdmri convert: DICOM file and DICOMDIR folder to float32 NIfTI (pixels after rescale)',
+  { skip },
+  () => {
+    const out = join(home, 'ct.nii.gz');
+    const r = kdmri('convert', data('CT_small.dcm'), out, '--json');
     assert.equal(r.code, 0, r.err);
-    const j = JSON.parse(r.out);
-    assert.equal(j.files.length, 1);
-    assert.ok(existsSync(j.files[0]));
-    assert.ok(readdirSync(out).length >= 1);
-  }
-  const again = kdmri('import', join(home, 'exp-dicom'), '--db', db, '--json');
-  assert.equal(JSON.parse(again.out)[0].status, 'imported');
-  const r = kdmri('export', '--series', '1.2.3', '--format', 'png', '--out', join(home, 'x'), '--db', db);
-  assert.equal(r.code, 2);
-  assert.match(r.err, /no series 1\.2\.3 in the library/);
-});
+    const v = readNifti(out);
+    const ct = EXPECTED.files.find((f) => f.file === 'CT_small.dcm')!;
+    assert.deepEqual([v.slices, v.h, v.w], ct.shape);
+    for (const [i, x] of ct.rescaled.samples) assert.equal(v.data[i], x);
+    const many = kdmri('convert', data('dicomdirtests'), join(home, 'x.nii'));
+    assert.equal(many.code, 2);
+    assert.match(many.err, /holds 13 series\/volumes; choose one with --index/);
+    const bad = kdmri('convert', data('CT_small.dcm'), join(home, 'x.png'));
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /must end in \.nii or \.nii\.gz/);
+  },
+);
+
+test(
+  'kdmri export: dicom / nifti / png of a library series; unknown series is a one-line error',
+  { skip },
+  () => {
+    const db = join(home, 'export.db');
+    const imp = kdmri('import', data('CT_small.dcm'), '--db', db, '--json');
+    assert.equal(imp.code, 0, imp.err);
+    const uid = JSON.parse(imp.out)[0].seriesUid as string;
+    for (const format of ['dicom', 'nifti', 'png']) {
+      const out = join(home, `exp-${format}`);
+      const r = kdmri('export', '--series', uid, '--format', format, '--out', out, '--db', db, '--json');
+      assert.equal(r.code, 0, r.err);
+      const j = JSON.parse(r.out);
+      assert.equal(j.files.length, 1);
+      assert.ok(existsSync(j.files[0]));
+      assert.ok(readdirSync(out).length >= 1);
+    }
+    const again = kdmri('import', join(home, 'exp-dicom'), '--db', db, '--json');
+    assert.equal(JSON.parse(again.out)[0].status, 'imported');
+    const r = kdmri('export', '--series', '1.2.3', '--format', 'png', '--out', join(home, 'x'), '--db', db);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /no series 1\.2\.3 in the library/);
+  },
+);

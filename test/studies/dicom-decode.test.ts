@@ -19,7 +19,11 @@ function sha256Int32(frames: Float64Array[]): string {
   const n = frames.reduce((a, f) => a + f.length, 0);
   const buf = Buffer.alloc(n * 4);
   let o = 0;
-  for (const f of frames) for (const v of f) (buf.writeInt32LE(v, o), (o += 4));
+  for (const f of frames)
+    for (const v of f) {
+      buf.writeInt32LE(v, o);
+      o += 4;
+    }
   return createHash('sha256').update(buf).digest('hex');
 }
 
@@ -39,11 +43,21 @@ for (const exp of EXPECTED.files.filter((e) => e.verified)) {
     const values = decodeFrames(obj);
     const flat = new Float32Array(values.reduce((a, f) => a + f.length, 0));
     values.reduce((o, f) => (flat.set(f, o), o + f.length), 0);
-    for (const [i, v] of exp.rescaled.samples) assert.ok(Math.abs(flat[i] - v) <= 1e-6 * Math.max(1, Math.abs(v)), `value ${i}: ${flat[i]} vs ${v}`);
-    let min = Infinity, max = -Infinity, sum = 0;
-    for (const v of flat) ((min = Math.min(min, v)), (max = Math.max(max, v)), (sum += v));
+    for (const [i, v] of exp.rescaled.samples)
+      assert.ok(Math.abs(flat[i] - v) <= 1e-6 * Math.max(1, Math.abs(v)), `value ${i}: ${flat[i]} vs ${v}`);
+    let min = Infinity,
+      max = -Infinity,
+      sum = 0;
+    for (const v of flat) {
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+      sum += v;
+    }
     assert.ok(Math.abs(min - exp.rescaled.min) < 1e-3 && Math.abs(max - exp.rescaled.max) < 1e-3);
-    assert.ok(Math.abs(sum - exp.rescaled.sum) <= 1e-6 * Math.max(1, Math.abs(exp.rescaled.sum)) + 1e-3, `sum ${sum} vs ${exp.rescaled.sum}`);
+    assert.ok(
+      Math.abs(sum - exp.rescaled.sum) <= 1e-6 * Math.max(1, Math.abs(exp.rescaled.sum)) + 1e-3,
+      `sum ${sum} vs ${exp.rescaled.sum}`,
+    );
   });
 }
 
@@ -72,13 +86,17 @@ test('bad files give one-line reasons', { skip }, () => {
   assert.match(reason('README.txt'), /^fail: not a DICOM file/);
 });
 
-test('JPEG-LS and JPEG 2000 lossless copies of MR_small decode to pydicom\'s MR_small pixels', { skip }, () => {
-  const ref = EXPECTED.files.find((e) => e.file === 'MR_small.dcm')!;
-  for (const f of ['MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm']) {
-    const obj = parseDicom(readFileSync(join(PYDICOM_DATA as string, f)));
-    assert.equal(sha256Int32(decodeStoredFrames(obj)), ref.sha256Int32, f);
-  }
-});
+test(
+  "JPEG-LS and JPEG 2000 lossless copies of MR_small decode to pydicom's MR_small pixels",
+  { skip },
+  () => {
+    const ref = EXPECTED.files.find((e) => e.file === 'MR_small.dcm')!;
+    for (const f of ['MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm']) {
+      const obj = parseDicom(readFileSync(join(PYDICOM_DATA as string, f)));
+      assert.equal(sha256Int32(decodeStoredFrames(obj)), ref.sha256Int32, f);
+    }
+  },
+);
 
 test('12-bit JPEG Extended is refused with a reason (8-bit decoder only)', { skip }, () => {
   const obj = parseDicom(readFileSync(join(PYDICOM_DATA as string, 'JPGExtended.dcm')));

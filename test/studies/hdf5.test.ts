@@ -9,7 +9,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { openDatabase } from '../../src-main/store/db.js';
-import { importPaths, loadSeriesVolume, createDatasetFromSeries, loadSeriesSource } from '../../src-main/studies/index.js';
+import {
+  importPaths,
+  loadSeriesVolume,
+  createDatasetFromSeries,
+  loadSeriesSource,
+} from '../../src-main/studies/index.js';
 import { readHdf5 } from '../../src-main/studies/hdf5/index.js';
 import { loadDataSplit } from '../../src-main/distill/data-source.js';
 import { ifft2 } from '../../src-main/kspace/fft.js';
@@ -17,7 +22,17 @@ import { ifft2 } from '../../src-main/kspace/fft.js';
 const dir = fileURLToPath(new URL('../fixtures/hdf5/', import.meta.url));
 const EXP = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')).files as Record<
   string,
-  { shape: number[]; data: number[]; re?: number[]; im?: number[]; mask?: number[]; zf?: number[]; esc?: { shape: number[]; data: number[] }; rss?: { shape: number[]; data: number[] }; attrs?: Record<string, string> }
+  {
+    shape: number[];
+    data: number[];
+    re?: number[];
+    im?: number[];
+    mask?: number[];
+    zf?: number[];
+    esc?: { shape: number[]; data: number[] };
+    rss?: { shape: number[]; data: number[] };
+    attrs?: Record<string, string>;
+  }
 >;
 
 function close(a: ArrayLike<number>, b: number[], tol: number, what: string) {
@@ -39,8 +54,18 @@ test('fastMRI single-coil: |ifft2c| image, unshifted k-space of that image, all-
   close(v.kspace!.mask, e.mask!, 0, 'mask');
   // our own inverse FFT of the stored k-space gives the image back (convention check)
   const n = v.h * v.w;
-  const x = ifft2({ re: Float64Array.from(v.kspace!.re.subarray(0, n)), im: Float64Array.from(v.kspace!.im.subarray(0, n)), h: v.h, w: v.w });
-  close(Array.from(x.re, (r, i) => Math.hypot(r, x.im[i])), e.data.slice(0, n), 1e-5, 'ifft2(kspace)');
+  const x = ifft2({
+    re: Float64Array.from(v.kspace!.re.subarray(0, n)),
+    im: Float64Array.from(v.kspace!.im.subarray(0, n)),
+    h: v.h,
+    w: v.w,
+  });
+  close(
+    Array.from(x.re, (r, i) => Math.hypot(r, x.im[i])),
+    e.data.slice(0, n),
+    1e-5,
+    'ifft2(kspace)',
+  );
   assert.equal(vols[0].attributes.acquisition, 'CORPD_FBK');
   assert.equal(vols[0].attributes.patient_id, 'abc123');
   const esc = vols.find((x) => /reconstruction_esc/.test(x.label))!;
@@ -57,7 +82,8 @@ test('fastMRI single-coil test file: 1-D centred mask → unshifted H×W mask, o
   close(p.volume.kspace!.mask, e.mask!, 0, 'mask');
   close(p.volume.kspace!.re, e.re!, 1e-5, 'k-space re');
   close(p.volume.kspace!.im, e.im!, 1e-5, 'k-space im');
-  for (let i = 0; i < e.mask!.length; i++) if (!e.mask![i]) assert.ok(Object.is(p.volume.kspace!.re[i], 0), 'masked entries are +0');
+  for (let i = 0; i < e.mask!.length; i++)
+    if (!e.mask![i]) assert.ok(Object.is(p.volume.kspace!.re[i], 0), 'masked entries are +0');
 });
 
 test('fastMRI multi-coil: RSS image, no k-space', () => {
@@ -82,7 +108,12 @@ test('KD-MRI layout: volfs H×W×S → S×H×W, kspace_volus_4x unshifted with i
   const n = v.volume.h * v.volume.w;
   const zf: number[] = [];
   for (let s = 0; s < v.volume.slices; s++) {
-    const x = ifft2({ re: Float64Array.from(v.volume.kspace!.re.subarray(s * n, (s + 1) * n)), im: Float64Array.from(v.volume.kspace!.im.subarray(s * n, (s + 1) * n)), h: v.volume.h, w: v.volume.w });
+    const x = ifft2({
+      re: Float64Array.from(v.volume.kspace!.re.subarray(s * n, (s + 1) * n)),
+      im: Float64Array.from(v.volume.kspace!.im.subarray(s * n, (s + 1) * n)),
+      h: v.volume.h,
+      w: v.volume.w,
+    });
     x.re.forEach((r, i) => zf.push(Math.hypot(r, x.im[i])));
   }
   close(zf, e.zf!, 1e-5, 'zero-filled');

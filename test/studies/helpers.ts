@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 function findPydicomData(): string | null {
-  const r = spawnSync('/usr/bin/python3', ['-c', 'import pydicom, os; print(os.path.dirname(pydicom.__file__))'], { encoding: 'utf8' });
+  const r = spawnSync(
+    '/usr/bin/python3',
+    ['-c', 'import pydicom, os; print(os.path.dirname(pydicom.__file__))'],
+    { encoding: 'utf8' },
+  );
   const dir = r.status === 0 ? join(r.stdout.trim(), 'data', 'test_files') : '';
   if (dir && existsSync(dir)) return dir;
   const fallback = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -13,7 +17,8 @@ function findPydicomData(): string | null {
 
 /** pydicom's data/test_files folder, or null (tests then skip with this reason). */
 export const PYDICOM_DATA = findPydicomData();
-export const NO_PYDICOM = 'python3-pydicom is not installed (apt-get install python3-pydicom): its test files are the reference';
+export const NO_PYDICOM =
+  'python3-pydicom is not installed (apt-get install python3-pydicom): its test files are the reference';
 
 export interface Stats {
   min: number;

@@ -26,86 +26,126 @@ import { EXPECTED, NO_PYDICOM, PYDICOM_DATA } from './helpers.js';
 const skip = PYDICOM_DATA ? false : NO_PYDICOM;
 const data = (f: string) => join(PYDICOM_DATA as string, f);
 const tmp = () => mkdtempSync(join(tmpdir(), 'kdmri-import-'));
-const sha = (a: Float32Array) => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+const sha = (a: Float32Array) =>
+  createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
-test('DICOMDIR: every referenced image imported, series grouped, sorted and decoded as pydicom does', { skip }, async () => {
-  const db = openDatabase(':memory:');
-  const progress: number[] = [];
-  const res = await importPaths(db, [data('dicomdirtests/DICOMDIR')], (done) => progress.push(done));
-  const exp = EXPECTED.dicomdir.DICOMDIR as unknown as {
-    images: string[];
-    series: number;
-    bySeries: Record<string, { sopOrder: string[]; shape: number[]; sha256Float32: string; modality: string }>;
-  };
-  const imported = res.filter((r) => r.status === 'imported');
-  assert.equal(imported.length, exp.images.length, JSON.stringify(res.filter((r) => r.status !== 'imported')));
-  assert.match(res.find((r) => r.path.endsWith('DICOMDIR'))!.message, /DICOMDIR: \d+ referenced files followed/);
-  assert.equal(progress.at(-1), res.length);
-  const series = listStudies(db).flatMap((p) => p.studies.flatMap((s) => s.series));
-  assert.equal(series.length, exp.series);
-  for (const [uid, e] of Object.entries(exp.bySeries)) {
-    const vol = loadSeriesVolume(db, uid);
-    assert.deepEqual([vol.slices, vol.h, vol.w], e.shape);
-    assert.deepEqual(seriesInstances(db, uid).map((i) => i.sopUid), e.sopOrder, `slice order of ${uid}`);
-    assert.equal(sha(vol.data), e.sha256Float32, `pixels of ${uid}`);
-    assert.equal(getSeries(db, uid)!.modality, e.modality);
-  }
-  db.close();
-});
-
-test('folder import: duplicates by SOP UID skipped, non-images skipped, bad files failed with reasons, good series intact', { skip }, async () => {
-  const dir = tmp();
-  try {
-    for (const f of ['MR_small.dcm', 'MR_small_implicit.dcm', 'CT_small.dcm', 'rtplan.dcm', 'test-SR.dcm', 'SC_rgb_rle.dcm', 'rtdose.dcm'])
-      copyFileSync(data(f), join(dir, f));
-    writeFileSync(join(dir, 'notes.txt'), 'not dicom at all\n');
-    // wrong magic: a DICOM file whose "DICM" marker was overwritten
-    const bad = Buffer.from(readFileSync(data('CT_small.dcm')));
-    bad.write('XXXX', 128, 'latin1');
-    writeFileSync(join(dir, 'wrong_magic.dcm'), bad);
+test(
+  'DICOMDIR: every referenced image imported, series grouped, sorted and decoded as pydicom does',
+  { skip },
+  async () => {
     const db = openDatabase(':memory:');
-    const res = await importPaths(db, [dir]);
-    const by = (f: string) => res.find((r) => r.path.endsWith(`/${f}`))!;
-    assert.equal(by('CT_small.dcm').status, 'imported');
-    assert.equal(by('MR_small.dcm').status, 'imported');
-    assert.equal(by('MR_small_implicit.dcm').status, 'skipped');
-    assert.match(by('MR_small_implicit.dcm').message, /duplicate of .*MR_small.dcm \(same SOP Instance UID/);
-    assert.equal(by('rtplan.dcm').status, 'skipped');
-    assert.match(by('rtplan.dcm').message, /RT Plan: no Pixel Data/);
-    assert.match(by('test-SR.dcm').message, /SR: no Pixel Data/);
-    // MR_truncated.dcm shares MR_small's SOP UID: alone, it fails as truncated
-    const [trunc] = await importPaths(openDatabase(':memory:'), [data('MR_truncated.dcm')]);
-    assert.equal(trunc.status, 'failed');
-    assert.match(trunc.message, /truncated/);
-    assert.equal(by('SC_rgb_rle.dcm').status, 'skipped');
-    assert.match(by('SC_rgb_rle.dcm').message, /colour image/);
-    assert.equal(by('notes.txt').status, 'failed');
-    assert.match(by('notes.txt').message, /not a DICOM/);
-    assert.equal(by('wrong_magic.dcm').status, 'failed');
-    assert.match(by('wrong_magic.dcm').message, /not a DICOM/);
-    const [jls] = await importPaths(openDatabase(':memory:'), [data('MR_small_jpeg_ls_lossless.dcm')]);
-    assert.ok(jls.status === 'imported' || /unsupported transfer syntax 1\.2\.840\.10008\.1\.2\.4\.80/.test(jls.message), jls.message);
-    // multi-frame rtdose: 15 frames, one series
-    const rt = by('rtdose.dcm');
-    assert.equal(rt.status, 'imported');
-    assert.equal(getSeries(db, rt.seriesUid!)!.slices, 15);
-    // CT: pixels after rescale equal pydicom's
-    const ct = EXPECTED.files.find((f) => f.file === 'CT_small.dcm')!;
-    const v = loadSeriesVolume(db, by('CT_small.dcm').seriesUid!);
-    for (const [i, x] of ct.rescaled.samples) assert.equal(v.data[i], x);
-    assert.deepEqual(v.spacing?.slice(0, 2), [0.661468, 0.661468]);
-    const slice = getSeriesSlice(db, by('CT_small.dcm').seriesUid!, 0)!;
-    assert.deepEqual([slice.h, slice.w], [128, 128]);
-    assert.equal(getSeriesSlice(db, by('CT_small.dcm').seriesUid!, 1), null);
-    // re-import: nothing new
-    const again = await importPaths(db, [join(dir, 'CT_small.dcm')]);
-    assert.equal(again[0].status, 'skipped');
-    assert.match(again[0].message, /already in the library/);
+    const progress: number[] = [];
+    const res = await importPaths(db, [data('dicomdirtests/DICOMDIR')], (done) => progress.push(done));
+    const exp = EXPECTED.dicomdir.DICOMDIR as unknown as {
+      images: string[];
+      series: number;
+      bySeries: Record<
+        string,
+        { sopOrder: string[]; shape: number[]; sha256Float32: string; modality: string }
+      >;
+    };
+    const imported = res.filter((r) => r.status === 'imported');
+    assert.equal(
+      imported.length,
+      exp.images.length,
+      JSON.stringify(res.filter((r) => r.status !== 'imported')),
+    );
+    assert.match(
+      res.find((r) => r.path.endsWith('DICOMDIR'))!.message,
+      /DICOMDIR: \d+ referenced files followed/,
+    );
+    assert.equal(progress.at(-1), res.length);
+    const series = listStudies(db).flatMap((p) => p.studies.flatMap((s) => s.series));
+    assert.equal(series.length, exp.series);
+    for (const [uid, e] of Object.entries(exp.bySeries)) {
+      const vol = loadSeriesVolume(db, uid);
+      assert.deepEqual([vol.slices, vol.h, vol.w], e.shape);
+      assert.deepEqual(
+        seriesInstances(db, uid).map((i) => i.sopUid),
+        e.sopOrder,
+        `slice order of ${uid}`,
+      );
+      assert.equal(sha(vol.data), e.sha256Float32, `pixels of ${uid}`);
+      assert.equal(getSeries(db, uid)!.modality, e.modality);
+    }
     db.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
+
+test(
+  'folder import: duplicates by SOP UID skipped, non-images skipped, bad files failed with reasons, good series intact',
+  { skip },
+  async () => {
+    const dir = tmp();
+    try {
+      for (const f of [
+        'MR_small.dcm',
+        'MR_small_implicit.dcm',
+        'CT_small.dcm',
+        'rtplan.dcm',
+        'test-SR.dcm',
+        'SC_rgb_rle.dcm',
+        'rtdose.dcm',
+      ])
+        copyFileSync(data(f), join(dir, f));
+      writeFileSync(join(dir, 'notes.txt'), 'not dicom at all\n');
+      // wrong magic: a DICOM file whose "DICM" marker was overwritten
+      const bad = Buffer.from(readFileSync(data('CT_small.dcm')));
+      bad.write('XXXX', 128, 'latin1');
+      writeFileSync(join(dir, 'wrong_magic.dcm'), bad);
+      const db = openDatabase(':memory:');
+      const res = await importPaths(db, [dir]);
+      const by = (f: string) => res.find((r) => r.path.endsWith(`/${f}`))!;
+      assert.equal(by('CT_small.dcm').status, 'imported');
+      assert.equal(by('MR_small.dcm').status, 'imported');
+      assert.equal(by('MR_small_implicit.dcm').status, 'skipped');
+      assert.match(
+        by('MR_small_implicit.dcm').message,
+        /duplicate of .*MR_small.dcm \(same SOP Instance UID/,
+      );
+      assert.equal(by('rtplan.dcm').status, 'skipped');
+      assert.match(by('rtplan.dcm').message, /RT Plan: no Pixel Data/);
+      assert.match(by('test-SR.dcm').message, /SR: no Pixel Data/);
+      // MR_truncated.dcm shares MR_small's SOP UID: alone, it fails as truncated
+      const [trunc] = await importPaths(openDatabase(':memory:'), [data('MR_truncated.dcm')]);
+      assert.equal(trunc.status, 'failed');
+      assert.match(trunc.message, /truncated/);
+      assert.equal(by('SC_rgb_rle.dcm').status, 'skipped');
+      assert.match(by('SC_rgb_rle.dcm').message, /colour image/);
+      assert.equal(by('notes.txt').status, 'failed');
+      assert.match(by('notes.txt').message, /not a DICOM/);
+      assert.equal(by('wrong_magic.dcm').status, 'failed');
+      assert.match(by('wrong_magic.dcm').message, /not a DICOM/);
+      const [jls] = await importPaths(openDatabase(':memory:'), [data('MR_small_jpeg_ls_lossless.dcm')]);
+      assert.ok(
+        jls.status === 'imported' ||
+          /unsupported transfer syntax 1\.2\.840\.10008\.1\.2\.4\.80/.test(jls.message),
+        jls.message,
+      );
+      // multi-frame rtdose: 15 frames, one series
+      const rt = by('rtdose.dcm');
+      assert.equal(rt.status, 'imported');
+      assert.equal(getSeries(db, rt.seriesUid!)!.slices, 15);
+      // CT: pixels after rescale equal pydicom's
+      const ct = EXPECTED.files.find((f) => f.file === 'CT_small.dcm')!;
+      const v = loadSeriesVolume(db, by('CT_small.dcm').seriesUid!);
+      for (const [i, x] of ct.rescaled.samples) assert.equal(v.data[i], x);
+      assert.deepEqual(v.spacing?.slice(0, 2), [0.661468, 0.661468]);
+      const slice = getSeriesSlice(db, by('CT_small.dcm').seriesUid!, 0)!;
+      assert.deepEqual([slice.h, slice.w], [128, 128]);
+      assert.equal(getSeriesSlice(db, by('CT_small.dcm').seriesUid!, 1), null);
+      // re-import: nothing new
+      const again = await importPaths(db, [join(dir, 'CT_small.dcm')]);
+      assert.equal(again[0].status, 'skipped');
+      assert.match(again[0].message, /already in the library/);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('a series with mixed image sizes is rejected whole; other series still import', { skip }, async () => {
   const dir = tmp();
@@ -143,7 +183,9 @@ test('a series with mixed image sizes is rejected whole; other series still impo
 test('a series whose write fails leaves nothing behind (one transaction per series)', { skip }, async () => {
   const db = openDatabase(':memory:');
   // make the slice insert fail after the series row was written
-  db.sqlite.exec(`CREATE TRIGGER boom BEFORE INSERT ON series_slices BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END;`);
+  db.sqlite.exec(
+    `CREATE TRIGGER boom BEFORE INSERT ON series_slices BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END;`,
+  );
   const res = await importPaths(db, [data('MR_small.dcm')]);
   assert.equal(res[0].status, 'failed');
   assert.match(res[0].message, /not stored: disk full \(test\)/);
@@ -155,8 +197,16 @@ test('a series whose write fails leaves nothing behind (one transaction per seri
 test('NIfTI import: a synthetic study with deterministic UIDs; datasets from series load as volumes', async () => {
   const dir = tmp();
   try {
-    const h = 6, w = 5, s = 4;
-    const vol = { data: Float32Array.from({ length: s * h * w }, (_, i) => (i * 37) % 11), slices: s, h, w, spacing: [0.5, 0.7, 2] as [number, number, number] };
+    const h = 6,
+      w = 5,
+      s = 4;
+    const vol = {
+      data: Float32Array.from({ length: s * h * w }, (_, i) => (i * 37) % 11),
+      slices: s,
+      h,
+      w,
+      spacing: [0.5, 0.7, 2] as [number, number, number],
+    };
     const file = join(dir, 'phantom.nii.gz');
     writeNifti(file, vol);
     const db = openDatabase(':memory:');
@@ -201,10 +251,14 @@ test('unreadable and missing paths are reported, the rest imports', { skip }, as
   }
 });
 
-test('the engine data source reads a DICOM series folder (kdmri distill --data <folder>)', { skip }, async () => {
-  const { loadDataSplit } = await import('../../src-main/distill/data-source.js');
-  const split = loadDataSplit(data('dicomdirtests/98892003/MR700'));
-  assert.deepEqual([split.train.length, split.val.length], [1, 1]); // one series, split by slice range
-  assert.equal(split.train[0].slices + split.val[0].slices, 7);
-  assert.deepEqual([split.train[0].h, split.train[0].w], [16, 16]);
-});
+test(
+  'the engine data source reads a DICOM series folder (kdmri distill --data <folder>)',
+  { skip },
+  async () => {
+    const { loadDataSplit } = await import('../../src-main/distill/data-source.js');
+    const split = loadDataSplit(data('dicomdirtests/98892003/MR700'));
+    assert.deepEqual([split.train.length, split.val.length], [1, 1]); // one series, split by slice range
+    assert.equal(split.train[0].slices + split.val[0].slices, 7);
+    assert.deepEqual([split.train[0].h, split.train[0].w], [16, 16]);
+  },
+);

@@ -47,11 +47,17 @@ function readInput(input: string, o: ConvertOptions): { volumes: Volume[]; label
 export function register(program: Command): void {
   program
     .command('convert')
-    .description('convert DICOM (file, folder, DICOMDIR), NIfTI, HDF5 or a library series (series:<UID>) to a float32 NIfTI')
+    .description(
+      'convert DICOM (file, folder, DICOMDIR), NIfTI, HDF5 or a library series (series:<UID>) to a float32 NIfTI',
+    )
     .argument('<in>', 'input file or folder, or series:<UID>')
     .argument('<out>', 'output .nii or .nii.gz')
     .option('--db <file>', 'database file (for series:<UID>)')
-    .option('--index <n>', 'which series/volume when the input holds several (0-based)', intArg('--index', 0, 100000))
+    .option(
+      '--index <n>',
+      'which series/volume when the input holds several (0-based)',
+      intArg('--index', 0, 100000),
+    )
     .option('--json', 'print a JSON summary', false)
     .action((input: string, out: string, o: ConvertOptions) => {
       if (!/\.nii(\.gz)?$/i.test(out)) throw new UserError(`output must end in .nii or .nii.gz, got ${out}`);
@@ -64,16 +70,34 @@ export function register(program: Command): void {
       }
       const { volumes, labels } = read;
       if (volumes.length > 1 && o.index === undefined) {
-        const list = labels.map((l, i) => `${i}: ${l} (${volumes[i].slices}×${volumes[i].h}×${volumes[i].w})`).join('; ');
-        throw new UserError(`${input} holds ${volumes.length} series/volumes; choose one with --index (${list})`);
+        const list = labels
+          .map((l, i) => `${i}: ${l} (${volumes[i].slices}×${volumes[i].h}×${volumes[i].w})`)
+          .join('; ');
+        throw new UserError(
+          `${input} holds ${volumes.length} series/volumes; choose one with --index (${list})`,
+        );
       }
       const k = o.index ?? 0;
-      if (k >= volumes.length) throw new UserError(`--index ${k}: ${input} holds ${volumes.length} series/volumes`);
+      if (k >= volumes.length)
+        throw new UserError(`--index ${k}: ${input} holds ${volumes.length} series/volumes`);
       const vol = volumes[k];
       const path = resolve(out);
-      writeVolumeNifti({ data: vol.data, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing }, path);
-      const summary = { out: path, label: labels[k], slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing ?? null };
+      writeVolumeNifti(
+        { data: vol.data, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing },
+        path,
+      );
+      const summary = {
+        out: path,
+        label: labels[k],
+        slices: vol.slices,
+        h: vol.h,
+        w: vol.w,
+        spacing: vol.spacing ?? null,
+      };
       if (o.json) printJson(summary);
-      else process.stdout.write(`wrote ${path}: ${labels[k]}, ${vol.slices} slices of ${vol.h}×${vol.w} (float32)\n`);
+      else
+        process.stdout.write(
+          `wrote ${path}: ${labels[k]}, ${vol.slices} slices of ${vol.h}×${vol.w} (float32)\n`,
+        );
     });
 }

@@ -37,9 +37,16 @@ export function register(program: Command): void {
         let files: string[];
         let extra: Record<string, unknown> = {};
         if (o.format === 'dicom') {
-          const e = exportSeriesDicom(db, o.series, out, { derivation: { model: 'none (re-export)', note: `exported from series ${o.series}` } });
+          const e = exportSeriesDicom(db, o.series, out, {
+            derivation: { model: 'none (re-export)', note: `exported from series ${o.series}` },
+          });
           files = e.paths;
-          extra = { seriesUid: e.seriesUid, studyUid: e.studyUid, rescaleSlope: e.slope, rescaleIntercept: e.intercept };
+          extra = {
+            seriesUid: e.seriesUid,
+            studyUid: e.studyUid,
+            rescaleSlope: e.slope,
+            rescaleIntercept: e.intercept,
+          };
         } else if (o.format === 'nifti') {
           const p = join(out, `${o.series}.nii.gz`);
           writeVolumeNifti(loadSeriesVolume(db, o.series), p);

@@ -18,7 +18,9 @@ interface ImportOptions {
 export function register(program: Command): void {
   program
     .command('import')
-    .description('import DICOM files/folders/DICOMDIR, NIfTI or fastMRI/KD-MRI HDF5 files into the studies library')
+    .description(
+      'import DICOM files/folders/DICOMDIR, NIfTI or fastMRI/KD-MRI HDF5 files into the studies library',
+    )
     .argument('<paths...>', 'files or folders (folders are searched recursively)')
     .option('--db <file>', 'database file')
     .option('--json', 'print a JSON array of per-file results', false)
@@ -36,10 +38,15 @@ export function register(program: Command): void {
         if (o.json) printJson(res);
         else {
           for (const r of res) process.stdout.write(`${r.status.padEnd(8)} ${r.path}: ${r.message}\n`);
-          const series = new Set(res.flatMap((r) => (r.seriesUid && r.status === 'imported' ? [r.seriesUid] : [])));
-          process.stdout.write(`${imported} imported (${series.size} series), ${count('skipped')} skipped, ${failed} failed\n`);
+          const series = new Set(
+            res.flatMap((r) => (r.seriesUid && r.status === 'imported' ? [r.seriesUid] : [])),
+          );
+          process.stdout.write(
+            `${imported} imported (${series.size} series), ${count('skipped')} skipped, ${failed} failed\n`,
+          );
         }
-        if (imported === 0 && failed > 0) throw new UserError(`nothing imported: ${failed} file${failed > 1 ? 's' : ''} failed`, 1);
+        if (imported === 0 && failed > 0)
+          throw new UserError(`nothing imported: ${failed} file${failed > 1 ? 's' : ''} failed`, 1);
       } finally {
         db.close();
       }

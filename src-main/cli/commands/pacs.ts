@@ -10,7 +10,14 @@ import type { Command } from 'commander';
 import { defaultDbPath, openDatabase } from '../../store/db.js';
 import { getSeries, seriesInstances } from '../../studies/index.js';
 import { exportSeriesDicom } from '../../studies/export.js';
-import { PacsError, retrieveSeriesInto, searchSeries, searchStudies, storeInstances, type PacsSettings } from '../../studies/dicomweb.js';
+import {
+  PacsError,
+  retrieveSeriesInto,
+  searchSeries,
+  searchStudies,
+  storeInstances,
+  type PacsSettings,
+} from '../../studies/dicomweb.js';
 import { UserError } from '../errors.js';
 import { printJson, table } from '../output.js';
 
@@ -55,33 +62,41 @@ function common(c: Command): Command {
 }
 
 export function register(program: Command): void {
-  const cmd = program.command('pacs').description('query, retrieve from and store to a PACS over DICOMweb (QIDO-RS, WADO-RS, STOW-RS)');
+  const cmd = program
+    .command('pacs')
+    .description('query, retrieve from and store to a PACS over DICOMweb (QIDO-RS, WADO-RS, STOW-RS)');
 
   common(cmd.command('query').description('list studies (or the series of --study)'))
     .option('--patient-id <id>', 'PatientID filter (wildcards * ?)')
     .option('--patient-name <name>', 'PatientName filter (wildcards * ?)')
     .option('--date <range>', 'StudyDate (YYYYMMDD or YYYYMMDD-YYYYMMDD)')
     .option('--study <uid>', 'list the series of this study')
-    .action(async (o: PacsOptions & { patientId?: string; patientName?: string; date?: string; study?: string }) => {
-      const s = settings(o);
-      if (o.study) {
-        const series = await pacs(() => searchSeries(s, o.study));
-        if (o.json) return printJson(series);
-        if (series.length === 0) return void process.stdout.write('no series\n');
-        process.stdout.write(`${table([['series', 'modality', 'description', 'instances', 'series UID'], ...series.map((x) => [x.number ?? '-', x.modality, x.description || '-', x.instances ?? '-', x.uid])])}\n`);
-        return;
-      }
-      const filters: Record<string, string> = {};
-      if (o.patientId) filters.PatientID = o.patientId;
-      if (o.patientName) filters.PatientName = o.patientName;
-      if (o.date) filters.StudyDate = o.date;
-      const studies = await pacs(() => searchStudies(s, filters));
-      if (o.json) return printJson(studies);
-      if (studies.length === 0) return void process.stdout.write('no studies\n');
-      process.stdout.write(
-        `${table([['patient', 'date', 'description', 'modalities', 'series', 'study UID'], ...studies.map((x) => [`${x.patientName || '-'} [${x.patientId || '-'}]`, x.date || '-', x.description || '-', x.modalities.join(',') || '-', x.series ?? '-', x.uid])])}\n`,
-      );
-    });
+    .action(
+      async (
+        o: PacsOptions & { patientId?: string; patientName?: string; date?: string; study?: string },
+      ) => {
+        const s = settings(o);
+        if (o.study) {
+          const series = await pacs(() => searchSeries(s, o.study));
+          if (o.json) return printJson(series);
+          if (series.length === 0) return void process.stdout.write('no series\n');
+          process.stdout.write(
+            `${table([['series', 'modality', 'description', 'instances', 'series UID'], ...series.map((x) => [x.number ?? '-', x.modality, x.description || '-', x.instances ?? '-', x.uid])])}\n`,
+          );
+          return;
+        }
+        const filters: Record<string, string> = {};
+        if (o.patientId) filters.PatientID = o.patientId;
+        if (o.patientName) filters.PatientName = o.patientName;
+        if (o.date) filters.StudyDate = o.date;
+        const studies = await pacs(() => searchStudies(s, filters));
+        if (o.json) return printJson(studies);
+        if (studies.length === 0) return void process.stdout.write('no studies\n');
+        process.stdout.write(
+          `${table([['patient', 'date', 'description', 'modalities', 'series', 'study UID'], ...studies.map((x) => [`${x.patientName || '-'} [${x.patientId || '-'}]`, x.date || '-', x.description || '-', x.modalities.join(',') || '-', x.series ?? '-', x.uid])])}\n`,
+        );
+      },
+    );
 
   common(cmd.command('retrieve').description('retrieve a series (WADO-RS) into the library'))
     .requiredOption('--study <uid>', 'Study Instance UID')
@@ -96,14 +111,18 @@ export function register(program: Command): void {
         else {
           for (const r of res) process.stdout.write(`${r.status.padEnd(8)} ${r.path}: ${r.message}\n`);
         }
-        if (!res.some((r) => r.status !== 'failed')) throw new UserError(`nothing imported from series ${o.series}`, 1);
+        if (!res.some((r) => r.status !== 'failed'))
+          throw new UserError(`nothing imported from series ${o.series}`, 1);
       } finally {
         db.close();
       }
     });
 
   common(cmd.command('store').description('store (STOW-RS) a library series or a folder of DICOM files'))
-    .option('--series <uid>', 'a library series (DICOM series: its files; NIfTI/HDF5 series: exported as DICOM first)')
+    .option(
+      '--series <uid>',
+      'a library series (DICOM series: its files; NIfTI/HDF5 series: exported as DICOM first)',
+    )
     .option('--dir <folder>', 'a folder of DICOM files')
     .option('--db <file>', 'database file')
     .action(async (o: PacsOptions & { series?: string; dir?: string }) => {
@@ -113,7 +132,10 @@ export function register(program: Command): void {
       let tmp: string | null = null;
       if (o.dir) {
         const dir = resolve(o.dir);
-        const walk = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
+        const walk = (d: string): string[] =>
+          readdirSync(d).flatMap((n) =>
+            statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)],
+          );
         files = walk(dir)
           .map((p) => readFileSync(p))
           .filter((b) => b.length > 132 && b.toString('latin1', 128, 132) === 'DICM');
@@ -123,9 +145,15 @@ export function register(program: Command): void {
         try {
           const detail = getSeries(db, o.series as string);
           if (!detail) throw new UserError(`no series ${o.series} in the library`);
-          const kind = (db.sqlite.prepare('SELECT source_kind FROM series WHERE series_uid = ?').get(o.series) as { source_kind: string }).source_kind;
+          const kind = (
+            db.sqlite.prepare('SELECT source_kind FROM series WHERE series_uid = ?').get(o.series) as {
+              source_kind: string;
+            }
+          ).source_kind;
           if (kind === 'dicom') {
-            files = [...new Set(seriesInstances(db, o.series as string).map((i) => i.path))].map((p) => readFileSync(p));
+            files = [...new Set(seriesInstances(db, o.series as string).map((i) => i.path))].map((p) =>
+              readFileSync(p),
+            );
           } else {
             tmp = mkdtempSync(join(tmpdir(), 'kdmri-stow-'));
             files = exportSeriesDicom(db, o.series as string, tmp).paths.map((p) => readFileSync(p));
@@ -141,7 +169,8 @@ export function register(program: Command): void {
           process.stdout.write(`stored ${r.stored.length} of ${files.length} instances\n`);
           for (const f of r.failed) process.stdout.write(`failed ${f.sopUid}: ${f.reason}\n`);
         }
-        if (r.stored.length === 0) throw new UserError(`the PACS stored none of the ${files.length} instances`, 1);
+        if (r.stored.length === 0)
+          throw new UserError(`the PACS stored none of the ${files.length} instances`, 1);
       } finally {
         if (tmp) rmSync(tmp, { recursive: true, force: true });
       }

@@ -23,8 +23,11 @@ export function register(program: Command): void {
       try {
         const patients = listStudies(db, o.search);
         if (o.json) return printJson(patients);
-        if (patients.length === 0) return void process.stdout.write('the library is empty: add studies with `kdmri import PATH`\n');
-        const rows: (string | number)[][] = [['patient', 'study date', 'study', 'series', 'modality', 'slices', 'size', 'series UID']];
+        if (patients.length === 0)
+          return void process.stdout.write('the library is empty: add studies with `kdmri import PATH`\n');
+        const rows: (string | number)[][] = [
+          ['patient', 'study date', 'study', 'series', 'modality', 'slices', 'size', 'series UID'],
+        ];
         for (const p of patients)
           for (const s of p.studies)
             for (const se of s.series)

@@ -23,7 +23,13 @@ const require = createRequire(import.meta.url);
 interface WasmDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   decode(): void;
-  getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned?: boolean };
+  getFrameInfo(): {
+    width: number;
+    height: number;
+    bitsPerSample: number;
+    componentCount: number;
+    isSigned?: boolean;
+  };
   getDecodedBuffer(): Uint8Array;
   delete?(): void;
 }
@@ -50,9 +56,11 @@ function toStored(bytes: Uint8Array, px: PixelModule, bitsPerSample: number): Fl
     if (bytes.length < n) throw new DicomError(`decoded frame has ${bytes.length} samples, expected ${n}`);
     for (let i = 0; i < n; i++) out[i] = px.pixelRepresentation === 1 ? (bytes[i] << 24) >> 24 : bytes[i];
   } else {
-    if (bytes.length < 2 * n) throw new DicomError(`decoded frame has ${bytes.length / 2} samples, expected ${n}`);
+    if (bytes.length < 2 * n)
+      throw new DicomError(`decoded frame has ${bytes.length / 2} samples, expected ${n}`);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, 2 * n);
-    for (let i = 0; i < n; i++) out[i] = px.pixelRepresentation === 1 ? dv.getInt16(2 * i, true) : dv.getUint16(2 * i, true);
+    for (let i = 0; i < n; i++)
+      out[i] = px.pixelRepresentation === 1 ? dv.getInt16(2 * i, true) : dv.getUint16(2 * i, true);
   }
   return maskStored(out, px);
 }
@@ -65,11 +73,15 @@ function viaWasm(make: () => WasmDecoder, name: string) {
       try {
         d.decode();
       } catch (e) {
-        throw new DicomError(`${name}: corrupt compressed frame (${e instanceof Error ? e.message : String(e)})`);
+        throw new DicomError(
+          `${name}: corrupt compressed frame (${e instanceof Error ? e.message : String(e)})`,
+        );
       }
       const info = d.getFrameInfo();
       if (info.width !== px.columns || info.height !== px.rows)
-        throw new DicomError(`${name}: frame is ${info.width}×${info.height}, the header says ${px.columns}×${px.rows}`);
+        throw new DicomError(
+          `${name}: frame is ${info.width}×${info.height}, the header says ${px.columns}×${px.rows}`,
+        );
       // copy out of the WebAssembly heap before the decoder is freed
       return toStored(new Uint8Array(d.getDecodedBuffer()), px, info.bitsPerSample);
     } finally {
@@ -92,7 +104,8 @@ const turbo = await wasmDecoder('@cornerstonejs/codec-libjpeg-turbo-8bit', 'JPEG
 if (turbo) {
   const dec = viaWasm(turbo, 'JPEG');
   const eightBit = (frame: Uint8Array, px: PixelModule) => {
-    if (px.bitsAllocated > 8) throw new DicomError(`JPEG with ${px.bitsStored}-bit samples is not supported (8-bit decoder only)`);
+    if (px.bitsAllocated > 8)
+      throw new DicomError(`JPEG with ${px.bitsStored}-bit samples is not supported (8-bit decoder only)`);
     return dec(frame, px);
   };
   registerCodec('1.2.840.10008.1.2.4.50', eightBit);
@@ -105,7 +118,9 @@ const lossless = (frame: Uint8Array, px: PixelModule): Float64Array => {
     const copy = new Uint8Array(frame); // own ArrayBuffer at offset 0
     words = new LosslessDecoder().decode(copy.buffer, 0, copy.byteLength, bytesPer);
   } catch (e) {
-    throw new DicomError(`JPEG lossless: corrupt compressed frame (${e instanceof Error ? e.message : String(e)})`);
+    throw new DicomError(
+      `JPEG lossless: corrupt compressed frame (${e instanceof Error ? e.message : String(e)})`,
+    );
   }
   const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
   return toStored(bytes, px, bytesPer * 8);

@@ -11,7 +11,10 @@ declare module 'dcmjs' {
       naturalizeDataset(dict: Record<string, unknown>): Record<string, unknown>;
     };
     DicomMessage: {
-      readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): { meta: Record<string, unknown>; dict: Record<string, unknown> };
+      readFile(
+        buffer: ArrayBuffer,
+        options?: Record<string, unknown>,
+      ): { meta: Record<string, unknown>; dict: Record<string, unknown> };
     };
   }
   const dcmjs: { data: DcmjsData };

@@ -3,7 +3,14 @@
  * parser — explicit BE) and RLE Lossless here; compressed syntaxes through registered codecs
  * (codecs.ts), so that a missing codec package makes only those files fail, with a clear reason.
  */
-import { DicomError, NATIVE_SYNTAXES, SYNTAX_NAMES, TS, type DicomObject, type PixelModule } from './parse.js';
+import {
+  DicomError,
+  NATIVE_SYNTAXES,
+  SYNTAX_NAMES,
+  TS,
+  type DicomObject,
+  type PixelModule,
+} from './parse.js';
 import { isMonochrome, nativeStoredValues, rescale, rleStoredValues } from './pixels.js';
 
 /** Decodes one compressed frame to stored values (row-major, samples interleaved). */
@@ -24,7 +31,8 @@ export function supportedSyntaxes(): string[] {
 export function unsupportedImageReason(obj: DicomObject): string | null {
   const px = obj.pixel;
   if (!px) return 'no Pixel Data (not an image object)';
-  if (!isMonochrome(px)) return `colour image (${px.photometric}, ${px.samplesPerPixel} samples per pixel): only monochrome images are imported`;
+  if (!isMonochrome(px))
+    return `colour image (${px.photometric}, ${px.samplesPerPixel} samples per pixel): only monochrome images are imported`;
   return null;
 }
 

@@ -28,7 +28,12 @@ export const TS = {
 } as const;
 
 /** Transfer syntaxes whose pixel data is stored natively (not encapsulated). */
-export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([TS.implicitLE, TS.explicitLE, TS.deflatedLE, TS.explicitBE]);
+export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
+  TS.implicitLE,
+  TS.explicitLE,
+  TS.deflatedLE,
+  TS.explicitBE,
+]);
 
 /** Names for reports. */
 export const SYNTAX_NAMES: Record<string, string> = {
@@ -180,18 +185,24 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
       ds = dicomParser.parseDicom(bytes, opts.untilPixels ? { untilTag: T.PixelData } : undefined);
     } else {
       const guess = guessBareSyntax(bytes);
-      if (!guess) throw new DicomError('not a DICOM file (no "DICM" marker at byte 128 and no data set at the start)');
-      ds = dicomParser.parseDicom(bytes, { TransferSyntaxUID: guess, ...(opts.untilPixels ? { untilTag: T.PixelData } : {}) });
+      if (!guess)
+        throw new DicomError('not a DICOM file (no "DICM" marker at byte 128 and no data set at the start)');
+      ds = dicomParser.parseDicom(bytes, {
+        TransferSyntaxUID: guess,
+        ...(opts.untilPixels ? { untilTag: T.PixelData } : {}),
+      });
     }
   } catch (e) {
     if (e instanceof DicomError) throw e;
     const msg = parserMessage(e);
-    if (/DICM prefix not found/i.test(msg)) throw new DicomError('not a DICOM file (no "DICM" marker at byte 128)');
-    if (/buffer overread|beyond|exceed|past end|truncat|overrun/i.test(msg)) throw new DicomError(`truncated or corrupt DICOM file (${msg})`);
+    if (/DICM prefix not found/i.test(msg))
+      throw new DicomError('not a DICOM file (no "DICM" marker at byte 128)');
+    if (/buffer overread|beyond|exceed|past end|truncat|overrun/i.test(msg))
+      throw new DicomError(`truncated or corrupt DICOM file (${msg})`);
     throw new DicomError(`unreadable DICOM file: ${msg}`);
   }
   syntax = (ds.string(T.TransferSyntaxUID) ?? '').replace(/\0/g, '').trim();
-  if (!syntax) syntax = part10 ? TS.implicitLE : guessBareSyntax(bytes) ?? TS.implicitLE;
+  if (!syntax) syntax = part10 ? TS.implicitLE : (guessBareSyntax(bytes) ?? TS.implicitLE);
   // dicom-parser records elements cut short by the end of the file as warnings on the data set
   const warnings = (ds as unknown as { warnings?: string[] }).warnings ?? [];
 
@@ -199,7 +210,11 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     const el = ds.elements[tag];
     if (!el || el.length === 0) return '';
     // dicom-parser's string() returns the first value only; read the whole text and trim padding
-    const raw = Buffer.from(ds.byteArray.buffer, ds.byteArray.byteOffset + el.dataOffset, Math.max(0, Math.min(el.length, ds.byteArray.length - el.dataOffset)));
+    const raw = Buffer.from(
+      ds.byteArray.buffer,
+      ds.byteArray.byteOffset + el.dataOffset,
+      Math.max(0, Math.min(el.length, ds.byteArray.length - el.dataOffset)),
+    );
     return raw.toString('latin1').replace(/\0+$/g, '').trim();
   };
   const BINARY: Record<string, 'US' | 'SS' | 'UL'> = {};
@@ -217,7 +232,17 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
       .map(Number);
   };
   // implicit VR: the binary Image Pixel attributes have no VR in the file; name them here
-  for (const t of [T.SamplesPerPixel, T.Rows, T.Columns, T.BitsAllocated, T.BitsStored, T.HighBit, T.PixelRepresentation, T.PlanarConfiguration]) BINARY[t] = 'US';
+  for (const t of [
+    T.SamplesPerPixel,
+    T.Rows,
+    T.Columns,
+    T.BitsAllocated,
+    T.BitsStored,
+    T.HighBit,
+    T.PixelRepresentation,
+    T.PlanarConfiguration,
+  ])
+    BINARY[t] = 'US';
   const num = (tag: string): number | null => {
     const v = nums(tag)[0];
     return v === undefined || !Number.isFinite(v) ? null : v;
@@ -229,7 +254,8 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     const rows = num(T.Rows);
     const columns = num(T.Columns);
     const bitsAllocated = num(T.BitsAllocated);
-    if (!rows || !columns || !bitsAllocated) throw new DicomError('Pixel Data without Rows, Columns or Bits Allocated');
+    if (!rows || !columns || !bitsAllocated)
+      throw new DicomError('Pixel Data without Rows, Columns or Bits Allocated');
     const bitsStored = num(T.BitsStored) ?? bitsAllocated;
     pixel = {
       rows,
@@ -248,7 +274,10 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     if (pixel.rescaleSlope === 0) pixel.rescaleSlope = 1;
   }
   if (pixEl && !opts.untilPixels) {
-    if (pixEl.dataOffset + (pixEl.encapsulatedPixelData ? 0 : pixEl.length) > ds.byteArray.length || warnings.some((w) => /7fe00010|pixel/i.test(w)))
+    if (
+      pixEl.dataOffset + (pixEl.encapsulatedPixelData ? 0 : pixEl.length) > ds.byteArray.length ||
+      warnings.some((w) => /7fe00010|pixel/i.test(w))
+    )
       throw new DicomError('truncated DICOM file: Pixel Data runs past the end of the file');
   }
   const encapsulated = Boolean(pixEl?.encapsulatedPixelData);
@@ -256,18 +285,30 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
   const frameBytes = (i: number): Uint8Array => {
     if (!pixEl || !pixel) throw new DicomError('no Pixel Data');
     if (!encapsulated) {
-      const frameLen = Math.ceil((pixel.rows * pixel.columns * pixel.samplesPerPixel * pixel.bitsAllocated) / 8);
+      const frameLen = Math.ceil(
+        (pixel.rows * pixel.columns * pixel.samplesPerPixel * pixel.bitsAllocated) / 8,
+      );
       const start = pixEl.dataOffset + i * frameLen;
       const avail = Math.min(pixEl.length, ds.byteArray.length - pixEl.dataOffset) - i * frameLen;
-      if (avail < frameLen) throw new DicomError(`truncated Pixel Data: frame ${i + 1} needs ${frameLen} bytes, ${Math.max(0, avail)} present`);
+      if (avail < frameLen)
+        throw new DicomError(
+          `truncated Pixel Data: frame ${i + 1} needs ${frameLen} bytes, ${Math.max(0, avail)} present`,
+        );
       return ds.byteArray.subarray(start, start + frameLen);
     }
     try {
       const fragments = pixEl.fragments ?? [];
       const bot = pixEl.basicOffsetTable ?? [];
       if (bot.length > 0) return dicomParser.readEncapsulatedImageFrame(ds, pixEl, i) as Uint8Array;
-      if (pixel.frames === 1) return dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixEl, 0, fragments.length) as Uint8Array;
-      if (fragments.length === pixel.frames) return dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixEl, i, 1) as Uint8Array;
+      if (pixel.frames === 1)
+        return dicomParser.readEncapsulatedPixelDataFromFragments(
+          ds,
+          pixEl,
+          0,
+          fragments.length,
+        ) as Uint8Array;
+      if (fragments.length === pixel.frames)
+        return dicomParser.readEncapsulatedPixelDataFromFragments(ds, pixEl, i, 1) as Uint8Array;
       const table = dicomParser.createJPEGBasicOffsetTable(ds, pixEl);
       return dicomParser.readEncapsulatedImageFrame(ds, pixEl, i, table) as Uint8Array;
     } catch (e) {
@@ -275,7 +316,17 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     }
   };
 
-  return { transferSyntax: syntax, part10, str, nums, num, has: (t) => Boolean(ds.elements[t]), pixel, frameBytes, encapsulated };
+  return {
+    transferSyntax: syntax,
+    part10,
+    str,
+    nums,
+    num,
+    has: (t) => Boolean(ds.elements[t]),
+    pixel,
+    frameBytes,
+    encapsulated,
+  };
 }
 
 /**
@@ -299,8 +350,18 @@ export function dicomdirReferencedFiles(bytes: Uint8Array): string[] {
     if (!id) continue;
     // dicom-parser's string() returns only the first value of a multi-valued CS: read all of it
     const el = rec.elements[T.ReferencedFileID];
-    const raw = Buffer.from(rec.byteArray.buffer, rec.byteArray.byteOffset + el.dataOffset, el.length).toString('latin1');
-    out.push(raw.replace(/[\0 ]+$/g, '').split('\\').map((s) => s.trim()).join('/'));
+    const raw = Buffer.from(
+      rec.byteArray.buffer,
+      rec.byteArray.byteOffset + el.dataOffset,
+      el.length,
+    ).toString('latin1');
+    out.push(
+      raw
+        .replace(/[\0 ]+$/g, '')
+        .split('\\')
+        .map((s) => s.trim())
+        .join('/'),
+    );
   }
   return out;
 }

@@ -23,7 +23,8 @@ export function nativeStoredValues(bytes: Uint8Array, px: PixelModule, bigEndian
   }
   if (bpp !== 8 && bpp !== 16 && bpp !== 32) throw new DicomError(`Bits Allocated ${bpp} is not supported`);
   const bytesPer = bpp / 8;
-  if (bytes.length < n * bytesPer) throw new DicomError(`truncated Pixel Data: ${bytes.length} bytes for ${n} pixels of ${bpp} bits`);
+  if (bytes.length < n * bytesPer)
+    throw new DicomError(`truncated Pixel Data: ${bytes.length} bytes for ${n} pixels of ${bpp} bits`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n * bytesPer);
   const le = !bigEndian;
   for (let i = 0; i < n; i++) {
@@ -79,7 +80,9 @@ export function rleStoredValues(frame: Uint8Array, px: PixelModule): Float64Arra
   const bytesPer = px.bitsAllocated / 8;
   const spp = px.samplesPerPixel;
   if (!Number.isInteger(bytesPer) || nSeg !== bytesPer * spp) {
-    throw new DicomError(`corrupt RLE frame (${nSeg} segments for ${px.bitsAllocated}-bit, ${spp}-sample pixels)`);
+    throw new DicomError(
+      `corrupt RLE frame (${nSeg} segments for ${px.bitsAllocated}-bit, ${spp}-sample pixels)`,
+    );
   }
   const n = px.rows * px.columns;
   const offsets = Array.from({ length: nSeg }, (_, s) => dv.getUint32(4 + 4 * s, true));

@@ -30,7 +30,11 @@ export function writePart10(dataset: NaturalDataset, pixels: Uint16Array): Buffe
   });
   const words = new Uint16Array(pixels); // own buffer, little endian on every supported host
   const dict = new dcmjs.data.DicomDict(meta);
-  const natural: Record<string, unknown> = { ...dataset, PixelData: [words.buffer], _vrMap: { PixelData: 'OW' } };
+  const natural: Record<string, unknown> = {
+    ...dataset,
+    PixelData: [words.buffer],
+    _vrMap: { PixelData: 'OW' },
+  };
   for (const k of Object.keys(natural)) if (natural[k] === null) delete natural[k];
   dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(natural);
   return Buffer.from(dict.write());

@@ -82,7 +82,13 @@ export function openH5(path: string): H5File {
       const dt = d.dtype as Dtype;
       // HDF5 type classes: 0 integer, 1 float, 3 string, 6 compound, 8 enum (h5py's bool)
       const cls = d.metadata.type;
-      const kind = isComplexDtype(dt) ? 'complex' : cls === 0 || cls === 1 || cls === 8 ? 'real' : cls === 3 ? 'string' : 'other';
+      const kind = isComplexDtype(dt)
+        ? 'complex'
+        : cls === 0 || cls === 1 || cls === 8
+          ? 'real'
+          : cls === 3
+            ? 'string'
+            : 'other';
       return { shape: d.shape ?? [], kind };
     },
     readReal(name, ranges) {
@@ -116,7 +122,16 @@ export function openH5(path: string): H5File {
       const out: Record<string, string | number> = {};
       for (const [k, a] of Object.entries(f.attrs)) {
         const v = a.value;
-        out[k] = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : typeof v === 'string' ? v : ArrayBuffer.isView(v) && (v as unknown as ArrayLike<number>).length === 1 ? Number((v as unknown as ArrayLike<number>)[0]) : String(v);
+        out[k] =
+          typeof v === 'number'
+            ? v
+            : typeof v === 'bigint'
+              ? Number(v)
+              : typeof v === 'string'
+                ? v
+                : ArrayBuffer.isView(v) && (v as unknown as ArrayLike<number>).length === 1
+                  ? Number((v as unknown as ArrayLike<number>)[0])
+                  : String(v);
       }
       return out;
     },

@@ -34,7 +34,13 @@ function shiftIndex(n: number, inverse: boolean): (i: number) => number {
 }
 
 /** 2-D (i)fftshift of an H×W complex plane, out of place. */
-function shift2(re: Float64Array, im: Float64Array, h: number, w: number, inverse: boolean): { re: Float64Array; im: Float64Array } {
+function shift2(
+  re: Float64Array,
+  im: Float64Array,
+  h: number,
+  w: number,
+  inverse: boolean,
+): { re: Float64Array; im: Float64Array } {
   const rs = shiftIndex(h, inverse);
   const cs = shiftIndex(w, inverse);
   const ore = new Float64Array(h * w);
@@ -50,7 +56,12 @@ function shift2(re: Float64Array, im: Float64Array, h: number, w: number, invers
 }
 
 /** fastMRI's ifft2c of one centred H×W plane: fftshift(ifft2(ifftshift(K))), orthonormal. */
-export function ifft2c(re: Float64Array, im: Float64Array, h: number, w: number): { re: Float64Array; im: Float64Array } {
+export function ifft2c(
+  re: Float64Array,
+  im: Float64Array,
+  h: number,
+  w: number,
+): { re: Float64Array; im: Float64Array } {
   const a = shift2(re, im, h, w, true);
   fft2(a.re, a.im, h, w, true);
   return shift2(a.re, a.im, h, w, false);
@@ -97,7 +108,11 @@ function readFastMri(f: H5File): Hdf5Volume[] {
     out.push({
       label: `fastMRI single-coil${acq} k-space${undersampled ? ' (under-sampled)' : ''}`,
       volume: { data, slices: S, h: H, w: W, kspace: { re: kre, im: kim, mask } },
-      attributes: { ...attrs, Layout: 'fastMRI single-coil', KSpace: 'unshifted orthonormal fft2 of ifft2c(kspace)' },
+      attributes: {
+        ...attrs,
+        Layout: 'fastMRI single-coil',
+        KSpace: 'unshifted orthonormal fft2 of ifft2c(kspace)',
+      },
       primary: true,
     });
   } else if (ks.shape.length === 4) {
@@ -120,7 +135,9 @@ function readFastMri(f: H5File): Hdf5Volume[] {
       primary: true,
     });
   } else {
-    throw new Error(`fastMRI "kspace" has ${ks.shape.length} dimensions, expected 3 (single-coil) or 4 (multi-coil)`);
+    throw new Error(
+      `fastMRI "kspace" has ${ks.shape.length} dimensions, expected 3 (single-coil) or 4 (multi-coil)`,
+    );
   }
   for (const key of ['reconstruction_esc', 'reconstruction_rss']) {
     const d = f.dataset(key);
@@ -137,17 +154,23 @@ function readFastMri(f: H5File): Hdf5Volume[] {
 }
 
 /** H×W×S (or H×W) → S×H×W. */
-function slicesFirst(v: Float64Array, shape: number[]): { data: Float32Array; S: number; H: number; W: number } {
+function slicesFirst(
+  v: Float64Array,
+  shape: number[],
+): { data: Float32Array; S: number; H: number; W: number } {
   const [H, W] = shape;
   const S = shape.length === 3 ? shape[2] : 1;
   const data = new Float32Array(S * H * W);
-  for (let r = 0; r < H; r++) for (let c = 0; c < W; c++) for (let s = 0; s < S; s++) data[(s * H + r) * W + c] = v[(r * W + c) * S + s];
+  for (let r = 0; r < H; r++)
+    for (let c = 0; c < W; c++)
+      for (let s = 0; s < S; s++) data[(s * H + r) * W + c] = v[(r * W + c) * S + s];
   return { data, S, H, W };
 }
 
 function readKdMri(f: H5File): Hdf5Volume[] {
   const vf = f.dataset('volfs')!;
-  if (vf.kind !== 'real' || (vf.shape.length !== 2 && vf.shape.length !== 3)) throw new Error('KD-MRI "volfs" must be a real H×W or H×W×S dataset');
+  if (vf.kind !== 'real' || (vf.shape.length !== 2 && vf.shape.length !== 3))
+    throw new Error('KD-MRI "volfs" must be a real H×W or H×W×S dataset');
   const { data, S, H, W } = slicesFirst(f.readReal('volfs'), vf.shape);
   const n = H * W;
   const out: Hdf5Volume[] = [];
@@ -160,21 +183,33 @@ function readKdMri(f: H5File): Hdf5Volume[] {
     const name = `kspace_volus_${acc}`;
     const d = f.dataset(name)!;
     if (d.kind !== 'complex' || d.shape.join('×') !== vf.shape.join('×'))
-      throw new Error(`"${name}" must be complex with the shape of volfs (${vf.shape.join('×')}), got ${d.shape.join('×')}`);
+      throw new Error(
+        `"${name}" must be complex with the shape of volfs (${vf.shape.join('×')}), got ${d.shape.join('×')}`,
+      );
     const k = f.readComplex(name);
     const re = slicesFirst(k.re, d.shape).data;
     const im = slicesFirst(k.im, d.shape).data;
     const mask = new Float32Array(n);
-    for (let s = 0; s < S; s++) for (let i = 0; i < n; i++) if (re[s * n + i] !== 0 || im[s * n + i] !== 0) mask[i] = 1;
+    for (let s = 0; s < S; s++)
+      for (let i = 0; i < n; i++) if (re[s * n + i] !== 0 || im[s * n + i] !== 0) mask[i] = 1;
     out.push({
       label: `KD-MRI ${acc} (volfs + kspace_volus_${acc})`,
       volume: { data: data.slice(), slices: S, h: H, w: W, kspace: { re, im, mask } },
-      attributes: { Layout: 'KD-MRI', Acceleration: acc, SampledFraction: (mask.reduce((a, b) => a + b, 0) / n).toFixed(4) },
+      attributes: {
+        Layout: 'KD-MRI',
+        Acceleration: acc,
+        SampledFraction: (mask.reduce((a, b) => a + b, 0) / n).toFixed(4),
+      },
       primary: true,
     });
   }
   if (out.length === 0)
-    out.push({ label: `KD-MRI volfs (${S > 1 ? 'volume' : 'slice'})`, volume: { data, slices: S, h: H, w: W }, attributes: { Layout: 'KD-MRI' }, primary: true });
+    out.push({
+      label: `KD-MRI volfs (${S > 1 ? 'volume' : 'slice'})`,
+      volume: { data, slices: S, h: H, w: W },
+      attributes: { Layout: 'KD-MRI' },
+      primary: true,
+    });
   return out;
 }
 
@@ -184,7 +219,9 @@ export function readHdf5(path: string): Hdf5Volume[] {
   try {
     if (f.dataset('kspace')) return readFastMri(f);
     if (f.dataset('volfs')) return readKdMri(f);
-    throw new Error(`neither the fastMRI layout ("kspace") nor the KD-MRI layout ("volfs") (datasets: ${f.keys().join(', ') || 'none'})`);
+    throw new Error(
+      `neither the fastMRI layout ("kspace") nor the KD-MRI layout ("volfs") (datasets: ${f.keys().join(', ') || 'none'})`,
+    );
   } finally {
     f.close();
   }
