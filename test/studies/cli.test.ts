@@ -102,3 +102,14 @@ test(
     assert.match(r.err, /no series 1\.2\.3 in the library/);
   },
 );
+
+test('kdmri convert: a fastMRI HDF5 file holds k-space and target volumes; --index picks one', () => {
+  const h5 = join(root, 'test/fixtures/hdf5/fastmri_singlecoil.h5');
+  const many = kdmri('convert', h5, join(home, 'f.nii.gz'));
+  assert.equal(many.code, 2);
+  assert.match(many.err, /holds 2 series\/volumes; choose one with --index \(0: fastMRI single-coil/);
+  const r = kdmri('convert', h5, join(home, 'f.nii.gz'), '--index', '0', '--json');
+  assert.equal(r.code, 0, r.err);
+  const v = readNifti(join(home, 'f.nii.gz'));
+  assert.deepEqual([v.slices, v.h, v.w], [2, 8, 6]);
+});
