@@ -1,0 +1,181 @@
+/**
+ * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch]`
+ *
+ * Training steps (forward, data consistency, backward, Adam; L1 against a target) and inference of
+ * the KD-MRI teacher and student on the backend the engine picks, then the same networks in PyTorch
+ * (scripts/bench/pytorch_bench.py, Debian python3-torch, 2 threads) in the same run, with ratios
+ * ours / PyTorch. A benchmark, not a test: it reports and never fails on speed.
+ *
+ * Conventions: slices/s from the median warm step (the first step is reported separately as
+ * time to first step); GFLOP/s counts convolution FLOPs only (2 per multiply-add), a training step
+ * as 3× the forward (forward, input gradient, filter gradient); peak RSS is the process maximum.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src-main/compute/backend.js';
+import { BACKENDS, PRESET_NETWORKS, type BackendName } from '../../src-main/contract/domain.js';
+import { convFlopsPerSlice, createNetwork } from '../../src-main/networks/index.js';
+import { l1 } from '../../src-main/distill/losses.js';
+import { measureLatency } from '../../src-main/distill/compactness.js';
+import { table } from '../../src-main/cli/output.js';
+import { choiceArg, intArg } from '../../src-main/cli/options.js';
+
+interface Figures {
+  train_slices_per_s: number;
+  infer_slices_per_s: number;
+  infer_ms_per_slice_warm: number;
+  infer_ms_per_slice_cold?: number;
+  gflops_train?: number;
+  first_step_ms: number;
+}
+
+const o = new Command('bench')
+  .option('--size <n>', 'image size', intArg('--size', 16, 1024), 256)
+  .option('--batch <n>', 'batch size', intArg('--batch', 1, 64), 4)
+  .option('--steps <n>', 'training steps per network (first one is warm-up)', intArg('--steps', 2, 100), 3)
+  .option('--backend <name>', 'force a backend', choiceArg('--backend', BACKENDS))
+  .option('--no-pytorch', 'skip the PyTorch comparison')
+  .option('--json', 'one JSON object', false)
+  .parse(process.argv)
+  .opts<{
+    size: number;
+    batch: number;
+    steps: number;
+    backend?: BackendName;
+    pytorch: boolean;
+    json: boolean;
+  }>();
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const log = (s: string) => !o.json && process.stderr.write(`${s}\n`);
+
+const t0 = performance.now();
+const info = await initBackend({ prefer: o.backend });
+log(`backend ${info.name}: ${info.reason}`);
+let firstStepMs = NaN;
+
+function run(key: 'dccnnTeacher' | 'dccnnStudent'): Figures {
+  const spec = PRESET_NETWORKS[key];
+  const net = createNetwork(spec, 42);
+  const opt = tf.train.adam(1e-3);
+  const { size: n, batch: b } = o;
+  const input = tf.randomUniform([b, n, n, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const target = tf.randomUniform([b, n, n, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const kspace = {
+    re: tf.zeros([b, n, n]) as tf.Tensor3D,
+    im: tf.zeros([b, n, n]) as tf.Tensor3D,
+    mask: tf.zeros([n, n]) as tf.Tensor2D,
+  };
+  const steps: number[] = [];
+  for (let i = 0; i < o.steps; i++) {
+    const t = performance.now();
+    const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables)!;
+    loss.dataSync();
+    loss.dispose();
+    steps.push(performance.now() - t);
+    if (Number.isNaN(firstStepMs)) firstStepMs = performance.now() - t0;
+    log(`${key} train step ${i + 1}: ${steps[i].toFixed(0)} ms`);
+  }
+  const infer = () => {
+    const t = performance.now();
+    const y = tf.tidy(() => net.apply({ input, kspace }).out);
+    y.dataSync();
+    y.dispose();
+    return performance.now() - t;
+  };
+  infer();
+  const inferMs = median([infer(), infer()]);
+  const lat = measureLatency(net, n, 3);
+  const warm = median(steps.slice(1));
+  const trainRate = b / (warm / 1000);
+  tf.dispose([input, target, kspace.re, kspace.im, kspace.mask]);
+  opt.dispose();
+  net.dispose();
+  return {
+    train_slices_per_s: trainRate,
+    infer_slices_per_s: b / (inferMs / 1000),
+    infer_ms_per_slice_warm: lat.warm,
+    infer_ms_per_slice_cold: lat.cold,
+    gflops_train: (3 * convFlopsPerSlice(spec, n, n) * trainRate) / 1e9,
+    first_step_ms: steps[0],
+  };
+}
+
+const teacher = run('dccnnTeacher');
+const student = run('dccnnStudent');
+const peakRssMb = process.resourceUsage().maxRSS / 1024;
+
+let pytorch: { teacher: Figures; student: Figures; torch: string; threads: number } | null = null;
+let pytorchUnavailable: string | null = null;
+const script = fileURLToPath(new URL('./pytorch_bench.py', import.meta.url));
+if (!o.pytorch) pytorchUnavailable = 'skipped (--no-pytorch)';
+else if (!existsSync('/usr/bin/python3')) pytorchUnavailable = '/usr/bin/python3 not found';
+else {
+  log('PyTorch: same networks, same size and batch, 2 threads…');
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [script, '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps)],
+    {
+      encoding: 'utf8',
+      timeout: 1_800_000,
+    },
+  );
+  if (r.status === 0) pytorch = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  else
+    pytorchUnavailable = /No module named 'torch'/.test(r.stderr)
+      ? 'python3-torch is not installed'
+      : `pytorch_bench.py failed: ${r.stderr.trim().split('\n').at(-1)}`;
+}
+
+const ratio = (a: number, b: number) => a / b;
+const ratios = pytorch
+  ? {
+      teacher_train: ratio(teacher.train_slices_per_s, pytorch.teacher.train_slices_per_s),
+      teacher_infer: ratio(teacher.infer_slices_per_s, pytorch.teacher.infer_slices_per_s),
+      student_train: ratio(student.train_slices_per_s, pytorch.student.train_slices_per_s),
+      student_infer: ratio(student.infer_slices_per_s, pytorch.student.infer_slices_per_s),
+      student_latency: ratio(pytorch.student.infer_ms_per_slice_warm, student.infer_ms_per_slice_warm),
+    }
+  : null;
+
+const result = {
+  backend: info.name,
+  size: o.size,
+  batch: o.batch,
+  teacher,
+  student,
+  peak_rss_mb: peakRssMb,
+  first_step_ms: firstStepMs,
+  pytorch,
+  ratios,
+  ...(pytorchUnavailable ? { pytorch_unavailable: pytorchUnavailable } : {}),
+};
+
+if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+else {
+  const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
+  const row = (name: string, a: Figures, p?: Figures) => [
+    name,
+    f(a.train_slices_per_s, 3),
+    p ? f(p.train_slices_per_s, 3) : '-',
+    f(a.infer_slices_per_s),
+    p ? f(p.infer_slices_per_s) : '-',
+    f(a.infer_ms_per_slice_warm, 1),
+    p ? f(p.infer_ms_per_slice_warm, 1) : '-',
+    f(a.gflops_train, 1),
+  ];
+  process.stdout.write(
+    `${o.size}×${o.size}, batch ${o.batch}, backend ${info.name}; peak RSS ${peakRssMb.toFixed(0)} MB; first step after ${(firstStepMs / 1000).toFixed(1)} s\n\n` +
+      `${table([
+        ['network', 'train sl/s', 'torch', 'infer sl/s', 'torch', 'ms/slice', 'torch', 'train GFLOP/s'],
+        row('teacher', teacher, pytorch?.teacher),
+        row('student', student, pytorch?.student),
+      ])}\n` +
+      (ratios
+        ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}\n`
+        : `\nPyTorch comparison unavailable: ${pytorchUnavailable}\n`),
+  );
+}
