@@ -263,15 +263,25 @@ test(
   },
 );
 
-test('a dataset made from a library series loads in the engine with the split the dataset row states', { skip }, async () => {
-  const { loadJobData } = await import('../../src-main/distill/job-data.js');
-  const db = openDatabase(':memory:');
-  const res = await importPaths(db, [data('dicomdirtests/98892003/MR700')]);
-  const uid = res[0].seriesUid!;
-  const ds = createDatasetFromSeries(db, uid);
-  assert.equal(ds.source, `series:${uid}`);
-  const job = loadJobData(db, { kind: 'dataset', datasetId: ds.id }, 'recon');
-  assert.equal(job.split.train.reduce((n, v) => n + v.slices, 0), ds.trainSlices);
-  assert.equal(job.split.val.reduce((n, v) => n + v.slices, 0), ds.valSlices);
-  db.close();
-});
+test(
+  'a dataset made from a library series loads in the engine with the split the dataset row states',
+  { skip },
+  async () => {
+    const { loadJobData } = await import('../../src-main/distill/job-data.js');
+    const db = openDatabase(':memory:');
+    const res = await importPaths(db, [data('dicomdirtests/98892003/MR700')]);
+    const uid = res[0].seriesUid!;
+    const ds = createDatasetFromSeries(db, uid);
+    assert.equal(ds.source, `series:${uid}`);
+    const job = loadJobData(db, { kind: 'dataset', datasetId: ds.id }, 'recon');
+    assert.equal(
+      job.split.train.reduce((n, v) => n + v.slices, 0),
+      ds.trainSlices,
+    );
+    assert.equal(
+      job.split.val.reduce((n, v) => n + v.slices, 0),
+      ds.valSlices,
+    );
+    db.close();
+  },
+);
