@@ -24,6 +24,10 @@ import { DicomError, dicomdirReferencedFiles, looksLikeDicom, parseDicom } from 
 import { existingInstances, storeSeries, type InstanceAttrs, type SeriesRecord } from './library.js';
 import { deterministicUid } from './uids.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
+// side effects: the HDF5 reader and the compressed-syntax codecs register themselves, so every entry
+// into the importer (the services load this file directly) has them
+import './hdf5/index.js';
+import './dicom/codecs.js';
 
 export type ImportProgress = (done: number, total: number, file: ImportFileResult) => void;
 
