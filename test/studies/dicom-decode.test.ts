@@ -84,6 +84,8 @@ test('bad files give one-line reasons', { skip }, () => {
   assert.match(reason('test-SR.dcm'), /^skip: no Pixel Data/);
   assert.match(reason('SC_rgb_rle.dcm'), /^skip: colour image/);
   assert.match(reason('README.txt'), /^fail: not a DICOM file/);
+  assert.match(reason('rtplan_truncated.dcm'), /^fail: truncated or corrupt DICOM file/);
+  assert.match(reason('meta_missing_tsyntax.dcm'), /^fail: File Meta without Transfer Syntax UID/);
 });
 
 test(

@@ -195,9 +195,15 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
   } catch (e) {
     if (e instanceof DicomError) throw e;
     const msg = parserMessage(e);
+    if (/missing required meta header attribute 0002,0010/.test(msg))
+      throw new DicomError(
+        'File Meta without Transfer Syntax UID (0002,0010): cannot tell how the data set is encoded',
+      );
     if (/DICM prefix not found/i.test(msg))
       throw new DicomError('not a DICOM file (no "DICM" marker at byte 128)');
-    if (/buffer overread|beyond|exceed|past end|truncat|overrun/i.test(msg))
+    if (
+      /buffer overread|beyond|exceed|past end|truncat|overrun|maxPosition|cannot be greater than/i.test(msg)
+    )
       throw new DicomError(`truncated or corrupt DICOM file (${msg})`);
     throw new DicomError(`unreadable DICOM file: ${msg}`);
   }
