@@ -125,6 +125,8 @@ export interface DbPort {
   runs: {
     list(filter?: Record<string, unknown>): RunRow[];
     get?(id: number): RunRow | undefined | null;
+    /** Runs left 'running' by a process that is gone → failed ('interrupted'), so they can be resumed. */
+    markInterrupted?(): number[];
   };
   epochs: { forRun(runId: number): EpochRowPort[] };
   models: {

@@ -85,6 +85,8 @@ export function createServices(opts: ServicesOptions): Services {
     if (!dbPromise) {
       const p = engine.need('store').then((m) => {
         const d = m.openDatabase(dbPath);
+        // runs a crashed process left 'running' become resumable failures
+        d.runs.markInterrupted?.();
         // jobs left 'queued' by an earlier launch never started: say so instead of waiting forever
         for (const j of d.jobs.list()) {
           if (j.status === 'queued') {
