@@ -121,10 +121,13 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     h: number,
     w: number,
     label: string,
+    kind: Degradation['kind'],
   ) {
     const chosen = new Map<Role, { id: number; dir: string; card: ModelCard; exact: boolean }>();
     for (const m of models) {
       if (m.card.data.h !== h || m.card.data.w !== w) continue;
+      // a reconstruction model needs a mask, a restoration model a low-resolution input
+      if (m.card.degradation.kind !== kind) continue;
       const prev = chosen.get(m.role);
       if (prev?.exact) continue;
       const exact = m.card.degradationLabel === label;
@@ -245,7 +248,8 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     let failed = new Map<Role, string>();
     let modelsNote: string | null = null;
     try {
-      if (candidates.length) ({ models, failed } = await modelsFor(candidates, vol.h, vol.w, label));
+      if (candidates.length)
+        ({ models, failed } = await modelsFor(candidates, vol.h, vol.w, label, degradation.kind));
     } catch (e) {
       modelsNote = e instanceof ApiFailure ? e.message : String(e);
     }

@@ -213,6 +213,17 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   const zf = (dcm.value as { paths: string[] }).paths[0];
   assert.match(zf, /-1-zf\.dcm$/);
   assert.ok(Math.abs(px[0] * slope - by.zf.image!.data[0]) < 1e-4);
+
+  // a restoration request (low-resolution input) never borrows the reconstruction models
+  const lr = await s.call('compare', { ...req, degradation: { kind: 'lowres', keep: 0.5 } });
+  assert.ok(lr.ok, JSON.stringify(lr));
+  const cl = lr.value as CompareResult;
+  assert.equal(cl.mask, null);
+  assert.equal(cl.degradation, 'lowres 0.5');
+  assert.deepEqual(
+    cl.viewports.slice(2).map((v) => v.image),
+    [null, null, null],
+  );
   await s.close();
 });
 
