@@ -3,21 +3,10 @@
  * response header on every page of the app's session, and the guards that block navigation, new
  * windows, permission requests and webviews.
  */
+import { RENDERER_CSP } from '../contract/csp.js';
 import type { BrowserWindowConstructorOptions, Session, WebContents } from 'electron';
 
-export const ELECTRON_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const ELECTRON_CSP = RENDERER_CSP;
 
 export function secureWindowOptions(preloadPath: string): BrowserWindowConstructorOptions {
   return {

@@ -10,6 +10,7 @@
  *  - everything else serves build/renderer with a strict Content-Security-Policy.
  * The page learns the token only from the URL it is opened with: http://127.0.0.1:PORT/#token=….
  */
+import { RENDERER_CSP } from '../contract/csp.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
@@ -20,19 +21,7 @@ import type { Services } from '../services/index.js';
 
 export const TOKEN_HEADER = 'x-kdmri-token';
 
-export const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+export const CSP = RENDERER_CSP;
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
