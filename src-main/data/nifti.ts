@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import type { Volume } from '../contract/domain.js';
-import { writeFileAtomicSync } from './atomic.js';
+import { writeFileAtomic } from '../store/model-files.js';
 
 type Header = ReturnType<typeof nifti.readHeader>;
 
@@ -146,5 +146,5 @@ export function writeNifti(path: string, vol: Volume): void {
   new Uint8Array(out, 344, 4).set([0x6e, 0x2b, 0x31, 0]); // "n+1\0"
   new Float32Array(out, voxOffset, n).set(vol.data);
   const bytes = new Uint8Array(out);
-  writeFileAtomicSync(path, /\.gz$/i.test(path) ? gzipSync(bytes) : bytes);
+  writeFileAtomic(path, /\.gz$/i.test(path) ? gzipSync(bytes) : bytes);
 }

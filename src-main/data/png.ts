@@ -1,6 +1,6 @@
 /** 8-bit grayscale PNG output (masks, slices, montages), written atomically. */
 import { PNG } from 'pngjs';
-import { writeFileAtomicSync } from './atomic.js';
+import { writeFileAtomic } from '../store/model-files.js';
 
 /** Encode H×W values linearly mapped from `range` (default: the data's min–max) to 0–255. */
 export function encodeGrayPng(
@@ -39,5 +39,5 @@ export function writeGrayPng(
   w: number,
   range?: [number, number],
 ): void {
-  writeFileAtomicSync(path, encodeGrayPng(data, h, w, range));
+  writeFileAtomic(path, encodeGrayPng(data, h, w, range));
 }

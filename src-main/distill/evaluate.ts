@@ -58,17 +58,8 @@ export function evaluatePrediction(bank: SliceBank, pred: Float32Array): EvalRes
 }
 
 export function metricRow(model: MetricRow['model'], degradation: string, r: EvalResult): MetricRow {
-  return {
-    model,
-    degradation,
-    psnr: r.psnr.mean,
-    ssim: r.ssim.mean,
-    nmse: r.nmse.mean,
-    psnrStd2: r.psnr.twoStd,
-    ssimStd2: r.ssim.twoStd,
-    nmseStd2: r.nmse.twoStd,
-    volumes: r.psnr.n,
-  };
+  const { perVolume: _perVolume, ...figures } = evaluationFigures(r);
+  return { model, degradation, ...figures };
 }
 
 /** The figures of an evaluation as the store records them (summary plus per-volume values). */

@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ImportFileResult } from '../contract/api.js';
-import { writeFileAtomicSync } from '../data/atomic.js';
+import { writeFileAtomic } from '../store/model-files.js';
 import type { Db } from '../store/db.js';
 import { importPaths } from './import.js';
 
@@ -249,7 +249,7 @@ export async function retrieveSeriesInto(
   mkdirSync(dir, { recursive: true });
   const paths = parts.map((p, i) => {
     const file = join(dir, `${String(i + 1).padStart(5, '0')}.dcm`);
-    writeFileAtomicSync(file, p);
+    writeFileAtomic(file, p);
     return file;
   });
   return importPaths(db, paths);

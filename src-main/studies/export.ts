@@ -12,7 +12,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Volume } from '../contract/domain.js';
-import { writeFileAtomicSync } from '../data/atomic.js';
+import { writeFileAtomic } from '../store/model-files.js';
 import { writeNifti } from '../data/nifti.js';
 import { writeGrayPng } from '../data/png.js';
 import type { Db } from '../store/db.js';
@@ -241,7 +241,7 @@ export function writeDicomSeries(
   mkdirSync(outDir, { recursive: true });
   const paths = exp.files.map((f, i) => {
     const p = join(outDir, `IM${String(i + 1).padStart(4, '0')}.dcm`);
-    writeFileAtomicSync(p, f.bytes);
+    writeFileAtomic(p, f.bytes);
     return p;
   });
   return { ...exp, paths };
