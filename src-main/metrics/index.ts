@@ -11,6 +11,7 @@ import { ssim2d, ssimVolume } from './ssim.js';
 export { psnr, maxOf, mseOf } from './psnr.js';
 export { nmse } from './nmse.js';
 export { ssim2d, ssimVolume } from './ssim.js';
+export { hfn, hfnSlice } from './hfn.js';
 
 function checkShapes(gt: Volume, pred: Volume): void {
   if (gt.slices !== pred.slices || gt.h !== pred.h || gt.w !== pred.w) {
