@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKENDS, type BackendName } from '../contract/domain.js';
 import { registerKdmriKernels } from './kernels/index.js';
+import { setWasmBackend, wantedWasmThreads } from './wasm-threads.js';
 
 export interface AdapterInfo {
   vendor: string;
@@ -32,6 +33,8 @@ export interface BackendInfo {
   /** The tfjs backend name actually set ('tensorflow', 'webgpu', 'wasm', 'cpu'). */
   tfBackend: string;
   adapter?: AdapterInfo;
+  /** Compute threads of the wasm backend (XNNPACK's pool); absent for other backends. */
+  threads?: number;
   /** Why this backend: the first that worked, or the one asked for. */
   reason: string;
   tried: BackendAttempt[];
@@ -44,7 +47,8 @@ export interface BackendOptions {
 }
 
 type Outcome =
-  { ok: true; tfBackend: string; adapter?: AdapterInfo; note: string } | { ok: false; reason: string };
+  | { ok: true; tfBackend: string; adapter?: AdapterInfo; threads?: number; note: string }
+  | { ok: false; reason: string };
 
 /** The shape of src-main/compute/webgpu.ts, imported lazily (it pulls in Dawn). */
 interface WebGpuModule {
@@ -106,12 +110,26 @@ async function attempt(name: BackendName, allowSoftwareGpu: boolean): Promise<Ou
       };
     }
     case 'wasm': {
-      await import('@tensorflow/tfjs-backend-wasm');
-      if (!(await setTf('wasm'))) return { ok: false, reason: 'the wasm backend failed to initialise' };
+      const wanted = wantedWasmThreads();
+      let threads: number;
+      let fallback = '';
+      try {
+        threads = await setWasmBackend(wanted);
+      } catch (e) {
+        if (wanted <= 1)
+          return { ok: false, reason: `the wasm backend failed to initialise (${message(e)})` };
+        fallback = ` (${wanted} threads failed: ${message(e)})`;
+        try {
+          threads = await setWasmBackend(1);
+        } catch (e2) {
+          return { ok: false, reason: `the wasm backend failed to initialise (${message(e2)})` };
+        }
+      }
       return {
         ok: true,
         tfBackend: 'wasm',
-        note: 'WebAssembly with SIMD and KD-MRI convolution-gradient kernels',
+        threads,
+        note: `WebAssembly with SIMD, ${threads} XNNPACK thread${threads === 1 ? '' : 's'}${fallback}, and KD-MRI convolution-gradient kernels`,
       };
     }
     case 'cpu': {
@@ -159,6 +177,7 @@ async function choose(opts: BackendOptions): Promise<BackendInfo> {
       name,
       tfBackend: r.tfBackend,
       adapter: r.adapter,
+      threads: r.threads,
       reason: opts.prefer
         ? `${name} requested (${r.note})`
         : `${r.note}${skipped.length ? `; skipped ${skipped.join('; ')}` : ''}`,
