@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { matrixDcKernels, registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
 import { dataConsistency } from '../../src-main/networks/data-consistency.js';
+import { conv3x3 } from '../../src-main/networks/conv.js';
 import { fft2, fft2Real, ifft2 } from '../../src-main/kspace/fft.js';
 import { Rng } from '../../src-main/util/random.js';
 
@@ -55,10 +56,12 @@ const CASES: ConvCase[] = [
   [4, 24, 16, 32, 1],
   [1, 12, 10, 3, 5],
   [3, 9, 11, 8, 16],
+  // (2+1)·66·98 = 19404 padded grid points: the filter gradient's GEMM runs in two chunks, the last partial
+  [2, 64, 96, 8, 12],
 ];
 
 /** dx, dW (and db when fused) of sum(conv(x, W) ⊙ g) on the current backend, as plain arrays. */
-function convGrads(c: ConvCase, fused: boolean, pad: 'same' | 'valid'): Float32Array[] {
+function convGrads(c: ConvCase, fused: boolean | 'kdmri', pad: 'same' | 'valid'): Float32Array[] {
   const [b, h, w, cin, cout] = c;
   const x = tf.tensor4d(randArray(b * h * w * cin, 1), [b, h, w, cin]);
   const f = tf.tensor4d(randArray(9 * cin * cout, 2, -0.3, 0.3), [3, 3, cin, cout]);
@@ -67,16 +70,19 @@ function convGrads(c: ConvCase, fused: boolean, pad: 'same' | 'valid'): Float32A
   const ow = pad === 'same' ? w : w - 2;
   const g = tf.tensor4d(randArray(b * oh * ow * cout, 4), [b, oh, ow, cout]);
   const grads = tf.grads((xx: tf.Tensor, ff: tf.Tensor, bb: tf.Tensor) => {
-    const y = fused
-      ? tf.fused.conv2d({
-          x: xx as tf.Tensor4D,
-          filter: ff as tf.Tensor4D,
-          bias: bb,
-          strides: 1,
-          pad,
-          activation: 'relu',
-        })
-      : tf.add(tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, pad), bb);
+    const y =
+      fused === 'kdmri'
+        ? conv3x3(xx as tf.Tensor4D, ff as tf.Tensor4D, bb as tf.Tensor1D, true)
+        : fused
+          ? tf.fused.conv2d({
+              x: xx as tf.Tensor4D,
+              filter: ff as tf.Tensor4D,
+              bias: bb,
+              strides: 1,
+              pad,
+              activation: 'relu',
+            })
+          : tf.add(tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, pad), bb);
     return tf.sum(tf.mul(y, g));
   })([x, f, bias]);
   const out = grads.map((t) => t.dataSync() as Float32Array);
@@ -84,9 +90,15 @@ function convGrads(c: ConvCase, fused: boolean, pad: 'same' | 'valid'): Float32A
   return out;
 }
 
-for (const fused of [false, true]) {
+for (const fused of [false, true, 'kdmri'] as const) {
+  const what =
+    fused === 'kdmri'
+      ? 'the networks’ conv3x3 (bias+relu; dW and db from one kernel on wasm)'
+      : fused
+        ? 'tf.fused.conv2d (bias+relu)'
+        : 'tf.conv2d';
   for (const c of CASES) {
-    test(`tf.grad through ${fused ? 'tf.fused.conv2d (bias+relu)' : 'tf.conv2d'} on wasm matches cpu: [${c}]`, async () => {
+    test(`tf.grad through ${what} on wasm matches cpu: [${c}]`, async () => {
       const ref = await onBackend('cpu', () => convGrads(c, fused, 'same'));
       const got = await onBackend('wasm', () => convGrads(c, fused, 'same'));
       for (const [i, what] of ['dx', 'dW', 'db'].entries()) {
