@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { NetworkSpecSchema, type DcCnnSpec, type NetworkSpec, type VdsrSpec } from '../contract/domain.js';
 import { Rng } from '../util/random.js';
 import { registerKdmriKernels } from '../compute/kernels/index.js';
-import { conv3x3 } from './conv.js';
+import { convStack } from './conv.js';
 import { dataConsistency } from './data-consistency.js';
 
 export { dataConsistency } from './data-consistency.js';
@@ -145,6 +145,34 @@ export function createNetwork(spec: NetworkSpec, seed: number): Network {
 
 type ApplyFn = (x: NetInputs) => NetOutputs;
 
+/**
+ * Layers [first, first+count) as at most two conv stacks (see conv.ts: gradients inside a stack are
+ * freed early), cut after the attention layer `atLayer` (1-based within the block), whose output is
+ * pushed to `attention`.
+ */
+function stacksWithAttention(
+  x: tf.Tensor4D,
+  first: number,
+  count: number,
+  atLayer: number,
+  plan: ConvPlan[],
+  ws: tf.Variable<tf.Rank.R4>[],
+  bs: tf.Variable<tf.Rank.R1>[],
+  attention: tf.Tensor4D[],
+): tf.Tensor4D {
+  const run = (h: tf.Tensor4D, from: number, to: number) =>
+    convStack(
+      h,
+      ws.slice(from, to),
+      bs.slice(from, to),
+      plan.slice(from, to).map((l) => l.relu),
+    );
+  if (atLayer < 1 || atLayer > count) return run(x, first, first + count);
+  const a = run(x, first, first + atLayer);
+  attention.push(a);
+  return atLayer === count ? a : run(a, first + atLayer, first + count);
+}
+
 function dccnnApply(
   spec: DcCnnSpec,
   plan: ConvPlan[],
@@ -156,14 +184,8 @@ function dccnnApply(
     const attention: tf.Tensor4D[] = [];
     let x = input;
     for (let c = 0; c < spec.nc; c++) {
-      let h = x;
-      for (let k = 0; k < spec.nd; k++) {
-        const i = c * spec.nd + k;
-        h = conv3x3(h, ws[i], bs[i], plan[i].relu);
-        if (k + 1 === spec.atLayer) attention.push(h);
-      }
-      if (spec.residual) h = tf.add(h, x);
-      x = dataConsistency(h, kspace.re, kspace.im, kspace.mask, spec.dcLambda);
+      const h = stacksWithAttention(x, c * spec.nd, spec.nd, spec.atLayer, plan, ws, bs, attention);
+      x = dataConsistency(spec.residual ? tf.add(h, x) : h, kspace.re, kspace.im, kspace.mask, spec.dcLambda);
     }
     return { out: x, attention };
   };
@@ -177,11 +199,7 @@ function vdsrApply(
 ): ApplyFn {
   return ({ input }) => {
     const attention: tf.Tensor4D[] = [];
-    let h = input;
-    for (let k = 0; k < spec.depth; k++) {
-      h = conv3x3(h, ws[k], bs[k], plan[k].relu);
-      if (k + 1 === spec.atLayer) attention.push(h);
-    }
+    const h = stacksWithAttention(input, 0, spec.depth, spec.atLayer, plan, ws, bs, attention);
     // global residual: out = input + last conv
     return { out: tf.add(input, h), attention };
   };
