@@ -239,6 +239,11 @@ export interface CompareViewport {
   trainedOn: string | null;
   /** Why image is null ("no KD model for this dataset yet"). */
   note: string | null;
+  /**
+   * For a model's viewport: the reconstruction's wall time in ms, and whether it came from the cache
+   * that the compare service fills ahead of the technician's scrolling (then ms is the original time).
+   */
+  inference?: { ms: number; cached: boolean };
 }
 
 export interface CompareResult {

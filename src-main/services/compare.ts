@@ -29,10 +29,74 @@ interface Deps {
 type Role = 'teacher' | 'student' | 'kd';
 const ROLES: Role[] = ['teacher', 'student', 'kd'];
 
+/** Reconstructions kept for scrolling back and forth: up to this many bytes of images. */
+const RECON_CACHE_BYTES = 192 * 2 ** 20;
+/** Slices reconstructed ahead on each side of the one shown, while the service is idle. */
+const PREFETCH_SLICES = 2;
+
+/** Slice `index` (over all volumes in order) as a one-slice volume, with its k-space when present. */
+function sliceAt(vols: Volume[], index: number): { vol: Volume; slice: Volume } {
+  let idx = index;
+  let vol = vols[0];
+  for (const v of vols) {
+    if (idx < v.slices) {
+      vol = v;
+      break;
+    }
+    idx -= v.slices;
+  }
+  const hw = vol.h * vol.w;
+  const slice: Volume = { data: vol.data.slice(idx * hw, (idx + 1) * hw), slices: 1, h: vol.h, w: vol.w };
+  if (vol.kspace) {
+    slice.kspace = {
+      re: vol.kspace.re.slice(idx * hw, (idx + 1) * hw),
+      im: vol.kspace.im.slice(idx * hw, (idx + 1) * hw),
+      mask: vol.kspace.mask,
+    };
+  }
+  return { vol, slice };
+}
+
 export function createCompare({ engine, db, dataDir }: Deps) {
   const splits = new Map<string, { vols: Volume[]; source: string }>();
   const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
   let backendReady: Promise<unknown> | null = null;
+  // model dir + degradation + source + slice → reconstruction (insertion order = least recently used first)
+  const recons = new Map<string, { data: Float32Array; ms: number }>();
+  let reconBytes = 0;
+  let prefetchGeneration = 0;
+
+  function remember(key: string, value: { data: Float32Array; ms: number }) {
+    recons.delete(key);
+    recons.set(key, value);
+    reconBytes += value.data.byteLength;
+    for (const [k, v] of recons) {
+      if (reconBytes <= RECON_CACHE_BYTES) break;
+      recons.delete(k);
+      reconBytes -= v.data.byteLength;
+    }
+  }
+
+  /** The model's reconstruction of a one-slice volume, from the cache when it was made before. */
+  function reconstructCached(
+    reconstructVolume: (net: NetworkPort, v: Volume, d: Degradation) => { output: Volume },
+    net: NetworkPort,
+    key: string,
+    slice: Volume,
+    degradation: Degradation,
+  ): { data: Float32Array; ms: number; cached: boolean } {
+    const hit = recons.get(key);
+    if (hit) {
+      recons.delete(key);
+      recons.set(key, hit);
+      return { ...hit, cached: true };
+    }
+    const t0 = performance.now();
+    const data = reconstructVolume(net, slice, degradation).output.data.slice(0, slice.h * slice.w);
+    const made = { data, ms: performance.now() - t0 };
+    remember(key, made);
+    return { ...made, cached: false };
+  }
 
   /**
    * Live recon models trained on a dataset's data (the dataset itself or a resampled sibling with the
@@ -175,24 +239,10 @@ export function createCompare({ engine, db, dataDir }: Deps) {
         'sliceIndex',
       );
     }
-    let idx = req.sliceIndex;
-    let vol = vols[0];
-    for (const v of vols) {
-      if (idx < v.slices) {
-        vol = v;
-        break;
-      }
-      idx -= v.slices;
-    }
+    const { vol, slice } = sliceAt(vols, req.sliceIndex);
     const hw = vol.h * vol.w;
-    const slice: Volume = { data: vol.data.slice(idx * hw, (idx + 1) * hw), slices: 1, h: vol.h, w: vol.w };
-    if (vol.kspace) {
-      slice.kspace = {
-        re: vol.kspace.re.slice(idx * hw, (idx + 1) * hw),
-        im: vol.kspace.im.slice(idx * hw, (idx + 1) * hw),
-        mask: vol.kspace.mask,
-      };
-    }
+    const keyOf = (dir: string, index: number) =>
+      JSON.stringify([dir, req.degradation, source, vol.h, vol.w, index]);
     const degradation: Degradation = req.degradation;
     const label = degradationLabel(degradation);
     const { buildSliceBank } = await engine.need('sliceBank');
@@ -271,7 +321,8 @@ export function createCompare({ engine, db, dataDir }: Deps) {
         });
         continue;
       }
-      const out = reconstructVolume(m.net, slice, degradation).output.data.slice(0, hw);
+      const r = reconstructCached(reconstructVolume, m.net, keyOf(m.dir, req.sliceIndex), slice, degradation);
+      const out = r.data;
       viewports.push({
         name: role,
         image: px(out),
@@ -280,7 +331,31 @@ export function createCompare({ engine, db, dataDir }: Deps) {
         modelId: m.id,
         trainedOn: m.card.degradationLabel,
         note: m.exact ? null : `trained on ${m.card.degradationLabel}`,
+        inference: { ms: r.ms, cached: r.cached },
       });
+    }
+    if (reconstructVolume && models.size) {
+      // Reconstruct the neighbouring slices while idle, nearest first, so that scrolling finds them
+      // ready. A newer request stops this (between two slices: one inference cannot be interrupted).
+      const generation = ++prefetchGeneration;
+      const todo: number[] = [];
+      for (let d = 1; d <= PREFETCH_SLICES; d++) {
+        if (req.sliceIndex + d < total) todo.push(req.sliceIndex + d);
+        if (req.sliceIndex - d >= 0) todo.push(req.sliceIndex - d);
+      }
+      const step = () => {
+        const next = todo.shift();
+        if (next === undefined || generation !== prefetchGeneration) return;
+        try {
+          const s = sliceAt(vols, next).slice;
+          for (const m of models.values())
+            reconstructCached(reconstructVolume, m.net, keyOf(m.dir, next), s, degradation);
+        } catch {
+          return; // a prefetch failure changes nothing: the request for that slice will report it
+        }
+        setTimeout(step, 0);
+      };
+      setTimeout(step, 0);
     }
     viewports.sort((a, b) => VIEWPORTS.indexOf(a.name) - VIEWPORTS.indexOf(b.name));
     let residueMax = 0;

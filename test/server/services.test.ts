@@ -227,6 +227,46 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   await s.close();
 });
 
+test('compare caches reconstructions and prepares the neighbouring slices while idle', async () => {
+  const { dir, dbPath, datasetId } = setup(true);
+  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const req = {
+    source: { datasetId },
+    sliceIndex: 1,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
+  };
+  const value = (r: Awaited<ReturnType<typeof s.call>>) => {
+    assert.ok(r.ok, JSON.stringify(r));
+    return r.value as CompareResult;
+  };
+  const inference = (r: Awaited<ReturnType<typeof s.call>>) =>
+    Object.fromEntries(
+      value(r)
+        .viewports.filter((v) => v.inference)
+        .map((v) => [v.name, v.inference!.cached]),
+    );
+  const first = await s.call('compare', req);
+  assert.deepEqual(inference(first), { teacher: false, student: false, kd: false });
+  const again = await s.call('compare', req);
+  assert.deepEqual(inference(again), { teacher: true, student: true, kd: true });
+  assert.deepEqual(
+    value(again).viewports.map((v) => v.image?.data[0]),
+    value(first).viewports.map((v) => v.image?.data[0]),
+  );
+  await new Promise((r) => setTimeout(r, 50)); // the idle prefetch of slices 2 and 0
+  for (const sliceIndex of [0, 2]) {
+    const n = await s.call('compare', { ...req, sliceIndex });
+    assert.deepEqual(inference(n), { teacher: true, student: true, kd: true }, `slice ${sliceIndex}`);
+  }
+  // another degradation is another reconstruction
+  const r8 = await s.call('compare', {
+    ...req,
+    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 8 } },
+  });
+  assert.deepEqual(inference(r8), { teacher: false, student: false, kd: false });
+  await s.close();
+});
+
 test('compare without models: images only for zero-filled and target, with a note for the rest', async () => {
   const { dir, dbPath, datasetId } = setup(false);
   const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
