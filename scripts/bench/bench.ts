@@ -39,6 +39,7 @@ const o = new Command('bench')
   .option('--backend <name>', 'force a backend', choiceArg('--backend', BACKENDS))
   .option('--no-pytorch', 'skip the PyTorch comparison')
   .option('--json', 'one JSON object', false)
+  .option('--profile', 'also time every kernel of one warm teacher training step (tf.profile)', false)
   .parse(process.argv)
   .opts<{
     size: number;
@@ -47,6 +48,7 @@ const o = new Command('bench')
     backend?: BackendName;
     pytorch: boolean;
     json: boolean;
+    profile: boolean;
   }>();
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -57,7 +59,37 @@ const info = await initBackend({ prefer: o.backend });
 log(`backend ${info.name}: ${info.reason}`);
 let firstStepMs = NaN;
 
-function run(key: 'dccnnTeacher' | 'dccnnStudent'): Figures {
+interface KernelTime {
+  kernel: string;
+  calls: number;
+  ms: number;
+}
+type StepProfile = { step_ms: number; peak_tensor_mb: number; kernels: KernelTime[] };
+// set by run() (the cast keeps TypeScript from narrowing it to null at the top level)
+let profile = null as StepProfile | null;
+
+/** Wall time per kernel name over one call of `step` (tf.profile; outermost kernels only). */
+async function profileStep(step: () => void) {
+  const t = performance.now();
+  const p = await tf.profile(step);
+  const stepMs = performance.now() - t;
+  const by = new Map<string, KernelTime>();
+  for (const k of p.kernels) {
+    // customGrad ops appear as a wrapper ('forward') around the kernels they run; count the kernels
+    if (k.name === 'forward') continue;
+    const e = by.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
+    e.calls++;
+    e.ms += Number(k.kernelTimeMs) || 0;
+    by.set(k.name, e);
+  }
+  return {
+    step_ms: stepMs,
+    peak_tensor_mb: p.peakBytes / 2 ** 20,
+    kernels: [...by.values()].sort((a, b) => b.ms - a.ms),
+  };
+}
+
+async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
   const spec = PRESET_NETWORKS[key];
   const net = createNetwork(spec, 42);
   const opt = tf.train.adam(1e-3);
@@ -78,6 +110,13 @@ function run(key: 'dccnnTeacher' | 'dccnnStudent'): Figures {
     steps.push(performance.now() - t);
     if (Number.isNaN(firstStepMs)) firstStepMs = performance.now() - t0;
     log(`${key} train step ${i + 1}: ${steps[i].toFixed(0)} ms`);
+  }
+  if (o.profile && key === 'dccnnTeacher') {
+    profile = await profileStep(() => {
+      const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables)!;
+      loss.dataSync();
+      loss.dispose();
+    });
   }
   const infer = () => {
     const t = performance.now();
@@ -104,8 +143,8 @@ function run(key: 'dccnnTeacher' | 'dccnnStudent'): Figures {
   };
 }
 
-const teacher = run('dccnnTeacher');
-const student = run('dccnnStudent');
+const teacher = await run('dccnnTeacher');
+const student = await run('dccnnStudent');
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
 
 let pytorch: { teacher: Figures; student: Figures; torch: string; threads: number } | null = null;
@@ -149,8 +188,10 @@ const result = {
   student,
   peak_rss_mb: peakRssMb,
   first_step_ms: firstStepMs,
+  ...(info.threads ? { threads: info.threads } : {}),
   pytorch,
   ratios,
+  ...(profile ? { profile } : {}),
   ...(pytorchUnavailable ? { pytorch_unavailable: pytorchUnavailable } : {}),
 };
 
@@ -178,4 +219,21 @@ else {
         ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}\n`
         : `\nPyTorch comparison unavailable: ${pytorchUnavailable}\n`),
   );
+  if (profile) {
+    const p = profile;
+    process.stdout.write(
+      `\nOne warm teacher training step, by kernel (tf.profile: ${(p.step_ms / 1000).toFixed(1)} s, peak tensors ${p.peak_tensor_mb.toFixed(0)} MB):\n\n` +
+        `${table([
+          ['kernel', 'calls', 'ms', 'share'],
+          ...p.kernels
+            .slice(0, 12)
+            .map((k) => [
+              k.kernel,
+              String(k.calls),
+              k.ms.toFixed(0),
+              `${((100 * k.ms) / p.step_ms).toFixed(0)} %`,
+            ]),
+        ])}\n`,
+    );
+  }
 }
