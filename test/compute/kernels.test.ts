@@ -1,7 +1,8 @@
 /**
  * The KD-MRI kernels against independent references:
- *  - wasm Conv2DBackpropFilter / Conv2DBackpropInput (and tf.grad through tf.conv2d and tf.fused.conv2d
- *    on wasm) against the tfjs cpu backend's own gradients;
+ *  - wasm Conv2DBackpropFilter / Conv2DBackpropInput (and tf.grad through tf.conv2d, tf.fused.conv2d and
+ *    the networks' conv stacks on wasm, by our WebAssembly filter-gradient kernel and by the forward-conv
+ *    form it replaces) against the tfjs cpu backend's own gradients;
  *  - KdmriDataConsistency forward against a float64 reference built directly on fft.ts, its gradient
  *    against central finite differences and against the same op written with explicit DFT matrices in
  *    tfjs (autodiff through matMul) on cpu; a fully sampled mask returns the target.
@@ -11,6 +12,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { matrixDcKernels, registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
+import { useFilterGradKernel } from '../../src-main/compute/kernels/conv-backprop.js';
 import { dataConsistency } from '../../src-main/networks/data-consistency.js';
 import { conv3x3 } from '../../src-main/networks/conv.js';
 import { fft2, fft2Real, ifft2 } from '../../src-main/kspace/fft.js';
@@ -114,12 +116,34 @@ for (const c of [
   [2, 12, 14, 1, 6],
   [2, 12, 14, 5, 1],
   [2, 10, 12, 8, 9],
+  // C % 4 = 0 and O % 8 = 0: our WebAssembly filter-gradient kernel, on a 'valid' grid
+  [2, 10, 12, 8, 16],
 ] as ConvCase[]) {
   test(`wasm conv gradients with valid padding match cpu: [${c}]`, async () => {
     const ref = await onBackend('cpu', () => convGrads(c, false, 'valid'));
     const got = await onBackend('wasm', () => convGrads(c, false, 'valid'));
     for (let i = 0; i < 3; i++)
       assert.ok(relErr(got[i], ref[i]) < 1e-4, `gradient ${i}: ${relErr(got[i], ref[i])}`);
+  });
+}
+
+for (const c of [
+  [4, 12, 16, 32, 32],
+  [4, 24, 16, 32, 1],
+  [2, 12, 14, 5, 1],
+] as ConvCase[]) {
+  test(`wasm filter gradient by the forward-conv form (no reachable wasm memory) matches cpu: [${c}]`, async () => {
+    const ref = await onBackend('cpu', () => convGrads(c, 'kdmri', 'same'));
+    useFilterGradKernel(false);
+    try {
+      const got = await onBackend('wasm', () => convGrads(c, 'kdmri', 'same'));
+      for (const [i, what] of ['dx', 'dW', 'db'].entries()) {
+        const e = relErr(got[i], ref[i]);
+        assert.ok(e < 1e-4, `${what} relative error ${e}`);
+      }
+    } finally {
+      useFilterGradKernel(true);
+    }
   });
 }
 

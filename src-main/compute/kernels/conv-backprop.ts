@@ -1,6 +1,6 @@
 /**
  * Convolution gradients for the wasm backend, composed from the backend's own fast forward Conv2D
- * (XNNPACK) and Transpose kernels.
+ * (XNNPACK) and Transpose kernels, and, for the filter gradient, our own WebAssembly kernel.
  *
  * tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel (tf.grad through a conv fails) and a naive
  * Conv2DBackpropInput (≈ 160× slower than the forward conv here). Both gradients of a stride-1 conv are
@@ -14,8 +14,9 @@
  *    yields dW flipped in space, which is undone while transposing.
  *  - input gradient dx = conv(dy, W flipped in space with in/out swapped), padded by k−1−pad.
  *
- *    On wasm, when both C and O are ≥ 8, dW is instead computed as kh·kw GEMMs over the flattened padded
- *    grid (filterGradByTapMatMuls), which avoids the conv with only B channels per kernel tap.
+ *    On wasm, dW and db are instead computed by our own WebAssembly SIMD kernel (filter-grad-wasm.ts,
+ *    wasm/filter-grad.c) on the backend's memory; the conv form remains where that memory cannot be
+ *    reached (another tfjs-backend-wasm build).
  *
  * Conventions: NHWC activations, HWIO filters, float32. Only stride 1 and dilation 1 are accelerated;
  * Conv2DBackpropInput falls back to the original wasm kernel otherwise, Conv2DBackpropFilter throws.
@@ -36,6 +37,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { makeF32, readF32, release } from './backend-io.js';
+import { WasmFilterGrad } from './filter-grad-wasm.js';
 
 type Shape4 = [number, number, number, number];
 type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
@@ -142,10 +144,10 @@ function filterGrad(
     throw new Error(`kdmri Conv2DBackpropFilter: dy has shape [${dy.shape}], expected [${expectDy}]`);
   }
   const { top, bottom, left, right } = info.padInfo;
-  // measured on wasm at 4×256×256 (dW and db, 2 threads): 32→32 510 ms vs 580 ms for the conv form;
-  // 1→32 210 vs 250 ms; but 32→1 340 vs 100 ms (one-column GEMMs), so O = 1 keeps the conv form
-  if (isWasmInternals(backend) && O >= 8) {
-    return filterGradByTapMatMuls(backendName, backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
+  // measured on wasm at 4×256×256, 32→32, 2 threads: 114 ms by our kernel (about the forward conv's
+  // 116 ms), 580 ms by the conv form below (its kernel has 256×256 taps of only B channels each)
+  if (useKernel && isWasmInternals(backend) && kernelRunner(backend)) {
+    return filterGradByKernel(backendName, backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
   }
   const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
 
@@ -208,7 +210,12 @@ function filterGrad(
 interface WasmInternals {
   dataIdMap: { get(d: object): { id: number; memoryOffset: number } | undefined; delete(d: object): void };
   makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number): TensorInfo;
-  wasm: { tfjs: { disposeData(id: number): void }; HEAPU8: Uint8Array };
+  wasm: {
+    tfjs: { disposeData(id: number): void; getThreadsCount?(): number };
+    /** The memory: Module.wasmMemory in the threaded build, the exported one otherwise. */
+    wasmMemory?: WebAssembly.Memory;
+    asm?: { memory?: WebAssembly.Memory };
+  };
 }
 
 function isWasmInternals(b: KernelBackend): b is KernelBackend & WasmInternals {
@@ -220,29 +227,30 @@ function isWasmInternals(b: KernelBackend): b is KernelBackend & WasmInternals {
   );
 }
 
-/**
- * dW as one GEMM per chunk of the flattened padded grid, with an im2col left operand built per chunk
- * (wasm):
- *
- *   xT  = x zero-padded (conv padding, plus one zero image and one zero channel), transposed to
- *         [C+1, L], L = (B+1)·Hp·Wp: channel-major rows over the flattened padded grid;
- *   dyp = dy placed on the same padded grid (zero outside its oH×oW corner, and a zero image): [L, O];
- *   dW[a,b,c,:] = Σ_l xT[c, off + l] · dyp[l, :]   with off = a·Wp + b,   for each tap (a, b).
- *
- * The sum over l runs in chunks of `GRID_CHUNK` grid points. For chunk [l0, l0+kc) the left operand
- * A = [kh·kw·C, kc] is copied from xT (row (tap, c) = xT[c, off+l0 : off+l0+kc]; a row may run into
- * the next channel row, or the zero channel, only where dyp is zero, so nothing leaks) and the right
- * operand is dyp's rows [l0, l0+kc), read in place. One XNNPACK GEMM per chunk (M = 9C, N = O, K = kc)
- * keeps its operands in the last-level cache. Measured at 4×256×256×32→32 on 2 threads: 580 ms per
- * layer with nine whole-grid GEMMs (one per tap), 490 ms now (chunks of 1024: 640 ms, 4096: 580 ms),
- * of which 300 ms GEMM, 140 ms building A (copyWithin on the threaded build's shared heap runs at
- * ≈ 2 GB/s), 50 ms padding and transposing; the forward conv takes 185 ms. XNNPACK's GEMM does not block
- * K, so with K in the thousands it streams its panels from cache instead of registers, at about half
- * the forward conv's FLOP rate. Partial sums are accumulated in float64.
- */
-const GRID_CHUNK = 16384;
+const runners = new WeakMap<object, WasmFilterGrad | null>();
+let useKernel = true;
 
-function filterGradByTapMatMuls(
+/**
+ * Tests only: compute the filter gradient by the forward-conv form even where our WebAssembly kernel
+ * could run (the form used when the backend's memory cannot be reached).
+ */
+export function useFilterGradKernel(on: boolean): void {
+  useKernel = on;
+}
+
+/** The backend's filter-gradient kernel runner, made once; null when its memory cannot be reached. */
+function kernelRunner(backend: KernelBackend & WasmInternals): WasmFilterGrad | null {
+  let r = runners.get(backend);
+  if (r === undefined) {
+    const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+    r = memory ? new WasmFilterGrad(memory, backend.wasm.tfjs.getThreadsCount?.() ?? 1) : null;
+    runners.set(backend, r);
+  }
+  return r;
+}
+
+/** dW (and db) by our WebAssembly kernel (filter-grad-wasm.ts), reading x padded and dy in place. */
+function filterGradByKernel(
   backendName: string,
   backend: KernelBackend & WasmInternals,
   x: TensorInfo,
@@ -254,100 +262,57 @@ function filterGradByTapMatMuls(
   pad: { top: number; bottom: number; left: number; right: number },
   withBias: boolean,
 ): { dw: TensorInfo; db?: TensorInfo } {
+  const runner = kernelRunner(backend)!;
   const [B, H, W] = x.shape;
   const [, oH, oW] = dy.shape;
-  const Hp = H + pad.top + pad.bottom;
-  const Wp = W + pad.left + pad.right;
-  const L = (B + 1) * Hp * Wp;
-  const T = kh * kw;
-  const M = T * C + (withBias ? 1 : 0);
-  const run = (name: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>) =>
-    kernelOf(name, backendName)({ inputs, backend, attrs: attrs as never }) as TensorInfo;
-  const xp = run(
+  const xp = kernelOf(
     'PadV2',
-    { x },
-    {
+    backendName,
+  )({
+    inputs: { x },
+    backend,
+    attrs: {
       paddings: [
-        [0, 1],
+        [0, 0],
         [pad.top, pad.bottom],
         [pad.left, pad.right],
-        [0, 1],
-      ],
-      constantValue: 0,
-    },
-  );
-  const xt = transpose(
-    backendName,
-    backend,
-    { dataId: xp.dataId, shape: [L, C + 1], dtype: 'float32' },
-    [1, 0],
-  );
-  release(backend, xp);
-  const dyp = run(
-    'PadV2',
-    { x: dy },
-    {
-      paddings: [
-        [0, 1],
-        [0, Hp - oH],
-        [0, Wp - oW],
         [0, 0],
       ],
       constantValue: 0,
-    },
-  );
-  const kc0 = Math.min(GRID_CHUNK, L);
-  const scratch = backend.makeOutput([M, kc0], 'float32');
-  const acc = new Float64Array(M * O);
-  const memOf = (t: TensorInfo) => {
+    } as never,
+  }) as TensorInfo;
+  const scratch = backend.makeOutput([WasmFilterGrad.scratchFloats({ C, O, kh, kw })], 'float32');
+  const at = (t: TensorInfo) => {
     const d = backend.dataIdMap.get(t.dataId as object);
     if (!d) throw new Error('kdmri Conv2DBackpropFilter: tensor data not found on the wasm backend');
     return d.memoryOffset;
   };
-  const dropAlias = (t: TensorInfo) => {
-    // drop the alias id without freeing the memory (it belongs to another tensor)
-    backend.wasm.tfjs.disposeData(backend.dataIdMap.get(t.dataId as object)!.id);
-    backend.dataIdMap.delete(t.dataId as object);
-  };
+  let dw: Float32Array;
+  let db: Float32Array;
   try {
-    const xtAt = memOf(xt) / 4;
-    const dypAt = memOf(dyp);
-    const aAt = memOf(scratch);
-    for (let l0 = 0; l0 < L; l0 += kc0) {
-      const kc = Math.min(kc0, L - l0);
-      const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
-      for (let a = 0; a < kh; a++) {
-        for (let b = 0; b < kw; b++) {
-          const t = a * kw + b;
-          const src = xtAt + a * Wp + b + l0;
-          for (let c = 0; c < C; c++) {
-            const from = src + c * L;
-            heap.copyWithin(aAt / 4 + (t * C + c) * kc, from, from + kc);
-          }
-        }
-      }
-      if (withBias) heap.fill(1, aAt / 4 + T * C * kc, aAt / 4 + M * kc);
-      const A = backend.makeOutput([1, M, kc], 'float32', aAt);
-      const Bm = backend.makeOutput([1, kc, O], 'float32', dypAt + 4 * l0 * O);
-      let out: TensorInfo;
-      try {
-        out = run('BatchMatMul', { a: A, b: Bm }, { transposeA: false, transposeB: false });
-      } finally {
-        dropAlias(A);
-        dropAlias(Bm);
-      }
-      const part = readF32(backend, out);
-      for (let i = 0; i < acc.length; i++) acc[i] += part[i];
-      release(backend, out);
-    }
+    [dw, db] = runner.compute(
+      {
+        xp: at(xp),
+        dy: at(dy),
+        scratch: at(scratch),
+        batch: B,
+        Hp: H + pad.top + pad.bottom,
+        Wp: W + pad.left + pad.right,
+        oH,
+        oW,
+        C,
+        O,
+        kh,
+        kw,
+      },
+      () => readF32(backend, scratch),
+    );
   } finally {
+    release(backend, xp);
     release(backend, scratch);
-    release(backend, xt);
-    release(backend, dyp);
   }
-  // acc is [kh·kw, C, O] = HWIO already, then the bias row
-  const dw = makeF32(backend, [kh, kw, C, O], Float32Array.from(acc.subarray(0, T * C * O)));
-  return withBias ? { dw, db: makeF32(backend, [O], Float32Array.from(acc.subarray(T * C * O))) } : { dw };
+  const dwT = makeF32(backend, [kh, kw, C, O], dw);
+  return withBias ? { dw: dwT, db: makeF32(backend, [O], db) } : { dw: dwT };
 }
 
 /**

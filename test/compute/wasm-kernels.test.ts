@@ -1,0 +1,133 @@
+/**
+ * Our WebAssembly filter-gradient kernel (src-main/compute/kernels/wasm/filter-grad.c) on its own,
+ * without TensorFlow.js: against a float64 reference on a shared and on a plain memory, with the same
+ * bits whatever the number of threads; and the committed binary against a rebuild from the C source.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WasmFilterGrad, type FilterGradProblem } from '../../src-main/compute/kernels/filter-grad-wasm.js';
+import { Rng } from '../../src-main/util/random.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+
+function problem(shared: boolean, B: number, H: number, W: number, C: number, O: number, pad: number) {
+  const memory = new WebAssembly.Memory({
+    initial: 256,
+    maximum: 65536,
+    shared,
+  } as WebAssembly.MemoryDescriptor);
+  const f32 = () => new Float32Array(memory.buffer);
+  const Hp = H + 2 * pad;
+  const Wp = W + 2 * pad;
+  const oH = Hp - 2;
+  const oW = Wp - 2;
+  const rng = new Rng(7);
+  // x padded with zeros, then dy, then the scratch, 64-byte aligned
+  const xpAt = 64;
+  const dyAt = xpAt + 4 * B * Hp * Wp * C + 64;
+  const scratchAt = dyAt + 4 * B * oH * oW * O + 64;
+  const xp = new Float64Array(B * Hp * Wp * C);
+  for (let n = 0; n < B; n++)
+    for (let i = pad; i < pad + H; i++)
+      for (let j = pad; j < pad + W; j++)
+        for (let c = 0; c < C; c++) xp[((n * Hp + i) * Wp + j) * C + c] = rng.uniform(-1, 1);
+  const dy = Float64Array.from({ length: B * oH * oW * O }, () => rng.uniform(-1, 1));
+  f32().set(xp, xpAt / 4);
+  f32().set(dy, dyAt / 4);
+  const p: FilterGradProblem = {
+    xp: xpAt,
+    dy: dyAt,
+    scratch: scratchAt,
+    batch: B,
+    Hp,
+    Wp,
+    oH,
+    oW,
+    C,
+    O,
+    kh: 3,
+    kw: 3,
+  };
+  // float64 reference, from the same float32 values
+  const xr = new Float32Array(xp);
+  const gr = new Float32Array(dy);
+  const dw = new Float64Array(9 * C * O);
+  const db = new Float64Array(O);
+  for (let n = 0; n < B; n++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        const g = ((n * oH + i) * oW + j) * O;
+        for (let o = 0; o < O; o++) db[o] += gr[g + o];
+        for (let a = 0; a < 3; a++)
+          for (let b = 0; b < 3; b++)
+            for (let c = 0; c < C; c++) {
+              const xv = xr[((n * Hp + i + a) * Wp + j + b) * C + c];
+              for (let o = 0; o < O; o++) dw[((a * 3 + b) * C + c) * O + o] += xv * gr[g + o];
+            }
+      }
+  const read = () => new Float32Array(memory.buffer, scratchAt, WasmFilterGrad.scratchFloats(p));
+  return { memory, p, read, dw, db };
+}
+
+function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+test('filter-gradient kernel matches a float64 reference, with the same bits on 1, 2 or 3 threads', () => {
+  const { memory, p, read, dw, db } = problem(true, 2, 13, 9, 8, 16, 1);
+  const results = [1, 2, 3].map((threads) => {
+    const k = new WasmFilterGrad(memory, threads);
+    try {
+      assert.equal(k.threads, threads);
+      return k.compute(p, read);
+    } finally {
+      k.dispose();
+    }
+  });
+  assert.ok(maxRel(results[0][0], dw) < 1e-5, `dW: ${maxRel(results[0][0], dw)}`);
+  assert.ok(maxRel(results[0][1], db) < 1e-5, `db: ${maxRel(results[0][1], db)}`);
+  for (const r of results.slice(1)) {
+    assert.deepEqual(r[0], results[0][0]);
+    assert.deepEqual(r[1], results[0][1]);
+  }
+});
+
+for (const [C, O, tile] of [
+  [1, 16, '1×8'],
+  [8, 1, '4×1'],
+  [3, 5, 'scalar'],
+] as const) {
+  test(`filter-gradient kernel, ${tile} tile (C=${C}, O=${O}), on a plain (unshared) memory: one thread, matches`, () => {
+    const { memory, p, read, dw, db } = problem(false, 2, 7, 11, C, O, 1);
+    const k = new WasmFilterGrad(memory, 4);
+    assert.equal(k.threads, 1);
+    const [gw, gb] = k.compute(p, read);
+    assert.ok(maxRel(gw, dw) < 1e-5, `dW: ${maxRel(gw, dw)}`);
+    assert.ok(maxRel(gb, db) < 1e-5, `db: ${maxRel(gb, db)}`);
+    k.dispose();
+  });
+}
+
+test('the committed kernel binary is what scripts/build-wasm-kernels.sh makes from filter-grad.c', (t) => {
+  if (!existsSync('/usr/bin/clang-14') || !existsSync('/usr/bin/wasm-ld-14')) {
+    t.skip('clang-14 and lld-14 are not installed (.ci/run installs them)');
+    return;
+  }
+  const out = join(mkdtempSync(join(tmpdir(), 'kdmri-wasm-build-')), 'kernels.ts');
+  execFileSync(join(root, 'scripts/build-wasm-kernels.sh'), [out], { cwd: root, stdio: 'pipe' });
+  assert.equal(
+    readFileSync(out, 'utf8'),
+    readFileSync(join(root, 'src-main/compute/kernels/wasm/kernels.generated.ts'), 'utf8'),
+    'src-main/compute/kernels/wasm/kernels.generated.ts is stale: run scripts/build-wasm-kernels.sh',
+  );
+});
