@@ -147,6 +147,29 @@ for (const c of [
   });
 }
 
+for (const [b, h, w, cin, cout, pad, act, withBias] of [
+  [2, 13, 10, 1, 32, 'same', 'relu', true],
+  [2, 13, 10, 1, 16, 'valid', 'linear', false],
+  [3, 9, 14, 32, 1, 'same', 'relu', true],
+  [1, 7, 11, 8, 1, 'valid', 'linear', true],
+  [1, 6, 5, 4, 1, 'same', 'linear', false],
+] as const) {
+  test(`wasm FusedConv2D of a thin layer (our kernel) matches cpu: [${b},${h},${w},${cin},${cout}] ${pad} ${act}${withBias ? ' +bias' : ''}`, async () => {
+    const run = () => {
+      const x = tf.tensor4d(randArray(b * h * w * cin, 11), [b, h, w, cin]);
+      const f = tf.tensor4d(randArray(9 * cin * cout, 12, -0.3, 0.3), [3, 3, cin, cout]);
+      const bias = withBias ? tf.tensor1d(randArray(cout, 13, -0.2, 0.2)) : undefined;
+      const y = tf.fused.conv2d({ x, filter: f, bias, strides: 1, pad, activation: act });
+      const out = y.dataSync() as Float32Array;
+      tf.dispose([x, f, y, ...(bias ? [bias] : [])]);
+      return out;
+    };
+    const ref = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    assert.ok(relErr(got, ref) < 1e-5, `relative error ${relErr(got, ref)}`);
+  });
+}
+
 test('wasm Identity shares data (no copy) and the clone outlives its source', async () => {
   await onBackend('wasm', () => {
     const x = tf.tensor1d([1, 2, 3]);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WasmFilterGrad, type FilterGradProblem } from '../../src-main/compute/kernels/filter-grad-wasm.js';
+import { WasmKernels, type FilterGradProblem } from '../../src-main/compute/kernels/wasm-kernels.js';
 import { Rng } from '../../src-main/util/random.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -69,7 +69,7 @@ function problem(shared: boolean, B: number, H: number, W: number, C: number, O:
               for (let o = 0; o < O; o++) dw[((a * 3 + b) * C + c) * O + o] += xv * gr[g + o];
             }
       }
-  const read = () => new Float32Array(memory.buffer, scratchAt, WasmFilterGrad.scratchFloats(p));
+  const read = () => new Float32Array(memory.buffer, scratchAt, WasmKernels.scratchFloats(p));
   return { memory, p, read, dw, db };
 }
 
@@ -86,10 +86,10 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
 test('filter-gradient kernel matches a float64 reference, with the same bits on 1, 2 or 3 threads', () => {
   const { memory, p, read, dw, db } = problem(true, 2, 13, 9, 8, 16, 1);
   const results = [1, 2, 3].map((threads) => {
-    const k = new WasmFilterGrad(memory, threads);
+    const k = new WasmKernels(memory, threads);
     try {
       assert.equal(k.threads, threads);
-      return k.compute(p, read);
+      return k.filterBiasGrad(p, read);
     } finally {
       k.dispose();
     }
@@ -109,9 +109,9 @@ for (const [C, O, tile] of [
 ] as const) {
   test(`filter-gradient kernel, ${tile} tile (C=${C}, O=${O}), on a plain (unshared) memory: one thread, matches`, () => {
     const { memory, p, read, dw, db } = problem(false, 2, 7, 11, C, O, 1);
-    const k = new WasmFilterGrad(memory, 4);
+    const k = new WasmKernels(memory, 4);
     assert.equal(k.threads, 1);
-    const [gw, gb] = k.compute(p, read);
+    const [gw, gb] = k.filterBiasGrad(p, read);
     assert.ok(maxRel(gw, dw) < 1e-5, `dW: ${maxRel(gw, dw)}`);
     assert.ok(maxRel(gb, db) < 1e-5, `db: ${maxRel(gb, db)}`);
     k.dispose();

@@ -36,10 +36,12 @@ function train(backend: 'webgpu' | 'wasm'): {
     // an asynchronous pipe write.
     (await import('node:fs')).writeSync(1, 'RESULT ' + JSON.stringify({ backend: info.name, adapter: info.adapter, losses }) + '\\n');
 `;
-  // Dawn on llvmpipe sometimes crashes (SIGSEGV) before the first result; measured here in about one
-  // run out of four. Up to three attempts keep the test about our code, not that driver.
+  // Dawn 0.6.2 on llvmpipe often crashes (SIGSEGV, or SIGABRT on a glibc mutex assertion inside Dawn)
+  // before the first result: measured on 2026-12-01, 9 of 16 attempts completed, the same before and
+  // after that day's changes to our code. Up to eight attempts keep the test about our code, not that
+  // driver (at that rate all eight fail in under one run in 500).
   let last = '';
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 8; attempt++) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
       cwd: root,
       encoding: 'utf8',
@@ -49,7 +51,7 @@ function train(backend: 'webgpu' | 'wasm'): {
     if (line) return JSON.parse(line.slice(7));
     last = `exit ${r.status ?? r.signal}: ${r.stderr.split('\n').slice(-5).join(' | ')}`;
   }
-  assert.fail(`${backend} run failed three times (${last})`);
+  assert.fail(`${backend} run failed eight times (${last})`);
 }
 
 test('a tiny DC-CNN with data consistency runs on WebGPU (llvmpipe) and matches wasm', () => {

@@ -14,7 +14,7 @@
  *    yields dW flipped in space, which is undone while transposing.
  *  - input gradient dx = conv(dy, W flipped in space with in/out swapped), padded by k−1−pad.
  *
- *    On wasm, dW and db are instead computed by our own WebAssembly SIMD kernel (filter-grad-wasm.ts,
+ *    On wasm, dW and db are instead computed by our own WebAssembly SIMD kernel (wasm-kernels.ts,
  *    wasm/filter-grad.c) on the backend's memory; the conv form remains where that memory cannot be
  *    reached (another tfjs-backend-wasm build).
  *
@@ -37,7 +37,14 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { makeF32, readF32, release } from './backend-io.js';
-import { WasmFilterGrad } from './filter-grad-wasm.js';
+import { thinConv } from './conv-thin.js';
+import {
+  WasmKernels,
+  addressOf,
+  isWasmBackend,
+  wasmKernelsFor,
+  type WasmBackendInternals,
+} from './wasm-kernels.js';
 
 type Shape4 = [number, number, number, number];
 type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
@@ -146,7 +153,7 @@ function filterGrad(
   const { top, bottom, left, right } = info.padInfo;
   // measured on wasm at 4×256×256, 32→32, 2 threads: 114 ms by our kernel (about the forward conv's
   // 116 ms), 580 ms by the conv form below (its kernel has 256×256 taps of only B channels each)
-  if (useKernel && isWasmInternals(backend) && kernelRunner(backend)) {
+  if (useKernel && isWasmBackend(backend) && wasmKernelsFor(backend)) {
     return filterGradByKernel(backendName, backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
   }
   const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
@@ -206,28 +213,6 @@ function filterGrad(
   return { dw: makeF32(backend, [kh, kw, C, O], dw) };
 }
 
-/** The wasm backend internals used to read a tensor's memory under a second id (see below). */
-interface WasmInternals {
-  dataIdMap: { get(d: object): { id: number; memoryOffset: number } | undefined; delete(d: object): void };
-  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number): TensorInfo;
-  wasm: {
-    tfjs: { disposeData(id: number): void; getThreadsCount?(): number };
-    /** The memory: Module.wasmMemory in the threaded build, the exported one otherwise. */
-    wasmMemory?: WebAssembly.Memory;
-    asm?: { memory?: WebAssembly.Memory };
-  };
-}
-
-function isWasmInternals(b: KernelBackend): b is KernelBackend & WasmInternals {
-  const r = b as unknown as Partial<WasmInternals>;
-  return (
-    typeof r.makeOutput === 'function' &&
-    r.dataIdMap !== undefined &&
-    typeof r.wasm?.tfjs?.disposeData === 'function'
-  );
-}
-
-const runners = new WeakMap<object, WasmFilterGrad | null>();
 let useKernel = true;
 
 /**
@@ -238,21 +223,10 @@ export function useFilterGradKernel(on: boolean): void {
   useKernel = on;
 }
 
-/** The backend's filter-gradient kernel runner, made once; null when its memory cannot be reached. */
-function kernelRunner(backend: KernelBackend & WasmInternals): WasmFilterGrad | null {
-  let r = runners.get(backend);
-  if (r === undefined) {
-    const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-    r = memory ? new WasmFilterGrad(memory, backend.wasm.tfjs.getThreadsCount?.() ?? 1) : null;
-    runners.set(backend, r);
-  }
-  return r;
-}
-
-/** dW (and db) by our WebAssembly kernel (filter-grad-wasm.ts), reading x padded and dy in place. */
+/** dW (and db) by our WebAssembly kernel (wasm-kernels.ts), reading x padded and dy in place. */
 function filterGradByKernel(
   backendName: string,
-  backend: KernelBackend & WasmInternals,
+  backend: KernelBackend & WasmBackendInternals,
   x: TensorInfo,
   dy: TensorInfo,
   kh: number,
@@ -262,7 +236,7 @@ function filterGradByKernel(
   pad: { top: number; bottom: number; left: number; right: number },
   withBias: boolean,
 ): { dw: TensorInfo; db?: TensorInfo } {
-  const runner = kernelRunner(backend)!;
+  const runner = wasmKernelsFor(backend)!;
   const [B, H, W] = x.shape;
   const [, oH, oW] = dy.shape;
   const xp = kernelOf(
@@ -281,16 +255,12 @@ function filterGradByKernel(
       constantValue: 0,
     } as never,
   }) as TensorInfo;
-  const scratch = backend.makeOutput([WasmFilterGrad.scratchFloats({ C, O, kh, kw })], 'float32');
-  const at = (t: TensorInfo) => {
-    const d = backend.dataIdMap.get(t.dataId as object);
-    if (!d) throw new Error('kdmri Conv2DBackpropFilter: tensor data not found on the wasm backend');
-    return d.memoryOffset;
-  };
+  const scratch = backend.makeOutput([WasmKernels.scratchFloats({ C, O, kh, kw })], 'float32');
+  const at = (t: TensorInfo) => addressOf(backend, t);
   let dw: Float32Array;
   let db: Float32Array;
   try {
-    [dw, db] = runner.compute(
+    [dw, db] = runner.filterBiasGrad(
       {
         xp: at(xp),
         dy: at(dy),
@@ -357,12 +327,22 @@ export function conv2dBackpropInputVia(
     }
   }
   const wt = makeF32(backend, [kh, kw, O, C], wf);
-  const dx = conv(backendName, backend, dy, wt, [
-    [0, 0],
-    [kh - 1 - top, kh - 1 - bottom],
-    [kw - 1 - left, kw - 1 - right],
-    [0, 0],
-  ]);
+  const [, H, W] = attrs.inputShape;
+  const dx =
+    thinConv(
+      backend,
+      dy,
+      wt,
+      null,
+      { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W },
+      false,
+    ) ??
+    conv(backendName, backend, dy, wt, [
+      [0, 0],
+      [kh - 1 - top, kh - 1 - bottom],
+      [kw - 1 - left, kw - 1 - right],
+      [0, 0],
+    ]);
   release(backend, wt);
   if (!sameShape(dx.shape, attrs.inputShape)) {
     release(backend, dx);

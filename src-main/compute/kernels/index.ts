@@ -2,6 +2,8 @@
  * KD-MRI's own tfjs kernels:
  *  - Conv2DBackpropFilter and Conv2DBackpropInput for the wasm backend, built from its fast forward
  *    conv (see conv-backprop.ts), so training on wasm works and is fast;
+ *  - FusedConv2D for wasm's thin layers (one input or output channel) by our WebAssembly kernel
+ *    (see conv-thin.ts), the backend's own kernel for everything else;
  *  - a no-copy Identity for wasm (tfjs clones every tensor saved for a gradient; see identity.ts);
  *  - KdmriDataConsistency (+ KdmriDataConsistencyGrad and its registered gradient) for the wasm, cpu and
  *    webgpu backends (see data-consistency.ts: float64 FFT on cpu/wasm, DFT-matrix products on webgpu).
@@ -16,6 +18,7 @@ import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
 import { registerConvBackprop } from './conv-backprop.js';
+import { registerThinConv } from './conv-thin.js';
 import { registerDataConsistency } from './data-consistency.js';
 import { registerSharedIdentity } from './identity.js';
 
@@ -36,6 +39,7 @@ let done = false;
 export function registerKdmriKernels(): void {
   if (done) return;
   registerConvBackprop('wasm', registerKernel, unregisterKernel);
+  registerThinConv('wasm', registerKernel, unregisterKernel);
   registerSharedIdentity('wasm', registerKernel, unregisterKernel);
   registerDataConsistency(DC_BACKENDS, registerKernel, registerGradient);
   done = true;
