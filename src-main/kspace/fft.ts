@@ -155,27 +155,74 @@ export function fft2(re: Float64Array, im: Float64Array, h: number, w: number, i
   if (re.length !== h * w || im.length !== h * w) {
     throw new Error(`fft2: expected ${h}×${w} = ${h * w} values, got re ${re.length}, im ${im.length}`);
   }
-  const rowRe = new Float64Array(w);
-  const rowIm = new Float64Array(w);
-  for (let r = 0; r < h; r++) {
-    const o = r * w;
-    rowRe.set(re.subarray(o, o + w));
-    rowIm.set(im.subarray(o, o + w));
-    fft1(rowRe, rowIm, inverse);
-    re.set(rowRe, o);
-    im.set(rowIm, o);
-  }
-  const colRe = new Float64Array(h);
-  const colIm = new Float64Array(h);
-  for (let c = 0; c < w; c++) {
-    for (let r = 0; r < h; r++) {
-      colRe[r] = re[r * w + c];
-      colIm[r] = im[r * w + c];
+  const n = h * w;
+  // inverse = conj ∘ forward ∘ conj; both directions scaled by 1/√(H·W) once, at the end
+  if (inverse) for (let i = 0; i < n; i++) im[i] = -im[i];
+  const rows = planFor(w);
+  for (let r = 0; r < h; r++) rows.run(re.subarray(r * w, (r + 1) * w), im.subarray(r * w, (r + 1) * w));
+  if (isPowerOfTwo(h)) columnsRadix2(re, im, h, w);
+  else {
+    const cols = planFor(h);
+    const colRe = new Float64Array(h);
+    const colIm = new Float64Array(h);
+    for (let c = 0; c < w; c++) {
+      for (let r = 0; r < h; r++) {
+        colRe[r] = re[r * w + c];
+        colIm[r] = im[r * w + c];
+      }
+      cols.run(colRe, colIm);
+      for (let r = 0; r < h; r++) {
+        re[r * w + c] = colRe[r];
+        im[r * w + c] = colIm[r];
+      }
     }
-    fft1(colRe, colIm, inverse);
-    for (let r = 0; r < h; r++) {
-      re[r * w + c] = colRe[r];
-      im[r * w + c] = colIm[r];
+  }
+  const s = 1 / Math.sqrt(n);
+  for (let i = 0; i < n; i++) {
+    re[i] *= s;
+    im[i] = inverse ? -im[i] * s : im[i] * s;
+  }
+}
+
+/**
+ * Forward, unnormalised radix-2 DFT along the columns of a row-major H×W image (H a power of two),
+ * as butterflies between whole rows: contiguous inner loops instead of a strided gather per column
+ * (measured at 256×256: 2-D FFT 6.6 ms with per-column copies).
+ */
+function columnsRadix2(re: Float64Array, im: Float64Array, h: number, w: number): void {
+  const bits = Math.log2(h);
+  const tmp = new Float64Array(w);
+  for (let i = 0; i < h; i++) {
+    let j = 0;
+    for (let b = 0; b < bits; b++) j |= ((i >> b) & 1) << (bits - 1 - b);
+    if (j > i) {
+      for (const a of [re, im]) {
+        tmp.set(a.subarray(i * w, (i + 1) * w));
+        a.copyWithin(i * w, j * w, (j + 1) * w);
+        a.set(tmp, j * w);
+      }
+    }
+  }
+  for (let size = 2; size <= h; size <<= 1) {
+    const half = size >> 1;
+    for (let k = 0; k < half; k++) {
+      const ang = (-2 * Math.PI * k) / size;
+      const wr = Math.cos(ang);
+      const wi = Math.sin(ang);
+      for (let start = 0; start < h; start += size) {
+        const a = (start + k) * w;
+        const b = a + half * w;
+        for (let c = 0; c < w; c++) {
+          const br = re[b + c];
+          const bi = im[b + c];
+          const xr = br * wr - bi * wi;
+          const xi = br * wi + bi * wr;
+          re[b + c] = re[a + c] - xr;
+          im[b + c] = im[a + c] - xi;
+          re[a + c] += xr;
+          im[a + c] += xi;
+        }
+      }
     }
   }
 }
