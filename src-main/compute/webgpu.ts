@@ -45,15 +45,23 @@ function describe(adapter: GPUAdapter): AdapterInfo {
   };
 }
 
+/**
+ * Every Dawn instance we create, kept for the life of the process. An adapter does not keep its
+ * instance's JS wrapper alive: once the garbage collector took it, Dawn's scheduled event processing ran
+ * on a destroyed instance and aborted the process (seen here: std::system_error from a mutex in
+ * dawn::native::InstanceBase::ProcessEvents, or glibc's mutex assertions).
+ */
+const instances: GPU[] = [];
+
 async function findAdapter(dawn: DawnModule): Promise<GPUAdapter | null> {
-  const native = await dawn
-    .create([])
-    .requestAdapter({ powerPreference: 'high-performance' })
-    .catch(() => null);
+  const first = dawn.create([]);
+  instances.push(first);
+  const native = await first.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
   if (native) return native;
   if (process.platform !== 'linux') return null;
   process.env.EGL_PLATFORM ??= 'surfaceless';
   const gles = dawn.create(['backend=opengles']);
+  instances.push(gles);
   return gles.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions).catch(() => null);
 }
 
