@@ -18,6 +18,15 @@ interface Plan {
   run(re: Float64Array, im: Float64Array): void;
 }
 
+/** A radix-2 plan's tables: bit-reversal permutation and twiddles cos/sin(−2πi/n), i < n/2. */
+interface Radix2Tables {
+  rev: Uint32Array;
+  cos: Float64Array;
+  sin: Float64Array;
+}
+
+const radix2Tables = new Map<number, Radix2Tables>();
+
 const plans = new Map<number, Plan>();
 
 export function planFor(n: number): Plan {
@@ -33,20 +42,30 @@ function isPowerOfTwo(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
 }
 
+function tablesFor(n: number): Radix2Tables {
+  let t = radix2Tables.get(n);
+  if (!t) {
+    const bits = Math.log2(n);
+    const rev = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      let r = 0;
+      for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
+      rev[i] = r;
+    }
+    const cos = new Float64Array(n / 2);
+    const sin = new Float64Array(n / 2);
+    for (let i = 0; i < n / 2; i++) {
+      cos[i] = Math.cos((-2 * Math.PI * i) / n);
+      sin[i] = Math.sin((-2 * Math.PI * i) / n);
+    }
+    t = { rev, cos, sin };
+    radix2Tables.set(n, t);
+  }
+  return t;
+}
+
 function radix2Plan(n: number): Plan {
-  const bits = Math.log2(n);
-  const rev = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    let r = 0;
-    for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
-    rev[i] = r;
-  }
-  const cos = new Float64Array(n / 2);
-  const sin = new Float64Array(n / 2);
-  for (let i = 0; i < n / 2; i++) {
-    cos[i] = Math.cos((-2 * Math.PI * i) / n);
-    sin[i] = Math.sin((-2 * Math.PI * i) / n);
-  }
+  const { rev, cos, sin } = tablesFor(n);
   return {
     run(re, im) {
       for (let i = 0; i < n; i++) {
@@ -190,11 +209,10 @@ export function fft2(re: Float64Array, im: Float64Array, h: number, w: number, i
  * (measured at 256×256: 2-D FFT 6.6 ms with per-column copies).
  */
 function columnsRadix2(re: Float64Array, im: Float64Array, h: number, w: number): void {
-  const bits = Math.log2(h);
+  const { rev, cos, sin } = tablesFor(h);
   const tmp = new Float64Array(w);
   for (let i = 0; i < h; i++) {
-    let j = 0;
-    for (let b = 0; b < bits; b++) j |= ((i >> b) & 1) << (bits - 1 - b);
+    const j = rev[i];
     if (j > i) {
       for (const a of [re, im]) {
         tmp.set(a.subarray(i * w, (i + 1) * w));
@@ -205,10 +223,10 @@ function columnsRadix2(re: Float64Array, im: Float64Array, h: number, w: number)
   }
   for (let size = 2; size <= h; size <<= 1) {
     const half = size >> 1;
+    const step = h / size;
     for (let k = 0; k < half; k++) {
-      const ang = (-2 * Math.PI * k) / size;
-      const wr = Math.cos(ang);
-      const wi = Math.sin(ang);
+      const wr = cos[k * step];
+      const wi = sin[k * step];
       for (let start = 0; start < h; start += size) {
         const a = (start + k) * w;
         const b = a + half * w;
