@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { tinyDcCnnPrelude } from './tiny-dccnn.js';
 import os from 'node:os';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -21,23 +22,12 @@ interface Run {
 }
 
 function train(threads: number): Run {
-  const code = `
-    import * as tf from '@tensorflow/tfjs-core';
-    import { initBackend } from './src-main/compute/backend.ts';
-    import { createNetwork } from './src-main/networks/index.ts';
-    import { l1 } from './src-main/distill/losses.ts';
-    const info = await initBackend({ prefer: 'wasm' });
-    const net = createNetwork({ arch: 'dccnn', nc: 2, nd: 3, nf: 16, residual: false, dcLambda: null, atLayer: 2 }, 42);
-    const n = 48, b = 2;
-    const input = tf.tensor4d(Float32Array.from({ length: b * n * n }, (_, i) => (Math.sin(i * 0.37) + 1) / 2), [b, n, n, 1]);
-    const target = tf.tensor4d(Float32Array.from({ length: b * n * n }, (_, i) => (Math.cos(i * 0.11) + 1) / 2), [b, n, n, 1]);
-    const mask = tf.tensor2d(Float32Array.from({ length: n * n }, (_, i) => (Math.floor(i / n) % 3 === 0 ? 1 : 0)), [n, n]);
-    const re = tf.mul(tf.squeeze(target, [3]), mask), im = tf.zerosLike(re);
+  const code = `${tinyDcCnnPrelude({ backend: 'wasm', nf: 16, size: 48 })}
     const opt = tf.train.adam(1e-2);
     const losses = [];
     const t0 = performance.now();
     for (let i = 0; i < 4; i++) {
-      const loss = opt.minimize(() => l1(net.apply({ input, kspace: { re, im, mask } }).out, target), true, net.variables);
+      const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables);
       losses.push(loss.dataSync()[0]);
       loss.dispose();
     }
