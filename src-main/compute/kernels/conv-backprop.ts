@@ -256,15 +256,14 @@ function filterGradByKernel(
     } as never,
   }) as TensorInfo;
   const scratch = backend.makeOutput([WasmKernels.scratchFloats({ C, O, kh, kw })], 'float32');
-  const at = (t: TensorInfo) => addressOf(backend, t);
   let dw: Float32Array;
   let db: Float32Array;
   try {
     [dw, db] = runner.filterBiasGrad(
       {
-        xp: at(xp),
-        dy: at(dy),
-        scratch: at(scratch),
+        xp: addressOf(backend, xp),
+        dy: addressOf(backend, dy),
+        scratch: addressOf(backend, scratch),
         batch: B,
         Hp: H + pad.top + pad.bottom,
         Wp: W + pad.left + pad.right,

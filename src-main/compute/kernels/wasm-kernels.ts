@@ -240,10 +240,10 @@ export class WasmKernels {
 
 /** The parts of tfjs-backend-wasm's BackendWasm used to run our kernels on its memory. */
 export interface WasmBackendInternals {
-  dataIdMap: { get(d: object): { id: number; memoryOffset: number } | undefined; delete(d: object): void };
-  makeOutput(shape: number[], dtype: 'float32', memoryOffset?: number): TensorInfo;
+  dataIdMap: { get(d: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   wasm: {
-    tfjs: { disposeData(id: number): void; getThreadsCount?(): number };
+    tfjs: { getThreadsCount?(): number };
     /** The memory: Module.wasmMemory in the threaded build, the exported one otherwise. */
     wasmMemory?: WebAssembly.Memory;
     asm?: { memory?: WebAssembly.Memory };
@@ -253,9 +253,7 @@ export interface WasmBackendInternals {
 export function isWasmBackend(b: KernelBackend): b is KernelBackend & WasmBackendInternals {
   const r = b as unknown as Partial<WasmBackendInternals>;
   return (
-    typeof r.makeOutput === 'function' &&
-    r.dataIdMap !== undefined &&
-    typeof r.wasm?.tfjs?.disposeData === 'function'
+    typeof r.makeOutput === 'function' && typeof r.dataIdMap?.get === 'function' && r.wasm?.tfjs !== undefined
   );
 }
 
