@@ -1,6 +1,7 @@
 /** Terminal output: tables, number formatting and live training progress. */
 import cliProgress from 'cli-progress';
 import type { MetricRow, ProgressEvent } from '../contract/domain.js';
+import { figureText, textGrid } from '../results/table.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -8,13 +9,7 @@ export function printJson(value: unknown): void {
 
 /** A plain fixed-width table; the first row is the header. */
 export function table(rows: (string | number)[][]): string {
-  const cells = rows.map((r) => r.map(String));
-  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join(
-    '\n',
-  );
+  return textGrid(rows.map((r) => r.map(String)));
 }
 
 export function metricsTable(rows: MetricRow[]): string {
@@ -23,9 +18,9 @@ export function metricsTable(rows: MetricRow[]): string {
     ...rows.map((r) => [
       r.model,
       r.degradation,
-      `${r.psnr.toFixed(2)} ± ${r.psnrStd2.toFixed(2)}`,
-      `${r.ssim.toFixed(4)} ± ${r.ssimStd2.toFixed(4)}`,
-      `${r.nmse.toFixed(5)} ± ${r.nmseStd2.toFixed(5)}`,
+      figureText({ mean: r.psnr, spread: r.psnrStd2, n: r.volumes }, 'psnr'),
+      figureText({ mean: r.ssim, spread: r.ssimStd2, n: r.volumes }, 'ssim'),
+      figureText({ mean: r.nmse, spread: r.nmseStd2, n: r.volumes }, 'nmse'),
       r.volumes,
     ]),
   ]);

@@ -212,12 +212,67 @@ export interface ModelInfo {
   createdAt: string | null;
 }
 
-export interface PaperTable {
-  datasetId: number;
-  /** Degradation labels (columns), e.g. "cartesian 4x". */
-  degradations: string[];
-  rows: MetricRow[];
+/** A figure of a results table: the mean and its spread over `n` values. */
+export interface ResultsFigure {
+  mean: number;
+  /** 2·std over volumes (a job's table) or std over seeds (a study's); NaN when n < 2. */
+  spread: number;
+  n: number;
 }
+
+export interface ResultsCell {
+  psnr: ResultsFigure;
+  ssim: ResultsFigure;
+  nmse: ResultsFigure;
+  /** Validation volumes each mean is over (per seed in a study). */
+  volumes: number;
+  /** Seeds the study's figure is over (1 for a job). */
+  seeds: number;
+}
+
+/** The paired comparison of two models over the same units (seed × volume, or seed × slice). */
+export interface PairedComparison {
+  a: string;
+  b: string;
+  /** 'volume', or 'slice' when there is a single validation volume. */
+  unit: 'volume' | 'slice';
+  units: number;
+  seeds: number;
+  /** Mean PSNR difference a − b in dB, with a 95 % two-stage bootstrap interval (seeds, then units). */
+  meanDiff: number;
+  low: number;
+  high: number;
+  /** Paired t-test on the per-seed mean differences (df = seeds − 1); NaN with one seed. */
+  t: number;
+  df: number;
+  p: number;
+  /** Share of units where a beats b. */
+  wins: number;
+}
+
+/**
+ * A paper-shaped results table built from one job's or one study's own validation evaluations:
+ * rows are models (zf, cs, teacher, student, student-long, kd), columns degradations (accelerations).
+ */
+export interface ResultsTable {
+  kind: 'job' | 'study';
+  /** The job or study id. */
+  id: string;
+  datasetId: number | null;
+  split: 'validation';
+  /** What the ± means. */
+  spread: '2std-volumes' | 'std-seeds';
+  columns: { key: string; label: string; detail: string; acceleration: number | null }[];
+  rows: { model: string; cells: (ResultsCell | null)[] }[];
+  /** Study only, per column key: the share of the student→teacher PSNR gap that KD closes. */
+  kdGain?: Record<string, { fraction: number; low: number; high: number }>;
+  /** Study only, per column key: KD against the student and against student-long. */
+  paired?: Record<string, PairedComparison[]>;
+  notes: string[];
+}
+
+export const TABLE_FORMATS = ['text', 'json', 'csv', 'markdown', 'latex'] as const;
+export type TableFormat = (typeof TABLE_FORMATS)[number];
 
 export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd'] as const;
 export type ViewportName = (typeof VIEWPORTS)[number];
@@ -389,9 +444,19 @@ export const API = {
     z.object({ modelId: Id, destination: z.string().min(1).max(4096).optional() }).strict(),
     "Copy a model folder out (default: the data folder's exports/).",
   ),
-  paperTable: op<PaperTable>()(
-    z.object({ datasetId: Id }).strict(),
-    'Rows ZF/teacher/student/KD × degradation, PSNR/SSIM (mean ± 2·std).',
+  paperTable: op<{ table: ResultsTable; text: string | null }>()(
+    z
+      .object({
+        jobId: Uid.optional(),
+        studyId: Uid.optional(),
+        /** Also render the table as text in this format (for export). */
+        format: z.enum(TABLE_FORMATS).optional(),
+      })
+      .strict()
+      .refine((r) => (r.jobId === undefined) !== (r.studyId === undefined), {
+        message: 'give exactly one of jobId and studyId',
+      }),
+    "One job's or one study's validation results: rows ZF/CS/teacher/student/KD × accelerations.",
   ),
 
   // Compare

@@ -15,7 +15,7 @@ import { z } from 'zod';
 // ---------------------------------------------------------------------------------------------------
 // Degradations: an undersampling mask (reconstruction) or a low-resolution acquisition (restoration).
 
-export const MASK_KINDS = ['cartesian', 'random', 'equispaced', 'preset'] as const;
+export const MASK_KINDS = ['cartesian', 'random', 'equispaced', 'preset', 'file'] as const;
 export const MASK_PRESETS = ['cardiac', 'mrbrain', 'knee'] as const;
 
 /** How to build a 1-D Cartesian mask. `axis` is the array axis whose lines are sampled. */
@@ -32,6 +32,14 @@ export const MaskSpecSchema = z.object({
   centerFraction: z.number().gt(0).lt(1).optional(),
   /** preset: which KD-MRI mask (the image must have the preset's exact shape). */
   preset: z.enum(MASK_PRESETS).optional(),
+  /**
+   * file: a mask read from a PNG or .npy (`--mask-file`), carried in full so that a record of it is
+   * enough to rebuild it: the sampled line indices (unshifted, DC at index 0) out of `lineCount`
+   * lines along `axis`, and the file's name for labels. `acc` is then its true acceleration.
+   */
+  lines: z.array(z.number().int().nonnegative()).max(4096).optional(),
+  lineCount: z.number().int().min(2).max(4096).optional(),
+  name: z.string().max(200).optional(),
 });
 export type MaskSpec = z.infer<typeof MaskSpecSchema>;
 
@@ -42,11 +50,49 @@ export const DegradationSchema = z.discriminatedUnion('kind', [
 ]);
 export type Degradation = z.infer<typeof DegradationSchema>;
 
-/** A short label for a degradation, as shown in tables: "cartesian 4x", "preset:knee 8x", "lowres 0.25". */
+/**
+ * A short label for a degradation, as shown in table headers: "cartesian 4x", "preset:knee 8x",
+ * "file:mask.png 4.2x", "lowres 0.25". Two different masks can share a label (seed, axis, centre):
+ * identity is `degradationKey` (and, for the mask actually built, its hash).
+ */
 export function degradationLabel(d: Degradation): string {
   if (d.kind === 'lowres') return `lowres ${d.keep}`;
   const m = d.mask;
+  if (m.kind === 'file') return `file:${m.name ?? 'mask'} ${Number(m.acc.toFixed(2))}x`;
   return `${m.kind === 'preset' ? `preset:${m.preset}` : m.kind} ${m.acc}x`;
+}
+
+/**
+ * The full identity of a degradation as one canonical string: every field that changes the mask
+ * (kind, acceleration, axis, seed, centre lines or fraction, preset, a file mask's lines). Equal keys
+ * build equal masks on equal image shapes; the stored mask hash settles the rest.
+ */
+export function degradationKey(d: Degradation): string {
+  if (d.kind === 'lowres') return `lowres keep=${d.keep}`;
+  const m = d.mask;
+  const parts = [`mask ${m.kind}`, `acc=${m.acc}`, `axis=${m.axis}`];
+  if (m.kind === 'preset') parts.push(`preset=${m.preset}`);
+  else if (m.kind === 'file') parts.push(`lines=${m.lineCount}:${(m.lines ?? []).join(',')}`);
+  else {
+    parts.push(`seed=${m.seed}`);
+    if (m.centerLines !== undefined) parts.push(`centre=${m.centerLines}`);
+    if (m.centerFraction !== undefined) parts.push(`cf=${m.centerFraction}`);
+  }
+  return parts.join(' ');
+}
+
+/** The label with what else identifies the mask, for tooltips and reports: "cartesian 4x, rows, seed 42". */
+export function degradationDetail(d: Degradation): string {
+  if (d.kind === 'lowres') return degradationLabel(d);
+  const m = d.mask;
+  const extra: string[] = [m.axis];
+  if (m.kind === 'file') extra.push(`${m.lines?.length ?? 0}/${m.lineCount} lines`);
+  else if (m.kind !== 'preset') {
+    extra.push(`seed ${m.seed}`);
+    if (m.centerLines !== undefined) extra.push(`${m.centerLines} centre lines`);
+    if (m.centerFraction !== undefined) extra.push(`centre fraction ${m.centerFraction}`);
+  }
+  return `${degradationLabel(d)}, ${extra.join(', ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -108,9 +154,31 @@ export const TrainingSchema = z.object({
   /** StepLR: lr is multiplied by lrGamma every lrStep epochs (lr = lr0 · γ^floor(epoch / step)). */
   lrStep: z.number().int().positive().default(40),
   lrGamma: z.number().positive().default(0.1),
+  /** Weights are drawn from this seed; the shuffle of epoch e from seed·100003 + e. */
   seed: z.number().int().nonnegative().default(42),
+  /**
+   * Early stopping: end the run after this many epochs without a new best validation loss. null
+   * (the reference code) trains every epoch.
+   */
+  patience: z.number().int().positive().nullable().default(null),
 });
 export type Training = z.infer<typeof TrainingSchema>;
+
+/**
+ * The ℓ1-wavelet compressed-sensing baseline (src-main/recon/cs): FISTA on
+ * ½‖M·F·x − y‖² + λ‖Ψx‖₁ with Ψ an orthonormal Daubechies wavelet (periodic extension) and F the
+ * orthonormal unshifted DFT; `lambda` is relative to the largest zero-filled magnitude of the slice,
+ * so one value suits every intensity scale.
+ */
+export const CsParamsSchema = z.object({
+  lambda: z.number().positive().max(1).default(0.003),
+  iterations: z.number().int().min(1).max(5000).default(150),
+  /** Daubechies wavelet by number of vanishing moments: db1 (Haar) … db8. */
+  wavelet: z.enum(['db1', 'db2', 'db3', 'db4', 'db6', 'db8']).default('db4'),
+  /** Decomposition levels; fewer are used when a side cannot be halved that often. */
+  levels: z.number().int().min(1).max(8).default(4),
+});
+export type CsParams = z.infer<typeof CsParamsSchema>;
 
 export const DistillConfigSchema = z.object({
   task: z.enum(TASKS).default('recon'),
@@ -131,6 +199,8 @@ export const DistillConfigSchema = z.object({
   studentInit: z.enum(['attention', 'random']).default('attention'),
   /** Which steps to run, in this order; 'student' is the plain baseline, for comparison only. */
   steps: z.array(z.enum(RUN_KINDS)).min(1).default(['teacher', 'student', 'attention', 'kd']),
+  /** The compressed-sensing baseline every reconstruction job scores next to zero-filled (null: none). */
+  cs: CsParamsSchema.nullable().default(() => CsParamsSchema.parse({})),
 });
 export type DistillConfig = z.infer<typeof DistillConfigSchema>;
 
@@ -143,6 +213,7 @@ export function defaultDistillConfig(task: Task, degradation: Degradation): Dist
     teacher: recon ? PRESET_NETWORKS.dccnnTeacher : PRESET_NETWORKS.vdsrTeacher,
     student: recon ? PRESET_NETWORKS.dccnnStudent : PRESET_NETWORKS.vdsrStudent,
     imitation: recon ? 'off' : 'unit',
+    cs: recon ? undefined : null,
   });
 }
 
@@ -181,7 +252,10 @@ export type ProgressEvent =
 // ---------------------------------------------------------------------------------------------------
 // Metrics.
 
-/** mean ± 2·std (sample std, ddof 1) over volumes, the reference report format. */
+/**
+ * mean ± 2·std (sample std, ddof 1) over volumes, the reference report format. `twoStd` is NaN when
+ * n < 2: one volume says nothing about spread, and shows as "n = 1", never as "± 0".
+ */
 export interface Summary {
   mean: number;
   twoStd: number;
@@ -194,9 +268,17 @@ export interface VolumeMetrics {
   nmse: number;
 }
 
+/** What an evaluation scores: a model of a run kind, or a baseline that needs no training. */
+export const EVAL_KINDS = ['zf', 'lr', 'cs', ...RUN_KINDS] as const;
+export type EvalKind = (typeof EVAL_KINDS)[number];
+
+/** Which slices an evaluation scored: the validation split (the only one tables use), training, or both. */
+export const EVAL_SPLITS = ['validation', 'train', 'all'] as const;
+export type EvalSplit = (typeof EVAL_SPLITS)[number];
+
 /** One row of the paper-style table: a model (or the zero-filled / low-resolution input) on a degradation. */
 export interface MetricRow {
-  model: 'zf' | 'lr' | RunKind;
+  model: EvalKind;
   degradation: string;
   psnr: number;
   ssim: number;

@@ -3,9 +3,10 @@
  * with the volume maximum as data range, NMSE over the volume, then mean ± 2·std over volumes.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { MetricRow, Summary, Volume, VolumeMetrics } from '../contract/domain.js';
+import type { EvalKind, MetricRow, Summary, Volume, VolumeMetrics } from '../contract/domain.js';
 import type { Network } from '../networks/index.js';
-import { summarize, volumeMetrics } from '../metrics/index.js';
+import { perSliceMetrics, summarize, volumeMetrics } from '../metrics/index.js';
+import { hashArrays } from '../util/hash.js';
 import { batchesOf, disposeBatch, makeBatch, type SliceBank } from './slice-bank.js';
 
 /** Network output for every slice of the bank, count×H×W, in bank order. */
@@ -38,7 +39,8 @@ export function volumesOf(bank: SliceBank, data: Float32Array): Volume[] {
 }
 
 export interface EvalResult {
-  perVolume: VolumeMetrics[];
+  /** Per volume, with each slice's values (R = the volume maximum) for paired per-slice tests. */
+  perVolume: (VolumeMetrics & { slices: VolumeMetrics[] })[];
   psnr: Summary;
   ssim: Summary;
   nmse: Summary;
@@ -48,7 +50,10 @@ export interface EvalResult {
 export function evaluatePrediction(bank: SliceBank, pred: Float32Array): EvalResult {
   const gts = volumesOf(bank, bank.target);
   const preds = volumesOf(bank, pred);
-  const perVolume = gts.map((gt, i) => volumeMetrics(gt, preds[i]));
+  const perVolume = gts.map((gt, i) => ({
+    ...volumeMetrics(gt, preds[i]),
+    slices: perSliceMetrics(gt, preds[i]),
+  }));
   return {
     perVolume,
     psnr: summarize(perVolume.map((m) => m.psnr)),
@@ -57,7 +62,16 @@ export function evaluatePrediction(bank: SliceBank, pred: Float32Array): EvalRes
   };
 }
 
-export function metricRow(model: MetricRow['model'], degradation: string, r: EvalResult): MetricRow {
+/** SHA-256 of a bank's targets (count×H×W float32): the identity of the slices an evaluation scored. */
+export function bankHash(bank: SliceBank): string {
+  return hashArrays(
+    `targets ${bank.count}x${bank.h}x${bank.w} volumes ${bank.volumes}`,
+    bank.target,
+    bank.volumeOf,
+  );
+}
+
+export function metricRow(model: EvalKind, degradation: string, r: EvalResult): MetricRow {
   const { perVolume: _perVolume, ...figures } = evaluationFigures(r);
   return { model, degradation, ...figures };
 }

@@ -13,11 +13,13 @@
  */
 import { join } from 'node:path';
 import {
+  degradationKey,
   degradationLabel,
   type BackendName,
   type DistillConfig,
   type MetricRow,
   type ModelCard,
+  type EvalKind,
   type ProgressEvent,
   type RunKind,
 } from '../contract/domain.js';
@@ -40,7 +42,15 @@ import {
   type TensorEntry,
 } from '../store/checkpoints.js';
 import { compactness } from './compactness.js';
-import { evaluatePrediction, evaluationFigures, metricRow, predict, type EvalResult } from './evaluate.js';
+import {
+  bankHash,
+  evaluatePrediction,
+  evaluationFigures,
+  metricRow,
+  predict,
+  type EvalResult,
+} from './evaluate.js';
+import { maskOfBank, runRecord, type RecordContext } from './records.js';
 import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
 import { buildSliceBank, type SliceBank } from './slice-bank.js';
 import { trainRun, type TrainState } from './trainer.js';
@@ -71,7 +81,7 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
     const info = await initBackend({ prefer: req.backend });
     backend = info.name;
     db = openDatabase(req.dbPath);
-    return await runJob(db, req, jobId, backend, io, t0);
+    return await runJob(db, req, jobId, backend, info.threads ?? 1, io, t0);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (db && db.jobs.get(jobId))
@@ -101,6 +111,7 @@ async function runJob(
   req: JobRequest,
   jobId: string,
   backend: BackendName,
+  threads: number,
   io: JobIO,
   t0: number,
 ): Promise<JobResult> {
@@ -116,6 +127,21 @@ async function runJob(
   const val = buildSliceBank(data.split.val, config.degradation);
   const label = degradationLabel(config.degradation);
   const modelsRoot = req.modelsRoot;
+  const ds = db.datasets.get(data.datasetId);
+  const recordContext: RecordContext = {
+    config,
+    data: {
+      source: data.source,
+      size: req.data.size ?? (typeof ds?.meta?.size === 'number' ? ds.meta.size : null),
+      datasetId: data.datasetId,
+      description: data.split.description,
+    },
+    train,
+    val,
+    backend,
+    threads,
+  };
+  const evalContext: EvalContext = { db, datasetId: data.datasetId, jobId, config, bank: val, backend };
 
   if (!existingJob) {
     db.jobs.create({ id: jobId, datasetId: data.datasetId, config, status: 'running', backend });
@@ -165,9 +191,10 @@ async function runJob(
             checkpointDir,
           }).id;
     db.runs.update(runId, { status: 'running', backend, startedAt: Date.now(), error: null });
+    db.runRecords.write(runRecord(runId, recordContext));
 
     const result = await trainRun(
-      { kind, runId, net, teacher: teacher?.net, train, val, config },
+      { kind, runId, net, teacher: teacher?.net, train, val, config, cacheDir: checkpointDir },
       {
         onEvent: io.onEvent,
         shouldStop: io.shouldStop,
@@ -192,6 +219,7 @@ async function runJob(
     );
     if (result.status === 'cancelled') {
       db.runs.update(runId, { status: 'cancelled', endedAt: Date.now() });
+      db.runRecords.setStopReason(runId, 'cancelled');
       db.jobs.update(jobId, { status: 'cancelled', endedAt: Date.now() });
       io.onEvent({ type: 'job-end', status: 'cancelled' });
       return summary('cancelled');
@@ -244,8 +272,9 @@ async function runJob(
         teacherModelId: teacher?.modelId ?? null,
       },
     );
-    if (metrics) recordEvaluation(db, model.id, kind, data.datasetId, jobId, config, train, metrics, backend);
+    if (metrics) recordEvaluation(evalContext, model.id, kind, metrics);
     db.runs.update(runId, { status: 'finished', endedAt: Date.now(), wallSeconds: result.seconds });
+    db.runRecords.setStopReason(runId, result.stoppedEarly ? 'patience' : 'completed');
     // The saved model now carries the step; its checkpoint is only needed while the step is unfinished.
     removeCheckpoint(checkpointDir);
     trained[kind] = { net, modelId: model.id, dir: model.dir, card };
@@ -262,7 +291,7 @@ async function runJob(
   // The baseline row: the degraded input itself (zero-filled for recon, low-resolution for SR).
   const baseline = evaluatePrediction(val, val.input);
   const baseKind = config.task === 'sr' ? 'lr' : 'zf';
-  recordEvaluation(db, null, baseKind, data.datasetId, jobId, config, train, baseline, backend);
+  recordEvaluation(evalContext, null, baseKind, baseline);
   const rows: MetricRow[] = [metricRow(baseKind, label, baseline)];
   for (const kind of EVALUATED) {
     const m = trained[kind]?.card.metrics;
@@ -291,27 +320,38 @@ function createParamCount(spec: DistillConfig['teacher']): number {
   return n;
 }
 
+interface EvalContext {
+  db: Db;
+  datasetId: number;
+  jobId: string;
+  config: DistillConfig;
+  /** The validation bank: a job scores its validation split only. */
+  bank: SliceBank;
+  backend: BackendName;
+}
+
 function recordEvaluation(
-  db: Db,
+  c: EvalContext,
   modelId: number | null,
-  runKind: MetricRow['model'],
-  datasetId: number,
-  jobId: string,
-  config: DistillConfig,
-  bank: SliceBank,
+  runKind: EvalKind,
   r: EvalResult,
-  backend: BackendName,
+  method: Record<string, string | number> | null = null,
 ): void {
-  db.evaluations.record({
+  c.db.evaluations.record({
     modelId,
     runKind,
-    datasetId,
-    jobId,
-    degradation: degradationLabel(config.degradation),
-    degradationJson: config.degradation,
-    acceleration: trueAcceleration(bank),
+    datasetId: c.datasetId,
+    jobId: c.jobId,
+    split: 'validation',
+    degradation: degradationLabel(c.config.degradation),
+    degradationJson: c.config.degradation,
+    degradationKey: degradationKey(c.config.degradation),
+    maskHash: maskOfBank(c.bank).hash,
+    acceleration: trueAcceleration(c.bank),
+    dataHash: bankHash(c.bank),
+    method,
     ...evaluationFigures(r),
-    backend,
+    backend: c.backend,
   });
 }
 

@@ -20,42 +20,55 @@ export function mse(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
 /** F.normalize's eps: the norm is clamped from below so all-zero vectors stay zero. */
 const NORM_EPS = 1e-12;
 
+/** Σ_c a_c² (p = 2) of an activation [B,H,W,C]: the un-normalised attention map, [B,H,W]. */
+export function attentionEnergy(activation: tf.Tensor4D): tf.Tensor3D {
+  return tf.tidy(() => tf.sum(tf.square(activation), 3) as tf.Tensor3D);
+}
+
 /**
- * Attention map of one activation: A = Σ_c a_c² (p = 2), shape [B,H,W], then normalised.
+ * Normalise un-normalised attention maps [B,H,W] (attentionEnergy).
  *
  * 'batch' reproduces the reference code's `F.normalize(A, p=2, dim=0)`: at every pixel the vector of B
  * values is divided by its L2 norm, so the loss depends on which samples share a batch and is ≈ 0 for
  * B = 1. 'spatial' is Zagoruyko & Komodakis' per-sample normalisation (each flattened map divided by
  * its L2 norm).
  */
-export function attentionMap(activation: tf.Tensor4D, norm: DistillConfig['atNorm']): tf.Tensor3D {
+export function normaliseAttention(a: tf.Tensor3D, norm: DistillConfig['atNorm']): tf.Tensor3D {
   return tf.tidy(() => {
-    const a = tf.sum(tf.square(activation), 3) as tf.Tensor3D;
     const axis = norm === 'batch' ? 0 : [1, 2];
     const n = tf.maximum(tf.sqrt(tf.sum(tf.square(a), axis, true)), NORM_EPS);
     return tf.div(a, n) as tf.Tensor3D;
   });
 }
 
+/** Attention map of one activation: attentionEnergy, then normalised. */
+export function attentionMap(activation: tf.Tensor4D, norm: DistillConfig['atNorm']): tf.Tensor3D {
+  return tf.tidy(() => normaliseAttention(attentionEnergy(activation), norm));
+}
+
 /**
  * Attention-transfer loss: the average over paired layers (one per cascade for the DC-CNN) of the
  * distance between teacher and student attention maps. Training uses L1 (`metric = 'l1'`); step-2
- * validation in the recon code uses MSE, in the SR code L1.
+ * validation in the recon code uses MSE, in the SR code L1. The teacher's side is given as its
+ * un-normalised maps (attentionEnergy of its activations), which do not depend on the batch and can
+ * therefore be computed once per slice and cached (distill/teacher-cache.ts).
  */
 export function attentionLoss(
-  teacher: tf.Tensor4D[],
+  teacherEnergy: tf.Tensor3D[],
   student: tf.Tensor4D[],
   norm: DistillConfig['atNorm'],
   metric: 'l1' | 'mse' = 'l1',
 ): tf.Scalar {
-  if (teacher.length !== student.length || teacher.length === 0) {
+  if (teacherEnergy.length !== student.length || teacherEnergy.length === 0) {
     throw new Error(
-      `attention transfer needs the same number of paired layers: teacher ${teacher.length}, student ${student.length}`,
+      `attention transfer needs the same number of paired layers: teacher ${teacherEnergy.length}, student ${student.length}`,
     );
   }
   return tf.tidy(() => {
     const dist = metric === 'l1' ? l1 : mse;
-    const terms = teacher.map((t, i) => dist(attentionMap(t, norm), attentionMap(student[i], norm)));
+    const terms = teacherEnergy.map((t, i) =>
+      dist(normaliseAttention(t, norm), attentionMap(student[i], norm)),
+    );
     return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
   });
 }

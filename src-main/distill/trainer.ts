@@ -12,7 +12,8 @@ import type { DistillConfig, ProgressEvent, RunKind } from '../contract/domain.j
 import type { Network, NetOutputs } from '../networks/index.js';
 import { namedWeights, setNamedWeights } from '../networks/index.js';
 import { Rng } from '../util/random.js';
-import { attentionLoss, kdLoss, l1, mse, stepLr } from './losses.js';
+import { attentionEnergy, attentionLoss, kdLoss, l1, mse, stepLr } from './losses.js';
+import { cacheBudget, disposeTeacherBatch, TeacherCache, type TeacherBatch } from './teacher-cache.js';
 import { batchesOf, disposeBatch, makeBatch, type Batch, type SliceBank } from './slice-bank.js';
 
 export interface OptimizerSlot {
@@ -58,6 +59,21 @@ export interface RunPlan {
   train: SliceBank;
   val: SliceBank;
   config: DistillConfig;
+  /**
+   * Compute the frozen teacher's outputs once per slice and reuse them every epoch (default true;
+   * false recomputes them for every batch, the reference code's way, kept for the benchmark).
+   */
+  cacheTeacher?: boolean;
+  /** Folder for a teacher cache that outgrows its memory budget. */
+  cacheDir?: string;
+}
+
+/** What of the teacher a step needs: attention energies (step 2), its reconstruction (step 3 with imitation). */
+export function teacherNeeds(kind: RunKind, config: DistillConfig): { out: boolean; energy: boolean } {
+  return {
+    out: kind === 'kd' && config.imitation !== 'off',
+    energy: kind === 'attention',
+  };
 }
 
 export interface RunResult {
@@ -67,13 +83,15 @@ export interface RunResult {
   bestWeights: Map<string, Float32Array>;
   epochsDone: number;
   seconds: number;
+  /** The run ended before its last epoch because `training.patience` epochs brought no new best. */
+  stoppedEarly: boolean;
 }
 
 function forward(net: Network, b: Batch): NetOutputs {
   return net.apply({ input: b.input, kspace: b.kspace });
 }
 
-function trainingLoss(plan: RunPlan, b: Batch, teacherOut: NetOutputs | null): tf.Scalar {
+function trainingLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): tf.Scalar {
   const out = forward(plan.net, b);
   const cfg = plan.config;
   switch (plan.kind) {
@@ -81,35 +99,66 @@ function trainingLoss(plan: RunPlan, b: Batch, teacherOut: NetOutputs | null): t
     case 'student':
       return l1(out.out, b.target);
     case 'attention':
-      return attentionLoss(teacherOut!.attention, out.attention, cfg.atNorm, 'l1');
+      return attentionLoss(teacher!.energy!, out.attention, cfg.atNorm, 'l1');
     case 'kd':
-      return kdLoss(out.out, b.target, teacherOut!.out, cfg.imitation, cfg.alpha);
+      // the teacher's reconstruction only matters to the imitation term; 'off' never asks for it
+      return kdLoss(out.out, b.target, teacher?.out ?? out.out, cfg.imitation, cfg.alpha);
   }
 }
 
-function validationLoss(plan: RunPlan, b: Batch, teacherOut: NetOutputs | null): number {
+function validationLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): number {
   return tf.tidy(() => {
     const out = forward(plan.net, b);
     if (plan.kind === 'attention') {
       const metric = plan.config.task === 'sr' ? 'l1' : 'mse';
-      return attentionLoss(teacherOut!.attention, out.attention, plan.config.atNorm, metric).dataSync()[0];
+      return attentionLoss(teacher!.energy!, out.attention, plan.config.atNorm, metric).dataSync()[0];
     }
     return mse(out.out, b.target).dataSync()[0];
   });
 }
 
-/** The teacher's outputs for a batch, computed outside any gradient tape (its weights are frozen). */
-function teacherOutputs(plan: RunPlan, b: Batch): NetOutputs | null {
-  if (!plan.teacher || plan.kind === 'teacher' || plan.kind === 'student') return null;
-  const t = plan.teacher;
-  return tf.tidy(() => {
-    const o = forward(t, b);
-    return { out: o.out, attention: o.attention };
-  });
+/**
+ * Where a step's teacher outputs come from: a cache filled once per bank, or (cacheTeacher false)
+ * the frozen teacher run outside any gradient tape for every batch. Null when the step needs none.
+ */
+interface TeacherSource {
+  get(bank: 'train' | 'val', b: Batch, indices: number[]): TeacherBatch | null;
+  dispose(): void;
 }
 
-function disposeOutputs(o: NetOutputs | null): void {
-  if (o) tf.dispose([o.out, ...o.attention]);
+function teacherSource(plan: RunPlan, valNeeded: boolean): TeacherSource {
+  const needs = teacherNeeds(plan.kind, plan.config);
+  const t = plan.teacher;
+  if (!t || (!needs.out && !needs.energy)) return { get: () => null, dispose: () => {} };
+  if (plan.cacheTeacher === false) {
+    return {
+      get: (_bank, b) => {
+        const o = tf.tidy(() => {
+          const r = t.apply({ input: b.input, kspace: b.kspace });
+          return { out: r.out, energy: r.attention.map(attentionEnergy) };
+        });
+        if (!needs.out) o.out.dispose();
+        if (!needs.energy) tf.dispose(o.energy);
+        return { out: needs.out ? o.out : null, energy: needs.energy ? o.energy : null };
+      },
+      dispose: () => {},
+    };
+  }
+  const opts = {
+    ...needs,
+    batchSize: plan.config.training.batchSize,
+    budgetBytes: cacheBudget(),
+    dir: plan.cacheDir,
+  };
+  const train = new TeacherCache(t, plan.train, opts);
+  const val = valNeeded ? new TeacherCache(t, plan.val, opts) : null;
+  return {
+    get: (bank, _b, indices) => (bank === 'train' ? train : val)?.get(indices) ?? null,
+    dispose: () => {
+      train.dispose();
+      val?.dispose();
+    },
+  };
 }
 
 async function optimizerSlots(opt: tf.AdamOptimizer): Promise<OptimizerSlot[]> {
@@ -163,93 +212,113 @@ export async function trainRun(plan: RunPlan, hooks: RunHooks): Promise<RunResul
     training.batchSize,
   );
   const epochSeconds: number[] = [];
+  // the attention step validates against the teacher's maps; the kd step validates against the target
+  const teacher = teacherSource(plan, plan.kind === 'attention');
   let status: RunResult['status'] = 'finished';
   let epochsDone = startEpoch;
+  // a run resumed after its patience ran out stops at once (configs older than patience have none)
+  const patience = training.patience ?? null;
+  const patienceOver = (epoch: number) =>
+    patience !== null && bestEpoch >= 0 && epoch - bestEpoch >= patience;
+  let stoppedEarly = startEpoch < training.epochs && patienceOver(startEpoch - 1);
 
-  for (let epoch = startEpoch; epoch < training.epochs; epoch++) {
-    const te = Date.now();
-    const lr = stepLr(epoch, training.lr, training.lrStep, training.lrGamma);
-    (optimizer as unknown as { learningRate: number }).learningRate = lr;
-    // A permutation per (seed, epoch) makes a resumed run see the same batches it would have seen.
-    const order = new Rng(training.seed * 100003 + epoch).permutation(plan.train.count);
-    const batches = batchesOf(order, training.batchSize);
-    let lossSum = 0;
-    let lastEmit = 0;
-    for (const [bi, idx] of batches.entries()) {
-      if (hooks.shouldStop()) {
-        status = 'cancelled';
-        break;
+  try {
+    for (let epoch = startEpoch; epoch < training.epochs && !stoppedEarly; epoch++) {
+      const te = Date.now();
+      const lr = stepLr(epoch, training.lr, training.lrStep, training.lrGamma);
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      // A permutation per (seed, epoch) makes a resumed run see the same batches it would have seen.
+      const order = new Rng(training.seed * 100003 + epoch).permutation(plan.train.count);
+      const batches = batchesOf(order, training.batchSize);
+      let lossSum = 0;
+      let lastEmit = 0;
+      for (const [bi, idx] of batches.entries()) {
+        if (hooks.shouldStop()) {
+          status = 'cancelled';
+          break;
+        }
+        const b = makeBatch(plan.train, idx);
+        const tOut = teacher.get('train', b, idx);
+        const loss = optimizer.minimize(() => trainingLoss(plan, b, tOut), true, plan.net.variables);
+        const value = loss!.dataSync()[0];
+        loss!.dispose();
+        disposeTeacherBatch(tOut);
+        disposeBatch(b);
+        if (!Number.isFinite(value))
+          throw new Error(`${plan.kind}: training loss became ${value} at epoch ${epoch + 1}`);
+        lossSum += value;
+        const now = Date.now();
+        if (now - lastEmit > 250 || bi === batches.length - 1) {
+          lastEmit = now;
+          hooks.onEvent({
+            type: 'batch',
+            step: plan.kind,
+            epoch,
+            batch: bi + 1,
+            batches: batches.length,
+            loss: value,
+          });
+        }
+        await yieldToEventLoop();
       }
-      const b = makeBatch(plan.train, idx);
-      const tOut = teacherOutputs(plan, b);
-      const loss = optimizer.minimize(() => trainingLoss(plan, b, tOut), true, plan.net.variables);
-      const value = loss!.dataSync()[0];
-      loss!.dispose();
-      disposeOutputs(tOut);
-      disposeBatch(b);
-      if (!Number.isFinite(value))
-        throw new Error(`${plan.kind}: training loss became ${value} at epoch ${epoch + 1}`);
-      lossSum += value;
-      const now = Date.now();
-      if (now - lastEmit > 250 || bi === batches.length - 1) {
-        lastEmit = now;
-        hooks.onEvent({
-          type: 'batch',
-          step: plan.kind,
-          epoch,
-          batch: bi + 1,
-          batches: batches.length,
-          loss: value,
-        });
-      }
-      await yieldToEventLoop();
-    }
-    if (status === 'cancelled') break;
-    const trainSeconds = (Date.now() - te) / 1000;
+      if (status === 'cancelled') break;
+      const trainSeconds = (Date.now() - te) / 1000;
 
-    let valSum = 0;
-    for (const idx of valBatches) {
-      const b = makeBatch(plan.val, idx);
-      const tOut = teacherOutputs(plan, b);
-      valSum += validationLoss(plan, b, tOut);
-      disposeOutputs(tOut);
-      disposeBatch(b);
+      let valSum = 0;
+      for (const idx of valBatches) {
+        const b = makeBatch(plan.val, idx);
+        const tOut = teacher.get('val', b, idx);
+        valSum += validationLoss(plan, b, tOut);
+        disposeTeacherBatch(tOut);
+        disposeBatch(b);
+      }
+      const valLoss = valSum / Math.max(1, valBatches.length);
+      const trainLoss = lossSum / Math.max(1, batches.length);
+      const best = valLoss < bestValLoss;
+      if (best) {
+        bestValLoss = valLoss;
+        bestEpoch = epoch;
+        bestWeights = namedWeights(plan.net);
+      }
+      const seconds = (Date.now() - te) / 1000;
+      epochSeconds.push(seconds);
+      const state: TrainState = {
+        epoch,
+        weights: namedWeights(plan.net),
+        optimizer: await optimizerSlots(optimizer),
+        bestEpoch,
+        bestValLoss,
+        bestWeights,
+      };
+      await hooks.onEpoch({ epoch, trainLoss, valLoss, lr, seconds, best }, state);
+      epochsDone = epoch + 1;
+      const meanEpoch = epochSeconds.reduce((a, c) => a + c, 0) / epochSeconds.length;
+      hooks.onEvent({
+        type: 'epoch',
+        step: plan.kind,
+        runId: plan.runId,
+        epoch,
+        epochs: training.epochs,
+        trainLoss,
+        valLoss,
+        lr,
+        best,
+        slicesPerSecond: plan.train.count / Math.max(trainSeconds, 1e-9),
+        etaSeconds: meanEpoch * (training.epochs - epoch - 1),
+      });
+      if (patienceOver(epoch)) stoppedEarly = epoch + 1 < training.epochs;
     }
-    const valLoss = valSum / Math.max(1, valBatches.length);
-    const trainLoss = lossSum / Math.max(1, batches.length);
-    const best = valLoss < bestValLoss;
-    if (best) {
-      bestValLoss = valLoss;
-      bestEpoch = epoch;
-      bestWeights = namedWeights(plan.net);
-    }
-    const seconds = (Date.now() - te) / 1000;
-    epochSeconds.push(seconds);
-    const state: TrainState = {
-      epoch,
-      weights: namedWeights(plan.net),
-      optimizer: await optimizerSlots(optimizer),
-      bestEpoch,
-      bestValLoss,
-      bestWeights,
-    };
-    await hooks.onEpoch({ epoch, trainLoss, valLoss, lr, seconds, best }, state);
-    epochsDone = epoch + 1;
-    const meanEpoch = epochSeconds.reduce((a, c) => a + c, 0) / epochSeconds.length;
-    hooks.onEvent({
-      type: 'epoch',
-      step: plan.kind,
-      runId: plan.runId,
-      epoch,
-      epochs: training.epochs,
-      trainLoss,
-      valLoss,
-      lr,
-      best,
-      slicesPerSecond: plan.train.count / Math.max(trainSeconds, 1e-9),
-      etaSeconds: meanEpoch * (training.epochs - epoch - 1),
-    });
+  } finally {
+    optimizer.dispose();
+    teacher.dispose();
   }
-  optimizer.dispose();
-  return { status, bestEpoch, bestValLoss, bestWeights, epochsDone, seconds: (Date.now() - t0) / 1000 };
+  return {
+    status,
+    bestEpoch,
+    bestValLoss,
+    bestWeights,
+    epochsDone,
+    seconds: (Date.now() - t0) / 1000,
+    stoppedEarly,
+  };
 }

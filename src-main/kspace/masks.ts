@@ -15,6 +15,7 @@
  *  - `preset`: the exact KD-MRI masks (cardiac 150², brain 240², knee 640×368).
  */
 import type { MaskSpec } from '../contract/domain.js';
+import { hashArrays } from '../util/hash.js';
 import { Rng } from '../util/random.js';
 import { PRESETS } from './mask-presets.js';
 
@@ -99,6 +100,24 @@ function equispacedLines(n: number, acc: number, cf: number, rng: Rng): Uint8Arr
   return ifftshift1(lines);
 }
 
+/** A file mask's lines, checked against the image shape. */
+function fileLines(spec: MaskSpec, n: number): Uint8Array {
+  const name = spec.name ?? 'the mask file';
+  if (!spec.lines || spec.lineCount === undefined)
+    throw new Error(`${name}: a file mask needs its sampled lines and line count`);
+  if (spec.lineCount !== n) {
+    throw new Error(
+      `${name} has ${spec.lineCount} ${spec.axis} but the images have ${n}: the mask must match the image shape`,
+    );
+  }
+  const lines = new Uint8Array(n);
+  for (const i of spec.lines) {
+    if (i >= n) throw new Error(`${name}: sampled line ${i} is outside 0–${n - 1}`);
+    lines[i] = 1;
+  }
+  return lines;
+}
+
 /** Build a mask for an H×W image; throws a clear Error for a shape a preset does not fit. */
 export function buildMask(spec: MaskSpec, h: number, w: number): Mask {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 2 || w < 2) {
@@ -118,6 +137,8 @@ export function buildMask(spec: MaskSpec, h: number, w: number): Mask {
     axis = p.axis;
     lines = new Uint8Array(axis === 'rows' ? h : w);
     for (const i of p.lines[acc]) lines[i] = 1;
+  } else if (spec.kind === 'file') {
+    lines = fileLines(spec, axis === 'rows' ? h : w);
   } else {
     const n = axis === 'rows' ? h : w;
     const rng = new Rng(spec.seed);
@@ -144,4 +165,14 @@ export function maskPlane(mask: Mask): Float32Array {
     for (let c = 0; c < w; c++) out[r * w + c] = mask.axis === 'rows' ? lines[r] : lines[c];
   }
   return out;
+}
+
+/**
+ * SHA-256 (hex) of a mask as applied: "mask H×W" and its H×W plane as bytes (1 = sampled),
+ * row-major, unshifted. Two degradations with equal hashes sampled exactly the same k-space.
+ */
+export function maskHash(plane: Float32Array, h: number, w: number): string {
+  const bytes = new Uint8Array(h * w);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = plane[i] !== 0 ? 1 : 0;
+  return hashArrays(`mask ${h}x${w}`, bytes);
 }

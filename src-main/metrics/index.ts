@@ -39,11 +39,15 @@ export function perSliceMetrics(gt: Volume, pred: Volume): VolumeMetrics[] {
   });
 }
 
-/** mean ± 2·std (sample std, ddof 1; 0 for a single value), the reference report format. */
+/**
+ * mean ± 2·std (sample std, ddof 1), the reference report format. The spread of a single value is
+ * unknown: NaN (shown as "n = 1"), not 0, which would read as certainty.
+ */
 export function summarize(values: number[]): Summary {
   const n = values.length;
   if (n === 0) return { mean: NaN, twoStd: NaN, n: 0 };
   const mean = values.reduce((a, b) => a + b, 0) / n;
-  const variance = n > 1 ? values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1) : 0;
+  if (n === 1) return { mean, twoStd: NaN, n };
+  const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1);
   return { mean, twoStd: 2 * Math.sqrt(variance), n };
 }

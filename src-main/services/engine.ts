@@ -8,7 +8,6 @@
 import type {
   Degradation,
   DistillConfig,
-  MetricRow,
   MaskSpec,
   ModelCard,
   ProgressEvent,
@@ -17,7 +16,7 @@ import type {
   VolumeMetrics,
 } from '../contract/domain.js';
 import { ApiFailure } from '../contract/api.js';
-import type { Db } from '../store/db.js';
+import type { Db, EvaluationRepo, ExperimentRepo } from '../store/db.js';
 
 /** Compile-time proof that the real store satisfies the port (type-only: no runtime import). */
 export type StoreFitsPort = Db extends DbPort ? true : never;
@@ -136,9 +135,10 @@ export interface DbPort {
   };
   evaluations: {
     list(filter?: { datasetId?: number }): EvaluationRow[];
-    /** Newest evaluation per (degradation, model kind) of live models, as MetricRows. */
-    paperTable(datasetId: number): MetricRow[];
+    /** A job's own validation evaluations, for its results table. */
+    tableRows: EvaluationRepo['tableRows'];
   };
+  experiments: Pick<ExperimentRepo, 'get' | 'jobs' | 'list' | 'ofJob'>;
   close(): void;
 }
 

@@ -42,6 +42,7 @@ import { createCompare } from './compare.js';
 import { createStudies } from './studies.js';
 import { maskLines } from './masks.js';
 import { datasetInfo } from './rows.js';
+import { jobTable, renderTable, studyTable, TableError } from '../results/table.js';
 
 export interface ServicesOptions {
   dbPath: string;
@@ -450,30 +451,15 @@ export function createServices(opts: ServicesOptions): Services {
 
     async paperTable(req) {
       const d = await db();
-      if (!d.datasets.get(req.datasetId))
-        throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
-      const order = ['zf', 'lr', 'teacher', 'student', 'attention', 'kd'];
-      const rows = d.evaluations
-        .paperTable(req.datasetId)
-        .map((e) => ({
-          model: e.model,
-          degradation: e.degradation,
-          psnr: e.psnr,
-          ssim: e.ssim,
-          nmse: e.nmse,
-          psnrStd2: e.psnrStd2,
-          ssimStd2: e.ssimStd2,
-          nmseStd2: e.nmseStd2,
-          volumes: e.volumes,
-        }))
-        .sort(
-          (x, y) =>
-            order.indexOf(x.model) - order.indexOf(y.model) || x.degradation.localeCompare(y.degradation),
-        );
-      const degradations = [...new Set(rows.map((r) => r.degradation))].sort(
-        (a, b) => accOf(a) - accOf(b) || a.localeCompare(b),
-      );
-      return { datasetId: req.datasetId, degradations, rows };
+      let table;
+      try {
+        table = req.jobId !== undefined ? jobTable(d, req.jobId) : studyTable(d, req.studyId!);
+      } catch (e) {
+        if (e instanceof TableError)
+          throw new ApiFailure('not-found', e.message, req.jobId ? 'jobId' : 'studyId');
+        throw e;
+      }
+      return { table, text: req.format ? renderTable(table, req.format) : null };
     },
 
     compare: (req) => compare.compare(req),
@@ -525,10 +511,6 @@ function asStatus(s: string): RunStatus {
 }
 function asKind(s: string): RunKind {
   return (RUN_KINDS as readonly string[]).includes(s) ? (s as RunKind) : 'student';
-}
-function accOf(label: string): number {
-  const m = /([\d.]+)x$/.exec(label);
-  return m ? Number(m[1]) : Infinity;
 }
 
 export type { ImportFileResult };

@@ -13,6 +13,8 @@ import { MIGRATIONS, type Migration } from './migrations/index.js';
 import { DatasetRepo } from './repos/datasets.js';
 import { EpochRepo } from './repos/epochs.js';
 import { EvaluationRepo } from './repos/evaluations.js';
+import { ExperimentRepo } from './repos/experiments.js';
+import { RunRecordRepo } from './repos/run-records.js';
 import { JobRepo } from './repos/jobs.js';
 import { ModelRepo } from './repos/models.js';
 import { RunRepo } from './repos/runs.js';
@@ -31,8 +33,20 @@ export type {
   EvaluationFilter,
   PaperRow,
   EvalKind,
+  VolumeValues,
 } from './repos/evaluations.js';
-export type { DatasetRepo, JobRepo, RunRepo, EpochRepo, ModelRepo, EvaluationRepo };
+export type { ExperimentRow, ExperimentJobRow, NewExperiment, ExperimentPatch } from './repos/experiments.js';
+export type { RunRecord, NewRunRecord, RunDataRecord, MaskRecord, StopReason } from './repos/run-records.js';
+export type {
+  DatasetRepo,
+  JobRepo,
+  RunRepo,
+  EpochRepo,
+  ModelRepo,
+  EvaluationRepo,
+  ExperimentRepo,
+  RunRecordRepo,
+};
 
 /** `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
@@ -48,6 +62,8 @@ export class Db {
   readonly epochs: EpochRepo;
   readonly models: ModelRepo;
   readonly evaluations: EvaluationRepo;
+  readonly experiments: ExperimentRepo;
+  readonly runRecords: RunRecordRepo;
 
   /**
    * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
@@ -64,6 +80,8 @@ export class Db {
     this.epochs = new EpochRepo(sqlite);
     this.models = new ModelRepo(sqlite);
     this.evaluations = new EvaluationRepo(sqlite);
+    this.experiments = new ExperimentRepo(sqlite);
+    this.runRecords = new RunRecordRepo(sqlite);
   }
 
   /** The schema version (PRAGMA user_version). */

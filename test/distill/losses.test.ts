@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { attentionLoss, attentionMap, kdLoss, l1, mse, stepLr } from '../../src-main/distill/losses.js';
+import {
+  attentionEnergy,
+  attentionLoss,
+  attentionMap,
+  kdLoss,
+  l1,
+  mse,
+  stepLr,
+} from '../../src-main/distill/losses.js';
 
 await tf.setBackend('cpu');
 
@@ -27,7 +35,7 @@ test('with batch normalisation a single-sample batch gives maps of ones and a ze
   const s = tf.randomUniform([1, 4, 4, 3], 0.1, 1, 'float32', 2) as tf.Tensor4D;
   const m = attentionMap(t, 'batch').dataSync();
   for (const v of m) close(v, 1);
-  close(attentionLoss([t], [s], 'batch').dataSync()[0], 0);
+  close(attentionLoss([attentionEnergy(t)], [s], 'batch').dataSync()[0], 0);
 });
 
 test('spatial normalisation gives every sample a unit-norm map', () => {
@@ -42,10 +50,10 @@ test('attention loss averages the per-layer L1 distances, and MSE for validation
   const t = [mk(1), mk(2)];
   const s = [mk(3), mk(4)];
   const per = t.map((x, i) => l1(attentionMap(x, 'batch'), attentionMap(s[i], 'batch')).dataSync()[0]);
-  close(attentionLoss(t, s, 'batch').dataSync()[0], (per[0] + per[1]) / 2);
+  close(attentionLoss(t.map(attentionEnergy), s, 'batch').dataSync()[0], (per[0] + per[1]) / 2);
   const perMse = t.map((x, i) => mse(attentionMap(x, 'batch'), attentionMap(s[i], 'batch')).dataSync()[0]);
-  close(attentionLoss(t, s, 'batch', 'mse').dataSync()[0], (perMse[0] + perMse[1]) / 2);
-  assert.throws(() => attentionLoss(t, [s[0]], 'batch'), /same number of paired layers/);
+  close(attentionLoss(t.map(attentionEnergy), s, 'batch', 'mse').dataSync()[0], (perMse[0] + perMse[1]) / 2);
+  assert.throws(() => attentionLoss(t.map(attentionEnergy), [s[0]], 'batch'), /same number of paired layers/);
 });
 
 test('kd loss modes: off, numel (reference code), unit (SR code), alpha (paper)', () => {

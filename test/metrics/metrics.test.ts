@@ -67,5 +67,5 @@ test('summary is mean ± 2·sample std', () => {
   const s = summarize([1, 2, 3, 4]);
   assert.equal(s.mean, 2.5);
   assert.ok(Math.abs(s.twoStd - 2 * Math.sqrt(5 / 3)) < 1e-12);
-  assert.deepEqual(summarize([7]), { mean: 7, twoStd: 0, n: 1 });
+  assert.deepEqual(summarize([7]), { mean: 7, twoStd: NaN, n: 1 });
 });

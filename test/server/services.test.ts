@@ -315,8 +315,13 @@ test('models: list, card, export, delete; paper table; runs and epochs', async (
   assert.ok(del.ok);
   const again = await s.call('getModelCard', { modelId: list[0].id });
   assert.ok(!again.ok && again.error.code === 'not-found');
-  const table = await s.call('paperTable', { datasetId });
-  assert.ok(table.ok);
+  const table = await s.call('paperTable', { jobId: 'job-a', format: 'csv' });
+  assert.ok(table.ok, JSON.stringify(table));
+  assert.match((table.value as { text: string }).text, /^model,column,metric,mean,two_std,n,volumes,seeds/);
+  const both = await s.call('paperTable', { jobId: 'job-a', studyId: 'x' });
+  assert.ok(!both.ok && both.error.code === 'bad-request');
+  const missing = await s.call('paperTable', { jobId: 'job-zz' });
+  assert.ok(!missing.ok && missing.error.code === 'not-found');
   const runs = await s.call('listRuns', { datasetId, kind: 'teacher' });
   assert.ok(runs.ok && (runs.value as unknown[]).length === 1);
   const none = await s.call('listRuns', { datasetId: datasetId + 1 });

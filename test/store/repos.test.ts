@@ -377,7 +377,7 @@ test('models: create, get, list, softDelete, updateCard; one live model per fold
   );
 });
 
-test('evaluations: record, list by dataset/model/job; baseline rules; jobId from the model run', () => {
+test('evaluations: record, list by dataset/model/job/split; baseline rules; per-slice values', () => {
   const { db, datasetId, jobId } = seeded();
   const r = db.runs.create({ jobId, kind: 'teacher', config: CONFIG, epochsPlanned: 3 });
   const m = db.models.create({ ...modelRow('teacher', r.id), dir: '/m/t' });
@@ -386,6 +386,7 @@ test('evaluations: record, list by dataset/model/job; baseline rules; jobId from
     runKind: 'zf',
     datasetId,
     jobId,
+    split: 'validation',
     degradation: 'cartesian 4x',
     degradationJson: CONFIG.degradation,
     acceleration: 3.7,
@@ -393,7 +394,15 @@ test('evaluations: record, list by dataset/model/job; baseline rules; jobId from
     psnrStd2: NaN,
     volumes: 2,
     perVolume: [
-      { psnr: 29, ssim: 0.8, nmse: 0.02 },
+      {
+        psnr: 29,
+        ssim: 0.8,
+        nmse: 0.02,
+        slices: [
+          { psnr: 28, ssim: 0.7, nmse: 0.03 },
+          { psnr: 30, ssim: 0.9, nmse: 0.01 },
+        ],
+      },
       { psnr: NaN, ssim: 0.9, nmse: 0.01 },
     ],
     backend: 'cpu',
@@ -403,15 +412,22 @@ test('evaluations: record, list by dataset/model/job; baseline rules; jobId from
   assert.ok(Number.isNaN(zf.perVolume[1].psnr));
   assert.deepEqual(zf.degradationJson, CONFIG.degradation);
   assert.equal(zf.acceleration, 3.7);
+  assert.deepEqual(zf.perVolume[0].slices, [
+    { psnr: 28, ssim: 0.7, nmse: 0.03 },
+    { psnr: 30, ssim: 0.9, nmse: 0.01 },
+  ]);
+  assert.deepEqual(zf.perVolume[1].slices, []);
+  assert.equal(zf.split, 'validation');
   const te = db.evaluations.record({
     modelId: m.id,
     runKind: 'teacher',
     datasetId,
+    split: 'all',
     degradation: 'cartesian 4x',
     ...METRICS,
     volumes: 2,
   });
-  assert.equal(te.jobId, jobId, 'the job is taken from the model run');
+  assert.equal(te.jobId, null, 'outside a job (kdmri eval) an evaluation has no job');
   assert.deepEqual(te.perVolume, []);
   assert.deepEqual(
     db.evaluations.list({ datasetId }).map((e) => e.id),
@@ -423,11 +439,21 @@ test('evaluations: record, list by dataset/model/job; baseline rules; jobId from
   );
   assert.deepEqual(
     db.evaluations.list({ jobId }).map((e) => e.id),
-    [zf.id, te.id],
+    [zf.id],
   );
   assert.deepEqual(db.evaluations.list({ jobId: 'x' }), []);
+  assert.deepEqual(
+    db.evaluations.list({ split: 'all' }).map((e) => e.id),
+    [te.id],
+  );
 
-  const base = { datasetId, degradation: 'cartesian 4x', ...METRICS, volumes: 1 };
+  const base = {
+    datasetId,
+    split: 'validation' as const,
+    degradation: 'cartesian 4x',
+    ...METRICS,
+    volumes: 1,
+  };
   assert.throws(
     () => db.evaluations.record({ ...base, modelId: m.id, runKind: 'zf' }),
     /a 'zf' baseline has no model/,
@@ -448,6 +474,14 @@ test('evaluations: record, list by dataset/model/job; baseline rules; jobId from
   assert.throws(
     () => db.evaluations.record({ ...base, modelId: null, runKind: 'zf', jobId: 'ghost' }),
     /no job ghost/,
+  );
+  assert.throws(
+    () => db.evaluations.record({ ...base, modelId: null, runKind: 'zf', split: 'test' as never }),
+    /split: expected one of validation, train, all/,
+  );
+  assert.throws(
+    () => db.evaluations.record({ ...base, modelId: null, runKind: 'zf', maskHash: 'abc' }),
+    /maskHash: expected a SHA-256 hex digest/,
   );
   assert.throws(
     () =>
@@ -473,80 +507,6 @@ test('evaluations: record, list by dataset/model/job; baseline rules; jobId from
     /perVolume\[0\]\.ssim: expected a number/,
   );
   assert.equal(db.evaluations.list().length, 2, 'no half-written rows');
-});
-
-test('paperTable: latest evaluation per degradation × kind, natural order, deleted models ignored', () => {
-  const { db, datasetId, jobId } = seeded();
-  const other = db.datasets.create({
-    name: 'o',
-    source: 'o',
-    task: 'recon',
-    h: 4,
-    w: 4,
-    trainSlices: 1,
-    valSlices: 1,
-  });
-  const models: Record<string, number> = {};
-  for (const kind of ['teacher', 'student', 'kd'] as const) {
-    const r = db.runs.create({ jobId, kind, config: CONFIG, epochsPlanned: 1 });
-    models[kind] = db.models.create({ ...modelRow(kind, r.id), dir: `/m/${kind}` }).id;
-  }
-  const rec = (
-    runKind: 'zf' | 'teacher' | 'student' | 'kd',
-    degradation: string,
-    psnr: number,
-    createdAt: number,
-    ds = datasetId,
-  ) =>
-    db.evaluations.record({
-      modelId: runKind === 'zf' ? null : models[runKind],
-      runKind,
-      datasetId: ds,
-      degradation,
-      ...METRICS,
-      psnr,
-      volumes: 3,
-      createdAt,
-    });
-  rec('kd', 'cartesian 4x', 33, 1);
-  rec('zf', 'cartesian 4x', 25, 1);
-  rec('teacher', 'cartesian 4x', 34, 1);
-  rec('student', 'cartesian 4x', 31, 1);
-  rec('teacher', 'cartesian 4x', 35, 5); // re-evaluated: latest wins
-  rec('teacher', 'cartesian 10x', 28, 1);
-  rec('zf', 'cartesian 10x', 20, 1);
-  rec('zf', 'cartesian 4x', 99, 9, other.id); // another dataset: ignored
-  const table = db.evaluations.paperTable(datasetId);
-  assert.deepEqual(
-    table.map((r) => [r.degradation, r.model, r.psnr]),
-    [
-      ['cartesian 4x', 'zf', 25],
-      ['cartesian 4x', 'teacher', 35],
-      ['cartesian 4x', 'student', 31],
-      ['cartesian 4x', 'kd', 33],
-      ['cartesian 10x', 'zf', 20],
-      ['cartesian 10x', 'teacher', 28],
-    ],
-  );
-  const kdRow = table[3];
-  assert.deepEqual(
-    { ...kdRow, evaluationId: 0, createdAt: 0 },
-    {
-      model: 'kd',
-      degradation: 'cartesian 4x',
-      ...METRICS,
-      psnr: 33,
-      volumes: 3,
-      evaluationId: 0,
-      modelId: models.kd,
-      jobId,
-      acceleration: null,
-      createdAt: 0,
-    },
-  );
-  db.models.softDelete(models.kd);
-  assert.ok(!db.evaluations.paperTable(datasetId).some((r) => r.model === 'kd'));
-  assert.deepEqual(db.evaluations.paperTable(424242), []);
 });
 
 test('StoreError is what bad input raises', () => {

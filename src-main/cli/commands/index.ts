@@ -8,6 +8,7 @@ import { register as evaluate } from './eval.js';
 import { register as reconstruct } from './reconstruct.js';
 import { register as metrics } from './metrics.js';
 import { register as runs } from './runs.js';
+import { register as table } from './table.js';
 import { register as mask } from './mask.js';
 import { register as serve } from './serve.js';
 import { register as start } from './start.js';
@@ -25,6 +26,7 @@ export const COMMANDS: RegisterCommand[] = [
   reconstruct,
   metrics,
   runs,
+  table,
   mask,
   serve,
   start,

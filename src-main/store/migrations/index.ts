@@ -8,6 +8,7 @@
 import type { Migration } from './types.js';
 import { migration001Core } from './001_core.js';
 import { migration002Library } from './002_library.js';
+import { migration003Results } from './003_results.js';
 
 export type { Migration } from './types.js';
 
@@ -16,4 +17,5 @@ export type { Migration } from './types.js';
 export const MIGRATIONS: Migration[] = [
   migration001Core,
   migration002Library,
+  migration003Results,
 ];
