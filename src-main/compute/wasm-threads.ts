@@ -131,6 +131,10 @@ export async function setWasmBackend(threads: number): Promise<number> {
   };
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
+  // The initialisation waits on the (unreferenced) pool workers' messages: with nothing else pending,
+  // a worker thread or a CLI command would exit (code 0) mid-await. A referenced timer holds the
+  // event loop open until the backend is ready.
+  const hold = setInterval(() => undefined, 60_000);
   try {
     if (!(await tf.setBackend('wasm'))) throw new Error('the threaded wasm backend failed to initialise');
   } catch (e) {
@@ -138,6 +142,7 @@ export async function setWasmBackend(threads: number): Promise<number> {
     wasm.setThreadsCount(1);
     throw e;
   } finally {
+    clearInterval(hold);
     globalThis.Blob = NativeBlob;
     URL.createObjectURL = nativeCreateObjectURL;
     os.cpus = realCpus;
