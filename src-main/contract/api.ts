@@ -323,6 +323,32 @@ export interface MaskPreview {
   acceleration: number;
 }
 
+/**
+ * What every export operation answers. Exports are written on the main side's disk (the data folder's
+ * exports/ unless a destination is given); `downloadExport({ exportId })` hands one to the user.
+ */
+export interface ExportResult {
+  /** Handle for downloadExport: the export's path relative to exports/ ('/'-separated); null when written elsewhere. */
+  exportId: string | null;
+  /** Absolute path of the file, or of the folder holding the files. */
+  path: string;
+  kind: 'file' | 'folder';
+  /** Every file written. */
+  paths: string[];
+  bytes: number;
+  deidentified: boolean;
+}
+
+/**
+ * How an export reached the user: web mode answers a one-time URL on the same server (open it, e.g.
+ * with an <a download> click: it streams the file, or a zip of a folder, as an attachment); Electron
+ * asks where to save it in a native dialog and copies it there.
+ */
+export type DownloadResult =
+  | { delivered: 'url'; url: string; filename: string; expiresAt: number }
+  | { delivered: 'saved'; path: string }
+  | { delivered: 'cancelled' };
+
 // ---------------------------------------------------------------------------------------------------
 // Request schemas.
 
@@ -340,6 +366,19 @@ export const CompareRequestSchema = z.object({
   size: z.number().int().min(8).max(2048).optional(),
 });
 export type CompareRequest = z.infer<typeof CompareRequestSchema>;
+
+/** Options every export takes. */
+const ExportOptions = {
+  /** De-identify (DICOM PS3.15 basic profile; pseudonyms from the library's private key map). */
+  deidentify: z.boolean().default(false),
+  /** A folder on the main side's disk; default: the data folder's exports/. */
+  destination: z.string().min(1).max(4096).optional(),
+};
+
+/** Window centre/width (the image's own units) written into exported DICOM: the viewer's tones. */
+export const DisplayWindowSchema = z
+  .object({ center: z.number().finite(), width: z.number().finite().positive() })
+  .strict();
 
 /** An operation: its request schema and (phantom) response type. */
 export interface Op<Req extends z.ZodType, Res> {
@@ -440,9 +479,16 @@ export const API = {
     z.object({ modelId: Id }).strict(),
     'Delete a model and its files.',
   ),
-  exportModel: op<{ path: string }>()(
-    z.object({ modelId: Id, destination: z.string().min(1).max(4096).optional() }).strict(),
-    "Copy a model folder out (default: the data folder's exports/).",
+  exportModel: op<ExportResult>()(
+    z
+      .object({
+        modelId: Id,
+        /** 'folder': the model folder (weights + card); 'onnx': one ONNX file (opset 17, DC layers inside). */
+        format: z.enum(['folder', 'onnx']).default('folder'),
+        ...ExportOptions,
+      })
+      .strict(),
+    'Export a model as its folder or as an ONNX file (de-identified card on request).',
   ),
   paperTable: op<{ table: ResultsTable; text: string | null }>()(
     z
@@ -464,12 +510,29 @@ export const API = {
     CompareRequestSchema,
     'Target, zero-filled and the three reconstructions of one slice.',
   ),
-  exportComparison: op<{ paths: string[] }>()(
+  exportComparison: op<ExportResult>()(
     CompareRequestSchema.extend({
       format: z.enum(['png', 'dicom']),
-      destination: z.string().min(1).max(4096).optional(),
+      /** DICOM: the viewer's window (default: the target's range, the viewer's own default). */
+      window: DisplayWindowSchema.optional(),
+      ...ExportOptions,
     }).strict(),
-    'Export the comparison as a PNG montage or a DICOM series per viewport.',
+    "Export the comparison as a PNG montage or a DICOM series per viewport in the source's study.",
+  ),
+  exportSeries: op<ExportResult>()(
+    z
+      .object({
+        uid: Uid,
+        format: z.enum(['dicom', 'nifti', 'png']),
+        window: DisplayWindowSchema.optional(),
+        ...ExportOptions,
+      })
+      .strict(),
+    'Export a library series as a DICOM derived series, a float32 NIfTI or PNG slices.',
+  ),
+  downloadExport: op<DownloadResult>()(
+    z.object({ exportId: z.string().min(1).max(4096) }).strict(),
+    'Hand an export to the user: a download URL in web mode, a save dialog in Electron.',
   ),
 } as const;
 

@@ -19,6 +19,8 @@ export interface DataSplit {
   /** 'sample' or the absolute path given. */
   source: string;
   description: string;
+  /** For each validation volume: the index of its first slice in the volume it was cut from. */
+  valFirst: number[];
 }
 
 /** A reader for formats other than NIfTI, registered by the studies module (DICOM, HDF5). */
@@ -108,6 +110,7 @@ export function loadDataSplit(path: string | undefined, size?: number): DataSpli
       train: resample([train], size, file),
       val: resample([val], size, file),
       source: 'sample',
+      valFirst: [SAMPLE_SPLIT.valSlices[0]],
       description: `bundled sample ${basename(file)}: slices ${SAMPLE_SPLIT.trainSlices.join('–')} train, ${SAMPLE_SPLIT.valSlices.join('–')} validation`,
     };
   }
@@ -128,6 +131,7 @@ export function splitVolumes(read: Volume[], size: number | undefined, label: st
       train: [train],
       val: [val],
       source: label,
+      valFirst: [vols[0].slices - val.slices],
       description: `${label}: last ${val.slices} of ${vols[0].slices} slices for validation`,
     };
   }
@@ -136,6 +140,7 @@ export function splitVolumes(read: Volume[], size: number | undefined, label: st
     train: vols.slice(0, vols.length - nVal),
     val: vols.slice(vols.length - nVal),
     source: label,
+    valFirst: Array.from({ length: nVal }, () => 0),
     description: `${label}: ${vols.length - nVal} volumes train, ${nVal} validation${note}`,
   };
 }

@@ -5,8 +5,9 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Degradation, ModelCard, Volume } from '../contract/domain.js';
-import { decodeNetwork, type Network } from '../networks/index.js';
+import type { Degradation, ModelCard, NetworkSpec, Volume } from '../contract/domain.js';
+import { createNetwork, setNamedWeights, type Network } from '../networks/index.js';
+import { decodeWeights } from '../networks/serialize.js';
 import { buildSliceBank, type SliceBank } from './slice-bank.js';
 import { predict, volumesOf } from './evaluate.js';
 
@@ -19,8 +20,19 @@ export interface LoadedModel {
   dir: string;
 }
 
-/** Load `<dir>/model.json` and `<dir>/weights.bin`; errors name the folder and what is wrong. */
-export function loadModelDir(dir: string): LoadedModel {
+export interface ModelFolder {
+  spec: NetworkSpec;
+  /** PyTorch names → float32 values (convs HWIO). */
+  weights: Map<string, Float32Array>;
+  card: ModelCard;
+  dir: string;
+}
+
+/**
+ * Read and check `<dir>/model.json` and `<dir>/weights.bin` without building the network (no
+ * TensorFlow.js backend needed); errors name the folder and what is wrong.
+ */
+export function readModelDir(dir: string): ModelFolder {
   const jsonPath = join(dir, MODEL_JSON);
   const binPath = join(dir, WEIGHTS_BIN);
   if (!existsSync(jsonPath)) throw new Error(`${dir}: not a model folder (no ${MODEL_JSON})`);
@@ -32,13 +44,26 @@ export function loadModelDir(dir: string): LoadedModel {
     throw new Error(`${jsonPath}: not valid JSON (${(e as Error).message})`);
   }
   const bin = readFileSync(binPath);
-  const net = decodeNetwork(
+  const { spec, weights } = decodeWeights(
     json,
     bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer,
   );
   const card = (json as { card?: ModelCard }).card;
   if (!card || typeof card !== 'object') throw new Error(`${jsonPath}: model card missing`);
-  return { net, card, dir };
+  return { spec, weights, card, dir };
+}
+
+/** Load a model folder as a network (see readModelDir). */
+export function loadModelDir(dir: string): LoadedModel {
+  const m = readModelDir(dir);
+  const net = createNetwork(m.spec, 0);
+  try {
+    setNamedWeights(net, m.weights);
+  } catch (err) {
+    net.dispose();
+    throw err;
+  }
+  return { net, card: m.card, dir };
 }
 
 export interface Reconstruction {

@@ -49,15 +49,23 @@ export async function startElectronApp(
   await app.whenReady();
 
   const userData = app.getPath('userData');
+  let win: BrowserWindow | null = null;
   const services = createServices({
     dbPath: env.KDMRI_DB ?? join(userData, 'kdmri.db'),
     dataDir: userData,
     mode: 'electron',
     version: app.getVersion(),
+    // downloads of exports: a native save dialog, in the user's Downloads folder by default
+    saveAs: async ({ name }) => {
+      const options = { title: 'Save export', defaultPath: join(app.getPath('downloads'), name) };
+      const r = win
+        ? await electron.dialog.showSaveDialog(win, options)
+        : await electron.dialog.showSaveDialog(options);
+      return r.canceled || !r.filePath ? null : r.filePath;
+    },
   });
   hardenSession(session.defaultSession);
 
-  let win: BrowserWindow | null = null;
   const send = (channel: string, cmd: MenuCommand) => win?.webContents.send(channel, cmd);
   Menu.setApplicationMenu(
     Menu.buildFromTemplate(

@@ -8,8 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { NetworkSpecSchema } from '../contract/domain.js';
-import { createNetwork, setNamedWeights, type Network } from './index.js';
+import { NetworkSpecSchema, type NetworkSpec } from '../contract/domain.js';
+import { convPlan, createNetwork, setNamedWeights, type Network } from './index.js';
 
 export const NETWORK_FORMAT = 'kdmri-network';
 const GENERATED_BY = 'KD-MRI Workstation (TensorFlow.js 4.22)';
@@ -44,8 +44,14 @@ const ModelJsonSchema = z.object({
     .min(1),
 });
 
-/** Rebuild a network from model.json (parsed) and the bytes of weights.bin. */
-export function decodeNetwork(modelJson: unknown, weightData: ArrayBuffer): Network {
+/**
+ * The spec and parameters (PyTorch names → float32 values, HWIO for convs) of model.json (parsed) and
+ * the bytes of weights.bin, checked against the architecture; no TensorFlow.js needed.
+ */
+export function decodeWeights(
+  modelJson: unknown,
+  weightData: ArrayBuffer,
+): { spec: NetworkSpec; weights: Map<string, Float32Array> } {
   const parsed = ModelJsonSchema.safeParse(modelJson);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
@@ -59,25 +65,37 @@ export function decodeNetwork(modelJson: unknown, weightData: ArrayBuffer): Netw
       `weights.bin has ${weightData.byteLength} bytes but the manifest describes ${expectedBytes} (truncated or mismatched file)`,
     );
   }
+  const shapes = new Map<string, number[]>();
+  for (const l of convPlan(spec)) {
+    shapes.set(`${l.name}.weight`, [3, 3, l.cin, l.cout]);
+    shapes.set(`${l.name}.bias`, [l.cout]);
+  }
+  const weights = new Map<string, Float32Array>();
+  let offset = 0;
+  for (const e of entries) {
+    const want = shapes.get(e.name);
+    if (!want)
+      throw new Error(
+        `weights.bin: '${e.name}' is not a parameter of the ${spec.arch} network in model.json`,
+      );
+    if (want.length !== e.shape.length || want.some((d, i) => d !== e.shape[i])) {
+      throw new Error(`weights.bin: '${e.name}' has shape [${e.shape}], the network expects [${want}]`);
+    }
+    if (weights.has(e.name)) throw new Error(`weights.bin: '${e.name}' appears twice in the manifest`);
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    weights.set(e.name, new Float32Array(weightData.slice(offset, offset + 4 * n)));
+    offset += 4 * n;
+  }
+  for (const name of shapes.keys())
+    if (!weights.has(name)) throw new Error(`weights.bin: parameter '${name}' is missing`);
+  return { spec, weights };
+}
+
+/** Rebuild a network from model.json (parsed) and the bytes of weights.bin. */
+export function decodeNetwork(modelJson: unknown, weightData: ArrayBuffer): Network {
+  const { spec, weights } = decodeWeights(modelJson, weightData);
   const net = createNetwork(spec, 0);
   try {
-    const shapes = new Map(net.variables.map((v, i) => [net.names[i], v.shape]));
-    const weights = new Map<string, Float32Array>();
-    let offset = 0;
-    for (const e of entries) {
-      const want = shapes.get(e.name);
-      if (!want)
-        throw new Error(
-          `weights.bin: '${e.name}' is not a parameter of the ${spec.arch} network in model.json`,
-        );
-      if (want.length !== e.shape.length || want.some((d, i) => d !== e.shape[i])) {
-        throw new Error(`weights.bin: '${e.name}' has shape [${e.shape}], the network expects [${want}]`);
-      }
-      if (weights.has(e.name)) throw new Error(`weights.bin: '${e.name}' appears twice in the manifest`);
-      const n = e.shape.reduce((a, b) => a * b, 1);
-      weights.set(e.name, new Float32Array(weightData.slice(offset, offset + 4 * n)));
-      offset += 4 * n;
-    }
     setNamedWeights(net, weights);
     return net;
   } catch (err) {

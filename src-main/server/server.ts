@@ -7,6 +7,7 @@
  *  - POST /api/<op> with a JSON body validated by the contract's zod schema (400 naming the field);
  *    answers an ApiResult, Float32Arrays as base64 (contract encodeWire);
  *  - GET /api/events streams ApiEvents;
+ *  - GET /api/download/<ticket> streams an export named by downloadExport (a folder as a zip);
  *  - everything else serves build/renderer with a strict Content-Security-Policy.
  * The page learns the token only from the URL it is opened with: http://127.0.0.1:PORT/#token=….
  */
@@ -18,6 +19,7 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { encodeWire, type ApiErrorCode, type ApiResult } from '../contract/api.js';
 import type { Services } from '../services/index.js';
+import { zipFolderTo } from '../services/exports.js';
 
 export const TOKEN_HEADER = 'x-kdmri-token';
 
@@ -47,6 +49,20 @@ const STATUS: Record<ApiErrorCode, number> = {
 };
 
 const MAX_BODY = 1 << 20;
+
+const DOWNLOAD_MIME: Record<string, string> = {
+  '.png': 'image/png',
+  '.gz': 'application/gzip',
+  '.dcm': 'application/dicom',
+  '.onnx': 'application/octet-stream',
+  '.json': 'application/json',
+};
+
+/** RFC 6266: an ASCII fallback name and the exact name in UTF-8 (RFC 5987). */
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
 
 export interface ServerOptions {
   services: Services;
@@ -157,6 +173,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
       return;
     }
+    if (op.startsWith('download/')) return download(req, res, op.slice('download/'.length));
     // the token travels only as a header on operations (never in a URL that may be logged)
     if (!tokenOk(req.headers[TOKEN_HEADER] as string | undefined))
       return fail(res, 'unauthorized', 'missing or wrong token');
@@ -172,6 +189,39 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return fail(res, 'bad-request', `body: ${(e as Error).message}`, '(body)');
     }
     sendResult(res, await services.call(op, body));
+  }
+
+  /**
+   * GET /api/download/<ticket>: the export a downloadExport call named, as an attachment (a folder as a
+   * zip). The ticket is the credential (a browser download cannot send the token header): 48 hex
+   * digits from the services, one export, valid for a few minutes.
+   */
+  async function download(req: IncomingMessage, res: ServerResponse, ticket: string) {
+    if (req.method !== 'GET') return fail(res, 'bad-request', 'use GET for /api/download/<ticket>');
+    const found = /^[0-9a-f]{48}$/.test(ticket) ? services.openDownload(ticket) : null;
+    if (!found) return fail(res, 'not-found', 'no such download (unknown or expired ticket)');
+    const headers = {
+      ...SECURITY_HEADERS,
+      'Cache-Control': 'no-store',
+      'Content-Disposition': contentDisposition(found.filename),
+    };
+    if (found.kind === 'file') {
+      res.writeHead(200, {
+        ...headers,
+        'Content-Type': DOWNLOAD_MIME[extname(found.filename).toLowerCase()] ?? 'application/octet-stream',
+        'Content-Length': statSync(found.path).size,
+      });
+      createReadStream(found.path).pipe(res);
+      return;
+    }
+    res.writeHead(200, { ...headers, 'Content-Type': 'application/zip' });
+    try {
+      await zipFolderTo(found.path, res);
+      res.end();
+    } catch (e) {
+      // headers are gone: cut the connection so the client sees a broken download, not a short zip
+      res.destroy(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   function serveStatic(req: IncomingMessage, res: ServerResponse, url: URL) {

@@ -1,10 +1,9 @@
 /**
  * Compare: one slice of a dataset's validation split under a chosen degradation, as the target, the
  * zero-filled (or low-resolution) input and the teacher, student and KD-student reconstructions, each
- * with its residue |target − image| and per-slice PSNR / SSIM / NMSE. Export as a PNG montage.
+ * with its residue |target − image| and per-slice PSNR / SSIM / NMSE; the PNG montage of one. Exports
+ * of a comparison live in exports.ts.
  */
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import { degradationLabel, type Degradation, type ModelCard, type Volume } from '../contract/domain.js';
 import {
@@ -18,13 +17,17 @@ import {
 } from '../contract/api.js';
 import type { DbPort, Engine, NetworkPort } from './engine.js';
 import { maskLines } from './masks.js';
-import { newUid, writeSecondaryCapture } from './dicom-writer.js';
 
 interface Deps {
   engine: Engine;
   db(): Promise<DbPort>;
-  dataDir: string;
 }
+
+/** Where a compared slice comes from (see locate()). */
+export type SliceOrigin = (
+  | { kind: 'series'; uid: string; slice: number }
+  | { kind: 'dataset'; source: string; volume: number; slice: number | null }
+) & { spacing: [number, number, number] | null };
 
 type Role = 'teacher' | 'student' | 'kd';
 const ROLES: Role[] = ['teacher', 'student', 'kd'];
@@ -57,8 +60,8 @@ function sliceAt(vols: Volume[], index: number): { vol: Volume; slice: Volume } 
   return { vol, slice };
 }
 
-export function createCompare({ engine, db, dataDir }: Deps) {
-  const splits = new Map<string, { vols: Volume[]; source: string }>();
+export function createCompare({ engine, db }: Deps) {
+  const splits = new Map<string, { vols: Volume[]; source: string; firsts?: number[] }>();
   const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
   let backendReady: Promise<unknown> | null = null;
   // model dir + degradation + source + slice → reconstruction (insertion order = least recently used first)
@@ -158,7 +161,7 @@ export function createCompare({ engine, db, dataDir }: Deps) {
         const { resampleSlices } = await engine.need('volume');
         vol = resampleSlices(vol, size);
       }
-      return { vols: [vol], source: `series ${uid}`, models };
+      return { vols: [vol], source: `series ${uid}`, models, firsts: [0] as number[] | undefined };
     }
     const ds = d.datasets.get(req.source.datasetId);
     if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
@@ -173,7 +176,9 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     if (!s) {
       const { loadDataSplit } = await engine.need('dataSource');
       const split = loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
-      s = { vols: split.val, source: `${ds.name} (validation)` };
+      // the first-slice offsets of the validation volumes (absent from an engine without them)
+      const firsts = (split as { valFirst?: number[] }).valFirst;
+      s = { vols: split.val, source: `${ds.name} (validation)`, firsts };
       splits.set(key, s);
     }
     return { ...s, models };
@@ -374,51 +379,37 @@ export function createCompare({ engine, db, dataDir }: Deps) {
     };
   }
 
-  async function exportComparison(req: CompareRequest & { format: 'png' | 'dicom'; destination?: string }) {
-    const r = await compare(req);
-    const dir = req.destination ? resolve(req.destination) : join(dataDir, 'exports');
-    mkdirSync(dir, { recursive: true });
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const base = `compare-${r.degradation.replace(/[^a-z0-9]+/gi, '_')}-slice${r.sliceIndex}-${stamp}`;
-    if (req.format === 'png') {
-      const path = join(dir, `${base}.png`);
-      atomicWrite(path, montagePng(r));
-      return { paths: [path] };
-    }
-    const paths: string[] = [];
-    const seriesUid = newUid();
-    const studyUid = newUid();
-    r.viewports.forEach((v, i) => {
-      if (!v.image) return;
-      const path = join(dir, `${base}-${i + 1}-${v.name}.dcm`);
-      atomicWrite(
-        path,
-        writeSecondaryCapture(v.image, {
-          studyUid,
-          seriesUid,
-          instanceNumber: i + 1,
-          seriesDescription: `KD-MRI comparison ${r.degradation}`,
-          imageComment: `${v.name}${v.metrics ? ` PSNR ${v.metrics.psnr.toFixed(2)} SSIM ${v.metrics.ssim.toFixed(4)}` : ''}`,
-        }),
-      );
-      paths.push(path);
-    });
-    return { paths };
+  /**
+   * Where a compared slice comes from, for exports that keep the source's patient, study and geometry:
+   * a library series and the slice's index in it, or a dataset's source and the slice's index in the
+   * volume it was cut from (null when unknown); `spacing` is the compared slices' voxel size.
+   */
+  async function locate(req: CompareRequest): Promise<SliceOrigin> {
+    const { vols, firsts } = await validationVolumes(req);
+    let idx = req.sliceIndex;
+    let k = 0;
+    while (k < vols.length - 1 && idx >= vols[k].slices) idx -= vols[k++].slices;
+    const spacing = vols[k]?.spacing ?? null;
+    if ('seriesUid' in req.source) return { kind: 'series', uid: req.source.seriesUid, slice: idx, spacing };
+    const ds = (await db()).datasets.get(req.source.datasetId);
+    if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
+    const first = firsts?.[k];
+    return {
+      kind: 'dataset',
+      source: ds.source,
+      volume: k,
+      slice: first === undefined ? null : first + idx,
+      spacing,
+    };
   }
 
   return {
     compare,
-    exportComparison,
+    locate,
     forget(dir: string) {
       nets.delete(dir);
     },
   };
-}
-
-function atomicWrite(path: string, data: Uint8Array): void {
-  const tmp = `${path}.part`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 /** Row 1: the five images (gray, 0..target max); row 2: residues (hot, 0..residueMax). */

@@ -5,8 +5,8 @@
  * ApiResult (never throws across the boundary). Progress of jobs and imports is broadcast to
  * `subscribe` listeners as ApiEvents.
  */
-import { mkdirSync, cpSync, existsSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import {
   ApiFailure,
@@ -39,6 +39,8 @@ import {
   type ModuleName,
 } from './engine.js';
 import { createCompare } from './compare.js';
+import { createExports, type SaveAs } from './exports.js';
+import { Db } from '../store/db.js';
 import { createStudies } from './studies.js';
 import { maskLines } from './masks.js';
 import { datasetInfo } from './rows.js';
@@ -53,6 +55,8 @@ export interface ServicesOptions {
   concurrency?: number;
   /** Engine modules given directly (tests); null marks one absent. */
   modules?: Partial<{ [K in ModuleName]: EngineModules[K] | null }>;
+  /** Electron's save dialog: downloadExport copies exports where the user chooses (web mode: a URL). */
+  saveAs?: SaveAs;
 }
 
 export interface Services {
@@ -63,6 +67,8 @@ export interface Services {
   /** Cancel running jobs, wait for them, close the database. */
   close(): Promise<void>;
   engine: Engine;
+  /** The export a download ticket names (web mode's /api/download/<ticket>), or null. */
+  openDownload(ticket: string): { path: string; kind: 'file' | 'folder'; filename: string } | null;
 }
 
 export function createServices(opts: ServicesOptions): Services {
@@ -109,7 +115,21 @@ export function createServices(opts: ServicesOptions): Services {
   }
 
   const live = new Map<string, { handle: JobHandlePort; last: ProgressEvent | null }>();
-  const compare = createCompare({ engine, db, dataDir });
+  const compare = createCompare({ engine, db });
+  /** The SQLite store itself (exports use the library and the key map through it). */
+  async function realDb(): Promise<Db> {
+    const d = await db();
+    if (!(d instanceof Db))
+      throw new ApiFailure('unavailable', 'exports need the SQLite store', 'src-main/store/db.ts');
+    return d;
+  }
+  const exportsService = createExports({
+    db: realDb,
+    dataDir,
+    version: opts.version ?? '0.1.0',
+    compare,
+    saveAs: opts.saveAs,
+  });
   const studies = createStudies({ engine, db, dataDir, emit });
 
   /** Jobs waiting for the worker: one job trains at a time (a CPU box has few cores). */
@@ -433,21 +453,9 @@ export function createServices(opts: ServicesOptions): Services {
       return { deleted: true };
     },
 
-    async exportModel(req) {
-      const m = (await db()).models.get(req.modelId);
-      if (!m || m.deletedAt) throw new ApiFailure('not-found', `no model ${req.modelId}`, 'modelId');
-      if (!existsSync(m.dir))
-        throw new ApiFailure('not-found', `model folder ${m.dir} is missing`, 'modelId');
-      const destRoot = req.destination ? resolve(req.destination) : join(dataDir, 'exports');
-      const dest = join(destRoot, `${basename(m.dir)}-${m.id}`);
-      mkdirSync(destRoot, { recursive: true });
-      const tmp = `${dest}.part-${randomUUID()}`;
-      cpSync(m.dir, tmp, { recursive: true });
-      if (existsSync(dest)) rmSync(dest, { recursive: true, force: true });
-      cpSync(tmp, dest, { recursive: true });
-      rmSync(tmp, { recursive: true, force: true });
-      return { path: dest };
-    },
+    exportModel: (req) => exportsService.exportModel(req),
+    exportSeries: (req) => exportsService.exportSeries(req),
+    downloadExport: (req) => exportsService.downloadExport(req),
 
     async paperTable(req) {
       const d = await db();
@@ -463,12 +471,13 @@ export function createServices(opts: ServicesOptions): Services {
     },
 
     compare: (req) => compare.compare(req),
-    exportComparison: (req) => compare.exportComparison(req),
+    exportComparison: (req) => exportsService.exportComparison(req),
   };
 
   return {
     handlers,
     engine,
+    openDownload: (ticket) => exportsService.openDownload(ticket),
     async call(op, body) {
       if (!Object.prototype.hasOwnProperty.call(handlers, op)) {
         return { ok: false, error: { code: 'not-found', message: `no operation ${op}`, where: 'op' } };

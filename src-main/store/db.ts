@@ -18,6 +18,7 @@ import { RunRecordRepo } from './repos/run-records.js';
 import { JobRepo } from './repos/jobs.js';
 import { ModelRepo } from './repos/models.js';
 import { RunRepo } from './repos/runs.js';
+import { PseudonymRepo } from './repos/pseudonyms.js';
 import { StoreError } from './util.js';
 
 export { StoreError } from './util.js';
@@ -46,7 +47,9 @@ export type {
   EvaluationRepo,
   ExperimentRepo,
   RunRecordRepo,
+  PseudonymRepo,
 };
+export type { PseudonymKind, PseudonymRow } from './repos/pseudonyms.js';
 
 /** `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
@@ -64,6 +67,8 @@ export class Db {
   readonly evaluations: EvaluationRepo;
   readonly experiments: ExperimentRepo;
   readonly runRecords: RunRecordRepo;
+  /** The de-identification key map (private: never exported). */
+  readonly pseudonyms: PseudonymRepo;
 
   /**
    * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
@@ -82,6 +87,7 @@ export class Db {
     this.evaluations = new EvaluationRepo(sqlite);
     this.experiments = new ExperimentRepo(sqlite);
     this.runRecords = new RunRecordRepo(sqlite);
+    this.pseudonyms = new PseudonymRepo(sqlite);
   }
 
   /** The schema version (PRAGMA user_version). */

@@ -25,6 +25,7 @@ import {
   type StudyAttrs,
 } from './library.js';
 import { newUid } from './uids.js';
+import type { Deidentifier } from './deidentify.js';
 
 export const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
 
@@ -43,13 +44,28 @@ export interface DicomSource {
   study: StudyAttrs;
   /** Geometry of the source slices (same count as the exported volume), when known. */
   positions?: ([number, number, number] | null)[];
+  /** Without positions: the index of the first exported slice in the source (positions = index × spacing). */
+  firstSlice?: number;
   orientation?: number[] | null;
   frameOfReferenceUid?: string;
   seriesUid?: string;
 }
 
+/** Window centre/width in the exported values' units (after rescale), as the viewer shows them. */
+export interface DisplayWindow {
+  center: number;
+  width: number;
+}
+
 export interface DicomExportOptions {
   source?: DicomSource | null;
+  /** WindowCenter/WindowWidth to write (default: the volume's [min, max]). */
+  window?: DisplayWindow;
+  /**
+   * De-identify every file (PS3.15 basic profile with the library's key map). The series description
+   * and the derivation text are kept only as generated here (no note, no source description).
+   */
+  deidentify?: Deidentifier | null;
   seriesDescription?: string;
   seriesNumber?: number;
   derivation?: DerivationInfo;
@@ -57,6 +73,12 @@ export interface DicomExportOptions {
   seriesUid?: string;
   /** Used when there is no source study. */
   studyUid?: string;
+}
+
+/** A series description made only from the derivation (model, mask), safe to keep when de-identifying. */
+export function generatedDescription(d: DerivationInfo | undefined, label?: string): string {
+  const what = [label, d?.model, d?.mask].filter(Boolean).join(' ');
+  return (what || 'KD-MRI derived series').slice(0, 64);
 }
 
 export interface DicomExport {
@@ -162,9 +184,21 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
     lo = Math.min(lo, v);
     hi = Math.max(hi, v);
   }
+  const win: DisplayWindow = opts.window ?? {
+    center: Number.isFinite(lo) ? (lo + hi) / 2 : 0,
+    width: Number.isFinite(lo) && hi > lo ? hi - lo : 1,
+  };
+  if (!(Number.isFinite(win.center) && Number.isFinite(win.width) && win.width > 0))
+    throw new Error(`window: centre ${win.center} and width ${win.width} must be finite, width > 0`);
+  const descriptions = opts.deidentify
+    ? {
+        SeriesDescription: generatedDescription(opts.derivation, opts.seriesDescription),
+        DerivationDescription: derivationText(opts.derivation && { ...opts.derivation, note: undefined }),
+      }
+    : undefined;
   for (let s = 0; s < vol.slices; s++) {
     const sopUid = newUid();
-    const pos = src?.positions?.[s] ?? normal.map((x) => x * s * sliceSp);
+    const pos = src?.positions?.[s] ?? normal.map((x) => x * ((src?.firstSlice ?? 0) + s) * sliceSp);
     const ds: NaturalDataset = {
       SpecificCharacterSet: 'ISO_IR 100',
       ImageType: ['DERIVED', 'SECONDARY'],
@@ -219,16 +253,32 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
       BitsStored: 16,
       HighBit: 15,
       PixelRepresentation: 0,
-      WindowCenter: dsString(Number.isFinite(lo) ? (lo + hi) / 2 : 0),
-      WindowWidth: dsString(Number.isFinite(lo) && hi > lo ? hi - lo : 1),
+      WindowCenter: dsString(win.center),
+      WindowWidth: dsString(win.width),
       RescaleIntercept: q.interceptText,
       RescaleSlope: q.slopeText,
       RescaleType: 'US',
       LossyImageCompression: '00',
     };
-    files.push({ sopUid, bytes: writePart10(ds, q.words.subarray(s * n, (s + 1) * n)) });
+    files.push({
+      sopUid,
+      bytes: writePart10(ds, q.words.subarray(s * n, (s + 1) * n), {
+        deidentify: opts.deidentify,
+        descriptions,
+      }),
+    });
   }
-  return { seriesUid, studyUid, slope: q.slope, intercept: q.intercept, files };
+  const d = opts.deidentify;
+  // a de-identified export reports the UIDs its files carry (the key map's pseudonyms)
+  return d
+    ? {
+        seriesUid: d.uid(seriesUid),
+        studyUid: d.uid(studyUid),
+        slope: q.slope,
+        intercept: q.intercept,
+        files: files.map((f) => ({ ...f, sopUid: d.uid(f.sopUid) })),
+      }
+    : { seriesUid, studyUid, slope: q.slope, intercept: q.intercept, files };
 }
 
 /** Write a derived series into `outDir` as IM0001.dcm, IM0002.dcm, … Returns the export and paths. */
@@ -278,17 +328,24 @@ export function exportSeriesDicom(
     derivation?: DerivationInfo;
     seriesDescription?: string;
     seriesNumber?: number;
+    window?: DisplayWindow;
+    deidentify?: Deidentifier | null;
   } = {},
 ): DicomExport & { paths: string[] } {
   const vol = opts.recon ?? loadSeriesVolume(db, seriesUid);
   const source = dicomSourceFromSeries(db, seriesUid);
   if (source?.positions && source.positions.length !== vol.slices) source.positions = undefined;
   const detail = seriesContext(db, seriesUid)?.series;
+  const what = opts.recon ? 'recon' : 'export';
   return writeDicomSeries(vol, outDir, {
     source,
     derivation: opts.derivation,
+    window: opts.window,
+    deidentify: opts.deidentify,
+    // a de-identified series keeps no text of the source's
     seriesDescription:
-      opts.seriesDescription ?? `${detail?.description || 'Series'} (${opts.recon ? 'recon' : 'export'})`,
+      opts.seriesDescription ??
+      (opts.deidentify ? `KD-MRI ${what}` : `${detail?.description || 'Series'} (${what})`),
     seriesNumber:
       opts.seriesNumber ??
       (detail?.number !== null && detail?.number !== undefined ? detail.number + 900 : 900),
@@ -297,12 +354,13 @@ export function exportSeriesDicom(
 
 /**
  * A whole comparison (e.g. zero-filled, teacher, student, KD student on one mask) as one derived series
- * per volume in the same study.
+ * per volume in the same study, all with one display window (the viewer shows them synchronised).
  */
 export function writeDicomComparison(
   items: { label: string; volume: Volume; derivation?: DerivationInfo }[],
   outDir: string,
   source: DicomSource | null = null,
+  opts: { window?: DisplayWindow; deidentify?: Deidentifier | null } = {},
 ): (DicomExport & { paths: string[]; label: string })[] {
   const studyUid = source?.study.uid ?? newUid();
   return items.map((it, k) => ({
@@ -316,6 +374,8 @@ export function writeDicomComparison(
         derivation: it.derivation,
         seriesDescription: it.label,
         seriesNumber: 901 + k,
+        window: opts.window,
+        deidentify: opts.deidentify,
       },
     ),
   }));

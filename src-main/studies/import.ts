@@ -11,7 +11,6 @@
  * of ImageOrientationPatient), when every image has both; else by InstanceNumber; ties by SOP UID.
  * Frames of a multi-frame file keep their file order.
  */
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ImportFileResult } from '../contract/api.js';
@@ -22,7 +21,7 @@ import { decodeFrames, unsupportedImageReason } from './dicom/decode.js';
 import { headerOf, readHeader, sopClassName, type DicomHeader } from './dicom/header.js';
 import { DicomError, dicomdirReferencedFiles, looksLikeDicom, parseDicom } from './dicom/parse.js';
 import { existingInstances, storeSeries, type InstanceAttrs, type SeriesRecord } from './library.js';
-import { deterministicUid } from './uids.js';
+import { deterministicUid, fileHash, syntheticIdentity } from './uids.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
 // side effects: the HDF5 reader and the compressed-syntax codecs register themselves, so every entry
 // into the importer (the services load this file directly) has them
@@ -253,10 +252,6 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
   return results;
 }
 
-function fileHash(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}
-
 /** One synthetic study/series per volume of a NIfTI / HDF5 file. */
 function importSynthetic(
   db: Db,
@@ -266,23 +261,15 @@ function importSynthetic(
   modality: string,
 ): ImportFileResult[] {
   const hash = fileHash(path);
-  const name = basename(path).replace(/\.(nii\.gz|nii|h5|hdf5|hdf)$/i, '');
-  const studyUid = deterministicUid('kdmri-study', path, hash);
+  const identity = syntheticIdentity(path, kind, hash);
   const uids: string[] = [];
   volumes.forEach(({ label, volume: v, attributes }, idx) => {
     const uid = deterministicUid('kdmri-series', path, hash, label);
     const n = v.h * v.w;
     const slices = Array.from({ length: v.slices }, (_, s) => v.data.slice(s * n, (s + 1) * n));
     const rec: SeriesRecord = {
-      patient: { id: `${kind}:${name}`, name, birthDate: '', sex: '' },
-      study: {
-        uid: studyUid,
-        date: '',
-        time: '',
-        description: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${basename(path)}`,
-        accession: '',
-        studyId: '',
-      },
+      patient: identity.patient,
+      study: identity.study,
       series: {
         uid,
         modality,

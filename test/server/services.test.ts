@@ -187,7 +187,7 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   const past = await s.call('compare', { ...req, sliceIndex: 3 });
   assert.ok(!past.ok && past.error.code === 'bad-request' && past.error.where === 'sliceIndex');
 
-  // exports: a PNG montage (2 rows × 5 columns of 8×8 with 4 px gaps) and one DICOM file per image
+  // exports: a PNG montage (2 rows × 5 columns of 8×8 with 4 px gaps) and one derived series per image
   const png = await s.call('exportComparison', { ...req, format: 'png' });
   assert.ok(png.ok);
   const [pngPath] = (png.value as { paths: string[] }).paths;
@@ -206,13 +206,15 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   assert.equal(ds.uint16('x00280011'), W);
   assert.equal(ds.uint16('x00280100'), 16);
   const slope = Number(ds.string('x00281053'));
+  const intercept = Number(ds.string('x00281052'));
   const el = ds.elements.x7fe00010;
   const px = new Uint16Array(
     bytes.buffer.slice(bytes.byteOffset + el.dataOffset, bytes.byteOffset + el.dataOffset + el.length),
   );
   const zf = (dcm.value as { paths: string[] }).paths[0];
-  assert.match(zf, /-1-zf\.dcm$/);
-  assert.ok(Math.abs(px[0] * slope - by.zf.image!.data[0]) < 1e-4);
+  assert.match(zf, /01-Zero-filled_cartesian_4x[\\/]IM0001\.dcm$/);
+  assert.ok(Math.abs(px[0] * slope + intercept - by.zf.image!.data[0]) < 1e-4);
+  assert.equal(ds.string('x00080008'), 'DERIVED\\SECONDARY');
 
   // a restoration request (low-resolution input) never borrows the reconstruction models
   const lr = await s.call('compare', { ...req, degradation: { kind: 'lowres', keep: 0.5 } });

@@ -9,6 +9,7 @@ import type { Migration } from './types.js';
 import { migration001Core } from './001_core.js';
 import { migration002Library } from './002_library.js';
 import { migration003Results } from './003_results.js';
+import { migration004Pseudonyms } from './004_pseudonyms.js';
 
 export type { Migration } from './types.js';
 
@@ -18,4 +19,5 @@ export const MIGRATIONS: Migration[] = [
   migration001Core,
   migration002Library,
   migration003Results,
+  migration004Pseudonyms,
 ];

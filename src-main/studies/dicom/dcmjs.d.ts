@@ -1,4 +1,4 @@
-/** The few dcmjs entry points the exporter uses (dcmjs ships no type declarations). */
+/** The few dcmjs entry points the exporter and the de-identifier use (dcmjs ships no type declarations). */
 declare module 'dcmjs' {
   interface DcmjsDict {
     dict: Record<string, unknown>;
@@ -17,6 +17,15 @@ declare module 'dcmjs' {
       ): { meta: Record<string, unknown>; dict: Record<string, unknown> };
     };
   }
-  const dcmjs: { data: DcmjsData };
+  interface DcmjsAnonymizer {
+    /** Empty (or replace, by 'GGGGEEEE' tag) the attributes named in `names` (default: its own list). */
+    cleanTags(
+      dict: Record<string, unknown>,
+      replace?: Record<string, string>,
+      names?: readonly string[],
+    ): void;
+    getTagsNameToEmpty(): string[];
+  }
+  const dcmjs: { data: DcmjsData; anonymizer: DcmjsAnonymizer };
   export default dcmjs;
 }
