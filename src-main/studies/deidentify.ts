@@ -40,7 +40,8 @@ const DICOM_ROOT = '1.2.840.10008.';
 
 /**
  * Keywords of Table E.1-1 attributes that dcmjs's list misses or misspells (each must be in dcmjs's
- * dictionary: a test checks it). Action X/Z/D: all are emptied here (zero length is allowed for each).
+ * dictionary, which spells retired attributes RETIRED_<keyword>: a test checks it). Action X/Z/D: all
+ * are emptied here (zero length is allowed for each).
  */
 export const BASIC_PROFILE_EXTRA = [
   // patient
@@ -54,7 +55,7 @@ export const BASIC_PROFILE_EXTRA = [
   'PatientPrimaryLanguageCodeSequence',
   'PatientPrimaryLanguageModifierCodeSequence',
   'Allergies',
-  'InsurancePlanIdentification',
+  'RETIRED_InsurancePlanIdentification',
   'PatientInstitutionResidence',
   'ConfidentialityConstraintOnPatientDataDescription',
   // physicians, operators, institution
@@ -82,12 +83,12 @@ export const BASIC_PROFILE_EXTRA = [
   'RequestAttributesSequence',
   'RequestedProcedureID',
   'RequestedProcedureComments',
-  'ReasonForStudy',
-  'ReasonForTheImagingServiceRequest',
+  'RETIRED_ReasonForStudy',
+  'RETIRED_ReasonForTheImagingServiceRequest',
   'ReasonForTheRequestedProcedure',
-  'StudyComments',
-  'StudyIDIssuer',
-  'IssuerOfAdmissionID',
+  'RETIRED_StudyComments',
+  'RETIRED_StudyIDIssuer',
+  'RETIRED_IssuerOfAdmissionID',
   'AdmittingDiagnosesDescription',
   'AdmittingDiagnosesCodeSequence',
   'FillerOrderNumberImagingServiceRequest',
@@ -120,19 +121,19 @@ export const BASIC_PROFILE_EXTRA = [
   'DateOfManufacture',
   'DeviceDescription',
   'UniqueDeviceIdentifier',
-  'AcquisitionComments',
-  'ImagePresentationComments',
+  'RETIRED_AcquisitionComments',
+  'RETIRED_ImagePresentationComments',
   'FrameComments',
-  'IdentifyingComments',
-  'ModifyingDeviceID',
-  'ModifiedImageDescription',
+  'RETIRED_IdentifyingComments',
+  'RETIRED_ModifyingDeviceID',
+  'RETIRED_ModifiedImageDescription',
   'ContentCreatorName',
   'ContentSequence',
   'VerifyingObserverIdentificationCodeSequence',
   'DigitalSignaturesSequence',
   'TextString',
-  'TextComments',
-  'TopicTitle',
+  'RETIRED_TextComments',
+  'RETIRED_TopicTitle',
 ] as const;
 
 const PATIENT_NAME = '00100010';
@@ -178,7 +179,8 @@ export class Deidentifier {
   dicom(dict: Dict, descriptions: Record<string, string> = {}): void {
     const textOf = (e: DictElement | undefined): string => {
       const v = e?.Value?.[0];
-      if (typeof v === 'string') return v;
+      // dcmjs keeps a PN as a String object (its JSON form is {Alphabetic}), or as {Alphabetic: …}
+      if (typeof v === 'string' || v instanceof String) return v.toString();
       if (v && typeof v === 'object' && 'Alphabetic' in v)
         return String((v as { Alphabetic: unknown }).Alphabetic);
       return '';
