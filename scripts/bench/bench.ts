@@ -1,10 +1,11 @@
 /**
- * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch]`
+ * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx]`
  *
  * Training steps (forward, data consistency, backward, Adam; L1 against a target) and inference of
  * the KD-MRI teacher and student on the backend the engine picks, then the same networks in PyTorch
  * (scripts/bench/pytorch_bench.py, Debian python3-torch, 2 threads) in the same run, with ratios
- * ours / PyTorch. A benchmark, not a test: it reports and never fails on speed.
+ * ours / PyTorch, and the same networks exported to ONNX in ONNX Runtime (onnx-bench.ts). A
+ * benchmark, not a test: it reports and never fails on speed.
  *
  * Conventions: slices/s from the median warm step (the first step is reported separately as
  * time to first step); GFLOP/s counts convolution FLOPs only (2 per multiply-add), a training step
@@ -22,6 +23,7 @@ import { l1 } from '../../src-main/distill/losses.js';
 import { measureLatency } from '../../src-main/distill/compactness.js';
 import { table } from '../../src-main/cli/output.js';
 import { choiceArg, intArg } from '../../src-main/cli/options.js';
+import { benchOnnx } from './onnx-bench.js';
 
 interface Figures {
   train_slices_per_s: number;
@@ -38,6 +40,7 @@ const o = new Command('bench')
   .option('--steps <n>', 'training steps per network (first one is warm-up)', intArg('--steps', 2, 100), 3)
   .option('--backend <name>', 'force a backend', choiceArg('--backend', BACKENDS))
   .option('--no-pytorch', 'skip the PyTorch comparison')
+  .option('--no-onnx', 'skip the ONNX Runtime comparison')
   .option('--json', 'one JSON object', false)
   .option('--profile', 'also time every kernel of one warm teacher training step (tf.profile)', false)
   .parse(process.argv)
@@ -47,6 +50,7 @@ const o = new Command('bench')
     steps: number;
     backend?: BackendName;
     pytorch: boolean;
+    onnx: boolean;
     json: boolean;
     profile: boolean;
   }>();
@@ -147,6 +151,28 @@ const teacher = await run('dccnnTeacher');
 const student = await run('dccnnStudent');
 const peakRssMb = process.resourceUsage().maxRSS / 1024;
 
+// ---- ONNX Runtime (exports issue) ------------------------------------------------------------------
+// The exported ONNX graphs in onnxruntime-node beside our inference (scripts/bench/onnx-bench.ts).
+let onnx: Awaited<ReturnType<typeof benchOnnx>> | null = null;
+let onnxUnavailable: string | null = null;
+if (!o.onnx) onnxUnavailable = 'skipped (--no-onnx)';
+else {
+  try {
+    log('ONNX Runtime: the exported teacher and student, 2 threads…');
+    onnx = await benchOnnx(o.size, o.batch, log);
+  } catch (e) {
+    onnxUnavailable = `ONNX Runtime failed: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+const onnxRatios = onnx
+  ? {
+      teacher_infer: teacher.infer_slices_per_s / onnx.teacher.infer_slices_per_s,
+      student_infer: student.infer_slices_per_s / onnx.student.infer_slices_per_s,
+      student_latency: onnx.student.infer_ms_per_slice_warm / student.infer_ms_per_slice_warm,
+    }
+  : null;
+// ---- end ONNX Runtime -------------------------------------------------------------------------------
+
 let pytorch: { teacher: Figures; student: Figures; torch: string; threads: number } | null = null;
 let pytorchUnavailable: string | null = null;
 const script = fileURLToPath(new URL('./pytorch_bench.py', import.meta.url));
@@ -193,6 +219,10 @@ const result = {
   ratios,
   ...(profile ? { profile } : {}),
   ...(pytorchUnavailable ? { pytorch_unavailable: pytorchUnavailable } : {}),
+  // ONNX Runtime (exports issue): ours / ONNX Runtime, >1 means ours is faster
+  onnx,
+  onnx_ratios: onnxRatios,
+  ...(onnxUnavailable ? { onnx_unavailable: onnxUnavailable } : {}),
 };
 
 if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -219,6 +249,29 @@ else {
         ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}\n`
         : `\nPyTorch comparison unavailable: ${pytorchUnavailable}\n`),
   );
+  // ---- ONNX Runtime (exports issue) ----
+  process.stdout.write(
+    onnx && onnxRatios
+      ? `\nInference, ours beside ONNX Runtime (${onnx.runtime}, the exported ONNX files, 2 threads):\n\n` +
+          `${table([
+            ['network', 'infer sl/s', 'ONNX RT', 'ms/slice', 'ONNX RT', 'ours / ONNX RT (sl/s)'],
+            ...(
+              [
+                ['teacher', teacher, onnx.teacher, onnxRatios.teacher_infer],
+                ['student', student, onnx.student, onnxRatios.student_infer],
+              ] as const
+            ).map(([name, a, x, r]) => [
+              name,
+              f(a.infer_slices_per_s),
+              f(x.infer_slices_per_s),
+              f(a.infer_ms_per_slice_warm, 1),
+              f(x.infer_ms_per_slice_warm, 1),
+              f(r),
+            ]),
+          ])}\n`
+      : `\nONNX Runtime comparison unavailable: ${onnxUnavailable}\n`,
+  );
+  // ---- end ONNX Runtime ----
   if (profile) {
     const p = profile;
     process.stdout.write(
