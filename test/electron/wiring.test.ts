@@ -3,7 +3,7 @@
 // the app start-up — on the real services and store.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vm from 'node:vm';
@@ -264,6 +264,8 @@ test('menus: File/View/Help; View items send page commands', () => {
 
 test('app start: one secure window on the built renderer, database under userData, IPC wired, quit closes services', async () => {
   const userData = tmp();
+  const downloads = tmp();
+  const saveDialogs: string[] = [];
   const appEvents = new Map<string, Handler>();
   const ipcMain = fakeIpcMain();
   const windows: { options: unknown; loaded: string | null }[] = [];
@@ -289,14 +291,22 @@ test('app start: one secure window on the built renderer, database under userDat
       requestSingleInstanceLock: () => true,
       on: (ev: string, fn: Handler) => void appEvents.set(ev, fn),
       whenReady: async () => undefined,
-      getPath: (n: string) => (n === 'userData' ? userData : '/nowhere'),
+      getPath: (n: string) => (n === 'userData' ? userData : n === 'downloads' ? downloads : '/nowhere'),
       getVersion: () => '0.1.0',
       isPackaged: false,
       quit: () => void quitCalls++,
     },
     BrowserWindow: FakeWindow,
     ipcMain,
-    dialog: { showOpenDialog: async () => ({ canceled: true, filePaths: [] }) },
+    dialog: {
+      showOpenDialog: async () => ({ canceled: true, filePaths: [] }),
+      // downloads of exports: the user accepts the suggested place
+      showSaveDialog: async (...args: unknown[]) => {
+        const o = args.at(-1) as { defaultPath: string };
+        saveDialogs.push(o.defaultPath);
+        return { canceled: false, filePath: o.defaultPath };
+      },
+    },
     Menu: { buildFromTemplate: (t: unknown) => t, setApplicationMenu: () => void (menuSet = true) },
     session: {
       defaultSession: {
@@ -325,6 +335,17 @@ test('app start: one secure window on the built renderer, database under userDat
     {},
   )) as ApiResult<{ dbPath: string; mode: string }>;
   assert.ok(info.ok && info.value.dbPath === join(userData, 'kdmri.db') && info.value.mode === 'electron');
+  // an export reaches the user through the native save dialog, in Downloads by default
+  mkdirSync(join(userData, 'exports'), { recursive: true });
+  writeFileSync(join(userData, 'exports', 'montage.png'), 'png bytes');
+  const saved = (await ipcMain.handlers.get(IPC.call)!(
+    frame('file:///opt/kdmri/build/renderer/index.html'),
+    'downloadExport',
+    { exportId: 'montage.png' },
+  )) as ApiResult<{ delivered: string; path: string }>;
+  assert.ok(saved.ok && saved.value.delivered === 'saved', JSON.stringify(saved));
+  assert.deepEqual(saveDialogs, [join(downloads, 'montage.png')]);
+  assert.equal(readFileSync(join(downloads, 'montage.png'), 'utf8'), 'png bytes');
   assert.ok(appEvents.has('web-contents-created') && appEvents.has('window-all-closed'));
   let prevented = false;
   appEvents.get('before-quit')!({ preventDefault: () => (prevented = true) });
