@@ -412,6 +412,25 @@ test(
       db.close();
     }
 
+    // … and so does `kdmri pseudonyms --reveal`
+    const cli = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src-main/cli/entry.ts',
+        'pseudonyms',
+        '--reveal',
+        pseudonym,
+        '--db',
+        dbPath,
+        '--json',
+      ],
+      { cwd: new URL('../..', import.meta.url).pathname, encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.equal((JSON.parse(cli.stdout) as { original: string }).original, 'MRN-0042\\Doe^Jane');
+
     // NIfTI: nothing but voxels and spacing, and a file name without the source's identifiers
     const nii = await call<ExportResult>('exportSeries', {
       uid: sourceSeries,

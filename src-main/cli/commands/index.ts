@@ -17,6 +17,7 @@ import { register as studies } from './studies.js';
 import { register as convert } from './convert.js';
 import { register as exportCmd } from './export.js';
 import { register as pacs } from './pacs.js';
+import { register as pseudonyms } from './pseudonyms.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -35,4 +36,5 @@ export const COMMANDS: RegisterCommand[] = [
   convert,
   exportCmd,
   pacs,
+  pseudonyms,
 ];
