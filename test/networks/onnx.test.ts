@@ -151,7 +151,7 @@ const CASES: { kind: RunKind; spec: NetworkSpec; degradation: Degradation }[] = 
   { kind: 'kd', spec: PRESET_NETWORKS.vdsrStudent, degradation: LOWRES },
 ];
 
-test('ONNX Runtime matches our inference within 1e-4 on real slices: teacher, student, KD of both tasks', async () => {
+test('ONNX Runtime matches our inference within 1e-4 on real slices: teacher, student, KD of both tasks', async (t) => {
   const size = 64;
   const banks = { mask: bank(size, MASK), lowres: bank(size, LOWRES) };
   let checked = 0;
@@ -166,6 +166,7 @@ test('ONNX Runtime matches our inference within 1e-4 on real slices: teacher, st
     const theirs = await runOnnx(file, b);
     const d = maxAbs(theirs.out, ours);
     assert.ok(d < 1e-4, `${c.kind} ${c.spec.arch}: max |ONNX Runtime − ours| = ${d}`);
+    t.diagnostic(`${c.kind} ${c.spec.arch}: max |ONNX Runtime − ours| = ${d.toExponential(2)}`);
     if (theirs.zf) assert.ok(maxAbs(theirs.zf, b.input) < 1e-5, 'the graph computes the zero-filled input');
     const py = pythonCheck(file);
     if (py) {
@@ -183,7 +184,7 @@ test('ONNX Runtime matches our inference within 1e-4 on real slices: teacher, st
   if (!checked) process.stderr.write('onnx.checker not run: Debian python3-onnx is not installed\n');
 });
 
-test('DC variants (soft λ, residual) and a non-power-of-two size, batch and size free in one file', async () => {
+test('DC variants (soft λ, residual) and a non-power-of-two size, batch and size free in one file', async (t) => {
   const spec: NetworkSpec = {
     arch: 'dccnn',
     nc: 3,
@@ -204,6 +205,7 @@ test('DC variants (soft λ, residual) and a non-power-of-two size, batch and siz
     const b = bank(size, MASK, slices);
     const d = maxAbs((await runOnnx(file, b)).out, predict(net, b));
     assert.ok(d < 1e-4, `${size}×${size}: max |ONNX Runtime − ours| = ${d}`);
+    t.diagnostic(`soft DC, residual, ${size}×${size}: max |ONNX Runtime − ours| = ${d.toExponential(2)}`);
   }
   pythonCheck(file);
   net.dispose();
