@@ -43,7 +43,7 @@ export interface WaveletPlan {
   levels: number;
   lo: Float64Array;
   hi: Float64Array;
-  /** Scratch line, max(H, W) long. */
+  /** Scratch lines, max(H, W) + L long (room for the periodic wrap, so inner loops need no modulo). */
   line: Float64Array;
   out: Float64Array;
 }
@@ -67,7 +67,7 @@ export function waveletPlan(h: number, w: number, wavelet: string, wantedLevels:
   const L = f.length;
   const lo = Float64Array.from(f);
   const hi = Float64Array.from(f, (_, j) => (j % 2 === 0 ? 1 : -1) * f[L - 1 - j]);
-  const n = Math.max(h, w);
+  const n = Math.max(h, w) + L;
   return {
     h,
     w,
@@ -79,17 +79,19 @@ export function waveletPlan(h: number, w: number, wavelet: string, wantedLevels:
   };
 }
 
-/** One analysis step on x[0..n) (stride-free copy in `line`), result [a | d] into `out`. */
+/** One analysis step on x[0..n) (copied into `line`), result [a | d] into `out`. */
 function analyse(p: WaveletPlan, n: number): void {
   const { lo, hi, line: x, out } = p;
   const L = lo.length;
   const half = n >> 1;
+  // periodic extension: x[n + j] = x[j mod n] (n ≥ L, so one copy suffices)
+  for (let j = 0; j < L - 1; j++) x[n + j] = x[j % n];
   for (let k = 0; k < half; k++) {
     let a = 0;
     let d = 0;
     const base = 2 * k;
     for (let j = 0; j < L; j++) {
-      const v = x[(base + j) % n];
+      const v = x[base + j];
       a += lo[j] * v;
       d += hi[j] * v;
     }
@@ -103,13 +105,15 @@ function synthesise(p: WaveletPlan, n: number): void {
   const { lo, hi, line: c, out } = p;
   const L = lo.length;
   const half = n >> 1;
-  out.fill(0, 0, n);
+  out.fill(0, 0, n + L - 1);
   for (let k = 0; k < half; k++) {
     const a = c[k];
     const d = c[half + k];
     const base = 2 * k;
-    for (let j = 0; j < L; j++) out[(base + j) % n] += lo[j] * a + hi[j] * d;
+    for (let j = 0; j < L; j++) out[base + j] += lo[j] * a + hi[j] * d;
   }
+  // fold the periodic tail back
+  for (let j = 0; j < L - 1; j++) out[j % n] += out[n + j];
 }
 
 /** Apply `step` to every row, then every column, of the top-left rh×rw block of `img` (row stride w). */
