@@ -96,12 +96,49 @@ function resample(vols: Volume[], size: number | undefined, label: string): Volu
 }
 
 /**
- * Load and split. `path` undefined means the bundled sample; `size` resamples every slice to size×size.
+ * Cut every volume into slabs of `slab` consecutive slices (the last one may be shorter), each a
+ * volume of its own. Used after the split, so slabs change the units that metrics are computed and
+ * spread over (a slab's PSNR uses the slab's maximum), never which slices train or validate.
  */
-export function loadDataSplit(path: string | undefined, size?: number): DataSplit {
+export function toSlabs(vols: Volume[], slab: number | undefined): Volume[] {
+  if (!slab) return vols;
+  return vols.flatMap((v) =>
+    Array.from({ length: Math.ceil(v.slices / slab) }, (_, i) =>
+      selectSlices(v, i * slab, Math.min(v.slices, (i + 1) * slab)),
+    ),
+  );
+}
+
+function withSlabs(split: DataSplit, slab: number | undefined): DataSplit {
+  if (!slab) return split;
+  const train = toSlabs(split.train, slab);
+  const val = toSlabs(split.val, slab);
+  return {
+    ...split,
+    train,
+    val,
+    description: `${split.description}; in slabs of ${slab} slices (${train.length} training, ${val.length} validation)`,
+  };
+}
+
+function checkSlab(slab: number | undefined): void {
+  if (slab !== undefined && (!Number.isInteger(slab) || slab < 1 || slab > 4096))
+    throw new Error(`--slab must be an integer from 1 to 4096, got ${slab}`);
+}
+
+/**
+ * Load and split. `path` undefined means the bundled sample; `size` resamples every slice to
+ * size×size; `slab` cuts the split's volumes into slabs of that many slices (toSlabs).
+ */
+export function loadDataSplit(path: string | undefined, size?: number, slab?: number): DataSplit {
   if (size !== undefined && (!Number.isInteger(size) || size < 8 || size > 2048)) {
     throw new Error(`--size must be an integer from 8 to 2048, got ${size}`);
   }
+  checkSlab(slab);
+  return withSlabs(loadUnslabbed(path, size), slab);
+}
+
+function loadUnslabbed(path: string | undefined, size?: number): DataSplit {
   if (path === undefined) {
     const file = sampleDataPath();
     const vol = readNifti(file);
@@ -123,7 +160,18 @@ export function loadDataSplit(path: string | undefined, size?: number): DataSpli
  * Split already-read volumes: a single volume by slice range (the last quarter validates), several by
  * volume (the last quarter of them validates). `label` names the source in messages.
  */
-export function splitVolumes(read: Volume[], size: number | undefined, label: string, note = ''): DataSplit {
+export function splitVolumes(
+  read: Volume[],
+  size: number | undefined,
+  label: string,
+  note = '',
+  slab?: number,
+): DataSplit {
+  checkSlab(slab);
+  return withSlabs(splitUnslabbed(read, size, label, note), slab);
+}
+
+function splitUnslabbed(read: Volume[], size: number | undefined, label: string, note: string): DataSplit {
   const vols = resample(read, size, label);
   if (vols.length === 1) {
     const [train, val] = splitSingle(vols[0], label);

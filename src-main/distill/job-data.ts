@@ -23,19 +23,29 @@ export function loadJobData(db: Db, ref: DataRef, task: Task): JobData {
     const ds = db.datasets.get(ref.datasetId);
     if (!ds) throw new Error(`no dataset ${ref.datasetId} in the library`);
     const size = ref.size ?? (typeof ds.meta?.size === 'number' ? ds.meta.size : undefined);
+    const slab = ref.slab ?? (typeof ds.meta?.slab === 'number' ? ds.meta.slab : undefined);
     const series = loadSeriesSource(db, ds.source);
     const split = series
-      ? splitVolumes(series, size, ds.source)
-      : loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
+      ? splitVolumes(series, size, ds.source, '', slab)
+      : loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size, slab);
     return { split, datasetId: ds.id, source: ds.source };
   }
-  const split = loadDataSplit(ref.path, ref.size);
+  const split = loadDataSplit(ref.path, ref.size, ref.slab);
   const h = split.train[0].h;
   const w = split.train[0].w;
-  const name = `${split.source === 'sample' ? 'sample' : split.source} ${h}×${w}`;
+  const slab = ref.slab ?? null;
+  const name = `${split.source === 'sample' ? 'sample' : split.source} ${h}×${w}${slab ? ` slabs of ${slab}` : ''}`;
+  // a slabbed dataset has other volumes (units of evaluation) than the same data unslabbed
   const found = db.datasets
     .list()
-    .find((d) => d.source === split.source && d.h === h && d.w === w && d.task === task);
+    .find(
+      (d) =>
+        d.source === split.source &&
+        d.h === h &&
+        d.w === w &&
+        d.task === task &&
+        (typeof d.meta?.slab === 'number' ? d.meta.slab : null) === slab,
+    );
   const datasetId =
     found?.id ??
     db.datasets.create({
@@ -46,7 +56,7 @@ export function loadJobData(db: Db, ref: DataRef, task: Task): JobData {
       w,
       trainSlices: split.train.reduce((n, v) => n + v.slices, 0),
       valSlices: split.val.reduce((n, v) => n + v.slices, 0),
-      meta: { size: ref.size ?? null, description: split.description },
+      meta: { size: ref.size ?? null, slab, description: split.description },
     }).id;
   return { split, datasetId, source: split.source };
 }

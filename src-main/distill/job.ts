@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import {
+  CsParamsSchema,
   degradationKey,
   degradationLabel,
   type BackendName,
@@ -51,6 +52,7 @@ import {
   type EvalResult,
 } from './evaluate.js';
 import { maskOfBank, runRecord, type RecordContext } from './records.js';
+import { csSlices } from '../recon/cs/index.js';
 import { loadModelDir, MODEL_JSON, WEIGHTS_BIN } from './infer.js';
 import { buildSliceBank, type SliceBank } from './slice-bank.js';
 import { trainRun, type TrainState } from './trainer.js';
@@ -133,6 +135,7 @@ async function runJob(
     data: {
       source: data.source,
       size: req.data.size ?? (typeof ds?.meta?.size === 'number' ? ds.meta.size : null),
+      slab: req.data.slab ?? (typeof ds?.meta?.slab === 'number' ? ds.meta.slab : null),
       datasetId: data.datasetId,
       description: data.split.description,
     },
@@ -293,6 +296,16 @@ async function runJob(
   const baseKind = config.task === 'sr' ? 'lr' : 'zf';
   recordEvaluation(evalContext, null, baseKind, baseline);
   const rows: MetricRow[] = [metricRow(baseKind, label, baseline)];
+  // The classical baseline: ℓ1-wavelet compressed sensing on the same k-space and mask.
+  const cs = config.cs === undefined ? CsParamsSchema.parse({}) : config.cs;
+  if (cs && val.kre && val.kim && val.mask) {
+    const csResult = evaluatePrediction(
+      val,
+      csSlices(val.kre, val.kim, val.mask, val.count, val.h, val.w, cs),
+    );
+    recordEvaluation(evalContext, null, 'cs', csResult, { ...cs });
+    rows.push(metricRow('cs', label, csResult));
+  }
   for (const kind of EVALUATED) {
     const m = trained[kind]?.card.metrics;
     if (m) rows.push(m);

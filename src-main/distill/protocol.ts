@@ -7,7 +7,8 @@ import type { BackendName, DistillConfig, MetricRow, ProgressEvent, RunKind } fr
 
 /** Where the job's data comes from: a path (or the bundled sample when omitted), or a library dataset. */
 export type DataRef =
-  { kind: 'path'; path?: string; size?: number } | { kind: 'dataset'; datasetId: number; size?: number };
+  | { kind: 'path'; path?: string; size?: number; slab?: number }
+  | { kind: 'dataset'; datasetId: number; size?: number; slab?: number };
 
 export interface JobRequest {
   config: DistillConfig;

@@ -100,7 +100,7 @@ test('distill → runs → eval → reconstruct on the bundled sample (tiny size
   assert.deepEqual(j.params, { teacher: 141765, student: 49285 });
   assert.deepEqual(
     j.rows.map((x: { model: string }) => x.model),
-    ['zf', 'teacher', 'student', 'kd'],
+    ['zf', 'cs', 'teacher', 'student', 'kd'],
   );
   for (const row of j.rows) for (const k of ['psnr', 'ssim', 'nmse']) assert.equal(typeof row[k], 'number');
 

@@ -55,7 +55,7 @@ test('a full job (teacher, student, attention, kd) fills the store', async () =>
   assert.equal(res.params.student, 49285);
   assert.deepEqual(
     res.rows.map((r) => r.model),
-    ['zf', 'teacher', 'student', 'kd'],
+    ['zf', 'cs', 'teacher', 'student', 'kd'],
   );
   for (const r of res.rows) {
     assert.ok(Number.isFinite(r.psnr) && r.psnr > 5, `${r.model} psnr ${r.psnr}`);
@@ -82,7 +82,19 @@ test('a full job (teacher, student, attention, kd) fills the store', async () =>
   const kd = models.find((m) => m.kind === 'kd')!;
   assert.equal(db.models.get(kd.teacherModelId!)!.kind, 'teacher');
   const evals = db.evaluations.list({ jobId: 'job-full' });
-  assert.deepEqual(evals.map((e) => e.runKind).sort(), ['kd', 'student', 'teacher', 'zf']);
+  assert.deepEqual(evals.map((e) => e.runKind).sort(), ['cs', 'kd', 'student', 'teacher', 'zf']);
+  assert.ok(
+    evals.every((e) => e.split === 'validation' && e.jobId === 'job-full' && e.maskHash && e.dataHash),
+  );
+  assert.equal(new Set(evals.map((e) => e.dataHash)).size, 1, 'all scored on the same slices');
+  for (const r of runs) {
+    const rec = db.runRecords.get(r.id)!;
+    assert.equal(rec.stopReason, 'completed');
+    assert.equal(rec.maskHash, evals[0].maskHash);
+    assert.equal(rec.valHash, evals[0].dataHash);
+    assert.equal(rec.weightSeed, 42);
+    assert.ok(rec.threads >= 1 && rec.tfjsVersion && rec.appVersion);
+  }
   assert.ok(events.some((e) => e.type === 'epoch' && e.step === 'kd'));
   db.close();
 });

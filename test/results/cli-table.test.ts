@@ -31,7 +31,7 @@ test('kdmri eval --split all (and another acceleration) leaves kdmri table --job
   const t = JSON.parse(before.out);
   assert.deepEqual(
     t.rows.map((r: { model: string }) => r.model),
-    ['zf', 'teacher', 'student', 'kd'],
+    ['zf', 'cs', 'teacher', 'student', 'kd'],
   );
   assert.equal(t.split, 'validation');
   // the bundled sample validates on one volume: no spread, n = 1

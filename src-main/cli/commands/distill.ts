@@ -32,7 +32,10 @@ export interface DistillOptions {
   maskSeed: number;
   keep: number;
   size?: number;
+  slab?: number;
   epochs: number;
+  lrStep: number;
+  patience?: number;
   batch: number;
   seed: number;
   imitation?: DistillConfig['imitation'];
@@ -70,7 +73,14 @@ export function configFromOptions(o: DistillOptions): DistillConfig {
     ...base,
     teacher: residualize(base.teacher),
     student: residualize(base.student),
-    training: { ...base.training, epochs: o.epochs, batchSize: o.batch, seed: o.seed },
+    training: {
+      ...base.training,
+      epochs: o.epochs,
+      batchSize: o.batch,
+      seed: o.seed,
+      lrStep: o.lrStep,
+      patience: o.patience ?? null,
+    },
     imitation: o.imitation ?? base.imitation,
     alpha: o.alpha,
     atNorm: o.atNorm,
@@ -84,21 +94,12 @@ export function configFromOptions(o: DistillOptions): DistillConfig {
   return parsed.data;
 }
 
-export function register(program: Command): void {
-  program
-    .command('distill')
-    .description('train teacher, student baseline, attention transfer and KD student; evaluate all')
-    .option(
-      '--task <task>',
-      'recon (undersampling mask) or sr (low-resolution input)',
-      choiceArg('--task', ['recon', 'sr'] as const),
-      'recon',
-    )
-    .option(
-      '--data <path>',
-      'NIfTI volume, folder of volumes, DICOM series or HDF5 file (default: bundled sample)',
-    )
-    .option('--acc <n>', 'acceleration (recon)', numArg('--acc', 1, 64), 4)
+/**
+ * The options that shape a distillation config and where it runs, shared by `distill` and `study`
+ * (which sets the acceleration and the seed per job itself).
+ */
+export function addConfigOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--mask <kind>',
       'cartesian | random | equispaced | preset:cardiac|brain|knee',
@@ -120,8 +121,23 @@ export function register(program: Command): void {
     .option('--keep <f>', 'kept k-space fraction per axis (sr)', numArg('--keep', 0, 0.999), 0.25)
     .option('--size <n>', 'resample slices to n×n (default: native)', intArg('--size', 8, 2048))
     .option('--epochs <n>', 'epochs per step', intArg('--epochs', 1, 10000), 150)
+    .option(
+      '--lr-step <n>',
+      'StepLR: multiply the learning rate by 0.1 every n epochs (reference: 40 of 150)',
+      intArg('--lr-step', 1, 10000),
+      40,
+    )
+    .option(
+      '--patience <n>',
+      'stop a step after n epochs without a better validation loss (default: train every epoch)',
+      intArg('--patience', 1, 10000),
+    )
+    .option(
+      '--slab <n>',
+      'cut the volumes into slabs of n slices after the split: each slab is one unit of evaluation',
+      intArg('--slab', 1, 4096),
+    )
     .option('--batch <n>', 'batch size', intArg('--batch', 1, 256), 4)
-    .option('--seed <n>', 'seed for weights and shuffling', intArg('--seed', 0, 2 ** 31), 42)
     .option(
       '--imitation <mode>',
       'off | numel | unit | alpha (default: off for recon, unit for sr)',
@@ -141,10 +157,29 @@ export function register(program: Command): void {
       choiceArg('--student-init', ['attention', 'random'] as const),
       'attention',
     )
-    .option('--steps <list>', 'comma-separated steps', listArg('--steps', RUN_KINDS))
     .option('--db <file>', 'database file (default: ~/.kdmri/kdmri.db or $KDMRI_HOME/kdmri.db)')
     .option('--out <dir>', 'folder for models and checkpoints (default: next to the database)')
-    .option('--backend <name>', 'force a compute backend', backendArg)
+    .option('--backend <name>', 'force a compute backend', backendArg);
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('distill')
+    .description('train teacher, student baseline, attention transfer and KD student; evaluate all')
+    .option(
+      '--task <task>',
+      'recon (undersampling mask) or sr (low-resolution input)',
+      choiceArg('--task', ['recon', 'sr'] as const),
+      'recon',
+    )
+    .option(
+      '--data <path>',
+      'NIfTI volume, folder of volumes, DICOM series or HDF5 file (default: bundled sample)',
+    )
+    .option('--acc <n>', 'acceleration (recon)', numArg('--acc', 1, 64), 4)
+    .option('--seed <n>', 'seed for weights and shuffling', intArg('--seed', 0, 2 ** 31), 42)
+    .option('--steps <list>', 'comma-separated steps', listArg('--steps', RUN_KINDS));
+  addConfigOptions(cmd)
     .option('--resume <jobId>', 'resume an interrupted or cancelled job')
     .option('--json', 'print one JSON object instead of tables', false)
     .action(async (o: DistillOptions) => {
@@ -155,7 +190,7 @@ export function register(program: Command): void {
       const handle = startJob(
         {
           config,
-          data: { kind: 'path', path: o.data, size: o.size },
+          data: { kind: 'path', path: o.data, size: o.size, slab: o.slab },
           modelsRoot,
           dbPath,
           backend: o.backend,

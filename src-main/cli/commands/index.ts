@@ -9,6 +9,7 @@ import { register as reconstruct } from './reconstruct.js';
 import { register as metrics } from './metrics.js';
 import { register as runs } from './runs.js';
 import { register as table } from './table.js';
+import { register as study } from './study.js';
 import { register as mask } from './mask.js';
 import { register as serve } from './serve.js';
 import { register as start } from './start.js';
@@ -28,6 +29,7 @@ export const COMMANDS: RegisterCommand[] = [
   metrics,
   runs,
   table,
+  study,
   mask,
   serve,
   start,

@@ -27,6 +27,8 @@ export interface RunDataRecord {
   source: string;
   /** Resampled side, or null for the native size. */
   size: number | null;
+  /** Slices per slab when volumes were cut into slabs (data-source.ts toSlabs), else null. */
+  slab: number | null;
   datasetId: number;
   description: string;
   h: number;
