@@ -6,6 +6,7 @@
  * Errors: one line on stderr, non-zero exit, never a stack trace (set KDMRI_DEBUG=1 to see one).
  */
 import { Command, CommanderError } from 'commander';
+import { ApiFailure } from '../contract/api.js';
 import { UserError } from './errors.js';
 import { COMMANDS } from './commands/index.js';
 
@@ -32,6 +33,11 @@ export async function runCli(argv: string[]): Promise<number> {
     if (err instanceof UserError) {
       process.stderr.write(`kdmri: ${err.message}\n`);
       return err.exitCode;
+    }
+    // the services' refusals are the user's to fix: a bad argument or unknown id (2), a conflict (1)
+    if (err instanceof ApiFailure && err.code !== 'internal') {
+      process.stderr.write(`kdmri: ${err.message}\n`);
+      return err.code === 'conflict' ? 1 : 2;
     }
     const e = err instanceof Error ? err : new Error(String(err));
     process.stderr.write(`kdmri: internal error: ${e.message}\n`);

@@ -44,7 +44,7 @@ export const API_ERROR_CODES = [
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
-/** A failure as it travels: `where` names the offending field (bad-request) or the module (unavailable). */
+/** A failure as it travels: `where` names the offending field (bad-request) or what is unavailable. */
 export interface ApiError {
   code: ApiErrorCode;
   message: string;
@@ -103,8 +103,10 @@ export interface AppInfo {
   mode: 'electron' | 'web';
   dataDir: string;
   dbPath: string;
-  /** Engine modules present in this build: those missing answer 'unavailable'. */
-  modules: Record<string, boolean>;
+  /** Versions of what runs the app: node, electron (desktop), tfjs, sqlite, schema (database version). */
+  versions: Record<string, string>;
+  /** The compute backend inference runs on in this process, once a model was loaded (else null). */
+  backend: string | null;
 }
 
 export interface SeriesSummary {
@@ -393,7 +395,10 @@ function op<Res>() {
 }
 
 export const API = {
-  appInfo: op<AppInfo>()(Empty, 'Version, transport, data folder and which engine modules are present.'),
+  appInfo: op<AppInfo>()(
+    Empty,
+    'Version, transport, library folder, component versions and compute backend.',
+  ),
 
   // Studies
   listStudies: op<PatientSummary[]>()(

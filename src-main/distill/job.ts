@@ -118,7 +118,7 @@ async function runJob(
   t0: number,
 ): Promise<JobResult> {
   const existingJob = db.jobs.get(jobId);
-  if (req.jobId && !existingJob) throw new Error(`no job ${req.jobId} to resume`);
+  if (req.resume && !existingJob) throw new Error(`no job ${jobId} to resume`);
   const config: DistillConfig = existingJob ? existingJob.config : req.config;
   const data = loadJobData(
     db,

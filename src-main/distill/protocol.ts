@@ -17,8 +17,10 @@ export interface JobRequest {
   modelsRoot: string;
   dbPath: string;
   backend?: BackendName;
-  /** Resume this job instead of starting a new one. */
+  /** The job's id (a fresh UUID when omitted). */
   jobId?: string;
+  /** Continue the stored job `jobId` (its config and data are the stored ones); an error when it does not exist. */
+  resume?: boolean;
 }
 
 export interface JobResult {

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import type { ProgressEvent } from '../contract/domain.js';
+import type { BackendName, ProgressEvent } from '../contract/domain.js';
 import type { JobRequest, JobResult, WorkerInit, WorkerMessage } from './protocol.js';
 
 export type { JobRequest, JobResult, DataRef } from './protocol.js';
@@ -29,6 +29,25 @@ function spawnWorker(init: WorkerInit): Worker {
   return new Worker(boot, { eval: true, workerData: init });
 }
 
+/** The result of a job that ended without training anything (failed to start, cancelled in a queue). */
+export function endedResult(
+  jobId: string,
+  status: JobResult['status'],
+  backend: BackendName = 'cpu',
+  error?: string,
+): JobResult {
+  return {
+    jobId,
+    status,
+    backend,
+    params: { teacher: 0, student: 0 },
+    rows: [],
+    models: {},
+    seconds: 0,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
 export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => void): JobHandle {
   const jobId = request.jobId ?? randomUUID();
   const cancelFlag = new SharedArrayBuffer(4);
@@ -36,16 +55,7 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
   const worker = spawnWorker(init);
   let settled = false;
   const done = new Promise<JobResult>((resolve) => {
-    const fail = (message: string): JobResult => ({
-      jobId,
-      status: 'failed',
-      backend: request.backend ?? 'cpu',
-      params: { teacher: 0, student: 0 },
-      rows: [],
-      models: {},
-      seconds: 0,
-      error: message,
-    });
+    const fail = (message: string) => endedResult(jobId, 'failed', request.backend, message);
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'event') onEvent(m.event);
       else {

@@ -15,13 +15,11 @@ import {
   type Pixels,
   type ViewportName,
 } from '../contract/api.js';
-import type { DbPort, Engine, NetworkPort } from './engine.js';
-import { maskLines } from './masks.js';
-
-interface Deps {
-  engine: Engine;
-  db(): Promise<DbPort>;
-}
+import type { Network } from '../networks/index.js';
+import { loadSeriesVolume } from '../studies/index.js';
+import type { ServiceContext } from './context.js';
+import type { Engine } from './engine.js';
+import { maskPreview } from './masks.js';
 
 /** Where a compared slice comes from (see locate()). */
 export type SliceOrigin = (
@@ -60,10 +58,11 @@ function sliceAt(vols: Volume[], index: number): { vol: Volume; slice: Volume } 
   return { vol, slice };
 }
 
-export function createCompare({ engine, db }: Deps) {
+export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'db'>) {
   const splits = new Map<string, { vols: Volume[]; source: string; firsts?: number[] }>();
-  const nets = new Map<string, { net: NetworkPort; card: ModelCard }>();
+  const nets = new Map<string, { net: Network; card: ModelCard }>();
   let backendReady: Promise<unknown> | null = null;
+  let backendName: string | null = null;
   // model dir + degradation + source + slice → reconstruction (insertion order = least recently used first)
   const recons = new Map<string, { data: Float32Array; ms: number }>();
   let reconBytes = 0;
@@ -82,8 +81,8 @@ export function createCompare({ engine, db }: Deps) {
 
   /** The model's reconstruction of a one-slice volume, from the cache when it was made before. */
   function reconstructCached(
-    reconstructVolume: (net: NetworkPort, v: Volume, d: Degradation) => { output: Volume },
-    net: NetworkPort,
+    reconstructVolume: Engine['reconstructVolume'],
+    net: Network,
     key: string,
     slice: Volume,
     degradation: Degradation,
@@ -105,8 +104,8 @@ export function createCompare({ engine, db }: Deps) {
    * Live recon models trained on a dataset's data (the dataset itself or a resampled sibling with the
    * same source), newest first, with their cards (from the store; no weights loaded).
    */
-  async function datasetModels(datasetId: number | null) {
-    const d = await db();
+  function datasetModels(datasetId: number | null) {
+    const d = db;
     const ds = datasetId === null ? null : d.datasets.get(datasetId);
     const sameData = (id: number) => {
       if (datasetId === null || id === datasetId) return true;
@@ -115,13 +114,10 @@ export function createCompare({ engine, db }: Deps) {
     };
     const out: { id: number; dir: string; role: Role; card: ModelCard }[] = [];
     for (const m of d.models.list().sort((a, b) => b.id - a.id)) {
-      if (m.deletedAt || !(ROLES as string[]).includes(m.kind) || !m.card) continue;
-      if (m.card.task !== 'recon') continue;
-      if (m.runId !== null && d.runs.get) {
-        const run = d.runs.get(m.runId);
-        const job = run ? d.jobs.get(run.jobId) : null;
-        if (!job || !sameData(job.datasetId)) continue;
-      } else continue;
+      if (!(ROLES as string[]).includes(m.kind) || m.card.task !== 'recon' || m.runId === null) continue;
+      const run = d.runs.get(m.runId);
+      const job = run ? d.jobs.get(run.jobId) : null;
+      if (!job || !sameData(job.datasetId)) continue;
       out.push({ id: m.id, dir: m.dir, role: m.kind as Role, card: m.card });
     }
     return out;
@@ -131,24 +127,15 @@ export function createCompare({ engine, db }: Deps) {
    * The dataset's validation slices, at the size its models were trained at: `size` when given, else
    * the newest model's (square) size when it differs from the dataset's, else the dataset's own.
    */
-  async function validationVolumes(req: CompareRequest) {
-    const d = await db();
+  function validationVolumes(req: CompareRequest) {
+    const d = db;
     if ('seriesUid' in req.source) {
       // a library series, all its slices; models of any dataset, at their size
       const uid = req.source.seriesUid;
-      const studies = await engine.need('studies');
-      const load = studies.loadSeriesVolume;
-      if (typeof load !== 'function') {
-        throw new ApiFailure(
-          'unavailable',
-          'the studies library cannot load series volumes yet',
-          'src-main/studies',
-        );
-      }
-      const models = await datasetModels(null);
+      const models = datasetModels(null);
       let vol: Volume;
       try {
-        vol = (load as (db: DbPort, uid: string) => Volume)(d, uid);
+        vol = loadSeriesVolume(d, uid);
       } catch (e) {
         throw new ApiFailure('not-found', e instanceof Error ? e.message : String(e), 'source.seriesUid');
       }
@@ -158,15 +145,14 @@ export function createCompare({ engine, db }: Deps) {
           ? models[0].card.data.h
           : undefined);
       if (size !== undefined && (size !== vol.h || size !== vol.w)) {
-        const { resampleSlices } = await engine.need('volume');
-        vol = resampleSlices(vol, size);
+        vol = engine.resampleSlices(vol, size);
       }
       return { vols: [vol], source: `series ${uid}`, models, firsts: [0] as number[] | undefined };
     }
     const ds = d.datasets.get(req.source.datasetId);
     if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
-    const models = await datasetModels(ds.id);
-    let size: number | undefined = req.size ?? (typeof ds.meta?.size === 'number' ? ds.meta.size : undefined);
+    const models = datasetModels(ds.id);
+    let size: number | undefined = req.size ?? (typeof ds.meta.size === 'number' ? ds.meta.size : undefined);
     if (req.size === undefined && models.length) {
       const { h, w } = models[0].card.data;
       if (h === w && (h !== ds.h || w !== ds.w)) size = h;
@@ -174,11 +160,8 @@ export function createCompare({ engine, db }: Deps) {
     const key = `${ds.id}@${size ?? 'native'}`;
     let s = splits.get(key);
     if (!s) {
-      const { loadDataSplit } = await engine.need('dataSource');
-      const split = loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
-      // the first-slice offsets of the validation volumes (absent from an engine without them)
-      const firsts = (split as { valFirst?: number[] }).valFirst;
-      s = { vols: split.val, source: `${ds.name} (validation)`, firsts };
+      const split = engine.loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size);
+      s = { vols: split.val, source: `${ds.name} (validation)`, firsts: split.valFirst };
       splits.set(key, s);
     }
     return { ...s, models };
@@ -186,7 +169,7 @@ export function createCompare({ engine, db }: Deps) {
 
   /** For each role, the model trained on this degradation, else the newest one of that size. */
   async function modelsFor(
-    models: Awaited<ReturnType<typeof datasetModels>>,
+    models: ReturnType<typeof datasetModels>,
     h: number,
     w: number,
     label: string,
@@ -202,22 +185,18 @@ export function createCompare({ engine, db }: Deps) {
       const exact = m.card.degradationLabel === label;
       if (!prev || exact) chosen.set(m.role, { id: m.id, dir: m.dir, card: m.card, exact });
     }
-    const { loadModelDir } = await engine.need('infer');
     if (chosen.size) {
       // TensorFlow.js needs its backend before any weights are made
-      backendReady ??= engine.need('backend').then((b) => b.initBackend({}));
+      backendReady ??= engine.initBackend({}).then((b) => (backendName = b.name));
       await backendReady;
     }
-    const out = new Map<
-      Role,
-      { id: number; dir: string; card: ModelCard; net: NetworkPort; exact: boolean }
-    >();
+    const out = new Map<Role, { id: number; dir: string; card: ModelCard; net: Network; exact: boolean }>();
     const failed = new Map<Role, string>();
     for (const [role, c] of chosen) {
       let entry = nets.get(c.dir);
       if (!entry) {
         try {
-          const loaded = loadModelDir(c.dir);
+          const loaded = engine.loadModelDir(c.dir);
           entry = { net: loaded.net, card: loaded.card };
           nets.set(c.dir, entry);
         } catch (e) {
@@ -234,7 +213,7 @@ export function createCompare({ engine, db }: Deps) {
   }
 
   async function compare(req: CompareRequest): Promise<CompareResult> {
-    const { vols, source, models: candidates } = await validationVolumes(req);
+    const { vols, source, models: candidates } = validationVolumes(req);
     const total = vols.reduce((n, v) => n + v.slices, 0);
     if (total === 0) throw new ApiFailure('not-found', 'the dataset has no validation slices', 'source');
     if (req.sliceIndex >= total) {
@@ -250,9 +229,7 @@ export function createCompare({ engine, db }: Deps) {
       JSON.stringify([dir, req.degradation, source, vol.h, vol.w, index]);
     const degradation: Degradation = req.degradation;
     const label = degradationLabel(degradation);
-    const { buildSliceBank } = await engine.need('sliceBank');
-    const { volumeMetrics } = await engine.need('metrics');
-    const bank = buildSliceBank([slice], degradation);
+    const bank = engine.buildSliceBank([slice], degradation);
     const target = bank.target.slice(0, hw);
     const zf = bank.input.slice(0, hw);
     const targetVol: Volume = { data: target, slices: 1, h: vol.h, w: vol.w };
@@ -263,19 +240,17 @@ export function createCompare({ engine, db }: Deps) {
       return r;
     };
     const metricsOf = (img: Float32Array) => {
-      const m = volumeMetrics(targetVol, { data: img, slices: 1, h: vol.h, w: vol.w });
+      const m = engine.volumeMetrics(targetVol, { data: img, slices: 1, h: vol.h, w: vol.w });
       return { psnr: m.psnr, ssim: m.ssim, nmse: m.nmse };
     };
 
     let mask: CompareResult['mask'] = null;
     if (degradation.kind === 'mask') {
-      try {
-        // the mask the bank was built with (lines, true acceleration), else build it again
-        const info = bank.maskInfo ?? (await engine.need('masks')).buildMask(degradation.mask, vol.h, vol.w);
-        mask = maskLines(info, degradation.mask, vol.h, vol.w);
-      } catch {
-        mask = null;
-      }
+      // the mask the bank was built with (lines, true acceleration), else the requested one
+      const { lines, axis, acceleration } = maskPreview(
+        bank.maskInfo ?? engine.buildMask(degradation.mask, vol.h, vol.w),
+      );
+      mask = { lines, axis, acceleration };
     }
 
     const viewports: CompareViewport[] = [];
@@ -308,10 +283,10 @@ export function createCompare({ engine, db }: Deps) {
     } catch (e) {
       modelsNote = e instanceof ApiFailure ? e.message : String(e);
     }
-    const { reconstructVolume } = models.size ? await engine.need('infer') : { reconstructVolume: null };
+    const { reconstructVolume } = engine;
     for (const role of ROLES) {
       const m = models.get(role);
-      if (!m || !reconstructVolume) {
+      if (!m) {
         viewports.push({
           name: role,
           image: null,
@@ -339,7 +314,7 @@ export function createCompare({ engine, db }: Deps) {
         inference: { ms: r.ms, cached: r.cached },
       });
     }
-    if (reconstructVolume && models.size) {
+    if (models.size) {
       // Reconstruct the neighbouring slices while idle, nearest first, so that scrolling finds them
       // ready. A newer request stops this (between two slices: one inference cannot be interrupted).
       const generation = ++prefetchGeneration;
@@ -385,13 +360,13 @@ export function createCompare({ engine, db }: Deps) {
    * volume it was cut from (null when unknown); `spacing` is the compared slices' voxel size.
    */
   async function locate(req: CompareRequest): Promise<SliceOrigin> {
-    const { vols, firsts } = await validationVolumes(req);
+    const { vols, firsts } = validationVolumes(req);
     let idx = req.sliceIndex;
     let k = 0;
     while (k < vols.length - 1 && idx >= vols[k].slices) idx -= vols[k++].slices;
     const spacing = vols[k]?.spacing ?? null;
     if ('seriesUid' in req.source) return { kind: 'series', uid: req.source.seriesUid, slice: idx, spacing };
-    const ds = (await db()).datasets.get(req.source.datasetId);
+    const ds = db.datasets.get(req.source.datasetId);
     if (!ds) throw new ApiFailure('not-found', `no dataset ${req.source.datasetId}`, 'source.datasetId');
     const first = firsts?.[k];
     return {
@@ -407,7 +382,12 @@ export function createCompare({ engine, db }: Deps) {
     compare,
     locate,
     forget(dir: string) {
+      nets.get(dir)?.net.dispose();
       nets.delete(dir);
+    },
+    /** The compute backend this process runs inference on, once the first model was loaded. */
+    backend(): string | null {
+      return backendName;
     },
   };
 }

@@ -1,18 +1,21 @@
 /**
- * Where the workstation keeps its library when run from the command line or web mode: the store's
- * default ($KDMRI_HOME, else ~/.kdmri) holds kdmri.db, models/ and exports/. (Electron uses
- * app.getPath('userData') instead.)
+ * Where the workstation keeps its library: ONE home shared by the desktop app, the CLI and web mode
+ * (store/home.ts: $KDMRI_HOME, else ~/.kdmri), holding kdmri.db, models/, exports/ and dicom/.
  */
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { DB_FILE, libraryHome } from '../store/home.js';
 
-export function dataHome(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KDMRI_HOME ? resolve(env.KDMRI_HOME) : join(homedir(), '.kdmri');
-}
+export { DB_FILE, libraryHome } from '../store/home.js';
 
-/** Same file name as the store's defaultDbPath(). */
-export const DB_FILE = 'kdmri.db';
-
-export function defaultDbPathIn(dir: string): string {
-  return join(dir, DB_FILE);
+/** The library's folder and database; `db` picks another database, whose folder then holds the rest. */
+export function libraryPaths(o: { db?: string; env?: NodeJS.ProcessEnv } = {}): {
+  dataDir: string;
+  dbPath: string;
+} {
+  if (o.db) {
+    const dbPath = resolve(o.db);
+    return { dataDir: dirname(dbPath), dbPath };
+  }
+  const dataDir = libraryHome(o.env);
+  return { dataDir, dbPath: join(dataDir, DB_FILE) };
 }

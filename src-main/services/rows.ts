@@ -1,6 +1,6 @@
 /** Store rows → API shapes. */
 import type { DatasetInfo } from '../contract/api.js';
-import type { DatasetRow } from './engine.js';
+import type { DatasetRow } from '../store/db.js';
 
 export function datasetInfo(d: DatasetRow): DatasetInfo {
   return {
@@ -12,11 +12,6 @@ export function datasetInfo(d: DatasetRow): DatasetInfo {
     w: d.w,
     trainSlices: d.trainSlices,
     valSlices: d.valSlices,
-    createdAt:
-      d.createdAt == null
-        ? null
-        : typeof d.createdAt === 'number'
-          ? new Date(d.createdAt).toISOString()
-          : d.createdAt,
+    createdAt: new Date(d.createdAt).toISOString(),
   };
 }

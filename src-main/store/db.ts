@@ -5,8 +5,6 @@
  * Conventions: times are epoch milliseconds; SQL is snake_case, TypeScript camelCase; lists are
  * oldest first; `get(id)` returns null for an unknown id while `update`-style calls throw StoreError.
  */
-import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, type Migration } from './migrations/index.js';
@@ -20,6 +18,7 @@ import { ModelRepo } from './repos/models.js';
 import { RunRepo } from './repos/runs.js';
 import { PseudonymRepo } from './repos/pseudonyms.js';
 import { StoreError } from './util.js';
+import { DB_FILE, libraryHome, mkdirPrivate, preparePrivateFile } from './home.js';
 
 export { StoreError } from './util.js';
 export type { JsonObject, JsonValue } from './util.js';
@@ -51,10 +50,9 @@ export type {
 };
 export type { PseudonymKind, PseudonymRow } from './repos/pseudonyms.js';
 
-/** `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
+/** The library home's database: `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
-  const home = process.env.KDMRI_HOME;
-  return home ? resolve(home, 'kdmri.db') : join(homedir(), '.kdmri', 'kdmri.db');
+  return join(libraryHome(), DB_FILE);
 }
 
 /** A typed handle on the store. Not safe to share across threads: open one per worker. */
@@ -167,7 +165,7 @@ export function migrate(
 
 /**
  * Open (creating if needed) the database at `file` — a path, or ':memory:' — and migrate it.
- * Creates the parent folder. Throws StoreError when the file is not a SQLite database or was written
+ * Creates the parent folder (0700) and the file (0600): the library holds patient data. Throws StoreError when the file is not a SQLite database or was written
  * by a newer version of the application.
  */
 export function openDatabase(file: string): Db {
@@ -175,9 +173,12 @@ export function openDatabase(file: string): Db {
     throw new StoreError('openDatabase: no database path given');
   const memory = file === ':memory:';
   const path = memory ? file : resolve(file);
-  if (!memory) mkdirSync(dirname(path), { recursive: true });
   let sqlite: Database.Database;
   try {
+    if (!memory) {
+      mkdirPrivate(dirname(path));
+      preparePrivateFile(path);
+    }
     sqlite = new Database(path);
   } catch (err) {
     throw new StoreError(`cannot open database ${path}: ${(err as Error).message}`);

@@ -82,7 +82,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   }
   const final = resolve(path);
   mkdirSync(dirname(final), { recursive: true });
-  const tmp = `${final}.tmp-${token()}`;
+  const tmp = tempSibling(final);
   try {
     writeDurable(tmp, data);
     renameSync(tmp, final);
@@ -236,6 +236,30 @@ export function sweepModelRoot(root: string): string[] {
     handled.push(path);
   }
   return handled;
+}
+
+/**
+ * Clean up after crashed writers of single files in `dir` (not recursive): `<name>.tmp-<pid>-<hex>`
+ * files or folders (writeFileAtomic's, the exports' copies) of dead processes are removed. Returns the
+ * paths removed.
+ */
+export function sweepTempFiles(dir: string): string[] {
+  const abs = resolve(dir);
+  if (!existsSync(abs)) return [];
+  const removed: string[] = [];
+  for (const entry of readdirSync(abs)) {
+    const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(entry);
+    if (!m || entry.startsWith('.tmp-') || pidAlive(Number(m[1]))) continue;
+    const path = join(abs, entry);
+    rmSync(path, { recursive: true, force: true });
+    removed.push(path);
+  }
+  return removed;
+}
+
+/** A temporary name next to `path` that sweepTempFiles recognises (removed if this process dies). */
+export function tempSibling(path: string): string {
+  return `${resolve(path)}.tmp-${token()}`;
 }
 
 /**

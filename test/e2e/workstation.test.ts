@@ -16,6 +16,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const rendererDir = join(root, 'build', 'renderer');
 const shots = join(root, 'test-artifacts', 'screenshots');
 const CHROMIUM = '/usr/bin/chromium';
+/** The one reason to skip: the system browser these tests drive is not installed. */
+const skip = existsSync(CHROMIUM) ? false : `Debian's chromium (${CHROMIUM}) is not installed`;
+/** A step of the end-to-end run (each needs Chromium). */
+const e2e = (name: string, fn: () => Promise<void>) => test(name, { skip }, fn);
 
 /** Newest modification time under a folder (files only). */
 function newest(dir: string): number {
@@ -44,17 +48,15 @@ let server: RunningServer;
 let browser: Browser;
 let page: Page;
 const consoleErrors: string[] = [];
-let modules: Record<string, boolean> = {};
 
 before(async () => {
+  if (skip) return;
   await ensureRenderer();
   home = mkdtempSync(join(tmpdir(), 'kdmri-e2e-'));
   rmSync(shots, { recursive: true, force: true });
   mkdirSync(shots, { recursive: true });
   services = createServices({ dbPath: join(home, 'kdmri.db'), dataDir: home, mode: 'web' });
   server = await startServer({ services, staticDir: rendererDir });
-  const info = await services.call('appInfo', {});
-  if (info.ok) modules = (info.value as { modules: Record<string, boolean> }).modules;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -92,13 +94,8 @@ after(async () => {
 });
 
 const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-/** Reason to skip when an engine module this step needs has not landed (they are written in parallel). */
-const need = (...names: string[]): string | false => {
-  const missing = names.filter((n) => !modules[n]);
-  return missing.length ? `engine modules not in this build yet: ${missing.join(', ')}` : false;
-};
 
-test('the page loads with the token from its URL, and the token leaves the address bar', async () => {
+e2e('the page loads with the token from its URL, and the token leaves the address bar', async () => {
   await page.getByTestId('nav-studies').waitFor();
   assert.equal(
     await page
@@ -126,45 +123,39 @@ test('the page loads with the token from its URL, and the token leaves the addre
   await other.close();
 });
 
-test('Studies: import the bundled sample; it becomes a dataset', async (t) => {
-  const why = need('store', 'sample', 'dataSource');
-  if (why) return t.skip(why);
+e2e('Studies: import the bundled sample; it becomes a dataset', async () => {
   await page.getByTestId('nav-studies').click();
   await page.getByTestId('import-sample').click();
   await page.getByTestId('import-results').locator('tr').first().waitFor({ timeout: 60_000 });
   await page.getByTestId('datasets-table').locator('tbody tr').first().waitFor({ timeout: 30_000 });
   const rows = await page.getByTestId('datasets-table').locator('tbody tr').count();
   assert.ok(rows >= 1);
-  if (modules.studies) {
-    // the sample is also a study in the library: browse it, see its attributes and slices
-    await page.getByTestId('series-item').first().click({ timeout: 30_000 });
-    await page.getByTestId('dicom-attributes').waitFor();
-    await page.locator('[data-testid=series-viewer] canvas').waitFor({ timeout: 30_000 });
-    await page.waitForTimeout(300);
-    // scanner-unit pixels are windowed sensibly (not a saturated blob): mid-grey tones are present
-    const tones = await page.evaluate(() => {
-      const c = document.querySelector<HTMLCanvasElement>('[data-testid=series-viewer] canvas')!;
-      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-      let white = 0;
-      let mid = 0;
-      for (let i = 0; i < d.length; i += 4) {
-        if (d[i] > 250) white++;
-        else if (d[i] > 40) mid++;
-      }
-      return { white: white / (d.length / 4), mid: mid / (d.length / 4) };
-    });
-    assert.ok(tones.white < 0.3 && tones.mid > 0.1, `series viewer tones ${JSON.stringify(tones)}`);
-    await page.getByTestId('study-search').fill('zzz-no-such-patient');
-    await page.getByText('The library is empty for this search').waitFor();
-    await page.getByTestId('study-search').fill('');
-    await page.getByTestId('series-item').first().waitFor();
-  }
+  // the sample is also a study in the library: browse it, see its attributes and slices
+  await page.getByTestId('series-item').first().click({ timeout: 30_000 });
+  await page.getByTestId('dicom-attributes').waitFor();
+  await page.locator('[data-testid=series-viewer] canvas').waitFor({ timeout: 30_000 });
+  await page.waitForTimeout(300);
+  // scanner-unit pixels are windowed sensibly (not a saturated blob): mid-grey tones are present
+  const tones = await page.evaluate(() => {
+    const c = document.querySelector<HTMLCanvasElement>('[data-testid=series-viewer] canvas')!;
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    let white = 0;
+    let mid = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i] > 250) white++;
+      else if (d[i] > 40) mid++;
+    }
+    return { white: white / (d.length / 4), mid: mid / (d.length / 4) };
+  });
+  assert.ok(tones.white < 0.3 && tones.mid > 0.1, `series viewer tones ${JSON.stringify(tones)}`);
+  await page.getByTestId('study-search').fill('zzz-no-such-patient');
+  await page.getByText('The library is empty for this search').waitFor();
+  await page.getByTestId('study-search').fill('');
+  await page.getByTestId('series-item').first().waitFor();
   await shot('studies');
 });
 
-test('Distill: a tiny job (32×32, 1 epoch) streams progress into the UI', async (t) => {
-  const why = need('store', 'distill', 'masks', 'sample', 'dataSource');
-  if (why) return t.skip(why);
+e2e('Distill: a tiny job (32×32, 1 epoch) streams progress into the UI', async () => {
   await page.getByTestId('nav-distill').click();
   await page.getByTestId('distill-size').fill('32');
   await page.getByTestId('distill-epochs').fill('1');
@@ -194,9 +185,7 @@ async function viewportMetrics(): Promise<string[]> {
   );
 }
 
-test('Compare: five rendered viewports with metrics; switching the mask changes them', async (t) => {
-  const why = need('store', 'infer', 'sliceBank', 'metrics', 'masks', 'backend');
-  if (why) return t.skip(why);
+e2e('Compare: five rendered viewports with metrics; switching the mask changes them', async () => {
   await page.getByTestId('nav-compare').click();
   for (const n of ['zf', 'target', 'teacher', 'student', 'kd']) {
     await page.locator(`[data-testid=viewport-${n}][data-rendered=yes] canvas`).waitFor({ timeout: 120_000 });
@@ -277,25 +266,23 @@ test('Compare: five rendered viewports with metrics; switching the mask changes 
     `zero-filled PSNR drops from 4x to 8x (${eq4.metrics[0]} → ${eq8.metrics[0]})`,
   );
   await shot('compare-equispaced-8x');
-  if (modules.studies) {
-    // the same comparison on a library series (all its slices) instead of a dataset's validation split
-    const series = page.locator('[data-testid=compare-dataset] option[value^="s:"]').first();
-    const value = await series.getAttribute('value');
-    assert.ok(value, 'a library series is offered as a source');
-    const prev = await viewportMetrics();
-    await page.getByTestId('compare-dataset').selectOption(value!);
-    await page.waitForFunction(
-      (p) =>
-        ['zf', 'teacher', 'student', 'kd'].every((n, i) => {
-          const t = document.querySelector(`[data-testid=metrics-${n}]`)?.textContent ?? '';
-          return t !== '' && t !== p[i];
-        }),
-      prev,
-      { timeout: 120_000 },
-    );
-    assert.match((await page.getByTestId('slice-label').textContent()) ?? '', /^1\/40$/);
-    await shot('compare-series');
-  }
+  // the same comparison on a library series (all its slices) instead of a dataset's validation split
+  const series = page.locator('[data-testid=compare-dataset] option[value^="s:"]').first();
+  const value = await series.getAttribute('value');
+  assert.ok(value, 'a library series is offered as a source');
+  const prev = await viewportMetrics();
+  await page.getByTestId('compare-dataset').selectOption(value!);
+  await page.waitForFunction(
+    (p) =>
+      ['zf', 'teacher', 'student', 'kd'].every((n, i) => {
+        const t = document.querySelector(`[data-testid=metrics-${n}]`)?.textContent ?? '';
+        return t !== '' && t !== p[i];
+      }),
+    prev,
+    { timeout: 120_000 },
+  );
+  assert.match((await page.getByTestId('slice-label').textContent()) ?? '', /^1\/40$/);
+  await shot('compare-series');
   // keyboard: next slice
   await page.locator('[data-testid=compare-grid]').click({ position: { x: 5, y: 5 } });
   const sliceBefore = await page.getByTestId('slice-label').textContent();
@@ -306,37 +293,28 @@ test('Compare: five rendered viewports with metrics; switching the mask changes 
   );
 });
 
-test('Runs and models: runs table, paper table, models', async (t) => {
-  const why = need('store');
-  if (why) return t.skip(why);
+e2e('Runs and models: runs table, paper table, models', async () => {
   await page.getByTestId('nav-runs').click();
   await page.getByTestId('runs-table').waitFor();
-  if (!need('distill', 'masks', 'sample')) {
-    await page.getByTestId('paper-table').waitFor({ timeout: 30_000 });
-    const paper = (await page.getByTestId('paper-table').textContent()) ?? '';
-    for (const row of ['Zero-filled', 'Teacher', 'Student', 'KD student'])
-      assert.ok(paper.includes(row), row);
-    assert.ok((await page.getByTestId('models-table').locator('tbody tr').count()) >= 3);
-    // select two runs: their curves side by side
-    const boxes = page.getByTestId('runs-table').locator('tbody input[type=checkbox]');
-    await boxes.nth(0).check();
-    await boxes.nth(3).check();
-    // two runs × (train, val) series, one point each after a 1-epoch run
-    await page.waitForFunction(
-      () => document.querySelectorAll('[data-testid=runs-curves] circle').length >= 4,
-    );
-    assert.equal(await page.getByTestId('runs-curves').locator('.legend span').count(), 4);
-    // a model card
-    await page.getByTestId('models-table').getByRole('button', { name: 'Card' }).first().click();
-    await page.getByTestId('model-card').waitFor();
-    assert.match((await page.getByTestId('model-card').textContent()) ?? '', /Parameters/);
-  }
+  await page.getByTestId('paper-table').waitFor({ timeout: 30_000 });
+  const paper = (await page.getByTestId('paper-table').textContent()) ?? '';
+  for (const row of ['Zero-filled', 'Teacher', 'Student', 'KD student']) assert.ok(paper.includes(row), row);
+  assert.ok((await page.getByTestId('models-table').locator('tbody tr').count()) >= 3);
+  // select two runs: their curves side by side
+  const boxes = page.getByTestId('runs-table').locator('tbody input[type=checkbox]');
+  await boxes.nth(0).check();
+  await boxes.nth(3).check();
+  // two runs × (train, val) series, one point each after a 1-epoch run
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=runs-curves] circle').length >= 4);
+  assert.equal(await page.getByTestId('runs-curves').locator('.legend span').count(), 4);
+  // a model card
+  await page.getByTestId('models-table').getByRole('button', { name: 'Card' }).first().click();
+  await page.getByTestId('model-card').waitFor();
+  assert.match((await page.getByTestId('model-card').textContent()) ?? '', /Parameters/);
   await shot('runs');
 });
 
-test('Distill: cancel a job, then resume it to the end', async (t) => {
-  const why = need('store', 'distill', 'masks', 'sample', 'dataSource');
-  if (why) return t.skip(why);
+e2e('Distill: cancel a job, then resume it to the end', async () => {
   await page.getByTestId('nav-distill').click();
   await page.getByTestId('distill-size').fill('32');
   await page.getByTestId('distill-epochs').fill('1');
@@ -351,16 +329,11 @@ test('Distill: cancel a job, then resume it to the end', async (t) => {
   await row.locator('.tag.finished').waitFor({ timeout: 900_000 });
 });
 
-test('every page renders; no console errors', async () => {
+e2e('every page renders; no console errors', async () => {
   for (const p of ['studies', 'distill', 'compare', 'runs']) {
     await page.getByTestId(`nav-${p}`).click();
     await page.waitForTimeout(300);
     if (!existsSync(join(shots, `${p}.png`))) await shot(p);
   }
-  // while engine modules are missing, their operations answer 503 'unavailable' and Chromium logs each
-  // as a failed resource; those (and only those) are expected until the engine is complete
-  const expected = Object.values(modules).every(Boolean)
-    ? []
-    : consoleErrors.filter((e) => /status of 503/.test(e));
-  assert.deepEqual(consoleErrors, expected);
+  assert.deepEqual(consoleErrors, []);
 });

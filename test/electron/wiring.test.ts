@@ -20,9 +20,10 @@ import { menuTemplate } from '../../src-main/electron/menu.js';
 import { startElectronApp, defaultPaths } from '../../src-main/electron/app.js';
 import { IPC, type ElectronMain } from '../../src-main/electron/types.js';
 import { createServices } from '../../src-main/services/index.js';
+import { engine } from '../../src-main/services/engine.js';
+import { quickJob } from '../server/doubles.js';
 import { openDatabase } from '../../src-main/store/db.js';
 import type { ApiEvent, ApiResult, KdmriBridge } from '../../src-main/contract/api.js';
-import type { ProgressEvent } from '../../src-main/contract/domain.js';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -121,18 +122,10 @@ test('IPC: every op goes through the services with validation; untrusted frames 
     dbPath: join(dir, 'kdmri.db'),
     dataDir: dir,
     mode: 'electron',
-    modules: {
-      distill: {
-        startJob: (req, onEvent) => {
-          const ev: ProgressEvent = { type: 'job-end', status: 'finished' };
-          setTimeout(() => onEvent(ev), 10);
-          return {
-            jobId: req.jobId ?? 'x',
-            cancel: () => undefined,
-            done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 20)),
-          };
-        },
-      },
+    engine: {
+      ...engine,
+      // the training worker's double: ends the job at once (IPC is under test, not training)
+      startJob: quickJob(() => [{ type: 'job-end', status: 'finished' }], 10, 20),
     },
   });
   const ipcMain = fakeIpcMain();

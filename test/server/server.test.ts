@@ -5,13 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { createServices, type Services } from '../../src-main/services/index.js';
+import { engine } from '../../src-main/services/engine.js';
+import { everyAccRow, quickJob } from './doubles.js';
 import { startServer, type RunningServer, CSP } from '../../src-main/server/server.js';
-import { decodeWire, type ApiEvent, type ApiResult } from '../../src-main/contract/api.js';
+import { decodeWire, type ApiEvent, type ApiResult, type AppInfo } from '../../src-main/contract/api.js';
 import { openDatabase } from '../../src-main/store/db.js';
-import type { ProgressEvent } from '../../src-main/contract/domain.js';
 
-// The real store on a temporary file; test doubles for the mask builder and the training worker (the
-// server is under test here, not the engine): a line mask, a job that emits two events.
+// The real services and store on a temporary file, with typed doubles for the mask builder and the
+// training worker given to the composition root (the server is under test here, not the engine): a
+// line mask, a job that emits two events.
 function seedStore(file: string): void {
   const db = openDatabase(file);
   db.datasets.create({
@@ -39,30 +41,17 @@ before(async () => {
   services = createServices({
     dbPath: join(dir, 'kdmri.db'),
     dataDir: dir,
-    modules: {
-      masks: {
-        buildMask: (spec, h) => {
-          const m = new Float32Array(h);
-          for (let i = 0; i < h; i += spec.acc) m[i] = 1;
-          return m;
-        },
-      },
-      distill: {
-        startJob: (req, onEvent) => {
-          const jobId = req.jobId ?? 'no-id';
-          const events: ProgressEvent[] = [
-            { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' },
-            { type: 'job-end', status: 'finished' },
-          ];
-          setTimeout(() => events.forEach(onEvent), 50);
-          return {
-            jobId,
-            cancel: () => undefined,
-            done: new Promise((ok) => setTimeout(() => ok({ status: 'finished' }), 100)),
-          };
-        },
-      },
-      studies: null,
+    engine: {
+      ...engine,
+      buildMask: everyAccRow,
+      startJob: quickJob(
+        (jobId) => [
+          { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' },
+          { type: 'job-end', status: 'finished' },
+        ],
+        50,
+        100,
+      ),
     },
   });
   server = await startServer({ services, staticDir });
@@ -145,15 +134,12 @@ test('bad bodies get 400 naming the field', async () => {
 });
 
 test('round trips: appInfo, listDatasets, previewMask', async () => {
-  const info = decodeWire<ApiResult<{ mode: string; modules: Record<string, boolean> }>>(
-    (await call('appInfo', {})).text,
-  );
-  assert.ok(
-    info.ok &&
-      info.value.mode === 'web' &&
-      info.value.modules.store === true &&
-      info.value.modules.studies === false,
-  );
+  const info = decodeWire<ApiResult<AppInfo>>((await call('appInfo', {})).text);
+  assert.ok(info.ok, JSON.stringify(info));
+  assert.equal(info.value.mode, 'web');
+  assert.equal(info.value.versions.node, process.versions.node);
+  assert.match(info.value.versions.sqlite, /^3\.\d+/);
+  assert.equal(info.value.versions.schema, String(services.db.schemaVersion));
   const ds = decodeWire<ApiResult<Array<{ id: number; name: string }>>>(
     (await call('listDatasets', {})).text,
   );
@@ -171,13 +157,6 @@ test('round trips: appInfo, listDatasets, previewMask', async () => {
     assert.deepEqual(m.value.lines, [0, 4, 8, 12, 16, 20, 24, 28]);
     assert.equal(m.value.acceleration, 4);
   }
-});
-
-test('a missing engine module answers 503 unavailable naming it', async () => {
-  const r = await call('listStudies', {});
-  assert.equal(r.status, 503);
-  const res = decodeWire<ApiResult<unknown>>(r.text);
-  assert.ok(!res.ok && res.error.code === 'unavailable' && /studies/.test(res.error.where ?? ''));
 });
 
 test('job progress streams over Server-Sent Events', async () => {

@@ -1,6 +1,6 @@
-// The services facade on the real store, with small stand-ins for the engine pieces compare needs
-// (their own tests live with them): model selection per degradation, residues on a shared scale,
-// metrics per viewport, 'unavailable' when a piece is missing, exports, the job queue.
+// The services on the real store and studies library, with typed stand-ins for the engine functions
+// compare needs (their own tests live with them), given to the composition root: model selection per
+// degradation, residues on a shared scale, metrics per viewport, exports, the job queue.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,9 +9,13 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import dicomParser from 'dicom-parser';
 import { createServices } from '../../src-main/services/index.js';
+import { engine, type Engine } from '../../src-main/services/engine.js';
+import { everyAccRow } from './doubles.js';
 import { openDatabase } from '../../src-main/store/db.js';
-import type { EngineModules } from '../../src-main/services/engine.js';
-import type { ApiEvent, CompareResult, JobInfo } from '../../src-main/contract/api.js';
+import { writeNifti } from '../../src-main/data/nifti.js';
+import type { Network } from '../../src-main/networks/index.js';
+import { endedResult } from '../../src-main/distill/service.js';
+import type { ApiEvent, CompareResult, JobInfo, PatientSummary } from '../../src-main/contract/api.js';
 import {
   defaultDistillConfig,
   degradationLabel,
@@ -34,51 +38,44 @@ function phantom(slices: number, h = H, w = W): Volume {
   return { data, slices, h, w };
 }
 
-/** Stand-ins: "zero-filled" = target · (1 − 1/acc); a "network" adds a fixed error depending on its kind. */
-function fakes(): Partial<EngineModules> {
+/**
+ * Typed stand-ins: "zero-filled" = target · (1 − 1/acc); a "network" adds a fixed error depending on
+ * its kind (compare never looks inside a network: it only hands it back to reconstructVolume).
+ */
+function fakes(): Engine {
   const err: Record<string, number> = { teacher: 0.01, student: 0.04, kd: 0.02 };
+  const kindOf = new WeakMap<object, string>();
   return {
-    dataSource: {
-      loadDataSplit: (_path: string | undefined, size?: number) => ({
-        train: [phantom(4, size, size)],
-        val: [phantom(3, size, size)],
-        source: 'x',
-        description: 'x',
-      }),
+    ...engine,
+    loadDataSplit: (_path, size) => ({
+      train: [phantom(4, size, size)],
+      val: [phantom(3, size, size)],
+      description: 'x',
+      valFirst: [0],
+    }),
+    buildSliceBank: (vols, d) => {
+      const acc = d.kind === 'mask' ? d.mask.acc : 2;
+      const target = vols[0].data.slice();
+      const { h, w } = vols[0];
+      return { target, input: target.map((v) => v * (1 - 1 / acc)), h, w, count: vols[0].slices };
     },
-    sliceBank: {
-      buildSliceBank: (vols: Volume[], d: Degradation) => {
-        const acc = d.kind === 'mask' ? d.mask.acc : 2;
-        const target = vols[0].data.slice();
-        const { h, w } = vols[0];
-        return { target, input: target.map((v) => v * (1 - 1 / acc)), h, w, count: vols[0].slices };
-      },
+    volumeMetrics: (gt, pred) => {
+      let se = 0;
+      for (let i = 0; i < gt.data.length; i++) se += (gt.data[i] - pred.data[i]) ** 2;
+      const mse = se / gt.data.length;
+      return { psnr: 10 * Math.log10(1 / mse), ssim: 1 - mse, nmse: mse };
     },
-    metrics: {
-      volumeMetrics: (gt: Volume, pred: Volume) => {
-        let se = 0;
-        for (let i = 0; i < gt.data.length; i++) se += (gt.data[i] - pred.data[i]) ** 2;
-        const mse = se / gt.data.length;
-        return { psnr: 10 * Math.log10(1 / mse), ssim: 1 - mse, nmse: mse };
-      },
+    buildMask: everyAccRow,
+    initBackend: async () => ({ name: 'cpu' }),
+    loadModelDir: (dir) => {
+      const card = JSON.parse(readFileSync(join(dir, 'card.json'), 'utf8')) as ModelCard;
+      const net = { spec: card.spec, dispose: () => undefined } as unknown as Network;
+      kindOf.set(net, card.kind);
+      return { net, card };
     },
-    masks: {
-      buildMask: (spec, h) => {
-        const m = new Float32Array(h);
-        for (let i = 0; i < h; i += spec.acc) m[i] = 1;
-        return m;
-      },
-    },
-    backend: { initBackend: async () => ({ name: 'cpu' }) },
-    infer: {
-      loadModelDir: (dir: string) => {
-        const card = JSON.parse(readFileSync(join(dir, 'card.json'), 'utf8')) as ModelCard;
-        return { net: { spec: { arch: 'dccnn' }, kind: card.kind } as { spec: { arch: string } }, card, dir };
-      },
-      reconstructVolume: (net, vol: Volume) => {
-        const e = err[(net as unknown as { kind: string }).kind];
-        return { input: vol, target: vol, output: { ...vol, data: vol.data.map((v) => v + e) } };
-      },
+    reconstructVolume: (net, vol) => {
+      const e = err[kindOf.get(net) ?? ''];
+      return { output: { ...vol, data: vol.data.map((v) => v + e) } };
     },
   };
 }
@@ -143,7 +140,7 @@ function setup(withModels: boolean, modelSize = H) {
 
 test('compare: five viewports, residues on a shared scale, metrics, models matched to the dataset', async () => {
   const { dir, dbPath, datasetId } = setup(true);
-  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const req = {
     source: { datasetId },
     sliceIndex: 1,
@@ -231,7 +228,7 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
 
 test('compare caches reconstructions and prepares the neighbouring slices while idle', async () => {
   const { dir, dbPath, datasetId } = setup(true);
-  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const req = {
     source: { datasetId },
     sliceIndex: 1,
@@ -271,7 +268,7 @@ test('compare caches reconstructions and prepares the neighbouring slices while 
 
 test('compare without models: images only for zero-filled and target, with a note for the rest', async () => {
   const { dir, dbPath, datasetId } = setup(false);
-  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const r = await s.call('compare', {
     source: { datasetId },
     sliceIndex: 0,
@@ -287,23 +284,9 @@ test('compare without models: images only for zero-filled and target, with a not
   await s.close();
 });
 
-test('a missing engine piece makes only its operations unavailable', async () => {
-  const { dir, dbPath, datasetId } = setup(false);
-  const s = createServices({ dbPath, dataDir: dir, modules: { ...fakes(), metrics: null } });
-  const r = await s.call('compare', {
-    source: { datasetId },
-    sliceIndex: 0,
-    degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
-  });
-  assert.ok(!r.ok && r.error.code === 'unavailable' && r.error.where === 'src-main/metrics/index.ts');
-  const ds = await s.call('listDatasets', {});
-  assert.ok(ds.ok);
-  await s.close();
-});
-
 test('models: list, card, export, delete; paper table; runs and epochs', async () => {
   const { dir, dbPath, datasetId } = setup(true);
-  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const models = await s.call('listModels', { datasetId });
   assert.ok(models.ok);
   const list = models.value as { id: number; kind: string; datasetId: number }[];
@@ -340,20 +323,18 @@ test('jobs: one trains at a time, the rest wait in the queue; a queued job can b
   const s = createServices({
     dbPath,
     dataDir: dir,
-    modules: {
+    engine: {
       ...fakes(),
-      distill: {
-        startJob: (req, onEvent) => {
-          const jobId = req.jobId!;
-          started.push(jobId);
-          const ev: ProgressEvent = { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' };
-          onEvent(ev);
-          return {
-            jobId,
-            cancel: () => undefined,
-            done: new Promise((ok) => finishers.push(() => ok({ status: 'finished' }))),
-          };
-        },
+      startJob: (req, onEvent) => {
+        const jobId = req.jobId!;
+        started.push(jobId);
+        const ev: ProgressEvent = { type: 'job-start', jobId, steps: ['teacher'], backend: 'cpu' };
+        onEvent(ev);
+        return {
+          jobId,
+          cancel: () => undefined,
+          done: new Promise((ok) => finishers.push(() => ok(endedResult(jobId, 'finished')))),
+        };
       },
     },
   });
@@ -388,7 +369,7 @@ test('jobs: one trains at a time, the rest wait in the queue; a queued job can b
 
 test("compare runs at the size the dataset's models were trained at", async () => {
   const { dir, dbPath, datasetId } = setup(true, 6);
-  const s = createServices({ dbPath, dataDir: dir, modules: fakes() });
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const r = await s.call('compare', {
     source: { datasetId },
     sliceIndex: 0,
@@ -401,19 +382,20 @@ test("compare runs at the size the dataset's models were trained at", async () =
   await s.close();
 });
 
-test('without the studies library, importing NIfTI paths makes datasets (real data module), with per-file results', async () => {
+test('importing paths: per-file results as import events, series in the library', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kdmri-import-'));
   dirs.push(dir);
-  const { sampleDataPath } = await import('../../src-main/data/sample.js');
-  const s = createServices({ dbPath: join(dir, 'kdmri.db'), dataDir: dir, modules: { studies: null } });
+  const s = createServices({ dbPath: join(dir, 'kdmri.db'), dataDir: dir });
   const events: ApiEvent[] = [];
   s.subscribe((e) => events.push(e));
   const notes = join(dir, 'notes.txt');
   writeFileSync(notes, 'not an image');
-  const r = await s.call('importPaths', { paths: [sampleDataPath(), join(dir, 'missing.nii.gz'), notes] });
+  const r = await s.call('importPaths', {
+    paths: [engine.sampleDataPath(), join(dir, 'missing.nii.gz'), notes],
+  });
   assert.ok(r.ok);
   const importId = (r.value as { importId: string }).importId;
-  for (let i = 0; i < 100 && !events.some((e) => e.channel === 'import' && e.event.type === 'end'); i++) {
+  for (let i = 0; i < 200 && !events.some((e) => e.channel === 'import' && e.event.type === 'end'); i++) {
     await new Promise((ok) => setTimeout(ok, 50));
   }
   const mine = events.filter((e) => e.channel === 'import' && e.importId === importId);
@@ -421,31 +403,32 @@ test('without the studies library, importing NIfTI paths makes datasets (real da
   assert.equal(progress.length, 3);
   const end = mine.find((e) => e.channel === 'import' && e.event.type === 'end');
   assert.ok(end && end.channel === 'import' && end.event.type === 'end');
-  if (end && end.channel === 'import' && end.event.type === 'end') {
-    assert.deepEqual(
-      end.event.summary.files.map((f) => f.status),
-      ['imported', 'failed', 'failed'],
-    );
-    assert.match(end.event.summary.files[2].message, /studies library/);
-  }
-  const ds = await s.call('listDatasets', {});
-  assert.ok(ds.ok && (ds.value as { h: number }[]).length === 1);
+  const byPath = Object.fromEntries(end.event.summary.files.map((f) => [f.path, f.status]));
+  assert.deepEqual(byPath, {
+    [engine.sampleDataPath()]: 'imported',
+    [join(dir, 'missing.nii.gz')]: 'failed',
+    [notes]: 'failed',
+  });
+  const studies = await s.call('listStudies', {});
+  assert.ok(studies.ok);
+  const series = (studies.value as PatientSummary[]).flatMap((p) => p.studies.flatMap((st) => st.series));
+  assert.deepEqual(
+    series.map((x) => [x.slices, x.rows, x.columns]),
+    [[40, 160, 160]],
+  );
   await s.close();
 });
 
 test('compare on a library series: all its slices, models of any dataset at their size', async () => {
   const { dir, dbPath } = setup(true, 6);
-  const s = createServices({
-    dbPath,
-    dataDir: dir,
-    modules: {
-      ...fakes(),
-      studies: { loadSeriesVolume: () => phantom(5, 10, 10) },
-      volume: { resampleSlices: (v: Volume, n: number) => phantom(v.slices, n, n) },
-    },
-  });
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
+  const file = join(dir, 'phantom.nii.gz');
+  writeNifti(file, phantom(5, 10, 10));
+  const [imported] = await s.studies.importNow([file]);
+  assert.equal(imported.status, 'imported', imported.message);
+  const uid = imported.seriesUid!;
   const r = await s.call('compare', {
-    source: { seriesUid: '1.2.3' },
+    source: { seriesUid: uid },
     sliceIndex: 4,
     degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 4 } },
   });
@@ -454,6 +437,6 @@ test('compare on a library series: all its slices, models of any dataset at thei
   assert.equal(c.slices, 5);
   assert.deepEqual([c.h, c.w], [6, 6]);
   assert.ok(c.viewports.every((v) => v.image !== null));
-  assert.equal(c.source, 'series 1.2.3');
+  assert.equal(c.source, `series ${uid}`);
   await s.close();
 });

@@ -5,14 +5,14 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { ApiFailure } from '../../contract/api.js';
 import type { Volume } from '../../contract/domain.js';
 import { readNifti } from '../../data/nifti.js';
-import { defaultDbPath, openDatabase } from '../../store/db.js';
-import { loadSeriesVolume, getSeries } from '../../studies/index.js';
 import { readDicomVolumes } from '../../studies/volumes.js';
 import { readHdf5Volumes } from '../../studies/hdf5-registry.js';
 import { writeVolumeNifti } from '../../studies/export.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 import { intArg } from '../options.js';
 import { printJson } from '../output.js';
 
@@ -22,17 +22,13 @@ interface ConvertOptions {
   json: boolean;
 }
 
-function readInput(input: string, o: ConvertOptions): { volumes: Volume[]; labels: string[] } {
+async function readInput(input: string, o: ConvertOptions): Promise<{ volumes: Volume[]; labels: string[] }> {
   if (input.startsWith('series:')) {
     const uid = input.slice('series:'.length);
-    const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-    try {
-      const s = getSeries(db, uid);
-      if (!s) throw new UserError(`no series ${uid} in the library`);
-      return { volumes: [loadSeriesVolume(db, uid)], labels: [`${s.modality} ${s.description}`] };
-    } finally {
-      db.close();
-    }
+    return withServices(o, (services) => {
+      const { volume, detail } = services.studies.seriesVolume(uid);
+      return { volumes: [volume], labels: [`${detail.modality} ${detail.description}`] };
+    });
   }
   const abs = resolve(input);
   if (!existsSync(abs)) throw new UserError(`${abs}: no such file or folder`);
@@ -59,13 +55,13 @@ export function register(program: Command): void {
       intArg('--index', 0, 100000),
     )
     .option('--json', 'print a JSON summary', false)
-    .action((input: string, out: string, o: ConvertOptions) => {
+    .action(async (input: string, out: string, o: ConvertOptions) => {
       if (!/\.nii(\.gz)?$/i.test(out)) throw new UserError(`output must end in .nii or .nii.gz, got ${out}`);
       let read: { volumes: Volume[]; labels: string[] };
       try {
-        read = readInput(input, o);
+        read = await readInput(input, o);
       } catch (e) {
-        if (e instanceof UserError) throw e;
+        if (e instanceof UserError || e instanceof ApiFailure) throw e;
         throw new UserError(e instanceof Error ? e.message : String(e));
       }
       const { volumes, labels } = read;

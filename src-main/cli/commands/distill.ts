@@ -3,7 +3,7 @@
  * transfer, KD), evaluated on the validation split, with every run, epoch, model and evaluation in
  * the database.
  */
-import { dirname, join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import {
   DistillConfigSchema,
@@ -15,9 +15,8 @@ import {
   type MaskSpec,
   type RunKind,
 } from '../../contract/domain.js';
-import { defaultDbPath } from '../../store/db.js';
-import { startJob } from '../../distill/service.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 import { backendArg, choiceArg, intArg, listArg, maskKindArg, numArg } from '../options.js';
 import { metricsTable, printJson, progressReporter } from '../output.js';
 
@@ -158,7 +157,10 @@ export function addConfigOptions(cmd: Command): Command {
       'attention',
     )
     .option('--db <file>', 'database file (default: ~/.kdmri/kdmri.db or $KDMRI_HOME/kdmri.db)')
-    .option('--out <dir>', 'folder for models and checkpoints (default: next to the database)')
+    .option(
+      '--out <dir>',
+      'folder for models and checkpoints of a new job (default: the library); a resumed job keeps its own',
+    )
     .option('--backend <name>', 'force a compute backend', backendArg);
 }
 
@@ -184,25 +186,25 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON object instead of tables', false)
     .action(async (o: DistillOptions) => {
       const config = configFromOptions(o);
-      const dbPath = resolve(o.db ?? defaultDbPath());
-      const modelsRoot = resolve(o.out ?? join(dirname(dbPath), 'models'));
       const progress = o.json ? null : progressReporter();
-      const handle = startJob(
-        {
-          config,
-          data: { kind: 'path', path: o.data, size: o.size, slab: o.slab },
-          modelsRoot,
-          dbPath,
-          backend: o.backend,
-          jobId: o.resume,
-        },
-        (e) => progress?.onEvent(e),
-      );
-      const stop = () => handle.cancel();
-      process.once('SIGINT', stop);
-      const result = await handle.done;
-      process.off('SIGINT', stop);
-      progress?.stop();
+      const jobId = o.resume ?? randomUUID();
+      const result = await withServices(o, async (services) => {
+        const stop = () => services.jobs.cancel(jobId);
+        process.once('SIGINT', stop);
+        try {
+          return await services.jobs.run({
+            jobId,
+            config,
+            data: { kind: 'path', path: o.data, size: o.size, slab: o.slab },
+            resume: o.resume !== undefined,
+            ...(o.backend ? { backend: o.backend } : {}),
+            onEvent: (e) => progress?.onEvent(e),
+          });
+        } finally {
+          process.off('SIGINT', stop);
+          progress?.stop();
+        }
+      });
       if (result.status === 'failed') throw new UserError(result.error ?? 'distillation failed', 1);
       if (o.json) {
         printJson({

@@ -7,11 +7,12 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultDbPath, openDatabase, type Db } from '../../store/db.js';
+import type { Db } from '../../store/db.js';
 import { copyModelFolder, exportSeriesFiles, writeModelOnnx } from '../../services/exports.js';
 import { Deidentifier } from '../../studies/deidentify.js';
 import { ApiFailure } from '../../contract/api.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 import { choiceArg } from '../options.js';
 import { printJson } from '../output.js';
 
@@ -48,16 +49,14 @@ export function register(program: Command): void {
     .option('--deidentify', 'de-identify (DICOM PS3.15 basic profile, key map kept in the library)', false)
     .option('--db <file>', 'database file')
     .option('--json', 'print a JSON summary', false)
-    .action((o: ExportOptions) => {
+    .action(async (o: ExportOptions) => {
       if (!!o.series === !!o.model) throw new UserError('give exactly one of --series UID or --model DIR');
       const allowed = o.series ? SERIES_FORMATS : MODEL_FORMATS;
       if (!allowed.includes(o.format))
         throw new UserError(
           `--format ${o.format} does not apply to ${o.series ? 'a series' : 'a model'}: use ${allowed.join(' | ')}`,
         );
-      // the library is needed for a series, and for the key map of a de-identified export
-      const db: Db | null = o.series || o.deidentify ? openDatabase(resolve(o.db ?? defaultDbPath())) : null;
-      try {
+      const run = (db: Db | null) => {
         const deid = db && o.deidentify ? new Deidentifier(db.pseudonyms) : null;
         const out = resolve(o.out);
         let files: string[];
@@ -94,8 +93,9 @@ export function register(program: Command): void {
           const where = files.length === 1 ? files[0] : o.format === 'onnx' ? dirname(files[0]) : out;
           process.stdout.write(`wrote ${files.length} file${files.length > 1 ? 's' : ''} to ${where}\n`);
         }
-      } finally {
-        db?.close();
-      }
+      };
+      // the library is needed for a series, and for the key map of a de-identified export
+      if (o.series || o.deidentify) await withServices(o, (services) => run(services.db));
+      else run(null);
     });
 }

@@ -3,11 +3,9 @@
  * One result per file (imported / skipped with reason / failed with reason). Exit 0 when something was
  * imported or nothing failed; 1 when files failed and none was imported.
  */
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultDbPath, openDatabase } from '../../store/db.js';
-import { importPaths } from '../../studies/index.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 import { printJson } from '../output.js';
 
 interface ImportOptions {
@@ -24,11 +22,10 @@ export function register(program: Command): void {
     .argument('<paths...>', 'files or folders (folders are searched recursively)')
     .option('--db <file>', 'database file')
     .option('--json', 'print a JSON array of per-file results', false)
-    .action(async (paths: string[], o: ImportOptions) => {
-      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-      try {
+    .action(async (paths: string[], o: ImportOptions) =>
+      withServices(o, async (services) => {
         const tty = !o.json && process.stderr.isTTY;
-        const res = await importPaths(db, paths, (done, total) => {
+        const res = await services.studies.importNow(paths, (done, total) => {
           if (tty) process.stderr.write(`\rimporting ${done}/${total}`);
         });
         if (tty) process.stderr.write('\n');
@@ -47,8 +44,6 @@ export function register(program: Command): void {
         }
         if (imported === 0 && failed > 0)
           throw new UserError(`nothing imported: ${failed} file${failed > 1 ? 's' : ''} failed`, 1);
-      } finally {
-        db.close();
-      }
-    });
+      }),
+    );
 }

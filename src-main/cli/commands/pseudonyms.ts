@@ -3,11 +3,11 @@
  * the lab to re-identify a de-identified export. It never leaves the library: exports carry only the
  * pseudonyms.
  */
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultDbPath, openDatabase, type PseudonymKind } from '../../store/db.js';
+import type { PseudonymKind } from '../../store/db.js';
 import { PSEUDONYM_KINDS } from '../../store/repos/pseudonyms.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 import { choiceArg } from '../options.js';
 import { printJson, table } from '../output.js';
 
@@ -29,9 +29,8 @@ export function register(program: Command): void {
     .option('--kind <kind>', PSEUDONYM_KINDS.join(' | '), choiceArg('--kind', PSEUDONYM_KINDS))
     .option('--db <file>', 'database file')
     .option('--json', 'print JSON', false)
-    .action((o: PseudonymOptions) => {
-      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-      try {
+    .action((o: PseudonymOptions) =>
+      withServices(o, ({ db }) => {
         if (o.reveal) {
           const row = db.pseudonyms.reveal(o.reveal);
           if (!row) throw new UserError(`${o.reveal} is not a pseudonym in this library's key map`);
@@ -47,8 +46,6 @@ export function register(program: Command): void {
             ...rows.map((r) => [r.kind, r.pseudonym, r.original, new Date(r.createdAt).toISOString()]),
           ])}\n`,
         );
-      } finally {
-        db.close();
-      }
-    });
+      }),
+    );
 }

@@ -1,8 +1,7 @@
 /** `kdmri runs`: the runs in the database with their outcome and each model's compactness report. */
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { RUN_KINDS, RUN_STATUSES, type RunKind, type RunStatus } from '../../contract/domain.js';
-import { defaultDbPath, openDatabase } from '../../store/db.js';
+import { withServices } from '../library.js';
 import { choiceArg } from '../options.js';
 import { printJson, table } from '../output.js';
 
@@ -23,12 +22,10 @@ export function register(program: Command): void {
     .option('--kind <kind>', 'only this step', choiceArg('--kind', RUN_KINDS))
     .option('--status <status>', 'only this status', choiceArg('--status', RUN_STATUSES))
     .option('--json', 'print a JSON array', false)
-    .action((o: RunsOptions) => {
-      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-      try {
-        const runs = db.runs.list({ jobId: o.job, kind: o.kind, status: o.status });
-        const rows = runs.map((r) => {
-          const model = db.models.list({ runId: r.id }).at(-1) ?? null;
+    .action((o: RunsOptions) =>
+      withServices(o, (services) => {
+        const runs = services.models.runDetails({ jobId: o.job, kind: o.kind, status: o.status });
+        const rows = runs.map(({ run: r, model }) => {
           const c = model?.card.compactness ?? null;
           const m = model?.card.metrics ?? null;
           return {
@@ -90,8 +87,6 @@ export function register(program: Command): void {
             ]),
           ])}\n`,
         );
-      } finally {
-        db.close();
-      }
-    });
+      }),
+    );
 }

@@ -3,10 +3,10 @@
  * on 127.0.0.1 and prints the URL (with its per-launch token); opens a browser on a desktop.
  */
 import { spawn } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createServices } from '../../services/index.js';
-import { dataHome, defaultDbPathIn } from '../../services/paths.js';
+import { libraryPaths } from '../../services/paths.js';
 import { ensureSample } from '../../services/first-start.js';
 import { startServer } from '../../server/server.js';
 import { intArg } from '../options.js';
@@ -20,8 +20,9 @@ export interface ServeOptions {
 
 /** Run web mode until SIGINT/SIGTERM. */
 export async function serve(o: ServeOptions): Promise<void> {
-  const dataDir = o.dataDir ? resolve(o.dataDir) : o.db ? dirname(resolve(o.db)) : dataHome();
-  const dbPath = o.db ? resolve(o.db) : defaultDbPathIn(dataDir);
+  const paths = libraryPaths({ db: o.db });
+  const dataDir = o.dataDir ? resolve(o.dataDir) : paths.dataDir;
+  const dbPath = paths.dbPath;
   const services = createServices({ dbPath, dataDir, mode: 'web' });
   const server = await startServer({ services, port: o.port });
   process.stdout.write(`KD-MRI Workstation (web mode) at ${server.url}\n`);

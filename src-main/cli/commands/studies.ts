@@ -1,8 +1,6 @@
 /** `kdmri studies`: the library as patients → studies → series. */
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultDbPath, openDatabase } from '../../store/db.js';
-import { listStudies } from '../../studies/index.js';
+import { withServices } from '../library.js';
 import { printJson, table } from '../output.js';
 
 interface StudiesOptions {
@@ -18,10 +16,9 @@ export function register(program: Command): void {
     .option('--db <file>', 'database file')
     .option('--search <text>', 'only entries whose names, IDs, descriptions, dates or UIDs contain this')
     .option('--json', 'print a JSON array (patients → studies → series)', false)
-    .action((o: StudiesOptions) => {
-      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-      try {
-        const patients = listStudies(db, o.search);
+    .action((o: StudiesOptions) =>
+      withServices(o, async (services) => {
+        const patients = await services.handlers.listStudies(o.search ? { search: o.search } : {});
         if (o.json) return printJson(patients);
         if (patients.length === 0)
           return void process.stdout.write('the library is empty: add studies with `kdmri import PATH`\n');
@@ -42,8 +39,6 @@ export function register(program: Command): void {
                 se.uid,
               ]);
         process.stdout.write(`${table(rows)}\n`);
-      } finally {
-        db.close();
-      }
-    });
+      }),
+    );
 }

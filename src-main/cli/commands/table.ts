@@ -4,12 +4,10 @@
  * accelerations, PSNR/SSIM/NMSE as mean ± 2·std over validation volumes (over seeds in a study),
  * with the split and the number of volumes behind every figure.
  */
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { TableFormat } from '../../contract/api.js';
-import { defaultDbPath, openDatabase } from '../../store/db.js';
-import { jobTable, renderTable, studyTable, TableError } from '../../results/table.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 
 interface TableOptions {
   job?: string;
@@ -39,17 +37,14 @@ export function register(program: Command): void {
       if (formats.length > 1)
         throw new UserError(`choose one output format, not ${formats.map((f) => `--${f}`).join(' and ')}`);
       const format: TableFormat = formats[0] ?? 'text';
-      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-      try {
-        const t = o.job !== undefined ? jobTable(db, o.job) : studyTable(db, o.study!);
+      // the services' paperTable: the same table the Runs page shows
+      return withServices(o, async (services) => {
+        const { table: t, text } = await services.handlers.paperTable(
+          o.job !== undefined ? { jobId: o.job, format } : { studyId: o.study!, format },
+        );
         if (t.rows.length === 0)
           throw new UserError(`${t.kind} ${t.id} has no validation evaluations yet (has it finished?)`);
-        process.stdout.write(`${renderTable(t, format)}\n`);
-      } catch (e) {
-        if (e instanceof TableError) throw new UserError(e.message);
-        throw e;
-      } finally {
-        db.close();
-      }
+        process.stdout.write(`${text}\n`);
+      });
     });
 }

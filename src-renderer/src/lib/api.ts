@@ -120,7 +120,5 @@ export const onEvent = (l: (e: ApiEvent) => void) => transport.onEvent(l);
 export const hasToken = () => transport.kind === 'electron' || !!sessionStorage.getItem(TOKEN_KEY);
 
 export function errorText(e: unknown): string {
-  if (e instanceof ApiFailure)
-    return e.code === 'unavailable' ? `Not available yet: ${e.message}` : e.message;
   return e instanceof Error ? e.message : String(e);
 }

@@ -1,0 +1,265 @@
+/**
+ * Distillation jobs: a queue (one job trains at a time by default: a CPU box has few cores), start,
+ * cancel, resume and list. The app reaches them through the contract's operations, the CLI through
+ * `run`, which waits for the job's end; both end in the same `launch`.
+ */
+import { randomUUID } from 'node:crypto';
+import { ApiFailure, toApiError, type ApiRequest, type JobInfo } from '../contract/api.js';
+import {
+  degradationLabel,
+  type BackendName,
+  type DistillConfig,
+  type ProgressEvent,
+  type RunStatus,
+} from '../contract/domain.js';
+import { endedResult, type DataRef, type JobHandle, type JobResult } from '../distill/service.js';
+import type { ServiceContext } from './context.js';
+import type { createDatasets } from './datasets.js';
+
+/** One job to train: a new one (its row may not exist yet when `data` is a path) or one to resume. */
+export interface JobLaunch {
+  jobId: string;
+  config: DistillConfig;
+  data: DataRef;
+  backend?: BackendName;
+  /** Continue the job's stored runs from their checkpoints (the job must exist). */
+  resume: boolean;
+  /** Also told every event of this job (the CLI's progress bars). */
+  onEvent?: (e: ProgressEvent) => void;
+}
+
+interface Queued extends JobLaunch {
+  queuedAt: number;
+  settle(r: JobResult): void;
+}
+
+const labelOf = (c: DistillConfig) => `${degradationLabel(c.degradation)} · ${c.training.epochs} ep`;
+
+const failedResult = (q: JobLaunch, error: string): JobResult =>
+  endedResult(q.jobId, 'failed', q.backend, error);
+
+export function createJobs(
+  ctx: ServiceContext,
+  datasets: ReturnType<typeof createDatasets>,
+  opts: { concurrency?: number } = {},
+) {
+  const { db, emit } = ctx;
+  const concurrency = Math.max(1, opts.concurrency ?? 1);
+  const queue: Queued[] = [];
+  const live = new Map<string, { handle: JobHandle; q: Queued }>();
+  /** Jobs this process launched, as last seen: listed even before (or without) their database row. */
+  const launched = new Map<
+    string,
+    { q: Queued; status: RunStatus; startedAt: number; endedAt: number | null; error: string | null }
+  >();
+
+  const datasetIdOf = (q: JobLaunch): number | null => (q.data.kind === 'dataset' ? q.data.datasetId : null);
+
+  function pump(): void {
+    while (live.size < concurrency && queue.length) {
+      const q = queue.shift()!;
+      launched.set(q.jobId, { q, status: 'running', startedAt: Date.now(), endedAt: null, error: null });
+      try {
+        launch(q);
+      } catch (err) {
+        const error = toApiError(err).message;
+        const l = launched.get(q.jobId);
+        if (l) Object.assign(l, { status: 'failed', endedAt: Date.now(), error });
+        const ev: ProgressEvent = { type: 'job-end', status: 'failed', error };
+        q.onEvent?.(ev);
+        emit({ channel: 'job', jobId: q.jobId, event: ev });
+        emit({ channel: 'library', what: 'jobs' });
+        q.settle(failedResult(q, error));
+      }
+    }
+  }
+
+  function launch(q: Queued): void {
+    const handle = ctx.engine.startJob(
+      {
+        config: q.config,
+        data: q.data,
+        modelsRoot: ctx.modelsRoot,
+        dbPath: ctx.dbPath,
+        jobId: q.jobId,
+        resume: q.resume,
+        ...(q.backend ? { backend: q.backend } : {}),
+      },
+      (event) => {
+        const l = launched.get(q.jobId);
+        if (l && event.type === 'job-end')
+          Object.assign(l, { status: event.status, endedAt: Date.now(), error: event.error ?? null });
+        q.onEvent?.(event);
+        emit({ channel: 'job', jobId: q.jobId, event });
+        if (event.type === 'job-start' || event.type === 'job-end')
+          emit({ channel: 'library', what: 'jobs' });
+        if (event.type === 'step-end') emit({ channel: 'library', what: 'models' });
+      },
+    );
+    live.set(q.jobId, { handle, q });
+    emit({ channel: 'library', what: 'jobs' });
+    void handle.done.then(
+      (r) => finish(q, r),
+      (e: unknown) => finish(q, failedResult(q, toApiError(e).message)),
+    );
+  }
+
+  function finish(q: Queued, r: JobResult): void {
+    live.delete(q.jobId);
+    emit({ channel: 'library', what: 'jobs' });
+    q.settle(r);
+    pump();
+  }
+
+  /** Queue a job; `done` settles with its result (never rejects). */
+  function enqueue(launch: JobLaunch): { jobId: string; done: Promise<JobResult> } {
+    let settle!: (r: JobResult) => void;
+    const done = new Promise<JobResult>((ok) => (settle = ok));
+    queue.push({ ...launch, queuedAt: Date.now(), settle });
+    emit({ channel: 'library', what: 'jobs' });
+    pump();
+    return { jobId: launch.jobId, done };
+  }
+
+  function isActive(jobId: string): boolean {
+    return live.has(jobId) || queue.some((q) => q.jobId === jobId);
+  }
+
+  /** The stored job `jobId`, ready to resume: refused when unknown, finished or already active here. */
+  function resumable(jobId: string) {
+    if (isActive(jobId)) throw new ApiFailure('conflict', `job ${jobId} is already running`, 'jobId');
+    const row = db.jobs.get(jobId);
+    if (!row) throw new ApiFailure('not-found', `no job ${jobId}`, 'jobId');
+    if (row.status === 'finished') throw new ApiFailure('conflict', `job ${jobId} has finished`, 'jobId');
+    return row;
+  }
+
+  function cancel(jobId: string): boolean {
+    const entry = live.get(jobId);
+    if (entry) {
+      entry.handle.cancel();
+      return true;
+    }
+    const qi = queue.findIndex((q) => q.jobId === jobId);
+    if (qi < 0) return false;
+    const [q] = queue.splice(qi, 1);
+    if (db.jobs.get(jobId)) db.jobs.update(jobId, { status: 'cancelled', endedAt: Date.now() });
+    const ev: ProgressEvent = { type: 'job-end', status: 'cancelled' };
+    q.onEvent?.(ev);
+    emit({ channel: 'job', jobId, event: ev });
+    emit({ channel: 'library', what: 'jobs' });
+    q.settle(endedResult(q.jobId, 'cancelled', q.backend));
+    return true;
+  }
+
+  return {
+    /** Start (or resume) a job and wait for its end: the CLI's `kdmri distill`. */
+    run(launch: Omit<JobLaunch, 'jobId'> & { jobId?: string }): Promise<JobResult> {
+      if (launch.resume) {
+        if (!launch.jobId) throw new ApiFailure('bad-request', 'resume needs a job id', 'jobId');
+        const row = resumable(launch.jobId);
+        return enqueue({
+          ...launch,
+          jobId: row.id,
+          config: row.config,
+          data: { kind: 'dataset', datasetId: row.datasetId },
+        }).done;
+      }
+      return enqueue({ ...launch, jobId: launch.jobId ?? randomUUID() }).done;
+    },
+
+    /** Cancel a queued or running job of this process; false when it is neither. */
+    cancel,
+    isActive,
+
+    handlers: {
+      async startDistillation(req: ApiRequest<'startDistillation'>): Promise<{ jobId: string }> {
+        const ds = db.datasets.get(req.datasetId);
+        if (!ds) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+        const datasetId = datasets.atSize(ds, req.size).id;
+        // the job row exists from the start (status 'queued'), so the queue survives in the library
+        const jobId = randomUUID();
+        db.jobs.create({ id: jobId, datasetId, config: req.config, status: 'queued' });
+        enqueue({ jobId, config: req.config, data: { kind: 'dataset', datasetId }, resume: true });
+        return { jobId };
+      },
+
+      async cancelJob(req: ApiRequest<'cancelJob'>): Promise<{ jobId: string; cancelled: boolean }> {
+        const cancelled = (() => {
+          if (isActive(req.jobId)) return cancel(req.jobId);
+          if (!db.jobs.get(req.jobId)) throw new ApiFailure('not-found', `no job ${req.jobId}`, 'jobId');
+          return false;
+        })();
+        return { jobId: req.jobId, cancelled };
+      },
+
+      async resumeJob(req: ApiRequest<'resumeJob'>): Promise<{ jobId: string }> {
+        const row = resumable(req.jobId);
+        enqueue({
+          jobId: row.id,
+          config: row.config,
+          data: { kind: 'dataset', datasetId: row.datasetId },
+          resume: true,
+        });
+        return { jobId: row.id };
+      },
+
+      async listJobs(): Promise<JobInfo[]> {
+        const queued = queue.map((q): JobInfo => ({
+          id: q.jobId,
+          datasetId: datasetIdOf(q),
+          status: 'queued',
+          label: labelOf(q.config),
+          config: q.config,
+          backend: q.backend ?? null,
+          startedAt: q.queuedAt,
+          endedAt: null,
+          error: null,
+          live: true,
+        }));
+        const inQueue = new Set(queue.map((q) => q.jobId));
+        const stored = db.jobs
+          .list()
+          .filter((j) => !inQueue.has(j.id))
+          .map((j): JobInfo => ({
+            id: j.id,
+            datasetId: j.datasetId,
+            status: live.has(j.id) && j.status === 'queued' ? 'running' : j.status,
+            label: labelOf(j.config),
+            config: j.config,
+            backend: j.backend,
+            startedAt: j.startedAt,
+            endedAt: j.endedAt,
+            error: j.error,
+            live: live.has(j.id),
+          }));
+        const inDb = new Set(stored.map((j) => j.id));
+        const unstored = [...launched.values()]
+          .filter((l) => !inDb.has(l.q.jobId) && !inQueue.has(l.q.jobId))
+          .map((l): JobInfo => ({
+            id: l.q.jobId,
+            datasetId: datasetIdOf(l.q),
+            status: l.status,
+            label: labelOf(l.q.config),
+            config: l.q.config,
+            backend: l.q.backend ?? null,
+            startedAt: l.startedAt,
+            endedAt: l.endedAt,
+            error: l.error,
+            live: live.has(l.q.jobId),
+          }));
+        return [...queued, ...unstored, ...stored].sort((a, b) => (b.startedAt ?? 0) - (a.startedAt ?? 0));
+      },
+    },
+
+    /** Drop the queue, cancel running jobs and wait for their workers to stop. */
+    async close(): Promise<void> {
+      for (const q of queue.splice(0)) q.settle(endedResult(q.jobId, 'cancelled', q.backend));
+      const pending = [...live.values()].map((e) => {
+        e.handle.cancel();
+        return e.handle.done.catch(() => undefined);
+      });
+      await Promise.all(pending);
+    },
+  };
+}
