@@ -11,7 +11,7 @@
  * crashed or was cancelled resumes: finished steps are loaded from their saved models, the
  * interrupted step continues from its last checkpoint.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   CsParamsSchema,
   degradationKey,
@@ -33,6 +33,8 @@ import {
   type Network,
 } from '../networks/index.js';
 import { openDatabase, type Db, type JsonValue } from '../store/db.js';
+import { thisProcess } from '../store/lease.js';
+import { describeWriteFailure } from '../store/model-files.js';
 import { saveModelAtomically } from '../store/model-files.js';
 import {
   loadCheckpoint,
@@ -85,9 +87,8 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
     db = openDatabase(req.dbPath);
     return await runJob(db, req, jobId, backend, info.threads ?? 1, io, t0);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    if (db && db.jobs.get(jobId))
-      db.jobs.update(jobId, { status: 'failed', error: message, endedAt: Date.now() });
+    const message = describeWriteFailure(err, req.dbPath);
+    markFailed(db, jobId, message);
     io.onEvent({ type: 'job-end', status: 'failed', error: message });
     return {
       jobId,
@@ -100,7 +101,34 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
       error: message,
     };
   } finally {
+    if (db?.open && db.jobs.get(jobId)) {
+      try {
+        db.jobs.releaseLease(jobId, thisProcess(''));
+      } catch {
+        // a full disk: the lease dies with this process anyway
+      }
+    }
     db?.close();
+  }
+}
+
+/**
+ * Record a failure on the job and its running run. On a full disk this write may fail too (then the
+ * job stays 'running' under this process, and the next start marks it interrupted): the message still
+ * reaches the caller through the job's end event.
+ */
+function markFailed(db: Db | null, jobId: string, message: string): void {
+  if (!db) return;
+  try {
+    db.transaction(() => {
+      if (!db.jobs.get(jobId)) return;
+      const now = Date.now();
+      for (const r of db.runs.list({ jobId, status: 'running' }))
+        db.runs.update(r.id, { status: 'failed', error: message, endedAt: now });
+      db.jobs.update(jobId, { status: 'failed', error: message, endedAt: now });
+    });
+  } catch {
+    // the database cannot take the write now (full disk): see above
   }
 }
 
@@ -119,6 +147,13 @@ async function runJob(
 ): Promise<JobResult> {
   const existingJob = db.jobs.get(jobId);
   if (req.resume && !existingJob) throw new Error(`no job ${jobId} to resume`);
+  // one process trains a job: refused while another live process holds it (the services that queued
+  // this job hold its lease already: same process, renewed)
+  const holder = thisProcess(req.holder ?? 'training worker');
+  if (existingJob) {
+    const lease = db.jobs.acquireLease(jobId, holder);
+    if (!lease.ok) throw new Error(lease.message);
+  }
   const config: DistillConfig = existingJob ? existingJob.config : req.config;
   const data = loadJobData(
     db,
@@ -128,7 +163,8 @@ async function runJob(
   const train = buildSliceBank(data.split.train, config.degradation);
   const val = buildSliceBank(data.split.val, config.degradation);
   const label = degradationLabel(config.degradation);
-  const modelsRoot = req.modelsRoot;
+  // a job keeps its folder: a resume (from any process, with any --out) continues its checkpoints
+  const modelsRoot = existingJob?.modelsRoot ?? storedRoot(db, jobId) ?? req.modelsRoot;
   const ds = db.datasets.get(data.datasetId);
   const recordContext: RecordContext = {
     config,
@@ -147,8 +183,16 @@ async function runJob(
   const evalContext: EvalContext = { db, datasetId: data.datasetId, jobId, config, bank: val, backend };
 
   if (!existingJob) {
-    db.jobs.create({ id: jobId, datasetId: data.datasetId, config, status: 'running', backend });
-  }
+    db.jobs.create({
+      id: jobId,
+      datasetId: data.datasetId,
+      config,
+      status: 'running',
+      backend,
+      modelsRoot,
+      lease: holder,
+    });
+  } else if (existingJob.modelsRoot === null) db.jobs.update(jobId, { modelsRoot });
   db.jobs.update(jobId, { status: 'running', backend, startedAt: Date.now(), error: null });
   io.onEvent({ type: 'job-start', jobId, steps: config.steps, backend });
 
@@ -179,7 +223,7 @@ async function runJob(
         );
       setNamedWeights(net, namedWeights(at.net));
     }
-    const checkpointDir = join(modelsRoot, 'checkpoints', jobId, kind);
+    const checkpointDir = prior?.checkpointDir ?? join(modelsRoot, 'checkpoints', jobId, kind);
     const runId =
       prior && prior.status !== 'finished'
         ? prior.id
@@ -201,9 +245,10 @@ async function runJob(
       {
         onEvent: io.onEvent,
         shouldStop: io.shouldStop,
-        loadCheckpoint: async () => readTrainState(checkpointDir),
+        loadCheckpoint: async () => readTrainState(checkpointDir, io),
         onEpoch: async (rec, state) => {
           writeTrainState(checkpointDir, state);
+          db.jobs.heartbeat(jobId, holder);
           db.epochs.record({
             runId,
             epoch: rec.epoch,
@@ -326,6 +371,13 @@ async function runJob(
   }
 }
 
+/** The models root of a job made before it was recorded: its checkpoint folders say where. */
+function storedRoot(db: Db, jobId: string): string | null {
+  const dir = db.runs.list({ jobId }).find((r) => r.checkpointDir)?.checkpointDir;
+  // <root>/checkpoints/<jobId>/<kind>
+  return dir ? resolve(dir, '..', '..', '..') : null;
+}
+
 function createParamCount(spec: DistillConfig['teacher']): number {
   const net = createNetwork(spec, 0);
   const n = net.paramCount();
@@ -396,9 +448,10 @@ function writeTrainState(dir: string, state: TrainState): void {
   });
 }
 
-function readTrainState(dir: string): TrainState | null {
+function readTrainState(dir: string, io: JobIO): TrainState | null {
   const cp = loadCheckpoint(dir);
   if (!cp) return null;
+  if (cp.fellBack) io.onEvent({ type: 'log', level: 'warn', message: cp.fellBack });
   const meta = cp.meta as unknown as { weights: TensorEntry[]; best: TensorEntry[] };
   const w = cp.weights[WEIGHTS_FILE];
   const weightBytes = typeof w === 'string' ? new TextEncoder().encode(w) : w;

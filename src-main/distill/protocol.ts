@@ -21,6 +21,8 @@ export interface JobRequest {
   jobId?: string;
   /** Continue the stored job `jobId` (its config and data are the stored ones); an error when it does not exist. */
   resume?: boolean;
+  /** What the process running the job is, for lease messages ("kdmri serve", "kdmri distill"). */
+  holder?: string;
 }
 
 export interface JobResult {

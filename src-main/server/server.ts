@@ -2,14 +2,18 @@
  * Web mode: the API contract over HTTP + Server-Sent Events, and the built renderer as static files.
  *
  *  - bound to 127.0.0.1 only; the Host header must name that address (DNS-rebinding guard);
- *  - every /api/ route needs the random per-launch token: header `X-KDMRI-Token`, or `?token=` on
- *    /api/events only (EventSource cannot set headers); otherwise 401;
- *  - POST /api/<op> with a JSON body validated by the contract's zod schema (400 naming the field);
- *    answers an ApiResult, Float32Arrays as base64 (contract encodeWire);
- *  - GET /api/events streams ApiEvents;
- *  - GET /api/download/<ticket> streams an export named by downloadExport (a folder as a zip);
+ *  - every /api/ route needs the random per-launch token: the `kdmri_token` cookie (the browser), or
+ *    the `X-KDMRI-Token` header (scripts); otherwise 401;
+ *  - the token never travels in a URL, so it is never in a process's arguments (the browser is opened
+ *    by `xdg-open URL`, which any local user can read in /proc/PID/cmdline): the URL carries a one-time
+ *    code instead (`/login?code=…`, usable once, for LINK_TTL_MS), which the server exchanges for the
+ *    token in an HttpOnly, SameSite=Strict cookie and a redirect to the app;
+ *  - POST /api/<op> with a JSON body of at most 1 MiB (413 beyond), validated by the contract's zod
+ *    schema (400 naming the field); answers an ApiResult, Float32Arrays as base64 (contract encodeWire);
+ *  - GET /api/events streams ApiEvents, at most MAX_EVENT_STREAMS at once (503 beyond, saying so);
+ *  - GET /api/download/<ticket> streams an export named by downloadExport (a folder as a zip): the
+ *    ticket, unguessable and short-lived, is the authorisation (an <a download> cannot set headers);
  *  - everything else serves build/renderer with a strict Content-Security-Policy.
- * The page learns the token only from the URL it is opened with: http://127.0.0.1:PORT/#token=….
  */
 import { RENDERER_CSP } from '../contract/csp.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -22,6 +26,11 @@ import type { Services } from '../services/index.js';
 import { zipFolderTo } from '../services/exports.js';
 
 export const TOKEN_HEADER = 'x-kdmri-token';
+export const TOKEN_COOKIE = 'kdmri_token';
+/** How long a one-time login link stays valid. */
+export const LINK_TTL_MS = 5 * 60_000;
+/** Server-Sent-Events connections open at once (a tab holds one). */
+export const MAX_EVENT_STREAMS = 16;
 
 export const CSP = RENDERER_CSP;
 
@@ -48,7 +57,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   internal: 500,
 };
 
-const MAX_BODY = 1 << 20;
+export const MAX_BODY = 1 << 20;
 
 const DOWNLOAD_MIME: Record<string, string> = {
   '.png': 'image/png',
@@ -72,13 +81,18 @@ export interface ServerOptions {
   staticDir?: string;
   /** Fixed token (tests); default 32 random bytes, hex. */
   token?: string;
+  /** Lifetime of a one-time login link (default LINK_TTL_MS). */
+  linkTtlMs?: number;
 }
 
 export interface RunningServer {
   port: number;
+  /** For programmatic clients (header X-KDMRI-Token); never put it in a URL or a command line. */
   token: string;
-  /** The URL to open: http://127.0.0.1:PORT/#token=TOKEN */
+  /** A one-time login link made at start: http://127.0.0.1:PORT/login?code=CODE */
   url: string;
+  /** Another one-time login link (the first was used, or has expired). */
+  newLink(): string;
   close(): Promise<void>;
 }
 
@@ -89,6 +103,15 @@ const SECURITY_HEADERS: Record<string, string> = {
   'Cross-Origin-Resource-Policy': 'same-origin',
   'X-Frame-Options': 'DENY',
 };
+
+/** One cookie's value from the Cookie header, or null. */
+function cookie(req: IncomingMessage, name: string): string | null {
+  for (const part of String(req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
 
 export function defaultStaticDir(): string {
   // src-main/server/server.ts or build/main/server/server.js → <root>/build/renderer
@@ -106,12 +129,48 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { services } = opts;
   const sse = new Set<ServerResponse>();
   let port = 0;
+  /** Unused one-time codes → when they expire (epoch ms). */
+  const codes = new Map<string, number>();
 
   const tokenOk = (given: string | null | undefined): boolean => {
     if (!given) return false;
     const b = Buffer.from(given);
     return b.length === tokenBuf.length && timingSafeEqual(b, tokenBuf);
   };
+  const authorised = (req: IncomingMessage): boolean =>
+    tokenOk(req.headers[TOKEN_HEADER] as string | undefined) || tokenOk(cookie(req, TOKEN_COOKIE));
+
+  function newLink(): string {
+    const now = Date.now();
+    for (const [c, until] of codes) if (until <= now) codes.delete(c);
+    const code = randomBytes(24).toString('hex');
+    codes.set(code, now + (opts.linkTtlMs ?? LINK_TTL_MS));
+    return `http://127.0.0.1:${port}/login?code=${code}`;
+  }
+
+  /** Exchange a one-time code for the token (in a cookie), then go to the app. */
+  function login(res: ServerResponse, url: URL) {
+    const code = url.searchParams.get('code') ?? '';
+    const until = codes.get(code);
+    codes.delete(code); // single use, valid or not
+    if (until === undefined || until <= Date.now()) {
+      return send(
+        res,
+        401,
+        'This login link has expired or was already used. Ask the workstation for a new one: ' +
+          'press Enter in the terminal running `kdmri serve`.',
+        'text/plain; charset=utf-8',
+      );
+    }
+    res.writeHead(303, {
+      ...SECURITY_HEADERS,
+      'Set-Cookie': `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`,
+      Location: '/',
+      'Cache-Control': 'no-store',
+      'Content-Length': 0,
+    });
+    res.end();
+  }
 
   const send = (
     res: ServerResponse,
@@ -129,19 +188,41 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   const sendResult = (res: ServerResponse, r: ApiResult<unknown>) =>
     send(res, r.ok ? 200 : STATUS[r.error.code], encodeWire(r));
-  const fail = (res: ServerResponse, code: ApiErrorCode, message: string, where?: string) =>
-    sendResult(res, { ok: false, error: where ? { code, message, where } : { code, message } });
+  const fail = (
+    res: ServerResponse,
+    code: ApiErrorCode,
+    message: string,
+    where?: string,
+    status?: number,
+  ) => {
+    const r: ApiResult<unknown> = { ok: false, error: where ? { code, message, where } : { code, message } };
+    send(res, status ?? STATUS[code], encodeWire(r));
+  };
 
-  function readBody(req: IncomingMessage): Promise<string> {
+  /** The body, or null when it is over MAX_BODY (then 413 has been answered). */
+  function readBody(req: IncomingMessage, res: ServerResponse): Promise<string | null> {
+    const tooLarge = () => {
+      // answer first, then drop the rest of the body unread; the connection closes after it
+      res.setHeader('Connection', 'close');
+      fail(res, 'bad-request', `request body over the ${MAX_BODY} byte limit`, '(body)', 413);
+      req.removeAllListeners('data');
+      req.resume();
+      setTimeout(() => req.destroy(), 10_000).unref();
+    };
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) {
+      tooLarge();
+      return Promise.resolve(null);
+    }
     return new Promise((ok, ko) => {
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_BODY) {
-          ko(new Error('request body over 1 MiB'));
-          req.destroy();
-        } else chunks.push(c);
+        if (size <= MAX_BODY) chunks.push(c);
+        else if (!res.headersSent) {
+          tooLarge();
+          ok(null);
+        }
       });
       req.on('end', () => ok(Buffer.concat(chunks).toString('utf8')));
       req.on('error', ko);
@@ -150,14 +231,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   async function api(req: IncomingMessage, res: ServerResponse, url: URL) {
     const op = url.pathname.slice('/api/'.length);
+    if (op.startsWith('download/')) return download(req, res, op.slice('download/'.length));
+    if (!authorised(req)) {
+      res.setHeader('Connection', 'close'); // an unread body is not worth keeping the socket for
+      return fail(res, 'unauthorized', 'missing or wrong token: open the link printed by kdmri serve');
+    }
     if (op === 'events') {
-      if (
-        !tokenOk(req.headers[TOKEN_HEADER] as string | undefined) &&
-        !tokenOk(url.searchParams.get('token'))
-      ) {
-        return fail(res, 'unauthorized', 'missing or wrong token');
-      }
       if (req.method !== 'GET') return fail(res, 'bad-request', 'use GET for /api/events');
+      if (sse.size >= MAX_EVENT_STREAMS) {
+        return fail(
+          res,
+          'unavailable',
+          `too many event streams open (${MAX_EVENT_STREAMS}): close other workstation tabs or windows`,
+        );
+      }
       res.writeHead(200, {
         ...SECURITY_HEADERS,
         'Content-Type': 'text/event-stream; charset=utf-8',
@@ -173,17 +260,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       });
       return;
     }
-    if (op.startsWith('download/')) return download(req, res, op.slice('download/'.length));
-    // the token travels only as a header on operations (never in a URL that may be logged)
-    if (!tokenOk(req.headers[TOKEN_HEADER] as string | undefined))
-      return fail(res, 'unauthorized', 'missing or wrong token');
     if (req.method !== 'POST') return fail(res, 'bad-request', `use POST for /api/${op}`);
     const type = String(req.headers['content-type'] ?? '');
     if (!type.startsWith('application/json'))
       return fail(res, 'bad-request', 'Content-Type must be application/json', 'content-type');
     let body: unknown = {};
     try {
-      const text = await readBody(req);
+      const text = await readBody(req, res);
+      if (text === null) return;
       body = text.trim() ? (JSON.parse(text) as unknown) : {};
     } catch (e) {
       return fail(res, 'bad-request', `body: ${(e as Error).message}`, '(body)');
@@ -264,6 +348,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`)
       return send(res, 421, 'wrong host', 'text/plain');
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+    if (url.pathname === '/login') return login(res, url);
     if (url.pathname.startsWith('/api/')) {
       api(req, res, url).catch((e: unknown) => {
         if (!res.headersSent) fail(res, 'internal', e instanceof Error ? e.message : String(e));
@@ -289,7 +374,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   return {
     port,
     token,
-    url: `http://127.0.0.1:${port}/#token=${token}`,
+    url: newLink(),
+    newLink,
     async close() {
       unsubscribe();
       for (const res of sse) res.end();

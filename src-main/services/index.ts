@@ -35,6 +35,9 @@ import { createStudies } from './studies.js';
 
 export const APP_VERSION = '0.1.0';
 
+/** What a process of each mode is called in a job lease ("job … is leased to process 42 (…)"). */
+const HOLDER = { web: 'kdmri serve, web mode', electron: 'desktop app', cli: 'kdmri distill' } as const;
+
 export interface ServicesOptions {
   dbPath: string;
   /** The library home: models/ and exports/ live here. */
@@ -80,7 +83,10 @@ export function createServices(opts: ServicesOptions) {
     compare,
     saveAs: opts.saveAs,
   });
-  const jobs = createJobs(ctx, datasets, { concurrency: opts.concurrency });
+  const jobs = createJobs(ctx, datasets, {
+    concurrency: opts.concurrency,
+    holder: HOLDER[opts.mode ?? 'web'],
+  });
   const evaluation = createEvaluation(ctx);
 
   const handlers: ApiHandlers = {

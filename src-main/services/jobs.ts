@@ -13,6 +13,7 @@ import {
   type RunStatus,
 } from '../contract/domain.js';
 import { endedResult, type DataRef, type JobHandle, type JobResult } from '../distill/service.js';
+import { thisProcess } from '../store/lease.js';
 import type { ServiceContext } from './context.js';
 import type { createDatasets } from './datasets.js';
 
@@ -38,13 +39,18 @@ const labelOf = (c: DistillConfig) => `${degradationLabel(c.degradation)} · ${c
 const failedResult = (q: JobLaunch, error: string): JobResult =>
   endedResult(q.jobId, 'failed', q.backend, error);
 
+/** Renew the leases of this process's jobs this often (a foreign host's lease goes stale after 30 min). */
+const HEARTBEAT_MS = 60_000;
+
 export function createJobs(
   ctx: ServiceContext,
   datasets: ReturnType<typeof createDatasets>,
-  opts: { concurrency?: number } = {},
+  opts: { concurrency?: number; holder: string },
 ) {
   const { db, emit } = ctx;
   const concurrency = Math.max(1, opts.concurrency ?? 1);
+  /** This process as the holder of the jobs it queues and trains (one process trains a job). */
+  const holder = thisProcess(opts.holder);
   const queue: Queued[] = [];
   const live = new Map<string, { handle: JobHandle; q: Queued }>();
   /** Jobs this process launched, as last seen: listed even before (or without) their database row. */
@@ -83,6 +89,7 @@ export function createJobs(
         dbPath: ctx.dbPath,
         jobId: q.jobId,
         resume: q.resume,
+        holder: holder.label,
         ...(q.backend ? { backend: q.backend } : {}),
       },
       (event) => {
@@ -106,10 +113,29 @@ export function createJobs(
 
   function finish(q: Queued, r: JobResult): void {
     live.delete(q.jobId);
+    release(q.jobId);
     emit({ channel: 'library', what: 'jobs' });
     q.settle(r);
     pump();
   }
+
+  /** Give up this process's lease on a job (it ended, or left the queue). */
+  function release(jobId: string): void {
+    if (db.open && db.jobs.get(jobId)) db.jobs.releaseLease(jobId, holder);
+  }
+
+  /** Lease a stored job to this process, or refuse naming the live process that holds it. */
+  function lease(jobId: string): void {
+    const r = db.jobs.acquireLease(jobId, holder);
+    if (!r.ok) throw new ApiFailure('conflict', r.message, 'jobId');
+  }
+
+  const heartbeat = setInterval(() => {
+    if (!db.open) return;
+    for (const id of [...live.keys(), ...queue.map((q) => q.jobId)])
+      if (db.jobs.get(id)) db.jobs.heartbeat(id, holder);
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
 
   /** Queue a job; `done` settles with its result (never rejects). */
   function enqueue(launch: JobLaunch): { jobId: string; done: Promise<JobResult> } {
@@ -125,12 +151,16 @@ export function createJobs(
     return live.has(jobId) || queue.some((q) => q.jobId === jobId);
   }
 
-  /** The stored job `jobId`, ready to resume: refused when unknown, finished or already active here. */
+  /**
+   * The stored job `jobId`, leased to this process, ready to resume: refused when unknown, finished,
+   * already active here, or leased to another live process.
+   */
   function resumable(jobId: string) {
     if (isActive(jobId)) throw new ApiFailure('conflict', `job ${jobId} is already running`, 'jobId');
     const row = db.jobs.get(jobId);
     if (!row) throw new ApiFailure('not-found', `no job ${jobId}`, 'jobId');
     if (row.status === 'finished') throw new ApiFailure('conflict', `job ${jobId} has finished`, 'jobId');
+    lease(jobId);
     return row;
   }
 
@@ -144,6 +174,7 @@ export function createJobs(
     if (qi < 0) return false;
     const [q] = queue.splice(qi, 1);
     if (db.jobs.get(jobId)) db.jobs.update(jobId, { status: 'cancelled', endedAt: Date.now() });
+    release(jobId);
     const ev: ProgressEvent = { type: 'job-end', status: 'cancelled' };
     q.onEvent?.(ev);
     emit({ channel: 'job', jobId, event: ev });
@@ -179,7 +210,14 @@ export function createJobs(
         const datasetId = datasets.atSize(ds, req.size).id;
         // the job row exists from the start (status 'queued'), so the queue survives in the library
         const jobId = randomUUID();
-        db.jobs.create({ id: jobId, datasetId, config: req.config, status: 'queued' });
+        db.jobs.create({
+          id: jobId,
+          datasetId,
+          config: req.config,
+          status: 'queued',
+          modelsRoot: ctx.modelsRoot,
+          lease: holder,
+        });
         enqueue({ jobId, config: req.config, data: { kind: 'dataset', datasetId }, resume: true });
         return { jobId };
       },
@@ -254,7 +292,11 @@ export function createJobs(
 
     /** Drop the queue, cancel running jobs and wait for their workers to stop. */
     async close(): Promise<void> {
-      for (const q of queue.splice(0)) q.settle(endedResult(q.jobId, 'cancelled', q.backend));
+      clearInterval(heartbeat);
+      for (const q of queue.splice(0)) {
+        release(q.jobId);
+        q.settle(endedResult(q.jobId, 'cancelled', q.backend));
+      }
       const pending = [...live.values()].map((e) => {
         e.handle.cancel();
         return e.handle.done.catch(() => undefined);

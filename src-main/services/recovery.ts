@@ -4,13 +4,15 @@
  *
  *  - runs and jobs it left 'running' become 'failed' with error 'interrupted' (resumable from their
  *    checkpoints); jobs of a process that is still alive (the CLI next to the app) are left alone;
- *  - jobs it left 'queued' never started: they are marked cancelled, to be resumed by hand;
+ *  - jobs it left 'queued' never started: they are marked cancelled, to be resumed by hand (jobs queued
+ *    by another live process, whose lease says so, are left alone);
  *  - temporary folders and files of dead writers are removed: half-written model folders
  *    (`models/.tmp-<pid>-*`, restoring an `.old-*` folder whose replacement never arrived), half-written
  *    checkpoints (`checkpoint.tmp`), half-copied exports and atomic-write temporaries.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { leaseAlive } from '../store/lease.js';
 import { sweepModelRoot, sweepTempFiles } from '../store/model-files.js';
 import type { ServiceContext } from './context.js';
 
@@ -28,6 +30,7 @@ export function recoverLibrary(ctx: ServiceContext): Recovered {
   const interruptedRuns = db.runs.markInterrupted();
   const cancelledJobs: string[] = [];
   for (const j of db.jobs.list({ status: 'queued' })) {
+    if (j.lease && leaseAlive(j.lease)) continue;
     db.jobs.update(j.id, {
       status: 'cancelled',
       error: 'the app closed before this job started; resume it',

@@ -9,9 +9,12 @@
  *   dir/checkpoint/optimizer.bin     optimizer state bytes (its layout described by optimizer.manifest)
  *   dir/checkpoint/b.<name>          extra named blobs (e.g. the best epoch's weights)
  *
- * Saving writes `dir/checkpoint.tmp/`, fsyncs, then swaps it in (old → `checkpoint.old`, tmp →
- * `checkpoint`, old removed). Loading falls back to `checkpoint.old` when a crash came between the
- * two renames. One writer per run folder is assumed (the run's own worker).
+ * Two generations are kept: `dir/checkpoint/` (the latest) and `dir/checkpoint.prev/` (the one
+ * before). Saving writes `dir/checkpoint.tmp/`, fsyncs, then rotates: the previous generation is
+ * dropped, `checkpoint` → `checkpoint.prev`, tmp → `checkpoint`. Loading takes the latest, and falls
+ * back to the previous one when the latest is missing (a crash between the renames) or corrupt (a
+ * torn write, a bad sector): a resume then repeats one more epoch instead of starting over. One writer
+ * per run folder is assumed (the job's lease guarantees it).
  *
  * packTensors / unpackTensors turn named Float32Arrays into one blob + a JSON manifest (little-endian,
  * as on every platform the app runs on).
@@ -51,11 +54,15 @@ export interface LoadedCheckpoint {
   meta: JsonValue | null;
   /** Epoch ms when it was written. */
   savedAt: number;
+  /** Set when the latest checkpoint could not be used and this is the previous one: why. */
+  fellBack: string | null;
 }
 
 /** Thrown by loadCheckpoint for a checkpoint folder that exists but cannot be trusted. */
 export class CheckpointError extends StoreError {
   override name = 'CheckpointError';
+  /** Written by a newer version: not corrupt, so not a reason to fall back to an older one. */
+  newer = false;
 }
 
 interface FileEntry {
@@ -147,41 +154,59 @@ export function saveCheckpoint(dir: string, cp: Checkpoint): void {
   }
 
   const root = resolve(dir);
-  const final = join(root, 'checkpoint');
+  const final = join(root, LATEST);
+  const prev = join(root, PREVIOUS);
   const tmp = join(root, 'checkpoint.tmp');
-  const old = join(root, 'checkpoint.old');
   mkdirSync(root, { recursive: true });
   rmSync(tmp, { recursive: true, force: true }); // a previous save that crashed midway
-  if (existsSync(old)) {
-    // A crash between the two renames of a previous save: `old` is the last good checkpoint.
-    if (existsSync(final)) rmSync(old, { recursive: true, force: true });
-    else renameSync(old, final);
-  }
+  rmSync(join(root, LEGACY_OLD), { recursive: true, force: true });
   mkdirSync(tmp);
   try {
     // The manifest goes last: a tmp folder with a manifest is complete.
     writeFilesInto(tmp, { ...files, [MANIFEST]: manifestText }, w);
-    if (existsSync(final)) renameSync(final, old);
-    renameSync(tmp, final);
   } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (!existsSync(final) && existsSync(old)) renameSync(old, final);
+    rmSync(tmp, { recursive: true, force: true }); // a full disk gets its space back at once
     throw err;
   }
-  rmSync(old, { recursive: true, force: true });
+  // Rotate. A crash anywhere here leaves at least one complete generation behind.
+  if (existsSync(final)) {
+    rmSync(prev, { recursive: true, force: true });
+    renameSync(final, prev);
+  }
+  renameSync(tmp, final);
 }
 
+const LATEST = 'checkpoint';
+const PREVIOUS = 'checkpoint.prev';
+/** Written by earlier versions between their two renames; read as a last resort, never written. */
+const LEGACY_OLD = 'checkpoint.old';
+
 /**
- * The checkpoint in `dir`, or null when there is none. Throws CheckpointError when one exists but
- * is corrupt (unreadable manifest, missing file, size or checksum mismatch).
+ * The newest usable checkpoint in `dir` (see the module comment), or null when there is none. Throws
+ * CheckpointError when every generation present is corrupt (unreadable manifest, missing file, size or
+ * checksum mismatch), naming the problem of each.
  */
 export function loadCheckpoint(dir: string): LoadedCheckpoint | null {
   const root = resolve(dir);
-  let folder = join(root, 'checkpoint');
-  if (!existsSync(folder)) {
-    folder = join(root, 'checkpoint.old');
-    if (!existsSync(folder)) return null;
+  const folders = [LATEST, PREVIOUS, LEGACY_OLD].map((f) => join(root, f)).filter((f) => existsSync(f));
+  if (folders.length === 0) return null;
+  const problems: string[] = [];
+  for (const folder of folders) {
+    try {
+      const cp = loadGeneration(folder);
+      const fellBack = problems.length
+        ? `${problems.join('; ')}; resuming from the previous checkpoint (epoch ${cp.epoch + 1}) instead`
+        : null;
+      return { ...cp, fellBack };
+    } catch (err) {
+      if (!(err instanceof CheckpointError) || (err as CheckpointError).newer) throw err;
+      problems.push(err.message);
+    }
   }
+  throw new CheckpointError(problems.join('; '));
+}
+
+function loadGeneration(folder: string): Omit<LoadedCheckpoint, 'fellBack'> {
   const bad = (why: string) => new CheckpointError(`corrupt checkpoint ${folder}: ${why}`);
   let m: Manifest;
   try {
@@ -192,9 +217,11 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint | null {
   if (typeof m !== 'object' || m === null || m.format !== CHECKPOINT_FORMAT)
     throw bad('not a KD-MRI checkpoint');
   if (m.version > CHECKPOINT_VERSION) {
-    throw new CheckpointError(
+    const e = new CheckpointError(
       `checkpoint ${folder} has format version ${m.version}, newer than this application understands`,
     );
+    e.newer = true;
+    throw e;
   }
   if (!Number.isInteger(m.epoch) || !m.files || typeof m.files !== 'object' || !m.weights) {
     throw bad('manifest is incomplete');
@@ -235,7 +262,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint | null {
 /** Remove the run's checkpoint (e.g. once the run finished and its model is saved). */
 export function removeCheckpoint(dir: string): void {
   const root = resolve(dir);
-  for (const f of ['checkpoint', 'checkpoint.tmp', 'checkpoint.old']) {
+  for (const f of [LATEST, PREVIOUS, 'checkpoint.tmp', LEGACY_OLD]) {
     rmSync(join(root, f), { recursive: true, force: true });
   }
 }

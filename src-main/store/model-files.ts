@@ -59,16 +59,48 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Write and fsync one file (created or truncated). */
+/** errno codes of a write that failed for want of space (the disk, a quota, a file-size limit). */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
+
+/** Thrown when a file cannot be written because its disk is full: names the file and what to do. */
+export class DiskFullError extends StoreError {
+  override name = 'DiskFullError';
+  constructor(readonly path: string) {
+    super(`no space left on the disk holding ${path}: free some space, then resume`);
+  }
+}
+
+/**
+ * A failure as one line for the user: a full disk (ours, or SQLite's SQLITE_FULL on `dbPath`) says so
+ * and what to do; anything else is its own message.
+ */
+export function describeWriteFailure(err: unknown, dbPath: string): string {
+  if (err instanceof DiskFullError) return err.message;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_FULL') return new DiskFullError(dbPath).message;
+  if (typeof code === 'string' && NO_SPACE.has(code)) {
+    const path = (err as { path?: string }).path;
+    return new DiskFullError(path ?? 'the library').message;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Write and fsync one file (created or truncated); a full disk is a DiskFullError naming the file. */
 function writeDurable(path: string, data: Uint8Array | string): void {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const fd = openSync(path, 'w');
   try {
-    let off = 0;
-    while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(path, 'w');
+    try {
+      let off = 0;
+      while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && NO_SPACE.has(code)) throw new DiskFullError(path);
+    throw err;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -28,11 +28,11 @@ function config(epochs: number, steps: DistillConfig['steps']): DistillConfig {
   return { ...c, steps, training: { ...c.training, epochs } };
 }
 
-function request(dir: string, cfg: DistillConfig, jobId?: string): JobRequest {
+function request(dir: string, cfg: DistillConfig, jobId?: string, models = 'models'): JobRequest {
   return {
     config: cfg,
     data: { kind: 'path', size: SIZE },
-    modelsRoot: join(dir, 'models'),
+    modelsRoot: join(dir, models),
     dbPath: join(dir, 'kdmri.db'),
     backend: 'wasm',
     jobId,
@@ -130,6 +130,66 @@ test('a cancelled job resumes from its checkpoint to the same weights as an unin
   const a = readFileSync(join(straight.models.teacher!.dir, 'weights.bin'));
   const b = readFileSync(join(resumed.models.teacher!.dir, 'weights.bin'));
   assert.ok(a.equals(b), 'resumed weights differ from the uninterrupted run');
+});
+
+/** Train `epochs` epochs of a teacher-only job, stopping it after `stopAfter`. */
+async function interrupted(dir: string, jobId: string, epochs: number, stopAfter: number) {
+  let seen = 0;
+  const r = await runJobRequest(request(dir, config(epochs, ['teacher'])), jobId, {
+    onEvent: (e) => {
+      if (e.type === 'epoch') seen++;
+    },
+    shouldStop: () => seen >= stopAfter,
+  });
+  assert.equal(r.status, 'cancelled', r.error);
+}
+
+test("a resume continues from the job's own checkpoint folder, whatever folder it is asked to use", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kdmri-moved-'));
+  await interrupted(dir, 'moved', 2, 1);
+  const events: ProgressEvent[] = [];
+  const resumed = await runJobRequest(
+    { ...request(dir, config(2, ['teacher']), 'moved', 'elsewhere'), resume: true },
+    'moved',
+    { onEvent: (e) => events.push(e), shouldStop: () => false },
+  );
+  assert.equal(resumed.status, 'finished', resumed.error);
+  const start = events.find((e) => e.type === 'step-start');
+  assert.ok(start && start.type === 'step-start');
+  assert.equal(start.startEpoch, 1, 'resumed after the checkpointed epoch, not from epoch 0');
+  assert.equal(resumed.models.teacher!.dir, join(dir, 'models', 'moved-teacher'));
+  assert.equal(existsSync(join(dir, 'elsewhere')), false, 'nothing written to the other folder');
+  const db = openDatabase(join(dir, 'kdmri.db'));
+  assert.equal(db.jobs.get('moved')!.modelsRoot, join(dir, 'models'));
+  db.close();
+});
+
+test('a corrupt latest checkpoint: the job resumes from the previous one and says so', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kdmri-corrupt-'));
+  await interrupted(dir, 'torn', 3, 2);
+  const cp = join(dir, 'models', 'checkpoints', 'torn', 'teacher');
+  assert.deepEqual(readdirSync(cp).sort(), ['checkpoint', 'checkpoint.prev']);
+  // a torn write of the newest generation (same length, other bytes)
+  const opt = join(cp, 'checkpoint', 'optimizer.bin');
+  writeFileSync(opt, Buffer.alloc(readFileSync(opt).length, 7));
+  const events: ProgressEvent[] = [];
+  const resumed = await runJobRequest(
+    { ...request(dir, config(3, ['teacher']), 'torn'), resume: true },
+    'torn',
+    {
+      onEvent: (e) => events.push(e),
+      shouldStop: () => false,
+    },
+  );
+  assert.equal(resumed.status, 'finished', resumed.error);
+  const start = events.find((e) => e.type === 'step-start');
+  assert.ok(start && start.type === 'step-start' && start.startEpoch === 1, 'one epoch repeated');
+  const warn = events.find((e) => e.type === 'log' && e.level === 'warn');
+  assert.ok(warn && warn.type === 'log');
+  assert.match(
+    warn.message,
+    /optimizer\.bin does not match its checksum; resuming from the previous checkpoint \(epoch 1\)/,
+  );
 });
 
 test('the service runs a job in a worker thread and streams its progress', async () => {

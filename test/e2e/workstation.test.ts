@@ -95,7 +95,7 @@ after(async () => {
 
 const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
-e2e('the page loads with the token from its URL, and the token leaves the address bar', async () => {
+e2e('the one-time login link opens the app; the token never shows in the address bar', async () => {
   await page.getByTestId('nav-studies').waitFor();
   assert.equal(
     await page
@@ -104,8 +104,9 @@ e2e('the page loads with the token from its URL, and the token leaves the addres
       .then((t) => t?.includes('Web mode')),
     true,
   );
-  assert.ok(!page.url().includes('token='), 'token removed from the address bar');
-  // a page opened without the token cannot use the API
+  assert.equal(page.url(), `http://127.0.0.1:${server.port}/`, 'the login link redirected to the app');
+  assert.ok(!page.url().includes(server.token));
+  // another browser (no session cookie) cannot use the API, and is told how to log in
   const other = await browser.newPage();
   const status = await other.goto(`http://127.0.0.1:${server.port}/`).then(() =>
     other.evaluate(
@@ -120,6 +121,10 @@ e2e('the page loads with the token from its URL, and the token leaves the addres
     ),
   );
   assert.equal(status, 401);
+  await other.getByTestId('login-needed').waitFor();
+  // the link the page was opened with is spent
+  const reused = await other.goto(server.url);
+  assert.equal(reused?.status(), 401);
   await other.close();
 });
 

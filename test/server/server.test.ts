@@ -7,7 +7,13 @@ import { request } from 'node:http';
 import { createServices, type Services } from '../../src-main/services/index.js';
 import { engine } from '../../src-main/services/engine.js';
 import { everyAccRow, quickJob } from './doubles.js';
-import { startServer, type RunningServer, CSP } from '../../src-main/server/server.js';
+import {
+  startServer,
+  type RunningServer,
+  CSP,
+  MAX_BODY,
+  MAX_EVENT_STREAMS,
+} from '../../src-main/server/server.js';
 import { decodeWire, type ApiEvent, type ApiResult, type AppInfo } from '../../src-main/contract/api.js';
 import { openDatabase } from '../../src-main/store/db.js';
 
@@ -54,7 +60,7 @@ before(async () => {
       ),
     },
   });
-  server = await startServer({ services, staticDir });
+  server = await startServer({ services, staticDir, linkTtlMs: 1500 });
 });
 
 after(async () => {
@@ -71,12 +77,21 @@ interface Reply {
 function http(
   method: string,
   path: string,
-  opts: { body?: string; token?: string | null; host?: string; type?: string } = {},
+  opts: {
+    body?: string | Buffer;
+    token?: string | null;
+    host?: string;
+    type?: string;
+    cookie?: string;
+    chunked?: boolean;
+  } = {},
 ): Promise<Reply> {
   return new Promise((ok, ko) => {
     const headers: Record<string, string> = { 'content-type': opts.type ?? 'application/json' };
     if (opts.token !== null) headers['x-kdmri-token'] = opts.token ?? server.token;
     if (opts.host) headers.host = opts.host;
+    if (opts.cookie) headers.cookie = opts.cookie;
+    if (opts.chunked) headers['transfer-encoding'] = 'chunked';
     const req = request({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -91,8 +106,85 @@ function http(
 const call = (op: string, body: unknown, token?: string | null) =>
   http('POST', `/api/${op}`, { body: JSON.stringify(body), token });
 
-test('URL carries the token in the fragment and binds to 127.0.0.1', () => {
-  assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{64}$/);
+test('the URL to open is a one-time login link on 127.0.0.1, never the token', () => {
+  assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+\/login\?code=[0-9a-f]{48}$/);
+  assert.ok(!server.url.includes(server.token));
+});
+
+test('a login link is exchanged once for the token in an HttpOnly cookie; used or expired links are refused', async () => {
+  const link = new URL(server.newLink());
+  const r = await http('GET', link.pathname + link.search, { token: null });
+  assert.equal(r.status, 303);
+  assert.equal(r.headers.location, '/');
+  const set = String(r.headers['set-cookie']);
+  assert.match(set, new RegExp(`^kdmri_token=${server.token}; HttpOnly; SameSite=Strict; Path=/$`));
+  const cookie = set.split(';')[0];
+  // the cookie opens the API and the event stream
+  assert.equal((await http('POST', '/api/appInfo', { body: '{}', token: null, cookie })).status, 200);
+  // single use
+  const again = await http('GET', link.pathname + link.search, { token: null });
+  assert.equal(again.status, 401);
+  assert.match(again.text, /expired or was already used/);
+  assert.equal(again.headers['set-cookie'], undefined);
+  // short-lived (1.5 s in this test, 5 minutes by default)
+  const late = new URL(server.newLink());
+  await new Promise((ok) => setTimeout(ok, 1600));
+  assert.equal((await http('GET', late.pathname + late.search, { token: null })).status, 401);
+  assert.equal((await http('GET', '/login?code=nope', { token: null })).status, 401);
+});
+
+test('a body over the limit gets 413, not a reset connection', async () => {
+  const big = Buffer.alloc(MAX_BODY + 10, 32);
+  const declared = await http('POST', '/api/listDatasets', { body: big });
+  assert.equal(declared.status, 413);
+  const res = decodeWire<ApiResult<unknown>>(declared.text);
+  assert.ok(!res.ok && /over the 1048576 byte limit/.test(res.error.message));
+  const chunked = await http('POST', '/api/listDatasets', { body: big, chunked: true });
+  assert.equal(chunked.status, 413);
+  // the server goes on serving
+  assert.equal((await call('listDatasets', {})).status, 200);
+});
+
+test('Server-Sent-Events connections are capped, with a clear error past the cap', async () => {
+  const open: ReturnType<typeof request>[] = [];
+  const statuses: number[] = [];
+  const connect = () =>
+    new Promise<{ status: number; text: string }>((ok, ko) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/api/events',
+          headers: { 'x-kdmri-token': server.token },
+        },
+        (res) => {
+          if (res.statusCode === 200) return ok({ status: 200, text: '' });
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => ok({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', ko);
+      req.end();
+      open.push(req);
+    });
+  try {
+    for (let i = 0; i < MAX_EVENT_STREAMS; i++) statuses.push((await connect()).status);
+    assert.deepEqual(statuses, new Array(MAX_EVENT_STREAMS).fill(200));
+    const over = await connect();
+    assert.equal(over.status, 503);
+    assert.match(
+      decodeWire<ApiResult<unknown>>(over.text).ok ? '' : over.text,
+      /too many event streams open/,
+    );
+  } finally {
+    for (const r of open) r.destroy();
+  }
+  // closed streams free their places
+  await new Promise((ok) => setTimeout(ok, 100));
+  const again = await connect();
+  assert.equal(again.status, 200);
+  open.at(-1)!.destroy();
 });
 
 test('every /api/ route refuses a request without the token (401)', async () => {
@@ -103,10 +195,14 @@ test('every /api/ route refuses a request without the token (401)', async () => 
   }
   assert.equal((await call('appInfo', {}, 'wrong')).status, 401);
   assert.equal((await http('GET', '/api/events', { token: null })).status, 401);
-  assert.equal((await http('GET', '/api/events?token=nope', { token: null })).status, 401);
-  // the query-string token is accepted only by the event stream
+  // a token in a URL is never accepted (URLs end up in logs and process arguments)
+  assert.equal((await http('GET', `/api/events?token=${server.token}`, { token: null })).status, 401);
   assert.equal(
     (await http('POST', `/api/appInfo?token=${server.token}`, { body: '{}', token: null })).status,
+    401,
+  );
+  assert.equal(
+    (await http('POST', '/api/appInfo', { body: '{}', token: null, cookie: 'kdmri_token=x' })).status,
     401,
   );
 });
@@ -166,8 +262,8 @@ test('job progress streams over Server-Sent Events', async () => {
       {
         host: '127.0.0.1',
         port: server.port,
-        path: `/api/events?token=${server.token}`,
-        headers: { accept: 'text/event-stream' },
+        path: '/api/events',
+        headers: { accept: 'text/event-stream', 'x-kdmri-token': server.token },
       },
       (res) => {
         assert.equal(res.statusCode, 200);

@@ -4,6 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -438,5 +439,35 @@ test('compare on a library series: all its slices, models of any dataset at thei
   assert.deepEqual([c.h, c.w], [6, 6]);
   assert.ok(c.viewports.every((v) => v.image !== null));
   assert.equal(c.source, `series ${uid}`);
+  await s.close();
+});
+
+test('start-up sweeps what dead writers left: half-written model folders, checkpoints, exports, temporaries', async () => {
+  const { dir, dbPath } = setup(false);
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const models = join(dir, 'models');
+  const leftovers = [
+    join(models, `.tmp-${dead}-0a1b2c`), // a model folder cut short
+    join(models, 'checkpoints', 'job-x', 'teacher', 'checkpoint.tmp'), // a checkpoint save cut short
+    join(dir, 'exports', `teacher-1.tmp-${dead}-abcdef`), // a model export cut short
+    join(dir, 'exports', `compare.png.tmp-${dead}-123456`), // an atomic file write cut short
+  ];
+  for (const p of leftovers) {
+    mkdirSync(join(p, '..'), { recursive: true });
+    if (p.endsWith('.png.tmp-' + dead + '-123456')) writeFileSync(p, 'half');
+    else mkdirSync(p);
+  }
+  const aside = join(models, `.old-${dead}-fedcba.kd-model`); // moved aside, replacement never came
+  mkdirSync(aside);
+  writeFileSync(join(aside, 'model.json'), '{}');
+  const mine = join(models, `.tmp-${process.pid}-999999`); // a live writer's: left alone
+  mkdirSync(mine);
+  const complete = join(models, 'checkpoints', 'job-x', 'teacher', 'checkpoint');
+  mkdirSync(complete);
+  const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
+  assert.deepEqual([...s.recovered.swept].sort(), [...leftovers, aside].sort());
+  for (const p of leftovers) assert.equal(existsSync(p), false, p);
+  assert.equal(readFileSync(join(models, 'kd-model', 'model.json'), 'utf8'), '{}', 'restored');
+  assert.ok(existsSync(mine) && existsSync(complete));
   await s.close();
 });

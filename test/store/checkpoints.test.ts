@@ -109,6 +109,32 @@ test('corrupt checkpoints raise CheckpointError naming the folder and the proble
   assert.equal(loadCheckpoint(dir)!.epoch, 4);
 });
 
+test('two generations are kept; a corrupt latest checkpoint falls back to the previous one', () => {
+  const dir = tempDir();
+  saveCheckpoint(dir, sample(1));
+  saveCheckpoint(dir, sample(2));
+  saveCheckpoint(dir, sample(3));
+  assert.deepEqual(readdirSync(dir).sort(), ['checkpoint', 'checkpoint.prev']);
+  const latest = loadCheckpoint(dir)!;
+  assert.deepEqual([latest.epoch, latest.fellBack], [3, null]);
+  // a torn write of the latest generation: same size, other bytes
+  writeFileSync(join(dir, 'checkpoint', 'optimizer.bin'), new Uint8Array(8).fill(1));
+  const cp = loadCheckpoint(dir)!;
+  assert.equal(cp.epoch, 2);
+  assert.deepEqual(cp.weights['weights.bin'], new Uint8Array([2, 1, 2, 3]));
+  assert.match(cp.fellBack ?? '', /checkpoint\/?: optimizer\.bin does not match its checksum/);
+  assert.match(cp.fellBack ?? '', /resuming from the previous checkpoint \(epoch 3\)/);
+  // both generations corrupt: an error naming both
+  writeFileSync(join(dir, 'checkpoint.prev', 'manifest.json'), '{');
+  assert.throws(
+    () => loadCheckpoint(dir),
+    (e: Error) =>
+      e instanceof CheckpointError &&
+      /checkpoint:.*checksum/.test(e.message) &&
+      /checkpoint\.prev:/.test(e.message),
+  );
+});
+
 test('a checkpoint from a newer format version is refused clearly', () => {
   const dir = tempDir();
   saveCheckpoint(dir, sample(1));

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { StoreError } from '../../src-main/store/db.js';
+import { FOREIGN_LEASE_STALE_MS, processStart, thisProcess } from '../../src-main/store/lease.js';
 import { CONFIG, card, memoryDb, modelRow, seeded } from './helpers.js';
 
 const METRICS = { psnr: 30, ssim: 0.9, nmse: 0.01, psnrStd2: 1, ssimStd2: 0.02, nmseStd2: 0.001 };
@@ -518,4 +519,49 @@ test('StoreError is what bad input raises', () => {
     assert.ok(err instanceof StoreError);
     assert.equal((err as Error).name, 'StoreError');
   }
+});
+
+test('job leases: one holder at a time; refused naming the live holder; a dead or reused pid is taken over', () => {
+  const { db, jobId } = seeded();
+  const me = thisProcess('kdmri serve, web mode');
+  assert.deepEqual(db.jobs.acquireLease(jobId, me), { ok: true });
+  assert.deepEqual(db.jobs.acquireLease(jobId, me, 5), { ok: true }, 'the holder renews its own lease');
+  assert.equal(db.jobs.get(jobId)!.lease!.at, 5);
+  // another live process on this host: refused, naming it
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+  try {
+    const other = { pid: child.pid!, host: me.host, start: processStart(child.pid!), label: 'kdmri distill' };
+    const r = db.jobs.acquireLease(jobId, other);
+    assert.ok(!r.ok);
+    assert.match(
+      r.message,
+      new RegExp(
+        `^job ${jobId} is leased to process ${process.pid} \\(kdmri serve, web mode\\) on host ${me.host}`,
+      ),
+    );
+    db.jobs.releaseLease(jobId, other); // not its lease: nothing happens
+    assert.equal(db.jobs.get(jobId)!.lease!.pid, process.pid);
+    db.jobs.releaseLease(jobId, me);
+    assert.equal(db.jobs.get(jobId)!.lease, null);
+    // now the other process holds it; this one is refused
+    assert.ok(db.jobs.acquireLease(jobId, other).ok);
+    assert.match((db.jobs.acquireLease(jobId, me) as { message: string }).message, /kdmri distill/);
+    // the holder's pid reused by a later process (other start time): not the holder any more
+    db.sqlite.prepare(`UPDATE jobs SET lease_start = 'not-its-start' WHERE id = ?`).run(jobId);
+    assert.ok(db.jobs.acquireLease(jobId, me).ok, 'a reused pid does not hold the lease');
+  } finally {
+    child.kill('SIGKILL');
+  }
+  // a holder that died: taken over
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  db.jobs.releaseLease(jobId, me);
+  assert.ok(db.jobs.acquireLease(jobId, { pid: dead, host: me.host, start: null, label: 'x' }).ok);
+  assert.ok(db.jobs.acquireLease(jobId, me).ok, 'the lease of a dead process is taken over');
+  // a holder on another host (a shared library folder): live while its heartbeat is recent
+  db.jobs.releaseLease(jobId, me);
+  const remote = { pid: 1, host: 'other-host', start: null, label: 'desktop app' };
+  assert.ok(db.jobs.acquireLease(jobId, remote, Date.now()).ok);
+  assert.ok(!db.jobs.acquireLease(jobId, me).ok);
+  db.jobs.heartbeat(jobId, remote, Date.now() - FOREIGN_LEASE_STALE_MS - 1);
+  assert.ok(db.jobs.acquireLease(jobId, me).ok, 'a silent foreign holder is taken over');
 });

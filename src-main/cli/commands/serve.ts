@@ -1,6 +1,8 @@
 /**
  * `kdmri serve [--port N] [--db FILE] [--data-dir DIR] [--no-open]`: web mode. Serves the workstation
- * on 127.0.0.1 and prints the URL (with its per-launch token); opens a browser on a desktop.
+ * on 127.0.0.1 and prints a one-time login link (usable once, for five minutes; Enter in the terminal
+ * prints a new one); opens a browser on a desktop. The link carries a code, never the access token,
+ * so the browser's command line gives nothing away once the code is used.
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -25,11 +27,17 @@ export async function serve(o: ServeOptions): Promise<void> {
   const dbPath = paths.dbPath;
   const services = createServices({ dbPath, dataDir, mode: 'web' });
   const server = await startServer({ services, port: o.port });
-  process.stdout.write(`KD-MRI Workstation (web mode) at ${server.url}\n`);
-  process.stdout.write(`library: ${dbPath}\nPress Ctrl+C to stop.\n`);
+  process.stdout.write(`KD-MRI Workstation (web mode) at http://127.0.0.1:${server.port}/\n`);
+  process.stdout.write(`open (once, within 5 minutes): ${server.url}\n`);
+  process.stdout.write(
+    `library: ${dbPath}\nPress Ctrl+C to stop${process.stdin.isTTY ? ', Enter for a new login link' : ''}.\n`,
+  );
+  const onLine = () => process.stdout.write(`open (once, within 5 minutes): ${server.newLink()}\n`);
+  if (process.stdin.isTTY) process.stdin.on('data', onLine);
   void ensureSample(services, (l) => process.stdout.write(`${l}\n`));
   if (o.open && process.env.DISPLAY && !process.env.CI) {
-    const child = spawn('xdg-open', [server.url], { stdio: 'ignore', detached: true });
+    // its own one-time link: the printed one stays usable; either is worthless once used
+    const child = spawn('xdg-open', [server.newLink()], { stdio: 'ignore', detached: true });
     child.on('error', () => process.stdout.write('(could not open a browser: open the URL above)\n'));
     child.unref();
   }
@@ -39,6 +47,8 @@ export async function serve(o: ServeOptions): Promise<void> {
     process.once('SIGTERM', stop);
   });
   process.stdout.write('stopping…\n');
+  process.stdin.off('data', onLine);
+  process.stdin.pause();
   await server.close();
   await services.close();
 }

@@ -10,6 +10,7 @@ import { migration001Core } from './001_core.js';
 import { migration002Library } from './002_library.js';
 import { migration003Results } from './003_results.js';
 import { migration004Pseudonyms } from './004_pseudonyms.js';
+import { migration005Safety } from './005_safety.js';
 
 export type { Migration } from './types.js';
 
@@ -20,4 +21,5 @@ export const MIGRATIONS: Migration[] = [
   migration002Library,
   migration003Results,
   migration004Pseudonyms,
+  migration005Safety,
 ];

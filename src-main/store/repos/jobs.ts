@@ -20,6 +20,7 @@ import {
   toJson,
   zodProblem,
 } from '../util.js';
+import { describeHolder, leaseAlive, sameProcess, type Lease, type LeaseHolder } from '../lease.js';
 
 export interface JobRow {
   /** A UUID (text). */
@@ -35,6 +36,10 @@ export interface JobRow {
   error: string | null;
   /** Process that last set the job running. */
   pid: number | null;
+  /** Folder of the job's model folders and checkpoints (null for jobs made before it was recorded). */
+  modelsRoot: string | null;
+  /** The process the job is leased to, or null (see acquireLease). */
+  lease: Lease | null;
 }
 
 export interface NewJob {
@@ -47,6 +52,9 @@ export interface NewJob {
   backend?: BackendName | null;
   createdAt?: number;
   startedAt?: number | null;
+  modelsRoot?: string | null;
+  /** Lease the new job to this process. */
+  lease?: LeaseHolder;
 }
 
 export interface JobPatch {
@@ -55,6 +63,7 @@ export interface JobPatch {
   startedAt?: number | null;
   endedAt?: number | null;
   error?: string | null;
+  modelsRoot?: string | null;
 }
 
 export interface JobFilter {
@@ -73,7 +82,16 @@ interface JobSql {
   ended_at: number | null;
   error: string | null;
   pid: number | null;
+  models_root: string | null;
+  lease_pid: number | null;
+  lease_host: string | null;
+  lease_start: string | null;
+  lease_label: string | null;
+  lease_at: number | null;
 }
+
+/** The outcome of acquireLease: the lease, or the live process that holds it. */
+export type LeaseResult = { ok: true } | { ok: false; holder: Lease; message: string };
 
 function toRow(r: JobSql): JobRow {
   return {
@@ -87,6 +105,17 @@ function toRow(r: JobSql): JobRow {
     endedAt: r.ended_at,
     error: r.error,
     pid: r.pid,
+    modelsRoot: r.models_root,
+    lease:
+      r.lease_pid === null
+        ? null
+        : {
+            pid: r.lease_pid,
+            host: r.lease_host ?? '',
+            start: r.lease_start,
+            label: r.lease_label ?? 'another process',
+            at: r.lease_at ?? 0,
+          },
   };
 }
 
@@ -118,6 +147,12 @@ export class JobRepo {
       createdAt: checkTime(j.createdAt ?? Date.now(), `${w}: createdAt`),
       startedAt: checkNullable(j.startedAt, (t) => checkTime(t, `${w}: startedAt`)),
       pid: status === 'running' ? process.pid : null,
+      modelsRoot: checkNullable(j.modelsRoot, (d) => checkString(d, `${w}: modelsRoot`)),
+      leasePid: j.lease?.pid ?? null,
+      leaseHost: j.lease?.host ?? null,
+      leaseStart: j.lease?.start ?? null,
+      leaseLabel: j.lease?.label ?? null,
+      leaseAt: j.lease ? Date.now() : null,
     };
     this.db.transaction(() => {
       if (!this.db.prepare('SELECT 1 FROM datasets WHERE id = ?').get(datasetId)) {
@@ -126,8 +161,10 @@ export class JobRepo {
       if (this.byId.get(id)) throw new StoreError(`${w}: job ${id} already exists`);
       this.db
         .prepare(
-          `INSERT INTO jobs (id, dataset_id, config, status, backend, created_at, started_at, pid)
-           VALUES (@id, @datasetId, @config, @status, @backend, @createdAt, @startedAt, @pid)`,
+          `INSERT INTO jobs (id, dataset_id, config, status, backend, created_at, started_at, pid, models_root,
+                             lease_pid, lease_host, lease_start, lease_label, lease_at)
+           VALUES (@id, @datasetId, @config, @status, @backend, @createdAt, @startedAt, @pid, @modelsRoot,
+                   @leasePid, @leaseHost, @leaseStart, @leaseLabel, @leaseAt)`,
         )
         .run(row);
     })();
@@ -188,6 +225,11 @@ export class JobRepo {
         checkNullable(patch.endedAt, (t) => checkTime(t, `${w}: endedAt`)),
       );
     if (patch.error !== undefined) set('error', patch.error === null ? null : String(patch.error));
+    if (patch.modelsRoot !== undefined)
+      set(
+        'models_root',
+        checkNullable(patch.modelsRoot, (d) => checkString(d, `${w}: modelsRoot`)),
+      );
     if (sets.length > 0) {
       const info = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE id = @id`).run(params);
       if (info.changes === 0) throw new StoreError(`jobs.update: no job ${id}`);
@@ -195,5 +237,50 @@ export class JobRepo {
     const row = this.get(id);
     if (!row) throw new StoreError(`jobs.update: no job ${id}`);
     return row;
+  }
+
+  /**
+   * Lease the job to `holder`, in one IMMEDIATE transaction (two processes cannot both win): refused
+   * while another live process holds it; the lease of a process that died is taken over; the holder's
+   * own lease is renewed. Throws StoreError for an unknown job.
+   */
+  acquireLease(id: string, holder: LeaseHolder, now = Date.now()): LeaseResult {
+    return this.db
+      .transaction((): LeaseResult => {
+        const row = this.get(id);
+        if (!row) throw new StoreError(`jobs.acquireLease: no job ${id}`);
+        const held = row.lease;
+        if (held && !sameProcess(held, holder) && leaseAlive(held, now)) {
+          return {
+            ok: false,
+            holder: held,
+            message: `job ${id} is leased to ${describeHolder(held)}: stop it there, or wait for it to finish`,
+          };
+        }
+        this.db
+          .prepare(
+            `UPDATE jobs SET lease_pid = ?, lease_host = ?, lease_start = ?, lease_label = ?, lease_at = ? WHERE id = ?`,
+          )
+          .run(holder.pid, holder.host, holder.start, holder.label, now, id);
+        return { ok: true };
+      })
+      .immediate();
+  }
+
+  /** Renew `holder`'s lease on the job (no-op when it does not hold it). */
+  heartbeat(id: string, holder: LeaseHolder, now = Date.now()): void {
+    this.db
+      .prepare(`UPDATE jobs SET lease_at = ? WHERE id = ? AND lease_pid = ? AND lease_host = ?`)
+      .run(now, id, holder.pid, holder.host);
+  }
+
+  /** Give the lease up (no-op when `holder` does not hold it). */
+  releaseLease(id: string, holder: LeaseHolder): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET lease_pid = NULL, lease_host = NULL, lease_start = NULL, lease_label = NULL, lease_at = NULL
+          WHERE id = ? AND lease_pid = ? AND lease_host = ?`,
+      )
+      .run(id, holder.pid, holder.host);
   }
 }

@@ -21,6 +21,7 @@ import {
   StoreError,
   toJson,
 } from '../util.js';
+import { leaseAlive } from '../lease.js';
 import { checkConfig } from './jobs.js';
 
 export interface RunRow {
@@ -263,31 +264,50 @@ export class RunRepo {
 
   /**
    * Call once at startup, before starting any job: runs left 'running' by a crashed process become
-   * 'failed' with error 'interrupted' so they can be resumed from their checkpoint; so do their jobs.
-   * Runs owned by another live process (a CLI training next to the app) are left alone.
-   * Returns the ids of the runs marked.
+   * 'failed' with error 'interrupted' so they can be resumed from their checkpoint; so do their jobs,
+   * and their leases are released. Jobs of another live process (a CLI training next to the app) are
+   * left alone: a job's lease decides when it has one (it tells a reused pid from its holder), else
+   * the pid that set it running. Returns the ids of the runs marked.
    */
   markInterrupted(now = Date.now()): number[] {
     return this.db.transaction(() => {
+      const jobs = this.db.prepare(`SELECT * FROM jobs WHERE status = 'running'`).all() as {
+        id: string;
+        pid: number | null;
+        lease_pid: number | null;
+        lease_host: string | null;
+        lease_start: string | null;
+        lease_label: string | null;
+        lease_at: number | null;
+      }[];
+      const jobAlive = (j: (typeof jobs)[number]) =>
+        j.lease_pid !== null
+          ? leaseAlive({
+              pid: j.lease_pid,
+              host: j.lease_host ?? '',
+              start: j.lease_start,
+              label: j.lease_label ?? '',
+              at: j.lease_at ?? 0,
+            })
+          : !isOrphaned(j.pid);
+      const liveJobs = new Set(jobs.filter(jobAlive).map((j) => j.id));
       const running = this.db.prepare(`SELECT id, job_id, pid FROM runs WHERE status = 'running'`).all() as {
         id: number;
         job_id: string;
         pid: number | null;
       }[];
-      const orphaned = running.filter((r) => isOrphaned(r.pid));
+      const orphaned = running.filter((r) => !liveJobs.has(r.job_id) && isOrphaned(r.pid));
       const markRun = this.db.prepare(
         `UPDATE runs SET status = 'failed', error = 'interrupted', ended_at = ?, pid = NULL WHERE id = ?`,
       );
       for (const r of orphaned) markRun.run(now, r.id);
       // The jobs: every orphaned 'running' job, whether or not one of its runs was mid-training.
-      const jobs = this.db.prepare(`SELECT id, pid FROM jobs WHERE status = 'running'`).all() as {
-        id: string;
-        pid: number | null;
-      }[];
       const markJob = this.db.prepare(
-        `UPDATE jobs SET status = 'failed', error = 'interrupted', ended_at = ?, pid = NULL WHERE id = ?`,
+        `UPDATE jobs SET status = 'failed', error = 'interrupted', ended_at = ?, pid = NULL,
+           lease_pid = NULL, lease_host = NULL, lease_start = NULL, lease_label = NULL, lease_at = NULL
+         WHERE id = ?`,
       );
-      for (const j of jobs) if (isOrphaned(j.pid)) markJob.run(now, j.id);
+      for (const j of jobs) if (!liveJobs.has(j.id)) markJob.run(now, j.id);
       return orphaned.map((r) => r.id);
     })();
   }

@@ -27,27 +27,16 @@ interface Transport {
   pickPaths: (() => Promise<string[]>) | null;
 }
 
-const TOKEN_KEY = 'kdmri-token';
-
-/** The web-mode token: from the URL fragment the page was opened with (kept for reloads of this tab). */
-function webToken(): string {
-  const m = /(?:^#|&)token=([0-9a-fA-F]+)/.exec(location.hash);
-  if (m) {
-    sessionStorage.setItem(TOKEN_KEY, m[1]);
-    // keep it out of the address bar and history from now on
-    history.replaceState(null, '', location.pathname + location.search);
-    return m[1];
-  }
-  return sessionStorage.getItem(TOKEN_KEY) ?? '';
-}
-
+/**
+ * Web mode authenticates with an HttpOnly cookie, set when the page was opened through the one-time
+ * link `kdmri serve` printed: the page itself never sees the token (nor puts it in a URL).
+ */
 function webTransport(): Transport {
-  const token = webToken();
   const listeners = new Set<(e: ApiEvent) => void>();
   let source: EventSource | null = null;
   const connect = () => {
-    if (source || !token) return;
-    source = new EventSource(`/api/events?token=${encodeURIComponent(token)}`);
+    if (source) return;
+    source = new EventSource('/api/events');
     source.onmessage = (m: MessageEvent<string>) => {
       const e = decodeWire<ApiEvent>(m.data);
       for (const l of listeners) l(e);
@@ -60,7 +49,8 @@ function webTransport(): Transport {
       try {
         res = await fetch(`/api/${op}`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/json', 'X-KDMRI-Token': token },
+          headers: { 'Content-Type': 'application/json' },
+          credentials: 'same-origin',
           body: encodeWire(body ?? {}),
         });
       } catch (e) {
@@ -117,7 +107,6 @@ function makeClient(t: Transport): ApiClient {
 
 export const api: ApiClient = makeClient(transport);
 export const onEvent = (l: (e: ApiEvent) => void) => transport.onEvent(l);
-export const hasToken = () => transport.kind === 'electron' || !!sessionStorage.getItem(TOKEN_KEY);
 
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -4,6 +4,7 @@
  */
 import type { AppInfo, ApiEvent, DatasetInfo, ImportEvent, JobInfo } from '../../../src-main/contract/api';
 import type { BackendName, MetricRow, RunKind } from '../../../src-main/contract/domain';
+import { ApiFailure } from '../../../src-main/contract/api';
 import { api, errorText, onEvent } from './api';
 
 export type Page = 'studies' | 'distill' | 'compare' | 'runs';
@@ -41,6 +42,8 @@ export const app = $state({
   datasets: [] as DatasetInfo[],
   jobs: [] as JobInfo[],
   error: '',
+  /** Web mode opened without logging in (no session cookie): every call is refused. */
+  unauthorized: false,
   notice: '',
   /** bumps when models change, so pages can reload */
   modelsVersion: 0,
@@ -185,6 +188,10 @@ export async function startState(): Promise<void> {
   try {
     app.info = await api.appInfo({});
   } catch (e) {
+    if (e instanceof ApiFailure && e.code === 'unauthorized') {
+      app.unauthorized = true;
+      return;
+    }
     app.error = errorText(e);
   }
   await Promise.all([refreshDatasets(), refreshJobs()]);
