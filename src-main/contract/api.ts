@@ -276,6 +276,74 @@ export interface ResultsTable {
 export const TABLE_FORMATS = ['text', 'json', 'csv', 'markdown', 'latex'] as const;
 export type TableFormat = (typeof TABLE_FORMATS)[number];
 
+export const DELETE_KINDS = ['model', 'dataset', 'series', 'study', 'patient'] as const;
+export type DeleteKind = (typeof DELETE_KINDS)[number];
+
+/** What to delete: a model or dataset by id; a series or study by UID; a patient by PatientID (or "ID\\Name"). */
+export const DeleteTargetSchema = z.object({
+  kind: z.enum(DELETE_KINDS),
+  id: z.union([z.number().int().nonnegative(), z.string().min(1).max(256)]),
+});
+export type DeleteTarget = z.infer<typeof DeleteTargetSchema>;
+
+/** Everything a deletion removes, so the user can confirm it knowingly. */
+export interface DeletePlan {
+  target: { kind: DeleteKind; id: string; label: string };
+  patients: string[];
+  studies: string[];
+  series: string[];
+  datasets: { id: number; name: string }[];
+  jobs: string[];
+  /** Studies of several jobs (kdmri study) on the datasets, which go with them. */
+  experiments: string[];
+  models: { id: number; name: string }[];
+  /** Evaluations removed with the datasets and models. */
+  evaluations: number;
+  /** Files and folders removed from disk. */
+  files: string[];
+  /** Set when the deletion must also remove dependents: what they are (ask before cascading). */
+  dependents: string | null;
+  /** Set when it cannot happen now: why (a job that uses it is training). */
+  blockedBy: string | null;
+}
+
+export interface DeleteOutcome {
+  plan: DeletePlan;
+  deleted: boolean;
+}
+
+/** A deletion plan as the lines a person reads before saying yes (the CLI's prompt, the app's dialog). */
+export function describeDeletePlan(p: DeletePlan): string[] {
+  const list = (what: string, items: string[]) =>
+    items.length
+      ? [`  ${what} (${items.length}): ${items.slice(0, 8).join(', ')}${items.length > 8 ? ', …' : ''}`]
+      : [];
+  return [
+    `delete ${p.target.label}:`,
+    ...list('patients', p.patients),
+    ...list('studies', p.studies),
+    ...list('series', p.series),
+    ...list(
+      'datasets',
+      p.datasets.map((d) => `${d.id} ${d.name}`),
+    ),
+    ...list(
+      'jobs',
+      p.jobs.map((j) => j.slice(0, 8)),
+    ),
+    ...list(
+      'kdmri studies',
+      p.experiments.map((e) => e.slice(0, 8)),
+    ),
+    ...list(
+      'models',
+      p.models.map((m) => `${m.id} ${m.name}`),
+    ),
+    ...(p.evaluations ? [`  evaluations: ${p.evaluations}`] : []),
+    ...list('files and folders', p.files),
+  ];
+}
+
 export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd'] as const;
 export type ViewportName = (typeof VIEWPORTS)[number];
 
@@ -483,6 +551,18 @@ export const API = {
   deleteModel: op<{ deleted: boolean }>()(
     z.object({ modelId: Id }).strict(),
     'Delete a model and its files.',
+  ),
+  deleteItem: op<DeleteOutcome>()(
+    z
+      .object({
+        target: DeleteTargetSchema,
+        /** Also delete what depends on the target (datasets of a series, jobs and models of a dataset). */
+        cascade: z.boolean().default(false),
+        /** Only say what would be deleted (the confirmation dialog's text). */
+        dryRun: z.boolean().default(false),
+      })
+      .strict(),
+    'Delete a model, dataset, series, study or patient with its files (pixels, DICOM copies, model folders, checkpoints); dryRun says what would go.',
   ),
   exportModel: op<ExportResult>()(
     z

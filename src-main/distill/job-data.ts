@@ -24,7 +24,7 @@ export function loadJobData(db: Db, ref: DataRef, task: Task): JobData {
     if (!ds) throw new Error(`no dataset ${ref.datasetId} in the library`);
     const size = ref.size ?? (typeof ds.meta?.size === 'number' ? ds.meta.size : undefined);
     const slab = ref.slab ?? (typeof ds.meta?.slab === 'number' ? ds.meta.slab : undefined);
-    const series = loadSeriesSource(db, ds.source);
+    const series = loadSeriesSource(db, ds.source, ds.meta);
     const split = series
       ? splitVolumes(series, size, ds.source, '', slab)
       : loadDataSplit(ds.source === 'sample' ? undefined : ds.source, size, slab);

@@ -87,8 +87,7 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
     db = openDatabase(req.dbPath);
     return await runJob(db, req, jobId, backend, info.threads ?? 1, io, t0);
   } catch (err) {
-    const message = describeWriteFailure(err, req.dbPath);
-    markFailed(db, jobId, message);
+    const message = markFailed(db, jobId, describeWriteFailure(err, req.dbPath));
     io.onEvent({ type: 'job-end', status: 'failed', error: message });
     return {
       jobId,
@@ -114,11 +113,11 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
 
 /**
  * Record a failure on the job and its running run. On a full disk this write may fail too (then the
- * job stays 'running' under this process, and the next start marks it interrupted): the message still
- * reaches the caller through the job's end event.
+ * job stays as it was under this process, and the next start marks it interrupted): the failure
+ * still reaches the caller through the job's end event, which then says both.
  */
-function markFailed(db: Db | null, jobId: string, message: string): void {
-  if (!db) return;
+function markFailed(db: Db | null, jobId: string, message: string): string {
+  if (!db) return message;
   try {
     db.transaction(() => {
       if (!db.jobs.get(jobId)) return;
@@ -127,8 +126,9 @@ function markFailed(db: Db | null, jobId: string, message: string): void {
         db.runs.update(r.id, { status: 'failed', error: message, endedAt: now });
       db.jobs.update(jobId, { status: 'failed', error: message, endedAt: now });
     });
-  } catch {
-    // the database cannot take the write now (full disk): see above
+    return message;
+  } catch (err) {
+    return `${message} (and the library could not record it: ${err instanceof Error ? err.message : String(err)})`;
   }
 }
 

@@ -1,12 +1,14 @@
 /**
  * The Electron main process, as a function of the Electron API (so tests can drive it with a fake):
- * one hardened window on the built renderer, the services on a database under userData, IPC wiring,
+ * one hardened window on the built renderer, the services on the library home the CLI and web mode
+ * share (store/home.ts; an older library under userData is moved there once), IPC wiring,
  * native menus, the bundled sample on first start. Training runs in worker threads (the services'
  * distillation jobs), so the window never freezes.
  */
 import { join } from 'node:path';
 import { createServices, type Services } from '../services/index.js';
 import { ensureSample } from '../services/first-start.js';
+import { desktopLibrary } from '../services/paths.js';
 import { wireIpc } from './ipc.js';
 import { menuTemplate } from './menu.js';
 import { guardWebContents, hardenSession, secureWindowOptions } from './security.js';
@@ -48,11 +50,12 @@ export async function startElectronApp(
   app.on('web-contents-created', (_e, contents) => guardWebContents(contents));
   await app.whenReady();
 
-  const userData = app.getPath('userData');
+  // the library home the CLI and web mode share (an older userData library is moved there once)
+  const library = desktopLibrary(env, app.getPath('userData'));
   let win: BrowserWindow | null = null;
   const services = createServices({
-    dbPath: env.KDMRI_DB ?? join(userData, 'kdmri.db'),
-    dataDir: userData,
+    dbPath: library.dbPath,
+    dataDir: library.dataDir,
     mode: 'electron',
     version: app.getVersion(),
     // downloads of exports: a native save dialog, in the user's Downloads folder by default
@@ -81,6 +84,14 @@ export async function startElectronApp(
     void win.loadFile(paths.indexHtml);
   };
   createWindow();
+  if (library.notice) {
+    process.stdout.write(`${library.notice}\n`);
+    void electron.dialog.showMessageBox({
+      type: 'info',
+      title: 'KD-MRI Workstation library',
+      message: library.notice,
+    });
+  }
   app.on('second-instance', () => {
     if (win) {
       if (win.isMinimized()) win.restore();

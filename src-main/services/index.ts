@@ -24,6 +24,7 @@ import { libraryHome, makePrivate, mkdirPrivate, PRIVATE_DIR_MODE } from '../sto
 import { createCompare } from './compare.js';
 import { createEventBus, type ServiceContext } from './context.js';
 import { createDatasets } from './datasets.js';
+import { createDeletion } from './deletion.js';
 import { engine as realEngine, type Engine } from './engine.js';
 import { createEvaluation } from './evaluate.js';
 import { createExports, type SaveAs } from './exports.js';
@@ -88,6 +89,7 @@ export function createServices(opts: ServicesOptions) {
     holder: HOLDER[opts.mode ?? 'web'],
   });
   const evaluation = createEvaluation(ctx);
+  const deletion = createDeletion(ctx, { isActive: jobs.isActive, forgetModel: compare.forget });
 
   const handlers: ApiHandlers = {
     async appInfo(): Promise<AppInfo> {
@@ -114,12 +116,14 @@ export function createServices(opts: ServicesOptions) {
     ...jobs.handlers,
     ...models.handlers,
     async deleteModel(req) {
-      const m = models.liveModel(req.modelId);
-      db.models.softDelete(m.id);
-      compare.forget(m.dir);
-      bus.emit({ channel: 'library', what: 'models' });
-      return { deleted: true };
+      const r = await deletion.deleteItem({
+        target: { kind: 'model', id: req.modelId },
+        cascade: false,
+        dryRun: false,
+      });
+      return { deleted: r.deleted };
     },
+    deleteItem: (req) => deletion.deleteItem(req),
     exportModel: (req) => exports.exportModel(req),
     exportSeries: (req) => exports.exportSeries(req),
     downloadExport: (req) => exports.downloadExport(req),
@@ -139,6 +143,7 @@ export function createServices(opts: ServicesOptions) {
     datasets,
     evaluation,
     exports,
+    deletion,
     /** The export a download ticket names (web mode's /api/download/<ticket>), or null. */
     openDownload: (ticket: string) => exports.openDownload(ticket),
     /** Validate `body` for `op`, run it, and wrap the outcome. */

@@ -113,6 +113,15 @@ export function createJobs(
 
   function finish(q: Queued, r: JobResult): void {
     live.delete(q.jobId);
+    // a worker that died (a crash in native code, an out-of-memory kill of the thread) could not say
+    // so in the library: record it, so the job shows failed with the reason instead of queued forever
+    const row = db.open ? db.jobs.get(q.jobId) : null;
+    if (r.status === 'failed' && row && (row.status === 'queued' || row.status === 'running')) {
+      const error = r.error ?? 'the training worker stopped';
+      for (const run of db.runs.list({ jobId: q.jobId, status: 'running' }))
+        db.runs.update(run.id, { status: 'failed', error, endedAt: Date.now() });
+      db.jobs.update(q.jobId, { status: 'failed', error, endedAt: Date.now() });
+    }
     release(q.jobId);
     emit({ channel: 'library', what: 'jobs' });
     q.settle(r);

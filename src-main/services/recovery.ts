@@ -6,6 +6,8 @@
  *    checkpoints); jobs of a process that is still alive (the CLI next to the app) are left alone;
  *  - jobs it left 'queued' never started: they are marked cancelled, to be resumed by hand (jobs queued
  *    by another live process, whose lease says so, are left alone);
+ *  - files a deletion had still to remove when it died are removed (pending_deletes);
+ *  - slices an import had written but not yet put in place are removed (series.import_pid);
  *  - temporary folders and files of dead writers are removed: half-written model folders
  *    (`models/.tmp-<pid>-*`, restoring an `.old-*` folder whose replacement never arrived), half-written
  *    checkpoints (`checkpoint.tmp`), half-copied exports and atomic-write temporaries.
@@ -14,7 +16,9 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { leaseAlive } from '../store/lease.js';
 import { sweepModelRoot, sweepTempFiles } from '../store/model-files.js';
+import { recoverImports } from '../studies/library.js';
 import type { ServiceContext } from './context.js';
+import { finishPendingDeletes } from './deletion.js';
 
 export interface Recovered {
   /** Runs marked interrupted. */
@@ -23,6 +27,8 @@ export interface Recovered {
   cancelledJobs: string[];
   /** Temporary files and folders removed (or restored). */
   swept: string[];
+  /** Series an import was adding to when it died: the slices it had not put in place are removed. */
+  imports: string[];
 }
 
 export function recoverLibrary(ctx: ServiceContext): Recovered {
@@ -39,13 +45,15 @@ export function recoverLibrary(ctx: ServiceContext): Recovered {
     cancelledJobs.push(j.id);
   }
   const swept = [
+    // a deletion cut short between its rows and its files
+    ...finishPendingDeletes(db, join(ctx.dataDir, 'dicom')),
     ...sweepModelRoot(ctx.modelsRoot),
     ...sweepTempFiles(ctx.modelsRoot),
     ...sweepCheckpoints(ctx),
     ...sweepTempFiles(join(ctx.dataDir, 'exports')),
     ...sweepTempFiles(ctx.dataDir),
   ];
-  return { interruptedRuns, cancelledJobs, swept };
+  return { interruptedRuns, cancelledJobs, swept, imports: recoverImports(db) };
 }
 
 /**

@@ -45,7 +45,8 @@ export function thisProcess(label: string): LeaseHolder {
   return { ...self, label };
 }
 
-function pidExists(pid: number): boolean {
+/** Whether a process with this pid exists (on this host). */
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

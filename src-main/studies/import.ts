@@ -18,7 +18,7 @@ import type { Volume } from '../contract/domain.js';
 import { readNifti } from '../data/nifti.js';
 import type { Db } from '../store/db.js';
 import { decodeFrames, unsupportedImageReason } from './dicom/decode.js';
-import { headerOf, readHeader, sopClassName, type DicomHeader } from './dicom/header.js';
+import { headerOf, sopClassName, type DicomHeader } from './dicom/header.js';
 import { DicomError, dicomdirReferencedFiles, looksLikeDicom, parseDicom } from './dicom/parse.js';
 import { existingInstances, storeSeries, type InstanceAttrs, type SeriesRecord } from './library.js';
 import { deterministicUid, fileHash, syntheticIdentity } from './uids.js';
@@ -234,18 +234,23 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
     },
     instances,
     slices,
+    normal: o ? [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]] : null,
   };
+  let stored;
   try {
-    storeSeries(db, rec);
+    stored = storeSeries(db, rec);
   } catch (e) {
     for (const g of good) report(g, { status: 'failed', message: `series ${uid} not stored: ${errMsg(e)}` });
     return results;
   }
+  const total = existingInstances(db, uid).size;
   for (const g of good) {
     const frames = g.header.pixel?.frames ?? 1;
     report(g, {
       status: 'imported',
-      message: `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${rec.slices.length} slices)`,
+      message:
+        `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${total} slices` +
+        `${stored.created ? '' : `, ${stored.added} added`})`,
       seriesUid: uid,
     });
   }
@@ -262,7 +267,7 @@ function importSynthetic(
 ): ImportFileResult[] {
   const hash = fileHash(path);
   const identity = syntheticIdentity(path, kind, hash);
-  const uids: string[] = [];
+  const uids: { uid: string; added: number }[] = [];
   volumes.forEach(({ label, volume: v, attributes }, idx) => {
     const uid = deterministicUid('kdmri-series', path, hash, label);
     const n = v.h * v.w;
@@ -303,15 +308,24 @@ function importSynthetic(
         mask: k.mask,
       };
     }
-    storeSeries(db, rec);
-    uids.push(uid);
+    const stored = storeSeries(db, rec);
+    uids.push({ uid, added: stored.added });
   });
-  return uids.map((uid, i) => ({
-    path,
-    status: 'imported' as const,
-    message: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${volumes[i].label}: ${volumes[i].volume.slices} slices of ${volumes[i].volume.h}×${volumes[i].volume.w}`,
-    seriesUid: uid,
-  }));
+  return uids.map(({ uid, added }, i) =>
+    added === 0
+      ? {
+          path,
+          status: 'skipped' as const,
+          message: `already in the library (series ${uid})`,
+          seriesUid: uid,
+        }
+      : {
+          path,
+          status: 'imported' as const,
+          message: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${volumes[i].label}: ${volumes[i].volume.slices} slices of ${volumes[i].volume.h}×${volumes[i].volume.w}`,
+          seriesUid: uid,
+        },
+  );
 }
 
 /**
@@ -460,42 +474,21 @@ function* importSteps(
 
   for (const [uid, incoming] of series) {
     let imgs = incoming;
-    // a series already in the library: skip when nothing is new, else rebuild it with the stored files
+    // a series already in the library: its stored slices stay as they are (whatever became of their
+    // files); only images it does not have yet are added
     const stored = existingInstances(db, uid);
     if (stored.size > 0) {
-      const fresh = imgs.filter((i) => !stored.has(i.header.sopInstanceUid));
-      if (fresh.length === 0) {
-        emit(
-          imgs.map((i) => ({
-            path: i.path,
-            status: 'skipped' as const,
-            message: `already in the library (series ${uid})`,
-            seriesUid: uid,
-          })),
-        );
-        continue;
-      }
-      for (const i of imgs.filter((x) => stored.has(x.header.sopInstanceUid)))
-        emit([
-          {
-            path: i.path,
-            status: 'skipped',
-            message: `already in the library (series ${uid})`,
-            seriesUid: uid,
-          },
-        ]);
-      const paths = new Set([...stored.values()]);
-      const olds: Img[] = [];
-      for (const sp of paths) {
-        try {
-          const hdr = readHeader(readFileSync(sp));
-          if (!fresh.some((f) => f.header.sopInstanceUid === hdr.sopInstanceUid))
-            olds.push({ path: sp, header: hdr, existing: true });
-        } catch {
-          // a stored file that disappeared: the rebuilt series goes on without it
-        }
-      }
-      imgs = [...olds, ...fresh];
+      const known = imgs.filter((i) => stored.has(i.header.sopInstanceUid));
+      emit(
+        known.map((i) => ({
+          path: i.path,
+          status: 'skipped' as const,
+          message: `already in the library (series ${uid})`,
+          seriesUid: uid,
+        })),
+      );
+      imgs = imgs.filter((i) => !stored.has(i.header.sopInstanceUid));
+      if (imgs.length === 0) continue;
     }
     emit(importDicomSeries(db, uid, imgs));
     yield;

@@ -5,7 +5,8 @@
  */
 import type { PatientSummary, Pixels, SeriesDetail, StudySummary } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
-import type { Db, DatasetRow } from '../store/db.js';
+import type { Db, DatasetRow, JsonObject } from '../store/db.js';
+import { pidExists } from '../store/lease.js';
 
 export interface PatientAttrs {
   id: string;
@@ -55,6 +56,8 @@ export interface SeriesRecord {
   slices: Float32Array[];
   /** Acquired k-space (raw-data series): per slice re/im, unshifted + orthonormal; mask H×W. */
   kspace?: { re: Float32Array[]; im: Float32Array[]; mask: Float32Array };
+  /** The slice normal (row × column direction cosines), to sort slices added to a stored series. */
+  normal?: [number, number, number] | null;
 }
 
 const blob = (a: Float32Array): Buffer => {
@@ -71,14 +74,43 @@ const floats = (b: Buffer): Float32Array => {
 export function existingInstances(db: Db, seriesUid: string): Map<string, string> {
   const rows = db.sqlite
     .prepare(
-      `SELECT i.sop_uid AS sop, i.path AS path FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ?`,
+      `SELECT i.sop_uid AS sop, i.path AS path FROM instances i JOIN series s ON s.id = i.series_ref
+        WHERE s.series_uid = ? AND i.slice_index >= 0`,
     )
     .all(seriesUid) as { sop: string; path: string }[];
   return new Map(rows.map((r) => [r.sop, r.path]));
 }
 
-/** Write (or replace) one series with its patient/study, instances and pixels, in one transaction. */
-export function storeSeries(db: Db, rec: SeriesRecord): void {
+/**
+ * Bytes of pixels written per transaction: each batch commits on its own, so an import never holds
+ * the write lock for long (a training job recording an epoch waits at most one batch, far below the
+ * store's 5 s busy timeout), whatever the size of the series.
+ */
+export const IMPORT_BATCH_BYTES = 8 << 20;
+
+/** What storeSeries did: slices added to the series, and whether the series is new. */
+export interface StoredSeries {
+  added: number;
+  created: boolean;
+}
+
+/**
+ * Add a series to the library, or add to one that is there: it only ever ADDS. Instances the library
+ * already has (by SOP Instance UID) are left as they are; new ones are added and the series re-sorted
+ * (by position along `rec.normal` when every slice has one, else instance number, then SOP UID). A
+ * series is never rebuilt, so no slice it had is lost, whatever became of its original files.
+ *
+ * Slices are written in batches of IMPORT_BATCH_BYTES, each its own short transaction, with negative
+ * slice indices that readers ignore; one last transaction puts them in place (the series then shows
+ * the new slices all at once) and clears series.import_pid. If the process dies before, start-up
+ * recovery (recoverImports) removes what it had written. Throws when another live process is adding
+ * to the same series, or when the new slices' size differs from the series'.
+ */
+export function storeSeries(
+  db: Db,
+  rec: SeriesRecord,
+  opts: { batchBytes?: number; between?: () => void } = {},
+): StoredSeries {
   const { patient, study, series } = rec;
   if (rec.slices.length === 0) throw new Error(`series ${series.uid}: no slices`);
   if (rec.instances.length !== rec.slices.length)
@@ -89,7 +121,9 @@ export function storeSeries(db: Db, rec: SeriesRecord): void {
   for (const s of rec.slices)
     if (s.length !== n) throw new Error(`series ${series.uid}: slice of ${s.length} values, expected ${n}`);
   const q = db.sqlite;
-  db.transaction(() => {
+
+  // 1. the patient, the study, the series row (new: hidden until its slices are in place)
+  const start = db.transaction(() => {
     const key = `${patient.id}\\${patient.name}`;
     q.prepare(
       `INSERT INTO patients (patient_key, patient_id, name, birth_date, sex) VALUES (?, ?, ?, ?, ?)
@@ -102,12 +136,42 @@ export function storeSeries(db: Db, rec: SeriesRecord): void {
          description = excluded.description, accession = excluded.accession, study_id = excluded.study_id`,
     ).run(study.uid, pid, study.date, study.time, study.description, study.accession, study.studyId);
     const sid = (q.prepare(`SELECT id FROM studies WHERE study_uid = ?`).get(study.uid) as { id: number }).id;
-    q.prepare(`DELETE FROM series WHERE series_uid = ?`).run(series.uid); // cascades to instances and pixels
+    const found = q
+      .prepare(`SELECT id, rows, cols, slices, import_pid FROM series WHERE series_uid = ?`)
+      .get(series.uid) as
+      { id: number; rows: number; cols: number; slices: number; import_pid: number | null } | undefined;
+    if (found) {
+      if (found.import_pid !== null && found.import_pid !== process.pid && pidExists(found.import_pid))
+        throw new Error(
+          `series ${series.uid} is being imported by process ${found.import_pid}: try again when it is done`,
+        );
+      if (found.import_pid !== null) {
+        // an import that died midway: what it had not put in place goes
+        q.prepare(`DELETE FROM instances WHERE series_ref = ? AND slice_index < 0`).run(found.id);
+        q.prepare(`DELETE FROM series_slices WHERE series_ref = ? AND slice_index < 0`).run(found.id);
+      }
+      if (found.rows !== series.rows || found.cols !== series.cols)
+        throw new Error(
+          `series ${series.uid} is ${found.rows}×${found.cols} in the library; these images are ${series.rows}×${series.cols}`,
+        );
+      const stored = new Set(
+        (
+          q
+            .prepare(`SELECT sop_uid FROM instances WHERE series_ref = ? AND slice_index >= 0`)
+            .all(found.id) as {
+            sop_uid: string;
+          }[]
+        ).map((r) => r.sop_uid),
+      );
+      const fresh = rec.instances.flatMap((inst, i) => (stored.has(inst.sopUid) ? [] : [i]));
+      if (fresh.length) q.prepare(`UPDATE series SET import_pid = ? WHERE id = ?`).run(process.pid, found.id);
+      return { ref: found.id, fresh, created: false };
+    }
     const info = q
       .prepare(
         `INSERT INTO series (series_uid, study_ref, modality, description, series_number, rows, cols, slices, spacing_row, spacing_col,
-           slice_thickness, slice_spacing, source_kind, source, attributes, kspace_mask, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           slice_thickness, slice_spacing, source_kind, source, attributes, kspace_mask, created_at, import_pid)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         series.uid,
@@ -127,37 +191,156 @@ export function storeSeries(db: Db, rec: SeriesRecord): void {
         JSON.stringify(series.attributes),
         rec.kspace ? blob(rec.kspace.mask) : null,
         Date.now(),
+        process.pid,
       );
-    const ref = Number(info.lastInsertRowid);
-    const insI = q.prepare(
-      `INSERT INTO instances (series_ref, sop_uid, sop_class_uid, path, frame, instance_number, position, slice_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const insS = q.prepare(
-      `INSERT INTO series_slices (series_ref, slice_index, data, kspace_re, kspace_im) VALUES (?, ?, ?, ?, ?)`,
-    );
-    rec.instances.forEach((inst, i) => {
-      insI.run(
-        ref,
-        inst.sopUid,
-        inst.sopClassUid,
-        inst.path,
-        inst.frame,
-        inst.instanceNumber,
-        inst.position ? JSON.stringify(inst.position) : null,
-        i,
+    return { ref: Number(info.lastInsertRowid), fresh: rec.instances.map((_, i) => i), created: true };
+  });
+  if (start.fresh.length === 0) return { added: 0, created: false };
+  const { ref, fresh } = start;
+
+  // 2. the new slices, in batches, at negative indices -1, -2, … (invisible to readers)
+  const insI = q.prepare(
+    `INSERT INTO instances (series_ref, sop_uid, sop_class_uid, path, frame, instance_number, position, slice_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insS = q.prepare(
+    `INSERT INTO series_slices (series_ref, slice_index, data, kspace_re, kspace_im) VALUES (?, ?, ?, ?, ?)`,
+  );
+  const limit = opts.batchBytes ?? IMPORT_BATCH_BYTES;
+  try {
+    for (let k = 0; k < fresh.length;) {
+      let bytes = 0;
+      const batch: number[] = [];
+      while (k < fresh.length && (batch.length === 0 || bytes < limit)) {
+        batch.push(k);
+        bytes += rec.slices[fresh[k]].byteLength * (rec.kspace ? 3 : 1);
+        k++;
+      }
+      db.transaction(() => {
+        for (const j of batch) {
+          const i = fresh[j];
+          const inst = rec.instances[i];
+          const pending = -1 - j;
+          insI.run(
+            ref,
+            inst.sopUid,
+            inst.sopClassUid,
+            inst.path,
+            inst.frame,
+            inst.instanceNumber,
+            inst.position ? JSON.stringify(inst.position) : null,
+            pending,
+          );
+          insS.run(
+            ref,
+            pending,
+            blob(rec.slices[i]),
+            rec.kspace ? blob(rec.kspace.re[i]) : null,
+            rec.kspace ? blob(rec.kspace.im[i]) : null,
+          );
+        }
+      });
+      if (k < fresh.length) opts.between?.();
+    }
+
+    // 3. put every slice in its place at once
+    db.transaction(() => {
+      const rows = q
+        .prepare(
+          `SELECT slice_index AS idx, sop_uid AS sop, frame, instance_number AS num, position FROM instances WHERE series_ref = ?`,
+        )
+        .all(ref) as {
+        idx: number;
+        sop: string;
+        frame: number;
+        num: number | null;
+        position: string | null;
+      }[];
+      const order = sliceOrder(rows, rec.normal ?? null);
+      // old indices ≥ 0 and pending ones < 0 → final 0…n-1, through a range neither uses
+      const park = -1_000_000_000;
+      q.prepare(
+        `UPDATE instances SET slice_index = ? - slice_index WHERE series_ref = ? AND slice_index >= 0`,
+      ).run(park, ref);
+      q.prepare(
+        `UPDATE series_slices SET slice_index = ? - slice_index WHERE series_ref = ? AND slice_index >= 0`,
+      ).run(park, ref);
+      const moveI = q.prepare(
+        `UPDATE instances SET slice_index = ? WHERE series_ref = ? AND slice_index = ?`,
       );
-      insS.run(
-        ref,
-        i,
-        blob(rec.slices[i]),
-        rec.kspace ? blob(rec.kspace.re[i]) : null,
-        rec.kspace ? blob(rec.kspace.im[i]) : null,
+      const moveS = q.prepare(
+        `UPDATE series_slices SET slice_index = ? WHERE series_ref = ? AND slice_index = ?`,
       );
+      order.forEach((r, final) => {
+        const now = r.idx >= 0 ? park - r.idx : r.idx;
+        moveI.run(final, ref, now);
+        moveS.run(final, ref, now);
+      });
+      q.prepare(`UPDATE series SET slices = ?, import_pid = NULL WHERE id = ?`).run(order.length, ref);
     });
-    // a study or patient left without series by a replacement is removed
+  } catch (err) {
+    discardPending(db, ref);
+    throw err;
+  }
+  return { added: fresh.length, created: start.created };
+}
+
+/** Slice order: by position along `normal` when every slice has one, else instance number; then SOP UID, frame. */
+function sliceOrder<T extends { sop: string; frame: number; num: number | null; position: string | null }>(
+  rows: T[],
+  normal: [number, number, number] | null,
+): T[] {
+  const pos = rows.map((r) => (r.position ? (JSON.parse(r.position) as [number, number, number]) : null));
+  const geometric = normal !== null && pos.every((p) => p !== null);
+  const key = new Map(
+    rows.map((r, i) => {
+      const p = pos[i];
+      return [r, geometric && p ? p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2] : 0];
+    }),
+  );
+  return [...rows].sort((a, b) => {
+    const d = key.get(a)! - key.get(b)!;
+    if (Math.abs(d) > 1e-6) return d;
+    const na = a.num ?? Number.MAX_SAFE_INTEGER;
+    const nb = b.num ?? Number.MAX_SAFE_INTEGER;
+    if (na !== nb) return na - nb;
+    const sa = a.sop.replace(/#\d+$/, '');
+    const sb = b.sop.replace(/#\d+$/, '');
+    return sa < sb ? -1 : sa > sb ? 1 : a.frame - b.frame;
+  });
+}
+
+/** Remove the slices an import had not put in place; a series left empty goes (and its study, patient). */
+function discardPending(db: Db, ref: number): void {
+  db.transaction(() => {
+    const q = db.sqlite;
+    q.prepare(`DELETE FROM instances WHERE series_ref = ? AND slice_index < 0`).run(ref);
+    q.prepare(`DELETE FROM series_slices WHERE series_ref = ? AND slice_index < 0`).run(ref);
+    const left = (
+      q.prepare(`SELECT COUNT(*) AS n FROM series_slices WHERE series_ref = ?`).get(ref) as { n: number }
+    ).n;
+    if (left === 0) q.prepare(`DELETE FROM series WHERE id = ?`).run(ref);
+    else q.prepare(`UPDATE series SET import_pid = NULL WHERE id = ?`).run(ref);
     q.prepare(`DELETE FROM studies WHERE id NOT IN (SELECT study_ref FROM series)`).run();
     q.prepare(`DELETE FROM patients WHERE id NOT IN (SELECT patient_ref FROM studies)`).run();
   });
+}
+
+/** Start-up recovery: imports whose process died leave no half-added slices. Returns the series UIDs fixed. */
+export function recoverImports(db: Db): string[] {
+  const rows = db.sqlite
+    .prepare(`SELECT id, series_uid, import_pid FROM series WHERE import_pid IS NOT NULL`)
+    .all() as {
+    id: number;
+    series_uid: string;
+    import_pid: number;
+  }[];
+  const fixed: string[] = [];
+  for (const r of rows) {
+    if (r.import_pid !== process.pid && pidExists(r.import_pid)) continue;
+    discardPending(db, r.id);
+    fixed.push(r.series_uid);
+  }
+  return fixed;
 }
 
 interface SeriesSql {
@@ -181,6 +364,9 @@ interface SeriesSql {
   patient_id: string;
 }
 
+/** A series being created by an import (import_pid set, no slice in place yet) is not shown. */
+const VISIBLE = `(se.import_pid IS NULL OR EXISTS (SELECT 1 FROM series_slices x WHERE x.series_ref = se.id AND x.slice_index >= 0))`;
+
 const SERIES_SELECT = `SELECT se.*, st.study_uid AS study_uid, p.name AS patient_name, p.patient_id AS patient_id
   FROM series se JOIN studies st ON st.id = se.study_ref JOIN patients p ON p.id = st.patient_ref`;
 
@@ -191,6 +377,7 @@ export function listStudies(db: Db, search?: string): PatientSummary[] {
       `SELECT p.id AS pid, p.patient_id, p.name AS pname, st.id AS stid, st.study_uid, st.study_date, st.description AS stdesc, st.accession,
               se.series_uid, se.series_number, se.description AS sedesc, se.modality, se.slices, se.rows, se.cols
          FROM patients p JOIN studies st ON st.patient_ref = p.id JOIN series se ON se.study_ref = st.id
+        WHERE ${VISIBLE}
         ORDER BY p.name, p.patient_id, st.study_date, st.study_uid, se.series_number, se.series_uid`,
     )
     .all() as {
@@ -257,7 +444,8 @@ export function listStudies(db: Db, search?: string): PatientSummary[] {
 }
 
 function seriesRow(db: Db, uid: string): SeriesSql | undefined {
-  return db.sqlite.prepare(`${SERIES_SELECT} WHERE se.series_uid = ?`).get(uid) as SeriesSql | undefined;
+  return db.sqlite.prepare(`${SERIES_SELECT} WHERE se.series_uid = ? AND ${VISIBLE}`).get(uid) as
+    SeriesSql | undefined;
 }
 
 /** Metadata and attributes of one series, or null. */
@@ -296,15 +484,33 @@ export function getSeriesSlice(db: Db, uid: string, index: number): Pixels | nul
 }
 
 /** The whole series as a Volume (with acquired k-space for raw-data series). Throws for an unknown UID. */
-export function loadSeriesVolume(db: Db, uid: string): Volume {
+export function loadSeriesVolume(db: Db, uid: string, sops?: readonly string[]): Volume {
   const r = seriesRow(db, uid);
   if (!r) throw new Error(`no series ${uid} in the library`);
   const mask = db.sqlite.prepare(`SELECT kspace_mask FROM series WHERE id = ?`).get(r.id) as {
     kspace_mask: Buffer | null;
   };
-  const rows = db.sqlite
-    .prepare(`SELECT data, kspace_re, kspace_im FROM series_slices WHERE series_ref = ? ORDER BY slice_index`)
-    .all(r.id) as { data: Buffer; kspace_re: Buffer | null; kspace_im: Buffer | null }[];
+  type Row = { data: Buffer; kspace_re: Buffer | null; kspace_im: Buffer | null };
+  let rows: Row[];
+  if (sops) {
+    // exactly these instances, in this order (a dataset's slices, whatever was added to the series since)
+    const one = db.sqlite.prepare(
+      `SELECT ss.data, ss.kspace_re, ss.kspace_im FROM instances i
+         JOIN series_slices ss ON ss.series_ref = i.series_ref AND ss.slice_index = i.slice_index
+        WHERE i.series_ref = ? AND i.sop_uid = ? AND i.slice_index >= 0`,
+    );
+    rows = sops.map((sop) => {
+      const row = one.get(r.id, sop) as Row | undefined;
+      if (!row) throw new Error(`instance ${sop} of series ${uid} is no longer in the library`);
+      return row;
+    });
+  } else {
+    rows = db.sqlite
+      .prepare(
+        `SELECT data, kspace_re, kspace_im FROM series_slices WHERE series_ref = ? AND slice_index >= 0 ORDER BY slice_index`,
+      )
+      .all(r.id) as Row[];
+  }
   const n = r.rows * r.cols;
   const data = new Float32Array(rows.length * n);
   rows.forEach((s, i) => data.set(floats(s.data), i * n));
@@ -336,7 +542,7 @@ export function deleteSeries(db: Db, uid: string): boolean {
 export function seriesInstances(db: Db, uid: string): InstanceAttrs[] {
   const rows = db.sqlite
     .prepare(
-      `SELECT i.* FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ? ORDER BY i.slice_index`,
+      `SELECT i.* FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ? AND i.slice_index >= 0 ORDER BY i.slice_index`,
     )
     .all(uid) as {
     sop_uid: string;
@@ -404,13 +610,16 @@ export function parseSeriesSource(source: string): string[] | null {
 
 /**
  * The volumes of a dataset source 'series:<uid>[,<uid>…]' (one Volume per series, from the pixel cache,
- * raw-data series with their acquired k-space), or null when `source` is not a series source.
- * Throws when a series is not in the library. The engine splits them as it splits any volumes.
+ * raw-data series with their acquired k-space), or null when `source` is not a series source. With the
+ * dataset's `meta`, exactly the slices the dataset was made of (meta.instances), so slices added to a
+ * series later never change a dataset (nor a job resumed on it). Throws when a series or one of those
+ * slices is not in the library. The engine splits them as it splits any volumes.
  */
-export function loadSeriesSource(db: Db, source: string): Volume[] | null {
+export function loadSeriesSource(db: Db, source: string, meta?: JsonObject): Volume[] | null {
   const uids = parseSeriesSource(source);
   if (!uids) return null;
-  return uids.map((u) => loadSeriesVolume(db, u));
+  const frozen = meta?.instances as Record<string, string[]> | undefined;
+  return uids.map((u) => loadSeriesVolume(db, u, frozen?.[u]));
 }
 
 /** Train/validation slice counts, split as the engine splits: by slice range for one volume, by volume otherwise. */
@@ -478,6 +687,8 @@ export function createDatasetFromSeries(
       trainFraction: tf,
       series: uids,
       description: `${details.length} series from the studies library`,
+      // the slices it is made of: slices added to a series later never change the dataset
+      instances: Object.fromEntries(uids.map((u) => [u, seriesInstances(db, u).map((i) => i.sopUid)])),
     },
   });
 }

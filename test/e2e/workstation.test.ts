@@ -170,12 +170,17 @@ e2e('Distill: a tiny job (32×32, 1 epoch) streams progress into the UI', async 
   await page.getByTestId('launch').click();
   await page.getByTestId('job-progress').waitFor({ timeout: 30_000 });
   // progress events arrive (counter in the UI grows), then the job finishes
-  await page.waitForFunction(
-    () =>
-      Number(document.querySelector('[data-testid=progress-events]')?.textContent?.split(' ')[0] ?? 0) > 3,
-    null,
-    { timeout: 120_000 },
-  );
+  await page
+    .waitForFunction(
+      () =>
+        Number(document.querySelector('[data-testid=progress-events]')?.textContent?.split(' ')[0] ?? 0) > 3,
+      null,
+      { timeout: 120_000 },
+    )
+    .catch(async (e: Error) => {
+      // say what the job did instead
+      throw new Error(`${e.message}; jobs: ${JSON.stringify(await services.call('listJobs', {}))}`);
+    });
   await shot('distill-running');
   await page.locator('[data-testid=job-progress] .tag.finished').waitFor({ timeout: 900_000 });
   await page.getByTestId('job-results').waitFor({ timeout: 30_000 });
@@ -333,6 +338,52 @@ e2e('Distill: cancel a job, then resume it to the end', async () => {
   await row.getByRole('button', { name: 'Resume job' }).click({ timeout: 30_000 });
   await row.locator('.tag.finished').waitFor({ timeout: 900_000 });
 });
+
+e2e(
+  'Delete asks first and says what goes: a model on the Runs page, a study on the Studies page',
+  async () => {
+    /** The next confirmation dialog's text, answered yes or no as it opens (it blocks the page). */
+    const dialog = (yes: boolean) =>
+      new Promise<string>((ok) =>
+        page.once('dialog', (d) => {
+          ok(d.message());
+          void (yes ? d.accept() : d.dismiss());
+        }),
+      );
+    await page.getByTestId('nav-runs').click();
+    const rows = page.getByTestId('models-table').locator('tbody tr');
+    await rows.first().waitFor();
+    const before = await rows.count();
+    const name = (await rows.first().locator('td').nth(1).textContent())!.trim();
+    // the question names the model and its folder; saying no keeps it
+    let asked = dialog(false);
+    await rows.first().getByRole('button', { name: 'Delete' }).click();
+    let message = await asked;
+    assert.match(
+      message,
+      new RegExp(`^delete ${name}:\\n {2}models \\(1\\): \\d+ ${name}\\n {2}files and folders \\(1\\): /`),
+    );
+    assert.match(message, /this cannot be undone/);
+    assert.equal(await rows.count(), before);
+    asked = dialog(true);
+    await rows.first().getByRole('button', { name: 'Delete' }).click();
+    await asked;
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid=models-table] tbody tr').length === n,
+      before - 1,
+    );
+    // the sample's study, with its pixels
+    await page.getByTestId('nav-studies').click();
+    await page.getByTestId('series-item').first().waitFor();
+    asked = dialog(true);
+    await page.getByTestId('delete-study').first().click();
+    message = await asked;
+    assert.match(message, /^delete study .*:\n {2}studies \(1\)/);
+    assert.match(message, / {2}series \(1\)/);
+    await page.getByText('The library is empty').waitFor();
+    await shot('studies-deleted');
+  },
+);
 
 e2e('every page renders; no console errors', async () => {
   for (const p of ['studies', 'distill', 'compare', 'runs']) {

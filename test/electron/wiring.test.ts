@@ -3,7 +3,7 @@
 // the app start-up — on the real services and store.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vm from 'node:vm';
@@ -23,6 +23,7 @@ import { createServices } from '../../src-main/services/index.js';
 import { engine } from '../../src-main/services/engine.js';
 import { quickJob } from '../server/doubles.js';
 import { openDatabase } from '../../src-main/store/db.js';
+import { defaultDistillConfig } from '../../src-main/contract/domain.js';
 import type { ApiEvent, ApiResult, KdmriBridge } from '../../src-main/contract/api.js';
 
 const dirs: string[] = [];
@@ -255,15 +256,13 @@ test('menus: File/View/Help; View items send page commands', () => {
   assert.ok(!JSON.stringify(t).includes('toggleDevTools'));
 });
 
-test('app start: one secure window on the built renderer, database under userData, IPC wired, quit closes services', async () => {
-  const userData = tmp();
-  const downloads = tmp();
+/** A fake Electron main API around a userData folder: what it recorded, and the app's handlers. */
+function fakeElectron(userData: string, downloads: string) {
   const saveDialogs: string[] = [];
   const appEvents = new Map<string, Handler>();
   const ipcMain = fakeIpcMain();
   const windows: { options: unknown; loaded: string | null }[] = [];
-  let menuSet = false;
-  let quitCalls = 0;
+  const seen = { menuSet: false, quitCalls: 0, messages: [] as string[] };
   class FakeWindow {
     webContents = { send: () => undefined, isDestroyed: () => false };
     rec: { options: unknown; loaded: string | null };
@@ -287,12 +286,13 @@ test('app start: one secure window on the built renderer, database under userDat
       getPath: (n: string) => (n === 'userData' ? userData : n === 'downloads' ? downloads : '/nowhere'),
       getVersion: () => '0.1.0',
       isPackaged: false,
-      quit: () => void quitCalls++,
+      quit: () => void seen.quitCalls++,
     },
     BrowserWindow: FakeWindow,
     ipcMain,
     dialog: {
       showOpenDialog: async () => ({ canceled: true, filePaths: [] }),
+      showMessageBox: async (o: { message: string }) => (seen.messages.push(o.message), { response: 0 }),
       // downloads of exports: the user accepts the suggested place
       showSaveDialog: async (...args: unknown[]) => {
         const o = args.at(-1) as { defaultPath: string };
@@ -300,7 +300,7 @@ test('app start: one secure window on the built renderer, database under userDat
         return { canceled: false, filePath: o.defaultPath };
       },
     },
-    Menu: { buildFromTemplate: (t: unknown) => t, setApplicationMenu: () => void (menuSet = true) },
+    Menu: { buildFromTemplate: (t: unknown) => t, setApplicationMenu: () => void (seen.menuSet = true) },
     session: {
       defaultSession: {
         webRequest: { onHeadersReceived: () => undefined, onBeforeRequest: () => undefined },
@@ -310,9 +310,17 @@ test('app start: one secure window on the built renderer, database under userDat
     },
     shell: {},
   } as unknown as ElectronMain;
+  return { fake, seen, saveDialogs, appEvents, ipcMain, windows };
+}
+
+test('app start: one secure window on the built renderer, the shared library home, IPC wired, quit closes services', async () => {
+  const userData = tmp();
+  const downloads = tmp();
+  const home = tmp();
+  const { fake, seen, saveDialogs, appEvents, ipcMain, windows } = fakeElectron(userData, downloads);
   const paths = defaultPaths('/opt/kdmri/build/main/electron');
   assert.equal(paths.indexHtml, '/opt/kdmri/build/renderer/index.html');
-  const running = await startElectronApp(fake, paths, {});
+  const running = await startElectronApp(fake, paths, { KDMRI_HOME: home });
   assert.equal(windows.length, 1);
   assert.equal(windows[0].loaded, paths.indexHtml);
   const prefs = (windows[0].options as { webPreferences: Record<string, unknown> }).webPreferences;
@@ -320,17 +328,18 @@ test('app start: one secure window on the built renderer, database under userDat
     [prefs.contextIsolation, prefs.sandbox, prefs.nodeIntegration, prefs.preload],
     [true, true, false, '/opt/kdmri/build/main/electron/preload.cjs'],
   );
-  assert.ok(menuSet);
+  assert.ok(seen.menuSet);
+  assert.deepEqual(seen.messages, [], 'nothing to move, nothing to say');
   assert.ok(ipcMain.handlers.has(IPC.call) && ipcMain.handlers.has(IPC.pickPaths));
   const info = (await ipcMain.handlers.get(IPC.call)!(
     frame('file:///opt/kdmri/build/renderer/index.html'),
     'appInfo',
     {},
   )) as ApiResult<{ dbPath: string; mode: string }>;
-  assert.ok(info.ok && info.value.dbPath === join(userData, 'kdmri.db') && info.value.mode === 'electron');
+  assert.ok(info.ok && info.value.dbPath === join(home, 'kdmri.db') && info.value.mode === 'electron');
   // an export reaches the user through the native save dialog, in Downloads by default
-  mkdirSync(join(userData, 'exports'), { recursive: true });
-  writeFileSync(join(userData, 'exports', 'montage.png'), 'png bytes');
+  mkdirSync(join(home, 'exports'), { recursive: true });
+  writeFileSync(join(home, 'exports', 'montage.png'), 'png bytes');
   const saved = (await ipcMain.handlers.get(IPC.call)!(
     frame('file:///opt/kdmri/build/renderer/index.html'),
     'downloadExport',
@@ -344,7 +353,92 @@ test('app start: one secure window on the built renderer, database under userDat
   appEvents.get('before-quit')!({ preventDefault: () => (prevented = true) });
   assert.ok(prevented);
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(quitCalls, 1);
+  assert.equal(seen.quitCalls, 1);
   assert.equal(ipcMain.handlers.size, 0);
   void running;
+});
+
+test('one library home: a library the desktop app kept under userData moves there once, paths and all', async () => {
+  const userData = tmp();
+  const home = join(tmp(), 'kdmri-home');
+  // an earlier desktop app's library: a model folder, a checkpoint folder, a PACS copy, in userData
+  const old = openDatabase(join(userData, 'kdmri.db'));
+  const ds = old.datasets.create({
+    name: 'd',
+    source: join(userData, 'dicom', 'a.nii'),
+    task: 'recon',
+    h: 8,
+    w: 8,
+    trainSlices: 3,
+    valSlices: 1,
+  });
+  const config = defaultDistillConfig('recon', {
+    kind: 'mask',
+    mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 1 },
+  });
+  old.jobs.create({
+    id: 'j',
+    datasetId: ds.id,
+    config,
+    status: 'finished',
+    modelsRoot: join(userData, 'models'),
+  });
+  const run = old.runs.create({
+    jobId: 'j',
+    kind: 'teacher',
+    config,
+    epochsPlanned: 1,
+    checkpointDir: join(userData, 'models', 'checkpoints', 'j', 'teacher'),
+  });
+  mkdirSync(join(userData, 'models', 'j-teacher'), { recursive: true });
+  writeFileSync(join(userData, 'models', 'j-teacher', 'model.json'), '{"kept":true}');
+  old.models.create({
+    runId: run.id,
+    kind: 'teacher',
+    name: 't',
+    dir: join(userData, 'models', 'j-teacher'),
+    paramCount: 1,
+    spec: config.teacher,
+    card: {} as never,
+  });
+  old.close();
+
+  const { fake, seen, appEvents, ipcMain } = fakeElectron(userData, tmp());
+  const paths = defaultPaths('/opt/kdmri/build/main/electron');
+  await startElectronApp(fake, paths, { KDMRI_HOME: home });
+  assert.equal(seen.messages.length, 1);
+  assert.match(
+    seen.messages[0],
+    new RegExp(`moved to ${home}.*the kdmri command line and web mode now share it`),
+  );
+  assert.match(readFileSync(join(userData, 'KDMRI-LIBRARY-MOVED.txt'), 'utf8'), new RegExp(home));
+  const info = (await ipcMain.handlers.get(IPC.call)!(
+    frame('file:///opt/kdmri/build/renderer/index.html'),
+    'appInfo',
+    {},
+  )) as ApiResult<{ dbPath: string }>;
+  assert.ok(info.ok && info.value.dbPath === join(home, 'kdmri.db'));
+  appEvents.get('before-quit')!({ preventDefault: () => undefined });
+  await new Promise((r) => setTimeout(r, 100));
+  // the CLI's view of the same home: everything there, every path inside it
+  const db = openDatabase(join(home, 'kdmri.db'));
+  const m = db.models.list()[0];
+  assert.equal(m.dir, join(home, 'models', 'j-teacher'));
+  assert.equal(readFileSync(join(m.dir, 'model.json'), 'utf8'), '{"kept":true}');
+  assert.equal(db.runs.get(run.id)!.checkpointDir, join(home, 'models', 'checkpoints', 'j', 'teacher'));
+  assert.equal(db.jobs.get('j')!.modelsRoot, join(home, 'models'));
+  assert.equal(db.datasets.get(ds.id)!.source, join(home, 'dicom', 'a.nii'));
+  db.close();
+  assert.equal(existsSync(join(userData, 'kdmri.db')), false);
+  assert.equal((statSync(home).mode & 0o777).toString(8), '700');
+  assert.equal((statSync(join(home, 'kdmri.db')).mode & 0o777).toString(8), '600');
+
+  // a second desktop library appearing later is never merged into the home: it is named and left alone
+  openDatabase(join(userData, 'kdmri.db')).close();
+  const again = fakeElectron(userData, tmp());
+  await startElectronApp(again.fake, paths, { KDMRI_HOME: home });
+  assert.equal(again.seen.messages.length, 1);
+  assert.match(again.seen.messages[0], /an older one stays in .*, not merged \(open it with KDMRI_DB=/);
+  again.appEvents.get('before-quit')!({ preventDefault: () => undefined });
+  await new Promise((r) => setTimeout(r, 100));
 });

@@ -32,7 +32,14 @@ test('the services start on a fresh library and report versions, not module avai
   assert.equal((info.value.versions as Record<string, string>).node, process.versions.node);
 });
 
-for (const broken of ['src-main/metrics/index', 'src-main/distill/infer', 'src-main/studies/library']) {
+// modules the services used to load lazily by string path (a failure answered 'unavailable')
+for (const broken of [
+  'src-main/distill/service',
+  'src-main/distill/data-source',
+  'src-main/compute/backend',
+  'src-main/studies/import',
+  'src-main/data/volume',
+]) {
   test(`a broken ${broken} fails start-up, naming the failure`, () => {
     const r = start(broken);
     assert.notEqual(r.code, 0, `start-up must fail; it printed ${r.out}`);

@@ -3,10 +3,19 @@
 // degradation, residues on a shared scale, metrics per viewport, exports, the job queue.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
 import dicomParser from 'dicom-parser';
 import { createServices } from '../../src-main/services/index.js';
@@ -470,4 +479,34 @@ test('start-up sweeps what dead writers left: half-written model folders, checkp
   assert.equal(readFileSync(join(models, 'kd-model', 'model.json'), 'utf8'), '{}', 'restored');
   assert.ok(existsSync(mine) && existsSync(complete));
   await s.close();
+});
+
+test('the library is private to its user: home 0700, database (and its WAL) 0600, also an older library', async () => {
+  const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+  // a new library, whatever the umask
+  const fresh = join(mkdtempSync(join(tmpdir(), 'kdmri-private-')), 'home');
+  dirs.push(dirname(fresh));
+  const s1 = createServices({ dbPath: join(fresh, 'kdmri.db'), dataDir: fresh });
+  await s1.call('listDatasets', {});
+  assert.deepEqual(
+    [mode(fresh), mode(join(fresh, 'kdmri.db')), mode(join(fresh, 'kdmri.db-wal'))],
+    ['700', '600', '600'],
+  );
+  await s1.close();
+  // a library an earlier version left readable by everyone: made private when the home opens it
+  const older = mkdtempSync(join(tmpdir(), 'kdmri-older-'));
+  dirs.push(older);
+  openDatabase(join(older, 'kdmri.db')).close();
+  chmodSync(older, 0o755);
+  chmodSync(join(older, 'kdmri.db'), 0o644);
+  const saved = process.env.KDMRI_HOME;
+  process.env.KDMRI_HOME = older;
+  try {
+    const s2 = createServices({ dbPath: join(older, 'kdmri.db'), dataDir: older });
+    assert.deepEqual([mode(older), mode(join(older, 'kdmri.db'))], ['700', '600']);
+    await s2.close();
+  } finally {
+    if (saved === undefined) delete process.env.KDMRI_HOME;
+    else process.env.KDMRI_HOME = saved;
+  }
 });

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import type { SeriesRecord } from '../../src-main/studies/library.js';
 
 function findPydicomData(): string | null {
   const r = spawnSync(
@@ -46,4 +47,40 @@ export const EXPECTED = JSON.parse(
 
 export function pyAvailable(): boolean {
   return spawnSync('/usr/bin/python3', ['-c', 'import pydicom'], { encoding: 'utf8' }).status === 0;
+}
+
+/**
+ * A synthetic one-series record: `slices` 64×64 slices, slice k filled with `from + k`, 1 mm apart
+ * along z (SOP UIDs `<uid>.<from + k>`).
+ */
+export function syntheticSeries(uid: string, slices: number, from = 0): SeriesRecord {
+  return {
+    patient: { id: 'P1', name: 'Test^Patient', birthDate: '', sex: '' },
+    study: { uid: `${uid}.1`, date: '', time: '', description: 'study', accession: '', studyId: '' },
+    series: {
+      uid,
+      modality: 'MR',
+      description: 'synthetic',
+      number: 1,
+      rows: 64,
+      cols: 64,
+      spacingRow: 1,
+      spacingCol: 1,
+      sliceThickness: 1,
+      sliceSpacing: 1,
+      sourceKind: 'dicom',
+      source: '/nowhere',
+      attributes: {},
+    },
+    instances: Array.from({ length: slices }, (_, k) => ({
+      sopUid: `${uid}.${from + k}`,
+      sopClassUid: '',
+      path: '/nowhere',
+      frame: 0,
+      instanceNumber: from + k + 1,
+      position: [0, 0, from + k] as [number, number, number],
+    })),
+    slices: Array.from({ length: slices }, (_, k) => new Float32Array(64 * 64).fill(from + k)),
+    normal: [0, 0, 1],
+  };
 }

@@ -19,6 +19,7 @@ import { register as convert } from './convert.js';
 import { register as exportCmd } from './export.js';
 import { register as pacs } from './pacs.js';
 import { register as pseudonyms } from './pseudonyms.js';
+import { register as deleteCmd } from './delete.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -37,6 +38,7 @@ export const COMMANDS: RegisterCommand[] = [
   studies,
   convert,
   exportCmd,
+  deleteCmd,
   pacs,
   pseudonyms,
 ];

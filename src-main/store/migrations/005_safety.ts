@@ -8,7 +8,11 @@
  *    lease of a process that died is taken over;
  *  - series.import_pid: the process appending slices to a series in batches (each batch its own short
  *    transaction, so a long import never holds the write lock for long). Rows it has not yet put in
- *    place have a negative slice_index; if it dies, start-up recovery removes them.
+ *    place have a negative slice_index; if it dies, start-up recovery removes them;
+ *  - pending_deletes: files and folders a deletion still has to remove. A deletion removes its rows
+ *    and records their files here in ONE transaction, then removes the files and these rows; if the
+ *    process dies in between, start-up recovery finishes the job. Deleted patient data never stays on
+ *    disk, and no row ever points at removed files.
  */
 import type { Migration } from './types.js';
 
@@ -26,5 +30,9 @@ ALTER TABLE jobs ADD COLUMN lease_label TEXT;
 -- epoch ms of the holder's last heartbeat
 ALTER TABLE jobs ADD COLUMN lease_at INTEGER;
 ALTER TABLE series ADD COLUMN import_pid INTEGER;
+CREATE TABLE pending_deletes (
+  path        TEXT    PRIMARY KEY NOT NULL,
+  created_at  INTEGER NOT NULL
+);
 `,
 };
