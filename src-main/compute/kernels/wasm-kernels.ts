@@ -13,6 +13,12 @@
  * ran. With the threaded build (shared memory) the parts are shared between the calling thread and
  * `threads − 1` worker threads that instantiate the same module on the same memory; they wait on an
  * Atomics word, so a call is synchronous, as tfjs kernels must be.
+ *
+ * Parts are claimed, not assigned: every thread takes the next unclaimed part until none is left, and
+ * the calling thread waits only for parts another thread has claimed. So a worker that has not
+ * started yet, is descheduled by a busy machine, or died at start-up never holds a call up (with
+ * fixed assignment the caller waited for it — for ever, had it died). Which thread ran a part does
+ * not change its result, so results stay bit-identical for any thread count.
  */
 import { Worker } from 'node:worker_threads';
 import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
@@ -20,8 +26,11 @@ import { KDMRI_WASM } from './wasm/kernels.generated.js';
 
 /** Fixed split of the rows; ≥ the thread count of any workstation we expect, and a multiple of 2, 4, 8. */
 const PARTS = 16;
-/** A worker that has not answered in this long is taken as dead (a wedged process is worse than an error). */
-const WORKER_TIMEOUT_MS = 600_000;
+/**
+ * A claimed part not finished in this long means its worker died mid-part (one part is at most about a
+ * second of work): an error is better than a wedged process.
+ */
+const PART_TIMEOUT_MS = 120_000;
 
 /** Byte addresses in the wasm memory, and the geometry (NHWC, HWIO, stride 1). */
 export interface FilterGradProblem {
@@ -68,40 +77,60 @@ export interface ThinConvProblem {
 type KernelFn = (...args: number[]) => void;
 const KERNELS = ['filter_bias_grad_rows', 'conv_thin_rows'] as const;
 
-// ctl words: 0 sequence (−1 = stop), 1 done sequence, 2 error flag, 3 kernel, 4 floats per part of
-// the output (0 when parts write disjoint rows of one output), 5 output address, 6 rows, 7 and 8 how
-// many arguments go before and after (output, first row, end row), then those arguments
-const CTL_WORDS = 32;
+// One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
+// tag·64 + part, where tag is the sequence mod 2^24, so a thread still looking for work of an earlier
+// call can never claim a part of this one; 2 parts finished; 3 error flag; 4 kernel; 5 floats per part
+// of the output (0 when parts write disjoint rows of one output); 6 output address; 7 rows; 8 and 9
+// how many arguments go before and after (output, first row, end row); then those arguments
+const CTL_WORDS = 40;
+const [SEQ, NEXT, DONE, ERROR] = [0, 1, 2, 3];
+const ARGS = 4;
+
+/**
+ * Claim and run parts of call `seq` until none is left; `run(part)` runs one. Shared by the calling
+ * thread and the workers (which get this function's source), so both claim the same way.
+ */
+function claimParts(c: Int32Array, seq: number, parts: number, run: (part: number) => void): void {
+  const tag = (seq & 0xffffff) * 64;
+  for (;;) {
+    const v = Atomics.load(c, 1);
+    if (v - (v % 64) !== tag || v % 64 >= parts) return;
+    if (Atomics.compareExchange(c, 1, v, v + 1) !== v) continue;
+    try {
+      run(v % 64);
+    } catch {
+      Atomics.store(c, 3, 1);
+    }
+    if (Atomics.add(c, 2, 1) + 1 === parts) Atomics.notify(c, 2);
+  }
+}
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, ctl, first, step, parts, names } = workerData;
+const { module, memory, ctl, parts, names } = workerData;
 const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const kernels = names.map((n) => exports[n]);
 const c = new Int32Array(ctl);
+const claimParts = ${claimParts.toString()};
 let seen = 0;
 for (;;) {
   Atomics.wait(c, 0, seen);
   seen = Atomics.load(c, 0);
   if (seen < 0) break;
-  try {
-    const run = kernels[c[3]];
-    const [partFloats, out, rows, nb, na] = c.subarray(4, 9);
-    const before = Array.from(c.subarray(9, 9 + nb));
-    const after = Array.from(c.subarray(9 + nb, 9 + nb + na));
-    for (let k = first; k < parts; k += step)
-      run(...before, out + 4 * k * partFloats, Math.floor((k * rows) / parts), Math.floor(((k + 1) * rows) / parts), ...after);
-  } catch (e) {
-    Atomics.store(c, 2, 1);
-  }
-  Atomics.store(c, 1, seen);
-  Atomics.notify(c, 1);
+  const run = kernels[c[${ARGS}]];
+  const [partFloats, out, rows, nb, na] = c.subarray(${ARGS + 1}, ${ARGS + 6});
+  const before = Array.from(c.subarray(${ARGS + 6}, ${ARGS + 6} + nb));
+  const after = Array.from(c.subarray(${ARGS + 6} + nb, ${ARGS + 6} + nb + na));
+  claimParts(c, seen, parts, (k) =>
+    run(...before, out + 4 * k * partFloats, Math.floor((k * rows) / parts), Math.floor(((k + 1) * rows) / parts), ...after),
+  );
 }
 `;
 
 export class WasmKernels {
   private readonly fns: KernelFn[];
-  private readonly workers: { worker: Worker; ctl: Int32Array }[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_WORDS));
   private seq = 0;
 
   constructor(memory: WebAssembly.Memory, threads: number) {
@@ -113,14 +142,13 @@ export class WasmKernels {
     this.fns = KERNELS.map((n) => exports[n] as KernelFn);
     const n = shared ? Math.max(1, Math.min(threads, PARTS)) : 1;
     for (let w = 1; w < n; w++) {
-      const ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_WORDS));
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
         execArgv: [],
-        workerData: { module, memory, ctl: ctl.buffer, first: w, step: n, parts: PARTS, names: KERNELS },
+        workerData: { module, memory, ctl: this.ctl.buffer, parts: PARTS, names: KERNELS },
       });
       worker.unref();
-      this.workers.push({ worker, ctl });
+      this.workers.push(worker);
     }
   }
 
@@ -151,33 +179,35 @@ export class WasmKernels {
     rows: number,
     after: number[],
   ) {
-    const seq = ++this.seq;
-    for (const { ctl } of this.workers) {
-      ctl.set([k, partFloats, out, rows, before.length, after.length, ...before, ...after], 3);
-      Atomics.store(ctl, 2, 0);
-      Atomics.store(ctl, 0, seq);
-      Atomics.notify(ctl, 0);
-    }
+    const c = this.ctl;
+    const seq = (this.seq = (this.seq % 0xffffff) + 1);
+    c.set([k, partFloats, out, rows, before.length, after.length, ...before, ...after], ARGS);
+    Atomics.store(c, ERROR, 0);
+    Atomics.store(c, DONE, 0);
+    Atomics.store(c, NEXT, seq * 64);
+    Atomics.store(c, SEQ, seq);
+    if (this.workers.length) Atomics.notify(c, SEQ);
     const run = this.fns[k];
-    for (let part = 0; part < PARTS; part += this.threads) {
+    claimParts(c, seq, PARTS, (part) =>
       run(
         ...before,
         out + 4 * part * partFloats,
         Math.floor((part * rows) / PARTS),
         Math.floor(((part + 1) * rows) / PARTS),
         ...after,
-      );
+      ),
+    );
+    // every part is claimed: wait for the ones other threads are still running
+    let last = Date.now();
+    let done: number;
+    let seen = Atomics.load(c, DONE);
+    while ((done = Atomics.load(c, DONE)) < PARTS) {
+      if (done !== seen) [seen, last] = [done, Date.now()];
+      else if (Date.now() - last > PART_TIMEOUT_MS)
+        throw new Error(`wasm kernel ${KERNELS[k]}: a worker thread died while running a part`);
+      Atomics.wait(c, DONE, done, 1000);
     }
-    for (const { ctl } of this.workers) {
-      const deadline = Date.now() + WORKER_TIMEOUT_MS;
-      let done: number;
-      while ((done = Atomics.load(ctl, 1)) !== seq) {
-        if (Date.now() > deadline)
-          throw new Error(`wasm kernel ${KERNELS[k]}: a worker thread did not answer`);
-        Atomics.wait(ctl, 1, done, 1000);
-      }
-      if (Atomics.load(ctl, 2)) throw new Error(`wasm kernel ${KERNELS[k]}: a worker thread failed`);
-    }
+    if (Atomics.load(c, ERROR)) throw new Error(`wasm kernel ${KERNELS[k]}: a part failed`);
   }
 
   /**
@@ -229,11 +259,9 @@ export class WasmKernels {
   }
 
   dispose(): void {
-    for (const { worker, ctl } of this.workers) {
-      Atomics.store(ctl, 0, -1);
-      Atomics.notify(ctl, 0);
-      void worker.terminate();
-    }
+    Atomics.store(this.ctl, SEQ, -1);
+    Atomics.notify(this.ctl, SEQ);
+    for (const worker of this.workers) void worker.terminate();
     this.workers.length = 0;
   }
 }
