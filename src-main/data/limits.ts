@@ -53,7 +53,9 @@ export class LimitError extends Error {
 export function parseSize(v: string): number | null {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*$/.exec(v);
   if (!m) return null;
-  const mult = { '': 1, k: 2 ** 10, m: Mi, g: Gi, t: 2 ** 40 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const mult = { '': 1, k: 2 ** 10, m: Mi, g: Gi, t: 2 ** 40 }[
+    m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
   const n = Math.floor(Number(m[1]) * mult);
   return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
@@ -101,7 +103,8 @@ export function setInputLimits(p: Partial<InputLimits>): void {
   for (const key of Object.keys(LIMIT_NAMES) as (keyof InputLimits)[]) {
     const v = p[key];
     if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v <= 0) throw new LimitError(`${LIMIT_NAMES[key].option} must be a positive size`);
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new LimitError(`${LIMIT_NAMES[key].option} must be a positive size`);
     overrides[key] = v;
     process.env[LIMIT_NAMES[key].env] = String(v);
   }

@@ -12,7 +12,14 @@ import { gzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import type { Volume } from '../contract/domain.js';
 import { writeFileAtomic } from '../store/model-files.js';
-import { LimitError, checkVolume, formatSize, inputLimits, openByteStream, type ByteStream } from './limits.js';
+import {
+  LimitError,
+  checkVolume,
+  formatSize,
+  inputLimits,
+  openByteStream,
+  type ByteStream,
+} from './limits.js';
 
 type Header = ReturnType<typeof nifti.readHeader>;
 

@@ -61,12 +61,25 @@ test('a 9 MB .nii.gz declaring 1024×1024×512 int16 over 2 GiB of zeros: conver
   // in process: the refusal itself, without the CLI's start-up (module loading dominates the CLI figures)
   const rss0 = process.resourceUsage().maxRSS;
   const t = process.hrtime.bigint();
-  assert.throws(() => readNifti(bomb), /volume 1024×1024×512 is over the 64 M voxel limit; raise it with --max-voxels/);
+  assert.throws(
+    () => readNifti(bomb),
+    /volume 1024×1024×512 is over the 64 M voxel limit; raise it with --max-voxels/,
+  );
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  console.log(`readNifti(bomb) refused in ${ms.toFixed(1)} ms, maxRSS +${process.resourceUsage().maxRSS - rss0} kB`);
+  console.log(
+    `readNifti(bomb) refused in ${ms.toFixed(1)} ms, maxRSS +${process.resourceUsage().maxRSS - rss0} kB`,
+  );
   assert.ok(ms < 2000);
   const hasTime = existsSync('/usr/bin/time');
-  const cmd = [process.execPath, '--import', 'tsx', 'src-main/cli/entry.ts', 'convert', bomb, join(dir, 'out.nii.gz')];
+  const cmd = [
+    process.execPath,
+    '--import',
+    'tsx',
+    'src-main/cli/entry.ts',
+    'convert',
+    bomb,
+    join(dir, 'out.nii.gz'),
+  ];
   const t0 = Date.now();
   const r = hasTime
     ? spawnSync('/usr/bin/time', ['-v', ...cmd], { cwd: root, encoding: 'utf8', timeout: 60_000 })
@@ -78,7 +91,9 @@ test('a 9 MB .nii.gz declaring 1024×1024×512 int16 over 2 GiB of zeros: conver
   assert.ok(seconds < 30, `${seconds} s`);
   if (hasTime) {
     const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
-    console.log(`bomb ${(size / 1e6).toFixed(1)} MB: refused in ${seconds.toFixed(2)} s, peak RSS ${(kb / 1024).toFixed(0)} MiB`);
+    console.log(
+      `bomb ${(size / 1e6).toFixed(1)} MB: refused in ${seconds.toFixed(2)} s, peak RSS ${(kb / 1024).toFixed(0)} MiB`,
+    );
     assert.ok(kb > 0 && kb < 1.5e6, `peak RSS ${kb} kB`);
   }
 });
@@ -87,7 +102,10 @@ test('with the voxel cap raised, the byte cap still refuses the bomb before infl
   setInputLimits({ maxVoxels: 2 ** 30 });
   try {
     const before = process.memoryUsage().rss;
-    assert.throws(() => readNifti(bomb), /volume 1024×1024×512 \(2 G bytes\) is over the 1 G byte limit; raise it with --max-bytes/);
+    assert.throws(
+      () => readNifti(bomb),
+      /volume 1024×1024×512 \(2 G bytes\) is over the 1 G byte limit; raise it with --max-bytes/,
+    );
     assert.ok(process.memoryUsage().rss - before < 200 * 2 ** 20);
   } finally {
     resetInputLimits();
@@ -124,11 +142,14 @@ test('declared voxels beyond what the file holds are refused before allocating',
 
 test('the inflater stops at the cap; the stream reader stops at the byte cap; caps parse and configure', () => {
   const raw = deflateRawSync(Buffer.alloc(64 * 2 ** 20));
-  assert.throws(() => inflateRawBounded(raw, 'test stream', 2 ** 20), (e: unknown) => {
-    assert.ok(e instanceof LimitError);
-    assert.match(e.message, /test stream inflates to more than 1 M bytes.*--max-bytes/);
-    return true;
-  });
+  assert.throws(
+    () => inflateRawBounded(raw, 'test stream', 2 ** 20),
+    (e: unknown) => {
+      assert.ok(e instanceof LimitError);
+      assert.match(e.message, /test stream inflates to more than 1 M bytes.*--max-bytes/);
+      return true;
+    },
+  );
   assert.equal(inflateRawBounded(raw, 'test stream', 64 * 2 ** 20).length, 64 * 2 ** 20);
   // one 16 KiB piece of input inflates to a few MiB at most: the cap is checked after every piece
   const s = openByteStream(bomb, inputLimits(), 16 * 2 ** 20);
@@ -148,7 +169,10 @@ test('the inflater stops at the cap; the stream reader stops at the byte cap; ca
     assert.equal(process.env.KDMRI_MAX_VOXELS, '1000', 'workers started later inherit the cap');
     const small = join(dir, 'small.nii');
     writeNifti(small, { data: new Float32Array(16 * 16 * 4), slices: 4, h: 16, w: 16 });
-    assert.throws(() => readNifti(small), /volume 16×16×4 is over the 1000 voxel limit; raise it with --max-voxels/);
+    assert.throws(
+      () => readNifti(small),
+      /volume 16×16×4 is over the 1000 voxel limit; raise it with --max-voxels/,
+    );
   } finally {
     resetInputLimits();
   }
