@@ -298,6 +298,13 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     const nfText = ds.elements[T.NumberOfFrames] ? str(T.NumberOfFrames) : null;
     const nfValid = nfText === null || (IS_INTEGER.test(nfText) && Number(nfText) >= 1);
     let frames = nfText === null || !nfValid ? 1 : Number(nfText);
+    // caps on what will be decoded (float32 per sample): on the declared size first, then on the
+    // count derived from the data, before any frame is touched
+    const caps = () => {
+      checkFrames(frames, 'image');
+      checkVolume([columns, rows, frames], 4 * samplesPerPixel, 'image');
+    };
+    caps();
     if (pixEl && !opts.untilPixels) {
       const frameLen = Math.ceil((rows * columns * samplesPerPixel * bitsAllocated) / 8);
       if (!encapsulated) {
@@ -338,9 +345,7 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     } else if (!nfValid) {
       repairs.push(`Number of Frames "${nfText}" is not a valid integer`);
     }
-    // caps on what will be decoded (float32 per sample), before any frame is touched
-    checkFrames(frames, 'image');
-    checkVolume([columns, rows, frames], 4 * samplesPerPixel, 'image');
+    caps();
     pixel = {
       rows,
       columns,
