@@ -337,3 +337,39 @@ test('a deflated data set that inflates past the byte cap is refused while infla
   const obj = parseDicom(file, { untilPixels: true });
   assert.equal(obj.pixel?.rows, n);
 });
+
+const h5py =
+  spawnSync('/usr/bin/python3', ['-c', 'import h5py'], { encoding: 'utf8' }).status === 0
+    ? false
+    : 'python3-h5py is not installed (apt-get install python3-h5py): it writes the HDF5 files';
+
+test('HDF5 dataset shapes are checked against the caps before anything is read', { skip: h5py }, () => {
+  const file = join(dir, 'huge.h5');
+  // chunked and compressed with nothing written: a few kB on disk declaring 100000×640×368 complex
+  python(
+    `import sys, h5py
+with h5py.File(sys.argv[1], 'w') as f:
+    f.create_dataset('kspace', shape=(100000, 640, 368), dtype='complex64', chunks=(1, 64, 368), compression='gzip')
+with h5py.File(sys.argv[2], 'w') as f:
+    f.create_dataset('volfs', shape=(4096, 4096, 64), dtype='float32', chunks=(64, 64, 1), compression='gzip')`,
+    file,
+    join(dir, 'huge-kd.h5'),
+  );
+  const rss0 = process.resourceUsage().maxRSS;
+  const db = openDatabase(':memory:');
+  try {
+    const [a] = importPathsSync(db, [file]);
+    assert.equal(a.status, 'failed');
+    assert.match(
+      a.message,
+      /HDF5 dataset "kspace" 100000×640×368 is over the 64 M voxel limit; raise it with --max-voxels/,
+    );
+    const [b] = importPathsSync(db, [join(dir, 'huge-kd.h5')]);
+    assert.equal(b.status, 'failed');
+    assert.match(b.message, /HDF5 dataset "volfs" 4096×4096×64 is over the 64 M voxel limit/);
+  } finally {
+    db.close();
+  }
+  const grown = (process.resourceUsage().maxRSS - rss0) / 1024;
+  assert.ok(grown < 64, `maxRSS grew by ${grown.toFixed(0)} MiB`);
+});
