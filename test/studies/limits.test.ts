@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
@@ -18,6 +19,7 @@ import { openDatabase } from '../../src-main/store/db.js';
 import { importPathsSync } from '../../src-main/studies/import.js';
 import { existingInstances, listStudies } from '../../src-main/studies/library.js';
 import { readDicomVolumes } from '../../src-main/studies/volumes.js';
+import { retrieveSeries } from '../../src-main/studies/dicomweb.js';
 import { decodeStoredFrames } from '../../src-main/studies/dicom/decode.js';
 import { parseDicom } from '../../src-main/studies/dicom/parse.js';
 import { NO_PYDICOM, PYDICOM_DATA } from './helpers.js';
@@ -372,4 +374,32 @@ with h5py.File(sys.argv[2], 'w') as f:
   }
   const grown = (process.resourceUsage().maxRSS - rss0) / 1024;
   assert.ok(grown < 64, `maxRSS grew by ${grown.toFixed(0)} MiB`);
+});
+
+test('a WADO-RS response past the byte cap is refused while it downloads', async () => {
+  // a server that streams 64 MiB of multipart with no Content-Length
+  const srv = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'multipart/related; type="application/dicom"; boundary=b' });
+    const chunk = Buffer.alloc(2 ** 20);
+    let sent = 0;
+    const pump = () => {
+      while (sent < 64 && res.write(chunk)) sent++;
+      if (sent >= 64) res.end();
+      else res.once('drain', pump);
+    };
+    pump();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  setInputLimits({ maxBytes: 4 * 2 ** 20 });
+  try {
+    await assert.rejects(
+      retrieveSeries({ url: `http://127.0.0.1:${port}` }, '1.2', '1.2.3'),
+      /WADO-RS response for series 1\.2\.3 is over the 4 M byte limit; raise it with --max-bytes/,
+    );
+  } finally {
+    resetInputLimits();
+    srv.closeAllConnections();
+    srv.close();
+  }
 });
