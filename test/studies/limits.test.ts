@@ -22,22 +22,13 @@ import { readDicomVolumes } from '../../src-main/studies/volumes.js';
 import { retrieveSeries } from '../../src-main/studies/dicomweb.js';
 import { decodeStoredFrames } from '../../src-main/studies/dicom/decode.js';
 import { parseDicom } from '../../src-main/studies/dicom/parse.js';
-import { NO_PYDICOM, PYDICOM_DATA } from './helpers.js';
+import { NO_PYDICOM, PYDICOM_DATA, runKdmri } from './helpers.js';
 
-const root = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'kdmri-dicom-limits-'));
 const skip = PYDICOM_DATA ? false : NO_PYDICOM;
 const data = (f: string) => join(PYDICOM_DATA as string, f);
 
-function kdmri(home: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src-main/cli/entry.ts', ...args], {
-    cwd: root,
-    env: { ...process.env, KDMRI_HOME: home },
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const kdmri = runKdmri;
 
 function python(script: string, ...args: string[]): string {
   const r = spawnSync('/usr/bin/python3', ['-c', script, ...args], { encoding: 'utf8' });
