@@ -85,6 +85,13 @@ test('RTDOSE with Number of Frames "1A": 15 frames as pydicom reads them, with a
   assert.deepEqual([v.slices, v.h, v.w], [15, 10, 10]);
   assert.deepEqual(Array.from(v.data), ref[1]);
 
+  // encapsulated (RLE, explicit VR): one frame per fragment, compared with pydicom's reading
+  const rle = patchValue(readFileSync(data('rtdose_rle.dcm')), 0x0028, 0x0008, Buffer.from('1A'), false);
+  const robj = parseDicom(rle);
+  assert.equal(robj.pixel?.frames, 15);
+  assert.match(robj.warnings.join('\n'), /"1A" is not a valid integer: 15 frames read, one per fragment/);
+  assert.deepEqual(Array.from(decodeStoredFrames(robj), (f) => Array.from(f)).flat(), ref[1]);
+
   // a malformed count the data cannot explain (not a whole number of frames) is refused with a reason
   const bad = join(dir, 'rtdose_1A_cut.dcm');
   const bytes = readFileSync(file);
