@@ -179,10 +179,6 @@ export function looksLikeDicom(b: Uint8Array): boolean {
 }
 
 /**
- * Parse a DICOM object. `untilPixels` stops before Pixel Data (fast header scan for DICOMDIR and
- * listings). Throws DicomError('fail') for non-DICOM or truncated input.
- */
-/**
  * Deflated Explicit VR Little Endian: the data set after the File Meta is inflated within the byte
  * cap (limits.ts), instead of dicom-parser's unbounded zlib.inflateRawSync.
  */
@@ -197,6 +193,10 @@ function boundedInflater(byteArray: Uint8Array, position: number): Uint8Array {
 /** A valid IS (PS3.5 §6.2): optional sign and digits, padded with spaces. */
 const IS_INTEGER = /^[+-]?\d{1,12}$/;
 
+/**
+ * Parse a DICOM object. `untilPixels` stops before Pixel Data (fast header scan for DICOMDIR and
+ * listings). Throws DicomError('fail') for non-DICOM or truncated input.
+ */
 export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = {}): DicomObject {
   const part10 = hasPreamble(bytes);
   let ds: DpDataSet;
@@ -301,8 +301,12 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     // caps on what will be decoded (float32 per sample): on the declared size first, then on the
     // count derived from the data, before any frame is touched
     const caps = () => {
-      checkFrames(frames, 'image');
-      checkVolume([columns, rows, frames], 4 * samplesPerPixel, 'image');
+      try {
+        checkFrames(frames, 'image');
+        checkVolume([columns, rows, frames], 4 * samplesPerPixel, 'image');
+      } catch (e) {
+        throw e instanceof LimitError ? new DicomError(e.message) : e;
+      }
     };
     caps();
     if (pixEl && !opts.untilPixels) {
