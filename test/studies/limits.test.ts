@@ -20,6 +20,7 @@ import { importPathsSync } from '../../src-main/studies/import.js';
 import { existingInstances, listStudies } from '../../src-main/studies/library.js';
 import { readDicomVolumes } from '../../src-main/studies/volumes.js';
 import { retrieveSeries } from '../../src-main/studies/dicomweb.js';
+import { codestreamSize } from '../../src-main/studies/dicom/codecs.js';
 import { decodeStoredFrames } from '../../src-main/studies/dicom/decode.js';
 import { parseDicom } from '../../src-main/studies/dicom/parse.js';
 import { NO_PYDICOM, PYDICOM_DATA, runKdmri } from './helpers.js';
@@ -263,6 +264,26 @@ test(
       () => decodeStoredFrames(parseDicom(rleBig)),
       /corrupt RLE frame: segment 1 \(\d+ bytes\) cannot hold 4096×4096 pixels/,
     );
+    // JPEG-LS and JPEG 2000: the codestream's own size is read from its markers and compared
+    // before the codec is asked to allocate
+    for (const [file, name] of [
+      ['MR_small_jpeg_ls_lossless.dcm', 'JPEG-LS'],
+      ['MR_small_jp2klossless.dcm', 'JPEG 2000'],
+    ]) {
+      const claim = patchValue(
+        patchValue(readFileSync(data(file)), 0x0028, 0x0010, us(4096), false),
+        0x0028,
+        0x0011,
+        us(4096),
+        false,
+      );
+      const obj = parseDicom(claim);
+      assert.deepEqual(codestreamSize(obj.frameBytes(0)), { width: 64, height: 64 });
+      assert.throws(
+        () => decodeStoredFrames(obj),
+        new RegExp(`${name}: frame is 64×64, the header says 4096×4096`),
+      );
+    }
     // the same through import: one failed result with the reason
     const f = join(dir, 'big.dcm');
     writeFileSync(f, big);
