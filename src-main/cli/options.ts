@@ -2,7 +2,8 @@
  * Argument parsers shared by the commands. Each returns a typed value or throws a UserError that names
  * the option and what was expected, so that bad input never reaches the engine.
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseSize, setInputLimits, type InputLimits } from '../data/limits.js';
 import { BACKENDS, MASK_PRESETS, type BackendName, type MaskSpec } from '../contract/domain.js';
 
 export function intArg(name: string, min: number, max: number): (v: string) => number {
@@ -83,4 +84,47 @@ export function listArg<T extends string>(name: string, choices: readonly T[]): 
     }
     return parts as T[];
   };
+}
+
+/** "64M", "2G", "1000000" → a positive integer (binary multiples). */
+export function sizeArg(name: string): (v: string) => number {
+  return (v) => {
+    const n = parseSize(v);
+    if (n === null)
+      throw new InvalidArgumentError(
+        `${name} must be a positive size such as 64M, 2G or 1000000, got '${v}'`,
+      );
+    return n;
+  };
+}
+
+/** The input-limit options (src-main/data/limits.ts) on a command that reads user files. */
+export interface LimitOptions {
+  maxVoxels?: number;
+  maxBytes?: number;
+  maxFrames?: number;
+  maxFileSize?: number;
+}
+
+export function addLimitOptions(cmd: Command): Command {
+  return cmd
+    .option('--max-voxels <n>', 'largest volume read, in voxels (default 64M)', sizeArg('--max-voxels'))
+    .option(
+      '--max-bytes <n>',
+      'largest decompressed stream / pixel data read, in bytes (default 1G)',
+      sizeArg('--max-bytes'),
+    )
+    .option('--max-frames <n>', 'most frames in one DICOM object (default 16384)', sizeArg('--max-frames'))
+    .option('--max-file-size <n>', 'largest input file, in bytes (default 1G)', sizeArg('--max-file-size'));
+}
+
+/** Put the command's limit options in force (for this process and the workers it starts). */
+export function applyLimitOptions(o: LimitOptions): void {
+  const p: Partial<InputLimits> = {
+    maxVoxels: o.maxVoxels,
+    maxBytes: o.maxBytes,
+    maxFrames: o.maxFrames,
+    maxFileBytes: o.maxFileSize,
+  };
+  setInputLimits(p);
 }

@@ -146,6 +146,8 @@ export interface ImportFileResult {
   status: 'imported' | 'skipped' | 'failed';
   message: string;
   seriesUid?: string;
+  /** What was repaired or derived while reading the file (e.g. a malformed Number of Frames). */
+  warnings?: string[];
 }
 export interface ImportSummary {
   importId: string;

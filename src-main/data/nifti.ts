@@ -7,11 +7,19 @@
  * scaled by scl_slope/scl_inter when the slope is non-zero. A 4-D file yields its first volume.
  * Spacing is [pixdim1, pixdim2, pixdim3] in the file's units (normally mm).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { existsSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import type { Volume } from '../contract/domain.js';
 import { writeFileAtomic } from '../store/model-files.js';
+import {
+  LimitError,
+  checkVolume,
+  formatSize,
+  inputLimits,
+  openByteStream,
+  type ByteStream,
+} from './limits.js';
 
 type Header = ReturnType<typeof nifti.readHeader>;
 
@@ -23,25 +31,41 @@ export interface NiftiInfo {
   sformCode: number;
 }
 
-function load(path: string): { header: Header; buf: ArrayBuffer } {
+const NIFTI1_HEADER = 348;
+const NIFTI2_HEADER = 540;
+
+/**
+ * The header only: at most 540 (decompressed) bytes are read, whatever the file declares. Only the
+ * header's own bytes are given to nifti-reader-js, so that it does not go looking for extensions.
+ */
+function openHeader(path: string): { header: Header; stream: ByteStream; consumed: number } {
   if (!existsSync(path)) throw new Error(`${path}: no such file`);
-  let bytes: Uint8Array = readFileSync(path);
-  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new Error(`${path}: corrupt gzip stream (${(e as Error).message})`);
+  const stream = openByteStream(path);
+  try {
+    const first = stream.read(NIFTI1_HEADER);
+    const ab = first.buffer.slice(first.byteOffset, first.byteOffset + first.byteLength) as ArrayBuffer;
+    let hdr: ArrayBuffer | null = null;
+    if (ab.byteLength === NIFTI1_HEADER && nifti.isNIFTI1(ab)) hdr = ab;
+    else if (ab.byteLength === NIFTI1_HEADER && nifti.isNIFTI2(ab)) {
+      const rest = stream.read(NIFTI2_HEADER - NIFTI1_HEADER);
+      if (rest.length === NIFTI2_HEADER - NIFTI1_HEADER) {
+        const both = new Uint8Array(NIFTI2_HEADER);
+        both.set(first);
+        both.set(rest, NIFTI1_HEADER);
+        hdr = both.buffer;
+      }
     }
+    if (!hdr) throw new Error(`${path}: not a NIfTI file (bad header size or magic)`);
+    return { header: nifti.readHeader(hdr), stream, consumed: hdr.byteLength };
+  } catch (e) {
+    stream.close();
+    throw e;
   }
-  const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  if (buf.byteLength < 348 || !nifti.isNIFTI(buf)) {
-    throw new Error(`${path}: not a NIfTI file (bad header size or magic)`);
-  }
-  return { header: nifti.readHeader(buf), buf };
 }
 
 export function readNiftiInfo(path: string): NiftiInfo {
-  const { header } = load(path);
+  const { header, stream } = openHeader(path);
+  stream.close();
   return {
     dims: header.dims.slice(0, header.dims[0] + 1),
     datatypeCode: header.datatypeCode,
@@ -51,43 +75,30 @@ export function readNiftiInfo(path: string): NiftiInfo {
   };
 }
 
-function typed(
+/** Bytes per voxel and a reader of one voxel at a byte offset, for the supported datatypes. */
+function voxelReader(
   code: number,
-  buf: ArrayBuffer,
-  offset: number,
-  count: number,
   little: boolean,
   path: string,
-): ArrayLike<number> {
-  const dv = new DataView(buf, offset);
-  const read = (bytes: number, get: (o: number) => number): Float64Array => {
-    if (offset + count * bytes > buf.byteLength) {
-      throw new Error(
-        `${path}: truncated (needs ${count * bytes} bytes of voxels after offset ${offset}, has ${buf.byteLength - offset})`,
-      );
-    }
-    const out = new Float64Array(count);
-    for (let i = 0; i < count; i++) out[i] = get(i * bytes);
-    return out;
-  };
+): { bytes: number; name: string; get: (dv: DataView, o: number) => number } {
   const T = nifti.NIFTI1;
   switch (code) {
     case T.TYPE_UINT8:
-      return read(1, (o) => dv.getUint8(o));
+      return { bytes: 1, name: 'uint8', get: (dv, o) => dv.getUint8(o) };
     case T.TYPE_INT8:
-      return read(1, (o) => dv.getInt8(o));
+      return { bytes: 1, name: 'int8', get: (dv, o) => dv.getInt8(o) };
     case T.TYPE_INT16:
-      return read(2, (o) => dv.getInt16(o, little));
+      return { bytes: 2, name: 'int16', get: (dv, o) => dv.getInt16(o, little) };
     case T.TYPE_UINT16:
-      return read(2, (o) => dv.getUint16(o, little));
+      return { bytes: 2, name: 'uint16', get: (dv, o) => dv.getUint16(o, little) };
     case T.TYPE_INT32:
-      return read(4, (o) => dv.getInt32(o, little));
+      return { bytes: 4, name: 'int32', get: (dv, o) => dv.getInt32(o, little) };
     case T.TYPE_UINT32:
-      return read(4, (o) => dv.getUint32(o, little));
+      return { bytes: 4, name: 'uint32', get: (dv, o) => dv.getUint32(o, little) };
     case T.TYPE_FLOAT32:
-      return read(4, (o) => dv.getFloat32(o, little));
+      return { bytes: 4, name: 'float32', get: (dv, o) => dv.getFloat32(o, little) };
     case T.TYPE_FLOAT64:
-      return read(8, (o) => dv.getFloat64(o, little));
+      return { bytes: 8, name: 'float64', get: (dv, o) => dv.getFloat64(o, little) };
     default:
       throw new Error(
         `${path}: unsupported NIfTI datatype ${code} (supported: integer types, float32, float64)`,
@@ -95,30 +106,67 @@ function typed(
   }
 }
 
+/** The deflate format's largest expansion (a run of one byte): no gzip file inflates further. */
+const MAX_DEFLATE_RATIO = 1032;
+
+/** Voxels are converted in pieces of this many bytes, so no second whole-volume buffer exists. */
+const PIECE = 4 * 2 ** 20;
+
+/**
+ * Read a NIfTI volume. The declared size (dims × datatype) is checked against the caps (limits.ts)
+ * and against what the file can hold before anything is allocated; a gzip file is inflated only up
+ * to the voxels needed, piece by piece straight into the float32 result.
+ */
 export function readNifti(path: string): Volume {
-  const { header, buf } = load(path);
-  const nd = header.dims[0];
-  if (nd < 2 || nd > 7) throw new Error(`${path}: NIfTI has ${nd} dimensions; expected 2 to 4`);
-  const nx = header.dims[1];
-  const ny = header.dims[2];
-  const nz = nd >= 3 ? Math.max(1, header.dims[3]) : 1;
-  if (!(nx > 0 && ny > 0)) throw new Error(`${path}: NIfTI image size ${nx}×${ny} is empty`);
-  const count = nx * ny * nz;
-  const raw = typed(
-    header.datatypeCode,
-    buf,
-    Math.floor(header.vox_offset),
-    count,
-    header.littleEndian,
-    path,
-  );
-  const slope = header.scl_slope && Number.isFinite(header.scl_slope) ? header.scl_slope : 1;
-  const inter = header.scl_slope && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
-  const data = new Float32Array(count);
-  for (let i = 0; i < count; i++) data[i] = raw[i] * slope + inter;
-  const p = header.pixDims;
-  const spacing: [number, number, number] = [Math.abs(p[1]) || 1, Math.abs(p[2]) || 1, Math.abs(p[3]) || 1];
-  return { data, slices: nz, h: ny, w: nx, spacing };
+  const { header, stream, consumed } = openHeader(path);
+  try {
+    const nd = header.dims[0];
+    if (nd < 2 || nd > 7) throw new Error(`${path}: NIfTI has ${nd} dimensions; expected 2 to 4`);
+    const nx = header.dims[1];
+    const ny = header.dims[2];
+    const nz = nd >= 3 ? Math.max(1, header.dims[3]) : 1;
+    if (!(nx > 0 && ny > 0)) throw new Error(`${path}: NIfTI image size ${nx}×${ny} is empty`);
+    const vox = voxelReader(header.datatypeCode, header.littleEndian, path);
+    const offset = header.vox_offset;
+    if (!Number.isFinite(offset) || offset < consumed)
+      throw new Error(`${path}: invalid vox_offset ${offset} (inside the ${consumed}-byte header)`);
+    const start = Math.floor(offset);
+    const limits = inputLimits();
+    // the output is float32; the declared voxels' bytes are what is read and inflated
+    checkVolume([nx, ny, nz], Math.max(4, vox.bytes), `${path}: volume`, limits);
+    const count = nx * ny * nz;
+    const need = count * vox.bytes;
+    const holds = stream.compressed ? stream.fileSize * MAX_DEFLATE_RATIO : stream.fileSize;
+    if (start + need > holds)
+      throw new LimitError(
+        `${path}: truncated: the header declares ${nx}×${ny}×${nz} ${vox.name} (${formatSize(need)} bytes after offset ${start}), ` +
+          `more than the ${stream.compressed ? 'compressed ' : ''}file of ${formatSize(stream.fileSize)} bytes can hold`,
+      );
+    if (start + need > limits.maxBytes)
+      throw new LimitError(
+        `${path}: ${formatSize(start + need)} bytes to read is over the ${formatSize(limits.maxBytes)} byte limit; raise it with --max-bytes`,
+      );
+    stream.skip(start - consumed);
+    const slope = header.scl_slope && Number.isFinite(header.scl_slope) ? header.scl_slope : 1;
+    const inter = header.scl_slope && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
+    const data = new Float32Array(count);
+    const per = Math.max(1, Math.floor(PIECE / vox.bytes));
+    for (let i = 0; i < count; i += per) {
+      const n = Math.min(per, count - i);
+      const b = stream.read(n * vox.bytes);
+      if (b.length < n * vox.bytes)
+        throw new Error(
+          `${path}: truncated (needs ${need} bytes of voxels after offset ${start}, has ${i * vox.bytes + b.length})`,
+        );
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      for (let k = 0; k < n; k++) data[i + k] = vox.get(dv, k * vox.bytes) * slope + inter;
+    }
+    const p = header.pixDims;
+    const spacing: [number, number, number] = [Math.abs(p[1]) || 1, Math.abs(p[2]) || 1, Math.abs(p[3]) || 1];
+    return { data, slices: nz, h: ny, w: nx, spacing };
+  } finally {
+    stream.close();
+  }
 }
 
 /** Write a float32 NIfTI-1 (.nii, or gzip-compressed when the name ends in .gz), atomically. */

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ImportFileResult } from '../contract/api.js';
+import { LIMIT_NAMES, LimitError, checkFileSize, formatSize, inputLimits } from '../data/limits.js';
 import { writeFileAtomic } from '../store/model-files.js';
 import type { Db } from '../store/db.js';
 import { importPaths } from './import.js';
@@ -225,8 +226,45 @@ export async function retrieveSeries(
       headers: { Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
     },
   );
-  const body = Buffer.from(await res.arrayBuffer());
-  return parseMultipart(body, res.headers.get('content-type') ?? '');
+  const body = await boundedBody(res, `series ${seriesUid}`);
+  const limits = inputLimits();
+  const parts = parseMultipart(body, res.headers.get('content-type') ?? '');
+  for (const [i, p] of parts.entries())
+    checkFileSize(`series ${seriesUid}, instance ${i + 1}`, p.length, limits);
+  return parts;
+}
+
+/**
+ * A response body read chunk by chunk and refused (the download aborted) as soon as it passes the
+ * byte cap, instead of arrayBuffer()'s whatever-the-server-sends.
+ */
+async function boundedBody(res: Response, what: string): Promise<Buffer> {
+  const max = inputLimits().maxBytes;
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  const refuse = () =>
+    new LimitError(
+      `WADO-RS response for ${what} is over the ${formatSize(max)} byte limit; raise it with ${LIMIT_NAMES.maxBytes.option}`,
+    );
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw refuse();
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > max) {
+        await reader.cancel().catch(() => undefined);
+        throw refuse();
+      }
+      chunks.push(value);
+    }
+  }
+  return Buffer.concat(chunks, total);
 }
 
 /**

@@ -11,17 +11,18 @@
  * of ImageOrientationPatient), when every image has both; else by InstanceNumber; ties by SOP UID.
  * Frames of a multi-frame file keep their file order.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ImportFileResult } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
+import { checkVolume, inputLimits, readFileBounded } from '../data/limits.js';
 import { readNifti } from '../data/nifti.js';
 import type { Db } from '../store/db.js';
 import { decodeFrames, unsupportedImageReason } from './dicom/decode.js';
 import { headerOf, sopClassName, type DicomHeader } from './dicom/header.js';
 import { DicomError, dicomdirReferencedFiles, looksLikeDicom, parseDicom } from './dicom/parse.js';
 import { existingInstances, storeSeries, type InstanceAttrs, type SeriesRecord } from './library.js';
-import { deterministicUid, fileHash, syntheticIdentity } from './uids.js';
+import { bytesHash, derivedDicomUids, deterministicUid, fileHash, syntheticIdentity } from './uids.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
 // side effects: the HDF5 reader and the compressed-syntax codecs register themselves, so every entry
 // into the importer (the services load this file directly) has them
@@ -95,13 +96,27 @@ function expand(paths: string[], results: ImportFileResult[]): Candidate[] {
   for (const c of [...out]) {
     if (!isDicomdir(c.path)) continue;
     try {
-      const refs = dicomdirReferencedFiles(readFileSync(c.path));
-      for (const r of refs) add(resolve(dirname(c.path), r));
+      const refs = dicomdirReferencedFiles(readFileBounded(c.path));
+      const folder = dirname(c.path);
+      let refused = 0;
+      for (const r of refs) {
+        const why = escapesFolder(folder, r);
+        if (why) {
+          refused++;
+          results.push({
+            path: c.path,
+            status: 'failed',
+            message: `DICOMDIR references "${r}", ${why}: not followed (references must stay inside the DICOMDIR's folder)`,
+          });
+        } else add(resolve(folder, r));
+      }
       c.existing = true; // reported below as skipped, not parsed as an image
       results.push({
         path: c.path,
         status: 'skipped',
-        message: `DICOMDIR: ${refs.length} referenced files followed`,
+        message:
+          `DICOMDIR: ${refs.length - refused} referenced files followed` +
+          (refused ? `, ${refused} outside its folder refused` : ''),
       });
     } catch (e) {
       c.existing = true;
@@ -111,10 +126,32 @@ function expand(paths: string[], results: ImportFileResult[]): Candidate[] {
   return out.filter((c) => !(isDicomdir(c.path) && c.existing));
 }
 
+/**
+ * Why a DICOMDIR reference leaves the DICOMDIR's folder (absolute, `..`, or a symbolic link out of
+ * it), or null when it stays inside.
+ */
+function escapesFolder(folder: string, ref: string): string | null {
+  if (isAbsolute(ref) || /^[a-zA-Z]:/.test(ref)) return 'an absolute path';
+  const target = resolve(folder, ref);
+  const rel = relative(folder, target);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+    return 'outside its folder';
+  try {
+    const realRel = relative(realpathSync(folder), realpathSync(target));
+    if (realRel === '..' || realRel.startsWith(`..${sep}`) || isAbsolute(realRel))
+      return 'a link to a file outside its folder';
+  } catch {
+    // a missing file is reported when it is read
+  }
+  return null;
+}
+
 interface Img {
   path: string;
   header: DicomHeader;
   existing: boolean;
+  /** UIDs derived and counts repaired while reading the file (import result warnings). */
+  warnings: string[];
 }
 
 const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -174,10 +211,18 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
   const slices: Float32Array[] = [];
   const instances: InstanceAttrs[] = [];
   const good: Img[] = [];
+  const frameCount = new Map<Img, number>();
+  const limits = inputLimits();
+  const px0 = imgs[0].header.pixel;
   for (const img of imgs) {
     try {
-      const obj = parseDicom(readFileSync(img.path));
+      const obj = parseDicom(readFileBounded(img.path, limits));
+      // the series is one volume: its frames so far plus this object's stay under the caps
+      if (px0 && obj.pixel)
+        checkVolume([px0.columns, px0.rows, slices.length + obj.pixel.frames], 4, `series ${uid}`, limits);
       const frames = decodeFrames(obj);
+      img.warnings.push(...obj.warnings);
+      frameCount.set(img, frames.length);
       const h = img.header;
       frames.forEach((f, k) => {
         slices.push(f);
@@ -245,13 +290,14 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
   }
   const total = existingInstances(db, uid).size;
   for (const g of good) {
-    const frames = g.header.pixel?.frames ?? 1;
+    const frames = frameCount.get(g) ?? 1;
     report(g, {
       status: 'imported',
       message:
         `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${total} slices` +
         `${stored.created ? '' : `, ${stored.added} added`})`,
       seriesUid: uid,
+      ...(g.warnings.length ? { warnings: g.warnings } : {}),
     });
   }
   return results;
@@ -407,13 +453,15 @@ function* importSteps(
     }
     let bytes: Buffer;
     try {
-      bytes = readFileSync(p);
+      bytes = readFileBounded(p);
     } catch (e) {
       emit([
         {
           path: p,
           status: 'failed',
-          message: `unreadable: ${(e as NodeJS.ErrnoException).code ?? errMsg(e)}`,
+          message: (e as NodeJS.ErrnoException).code
+            ? `unreadable: ${(e as NodeJS.ErrnoException).code}`
+            : errMsg(e),
         },
       ]);
       continue;
@@ -451,9 +499,19 @@ function* importSteps(
       emit([{ path: p, status: 'skipped', message: why }]);
       continue;
     }
+    const warnings: string[] = [];
     if (!h.seriesUid || !h.sopInstanceUid) {
-      emit([{ path: p, status: 'failed', message: 'image without Series Instance UID or SOP Instance UID' }]);
-      continue;
+      const px = h.pixel;
+      const d = derivedDicomUids(
+        {
+          ...h,
+          frameOfReference: h.attributes.FrameOfReferenceUID ?? '',
+          size: `${px.columns}x${px.rows}`,
+        },
+        bytesHash(bytes),
+      );
+      h = { ...h, sopInstanceUid: d.sopInstanceUid, seriesUid: d.seriesUid };
+      warnings.push(...d.warnings);
     }
     const dup = bySop.get(h.sopInstanceUid);
     if (dup) {
@@ -468,7 +526,7 @@ function* importSteps(
     }
     bySop.set(h.sopInstanceUid, p);
     const list = series.get(h.seriesUid) ?? [];
-    list.push({ path: p, header: h, existing: false });
+    list.push({ path: p, header: h, existing: false, warnings });
     series.set(h.seriesUid, list);
   }
 

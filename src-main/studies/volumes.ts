@@ -40,7 +40,9 @@ function hasDicom(dir: string, depth = 0): boolean {
 }
 
 /** Every series found at `path` as a Volume (DICOM series in library order), or null if none is DICOM. */
-export function readDicomVolumes(path: string): { volumes: Volume[]; labels: string[] } | null {
+export function readDicomVolumes(
+  path: string,
+): { volumes: Volume[]; labels: string[]; warnings: string[] } | null {
   const abs = resolve(path);
   if (!existsSync(abs)) return null;
   const dir = statSync(abs).isDirectory();
@@ -62,7 +64,16 @@ export function readDicomVolumes(path: string): { volumes: Volume[]; labels: str
         `${abs}: no DICOM image series could be read${why.length ? ` (${why.join('; ')})` : ''}`,
       );
     }
-    return { volumes: uids.map((u) => loadSeriesVolume(db, u.uid)), labels: uids.map((u) => u.label) };
+    // repairs (derived UIDs, frame counts) and files left out of a series are told, not dropped
+    const warnings = res.flatMap((r) => [
+      ...(r.warnings ?? []).map((w) => `${r.path}: ${w}`),
+      ...(r.status === 'failed' ? [`${r.path}: not read: ${r.message}`] : []),
+    ]);
+    return {
+      volumes: uids.map((u) => loadSeriesVolume(db, u.uid)),
+      labels: uids.map((u) => u.label),
+      warnings,
+    };
   } finally {
     db.close();
   }

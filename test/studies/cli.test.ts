@@ -1,27 +1,18 @@
 /** `kdmri import / studies / convert / export` as a user runs them (spawned, KDMRI_HOME in a temp dir). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNifti } from '../../src-main/data/nifti.js';
-import { EXPECTED, NO_PYDICOM, PYDICOM_DATA } from './helpers.js';
+import { EXPECTED, NO_PYDICOM, PYDICOM_DATA, runKdmri } from './helpers.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const home = mkdtempSync(join(tmpdir(), 'kdmri-studies-cli-'));
 const skip = PYDICOM_DATA ? false : NO_PYDICOM;
 const data = (f: string) => join(PYDICOM_DATA as string, f);
 
-function kdmri(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src-main/cli/entry.ts', ...args], {
-    cwd: root,
-    env: { ...process.env, KDMRI_HOME: home },
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const kdmri = (...args: string[]) => runKdmri(home, ...args);
 
 test('kdmri import --json: per-file results; kdmri studies lists the series', { skip }, () => {
   const dir = mkdtempSync(join(home, 'in-'));

@@ -45,6 +45,19 @@ export const EXPECTED = JSON.parse(
   readFileSync(new URL('../fixtures/dicom/pydicom-expected.json', import.meta.url), 'utf8'),
 ) as { files: Expected[]; dicomdir: { DICOMDIR: { images: string[]; series: number } } };
 
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+/** `kdmri ARGS` as a user runs it (through tsx), with its library in `home` (KDMRI_HOME). */
+export function runKdmri(home: string, ...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src-main/cli/entry.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, KDMRI_HOME: home },
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
 export function pyAvailable(): boolean {
   return spawnSync('/usr/bin/python3', ['-c', 'import pydicom'], { encoding: 'utf8' }).status === 0;
 }

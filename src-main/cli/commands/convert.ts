@@ -13,16 +13,23 @@ import { readHdf5Volumes } from '../../studies/hdf5-registry.js';
 import { writeVolumeNifti } from '../../studies/export.js';
 import { UserError } from '../errors.js';
 import { withServices } from '../library.js';
-import { intArg } from '../options.js';
+import { addLimitOptions, applyLimitOptions, intArg, type LimitOptions } from '../options.js';
 import { printJson } from '../output.js';
 
-interface ConvertOptions {
+interface ConvertOptions extends LimitOptions {
   db?: string;
   index?: number;
   json: boolean;
 }
 
-async function readInput(input: string, o: ConvertOptions): Promise<{ volumes: Volume[]; labels: string[] }> {
+interface Read {
+  volumes: Volume[];
+  labels: string[];
+  /** Repairs and left-out files, reported with the result (stderr, or "warnings" in --json). */
+  warnings?: string[];
+}
+
+async function readInput(input: string, o: ConvertOptions): Promise<Read> {
   if (input.startsWith('series:')) {
     const uid = input.slice('series:'.length);
     return withServices(o, (services) => {
@@ -41,7 +48,7 @@ async function readInput(input: string, o: ConvertOptions): Promise<{ volumes: V
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('convert')
     .description(
       'convert DICOM (file, folder, DICOMDIR), NIfTI, HDF5 or a library series (series:<UID>) to a float32 NIfTI',
@@ -54,46 +61,47 @@ export function register(program: Command): void {
       'which series/volume when the input holds several (0-based)',
       intArg('--index', 0, 100000),
     )
-    .option('--json', 'print a JSON summary', false)
-    .action(async (input: string, out: string, o: ConvertOptions) => {
-      if (!/\.nii(\.gz)?$/i.test(out)) throw new UserError(`output must end in .nii or .nii.gz, got ${out}`);
-      let read: { volumes: Volume[]; labels: string[] };
-      try {
-        read = await readInput(input, o);
-      } catch (e) {
-        if (e instanceof UserError || e instanceof ApiFailure) throw e;
-        throw new UserError(e instanceof Error ? e.message : String(e));
-      }
-      const { volumes, labels } = read;
-      if (volumes.length > 1 && o.index === undefined) {
-        const list = labels
-          .map((l, i) => `${i}: ${l} (${volumes[i].slices}×${volumes[i].h}×${volumes[i].w})`)
-          .join('; ');
-        throw new UserError(
-          `${input} holds ${volumes.length} series/volumes; choose one with --index (${list})`,
-        );
-      }
-      const k = o.index ?? 0;
-      if (k >= volumes.length)
-        throw new UserError(`--index ${k}: ${input} holds ${volumes.length} series/volumes`);
-      const vol = volumes[k];
-      const path = resolve(out);
-      writeVolumeNifti(
-        { data: vol.data, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing },
-        path,
+    .option('--json', 'print a JSON summary', false);
+  addLimitOptions(cmd).action(async (input: string, out: string, o: ConvertOptions) => {
+    if (!/\.nii(\.gz)?$/i.test(out)) throw new UserError(`output must end in .nii or .nii.gz, got ${out}`);
+    applyLimitOptions(o);
+    let read: Read;
+    try {
+      read = await readInput(input, o);
+    } catch (e) {
+      if (e instanceof UserError || e instanceof ApiFailure) throw e;
+      throw new UserError(e instanceof Error ? e.message : String(e));
+    }
+    const { volumes, labels } = read;
+    if (volumes.length > 1 && o.index === undefined) {
+      const list = labels
+        .map((l, i) => `${i}: ${l} (${volumes[i].slices}×${volumes[i].h}×${volumes[i].w})`)
+        .join('; ');
+      throw new UserError(
+        `${input} holds ${volumes.length} series/volumes; choose one with --index (${list})`,
       );
-      const summary = {
-        out: path,
-        label: labels[k],
-        slices: vol.slices,
-        h: vol.h,
-        w: vol.w,
-        spacing: vol.spacing ?? null,
-      };
-      if (o.json) printJson(summary);
-      else
-        process.stdout.write(
-          `wrote ${path}: ${labels[k]}, ${vol.slices} slices of ${vol.h}×${vol.w} (float32)\n`,
-        );
-    });
+    }
+    const k = o.index ?? 0;
+    if (k >= volumes.length)
+      throw new UserError(`--index ${k}: ${input} holds ${volumes.length} series/volumes`);
+    const vol = volumes[k];
+    const path = resolve(out);
+    writeVolumeNifti({ data: vol.data, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing }, path);
+    const summary = {
+      out: path,
+      label: labels[k],
+      slices: vol.slices,
+      h: vol.h,
+      w: vol.w,
+      spacing: vol.spacing ?? null,
+      warnings: read.warnings ?? [],
+    };
+    if (o.json) printJson(summary);
+    else {
+      for (const w of summary.warnings) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(
+        `wrote ${path}: ${labels[k]}, ${vol.slices} slices of ${vol.h}×${vol.w} (float32)\n`,
+      );
+    }
+  });
 }

@@ -17,10 +17,20 @@ import {
 } from '../../contract/domain.js';
 import { UserError } from '../errors.js';
 import { withServices } from '../library.js';
-import { backendArg, choiceArg, intArg, listArg, maskKindArg, numArg } from '../options.js';
+import {
+  addLimitOptions,
+  applyLimitOptions,
+  backendArg,
+  choiceArg,
+  intArg,
+  listArg,
+  maskKindArg,
+  numArg,
+  type LimitOptions,
+} from '../options.js';
 import { metricsTable, printJson, progressReporter } from '../output.js';
 
-export interface DistillOptions {
+export interface DistillOptions extends LimitOptions {
   task: 'recon' | 'sr';
   data?: string;
   acc: number;
@@ -181,11 +191,13 @@ export function register(program: Command): void {
     .option('--acc <n>', 'acceleration (recon)', numArg('--acc', 1, 64), 4)
     .option('--seed <n>', 'seed for weights and shuffling', intArg('--seed', 0, 2 ** 31), 42)
     .option('--steps <list>', 'comma-separated steps', listArg('--steps', RUN_KINDS));
-  addConfigOptions(cmd)
+  addLimitOptions(addConfigOptions(cmd))
     .option('--resume <jobId>', 'resume an interrupted or cancelled job')
     .option('--json', 'print one JSON object instead of tables', false)
     .action(async (o: DistillOptions) => {
       const config = configFromOptions(o);
+      // before the services start the training worker, which inherits the caps for --data
+      applyLimitOptions(o);
       const progress = o.json ? null : progressReporter();
       const jobId = o.resume ?? randomUUID();
       const result = await withServices(o, async (services) => {

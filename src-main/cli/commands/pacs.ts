@@ -4,6 +4,7 @@
  * the command line (which other users can see in the process list).
  */
 import { readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileBounded } from '../../data/limits.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -137,7 +138,7 @@ export function register(program: Command): void {
             statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)],
           );
         files = walk(dir)
-          .map((p) => readFileSync(p))
+          .map((p) => readFileBounded(p))
           .filter((b) => b.length > 132 && b.toString('latin1', 128, 132) === 'DICM');
         if (files.length === 0) throw new UserError(`${dir}: no DICOM Part 10 files`);
       } else {
@@ -152,7 +153,7 @@ export function register(program: Command): void {
           ).source_kind;
           if (kind === 'dicom') {
             files = [...new Set(seriesInstances(db, o.series as string).map((i) => i.path))].map((p) =>
-              readFileSync(p),
+              readFileBounded(p),
             );
           } else {
             tmp = mkdtempSync(join(tmpdir(), 'kdmri-stow-'));

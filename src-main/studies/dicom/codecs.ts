@@ -65,8 +65,53 @@ function toStored(bytes: Uint8Array, px: PixelModule, bitsPerSample: number): Fl
   return maskStored(out, px);
 }
 
+/**
+ * The width × height a JPEG / JPEG-LS (SOFn, SOF55) or JPEG 2000 (SIZ) codestream declares, read
+ * from its markers without decoding; null when none is found. Checked against Rows×Columns before
+ * a codec is asked to allocate the frame.
+ */
+export function codestreamSize(b: Uint8Array): { width: number; height: number } | null {
+  const u16 = (o: number) => (b[o] << 8) | b[o + 1];
+  const u32 = (o: number) => b[o] * 2 ** 24 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
+  if (b.length < 4) return null;
+  if (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51) {
+    // J2K: SIZ follows SOC; Lsiz(2) Rsiz(2) Xsiz Ysiz XOsiz YOsiz (4 each)
+    if (b.length < 6 + 2 + 2 + 16) return null;
+    return { width: u32(8) - u32(16), height: u32(12) - u32(20) };
+  }
+  if (!(b[0] === 0xff && b[1] === 0xd8)) return null;
+  let o = 2;
+  while (o + 9 <= b.length) {
+    if (b[o] !== 0xff) return null;
+    const m = b[o + 1];
+    if (m === 0xff) {
+      o++;
+      continue;
+    }
+    const sof = (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7;
+    if (sof) return { height: u16(o + 5), width: u16(o + 7) };
+    if (m === 0xd8 || (m >= 0xd0 && m <= 0xd7) || m === 0x01) {
+      o += 2;
+      continue;
+    }
+    o += 2 + u16(o + 2);
+  }
+  return null;
+}
+
+/** Refuse a compressed frame whose codestream size disagrees with the header, before decoding it. */
+function checkCodestream(frame: Uint8Array, px: PixelModule, name: string): void {
+  const size = codestreamSize(frame);
+  // a JPEG height of 0 means "defined by the DNL marker later": let the decoder and the check after it decide
+  if (size && size.height !== 0 && (size.width !== px.columns || size.height !== px.rows))
+    throw new DicomError(
+      `${name}: frame is ${size.width}×${size.height}, the header says ${px.columns}×${px.rows}`,
+    );
+}
+
 function viaWasm(make: () => WasmDecoder, name: string) {
   return (frame: Uint8Array, px: PixelModule): Float64Array => {
+    checkCodestream(frame, px, name);
     const d = make();
     try {
       d.getEncodedBuffer(frame.length).set(frame);
@@ -112,6 +157,7 @@ if (turbo) {
   registerCodec('1.2.840.10008.1.2.4.51', eightBit);
 }
 const lossless = (frame: Uint8Array, px: PixelModule): Float64Array => {
+  checkCodestream(frame, px, 'JPEG lossless');
   const bytesPer = px.bitsAllocated <= 8 ? 1 : 2;
   let words: Uint8Array | Uint16Array;
   try {

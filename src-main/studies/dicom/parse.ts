@@ -7,6 +7,7 @@
  * DicomError with a one-line reason meant for the per-file import report.
  */
 import dicomParser from 'dicom-parser';
+import { LimitError, checkFrames, checkVolume, inflateRawBounded } from '../../data/limits.js';
 
 export class DicomError extends Error {
   constructor(
@@ -87,6 +88,11 @@ export interface DicomObject {
   frameBytes(i: number): Uint8Array;
   /** True when Pixel Data is encapsulated (compressed). */
   encapsulated: boolean;
+  /**
+   * What was repaired while reading, one line each (e.g. a malformed NumberOfFrames replaced by the
+   * count the Pixel Data holds): reported with the file's import result, never dropped.
+   */
+  warnings: string[];
 }
 
 // Attribute tags used across the studies module.
@@ -173,6 +179,21 @@ export function looksLikeDicom(b: Uint8Array): boolean {
 }
 
 /**
+ * Deflated Explicit VR Little Endian: the data set after the File Meta is inflated within the byte
+ * cap (limits.ts), instead of dicom-parser's unbounded zlib.inflateRawSync.
+ */
+function boundedInflater(byteArray: Uint8Array, position: number): Uint8Array {
+  const inflated = inflateRawBounded(byteArray.subarray(position), 'Deflated Explicit VR data set');
+  const full = Buffer.allocUnsafe(position + inflated.length);
+  full.set(byteArray.subarray(0, position), 0);
+  full.set(inflated, position);
+  return full;
+}
+
+/** A valid IS (PS3.5 §6.2): optional sign and digits, padded with spaces. */
+const IS_INTEGER = /^[+-]?\d{1,12}$/;
+
+/**
  * Parse a DICOM object. `untilPixels` stops before Pixel Data (fast header scan for DICOMDIR and
  * listings). Throws DicomError('fail') for non-DICOM or truncated input.
  */
@@ -182,7 +203,10 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
   let syntax: string;
   try {
     if (part10) {
-      ds = dicomParser.parseDicom(bytes, opts.untilPixels ? { untilTag: T.PixelData } : undefined);
+      ds = dicomParser.parseDicom(bytes, {
+        inflater: boundedInflater,
+        ...(opts.untilPixels ? { untilTag: T.PixelData } : {}),
+      } as dicomParser.ParseDicomOptions);
     } else {
       const guess = guessBareSyntax(bytes);
       if (!guess)
@@ -194,6 +218,7 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     }
   } catch (e) {
     if (e instanceof DicomError) throw e;
+    if (e instanceof LimitError) throw new DicomError(e.message);
     const msg = parserMessage(e);
     if (/missing required meta header attribute 0002,0010/.test(msg))
       throw new DicomError(
@@ -255,7 +280,9 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
   };
 
   const pixEl = ds.elements[T.PixelData];
+  const repairs: string[] = [];
   let pixel: PixelModule | null = null;
+  const encapsulated = Boolean(pixEl?.encapsulatedPixelData);
   if (pixEl || (opts.untilPixels && ds.elements[T.Rows])) {
     const rows = num(T.Rows);
     const columns = num(T.Columns);
@@ -263,11 +290,71 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     if (!rows || !columns || !bitsAllocated)
       throw new DicomError('Pixel Data without Rows, Columns or Bits Allocated');
     const bitsStored = num(T.BitsStored) ?? bitsAllocated;
+    const samplesPerPixel = num(T.SamplesPerPixel) ?? 1;
+    if (!Number.isInteger(samplesPerPixel) || samplesPerPixel < 1 || samplesPerPixel > 4)
+      throw new DicomError(`Samples per Pixel ${samplesPerPixel} is not supported`);
+    // NumberOfFrames is an IS string: "1A", "", "0" or "-3" is malformed; the count is then derived
+    // from the Pixel Data below (or the object refused), never silently taken as 1
+    const nfText = ds.elements[T.NumberOfFrames] ? str(T.NumberOfFrames) : null;
+    const nfValid = nfText === null || (IS_INTEGER.test(nfText) && Number(nfText) >= 1);
+    let frames = nfText === null || !nfValid ? 1 : Number(nfText);
+    // caps on what will be decoded (float32 per sample): on the declared size first, then on the
+    // count derived from the data, before any frame is touched
+    const caps = () => {
+      try {
+        checkFrames(frames, 'image');
+        checkVolume([columns, rows, frames], 4 * samplesPerPixel, 'image');
+      } catch (e) {
+        throw e instanceof LimitError ? new DicomError(e.message) : e;
+      }
+    };
+    caps();
+    if (pixEl && !opts.untilPixels) {
+      const frameLen = Math.ceil((rows * columns * samplesPerPixel * bitsAllocated) / 8);
+      if (!encapsulated) {
+        const avail = Math.max(0, Math.min(pixEl.length, ds.byteArray.length - pixEl.dataOffset));
+        const whole = Math.floor(avail / frameLen);
+        if (!nfValid) {
+          // one trailing pad byte makes an odd-length value even (PS3.5 §8.1.1)
+          if (whole < 1 || avail - whole * frameLen > 1)
+            throw new DicomError(
+              `Number of Frames "${nfText}" is not a valid integer, and the Pixel Data (${avail} bytes) is not a whole number of ${columns}×${rows} frames of ${frameLen} bytes`,
+            );
+          repairs.push(
+            `Number of Frames "${nfText}" is not a valid integer: ${whole} frames of ${columns}×${rows} read, as the Pixel Data holds (${avail} bytes)`,
+          );
+          frames = whole;
+        } else if (whole < frames) {
+          throw new DicomError(
+            `truncated Pixel Data: ${frames} frames of ${columns}×${rows} × ${bitsAllocated} bits need ${frames * frameLen} bytes, ${avail} present`,
+          );
+        } else if (whole > frames) {
+          repairs.push(
+            `Pixel Data holds ${whole} whole frames of ${columns}×${rows}, Number of Frames says ${frames}: the first ${frames} read, ${avail - frames * frameLen} bytes ignored`,
+          );
+        }
+      } else if (!nfValid) {
+        const bot = pixEl.basicOffsetTable ?? [];
+        const fragments = pixEl.fragments ?? [];
+        const derived = bot.length > 0 ? bot.length : fragments.length;
+        if (derived < 1)
+          throw new DicomError(
+            `Number of Frames "${nfText}" is not a valid integer, and the Pixel Data has no fragments`,
+          );
+        repairs.push(
+          `Number of Frames "${nfText}" is not a valid integer: ${derived} frames read, one per ${bot.length > 0 ? 'offset table entry' : 'fragment'}`,
+        );
+        frames = derived;
+      }
+    } else if (!nfValid) {
+      repairs.push(`Number of Frames "${nfText}" is not a valid integer`);
+    }
+    caps();
     pixel = {
       rows,
       columns,
-      frames: Math.max(1, Math.round(num(T.NumberOfFrames) ?? 1)),
-      samplesPerPixel: num(T.SamplesPerPixel) ?? 1,
+      frames,
+      samplesPerPixel,
       bitsAllocated,
       bitsStored,
       highBit: num(T.HighBit) ?? bitsStored - 1,
@@ -286,7 +373,6 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     )
       throw new DicomError('truncated DICOM file: Pixel Data runs past the end of the file');
   }
-  const encapsulated = Boolean(pixEl?.encapsulatedPixelData);
 
   const frameBytes = (i: number): Uint8Array => {
     if (!pixEl || !pixel) throw new DicomError('no Pixel Data');
@@ -332,6 +418,7 @@ export function parseDicom(bytes: Uint8Array, opts: { untilPixels?: boolean } = 
     pixel,
     frameBytes,
     encapsulated,
+    warnings: repairs,
   };
 }
 

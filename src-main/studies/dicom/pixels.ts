@@ -86,6 +86,15 @@ export function rleStoredValues(frame: Uint8Array, px: PixelModule): Float64Arra
   }
   const n = px.rows * px.columns;
   const offsets = Array.from({ length: nSeg }, (_, s) => dv.getUint32(4 + 4 * s, true));
+  // PackBits expands 2 bytes to at most 128: a segment shorter than n/64 bytes cannot hold a
+  // Rows×Columns plane, so a header claim past the data is refused before anything is allocated
+  for (let k = 0; k < nSeg; k++) {
+    const end = k + 1 < nSeg ? offsets[k + 1] : frame.length;
+    if (offsets[k] < 64 || end > frame.length || end < offsets[k] || (end - offsets[k]) * 64 < n)
+      throw new DicomError(
+        `corrupt RLE frame: segment ${k + 1} (${Math.max(0, end - offsets[k])} bytes) cannot hold ${px.columns}×${px.rows} pixels`,
+      );
+  }
   const out = new Float64Array(n * spp);
   for (let s = 0; s < spp; s++) {
     const planes: Uint8Array[] = [];

@@ -16,8 +16,13 @@
  * KD-MRI (`volfs` H×W×S or H×W; `img_volus_<acc>`; `kspace_volus_<acc>` complex, already unshifted
  * and orthonormal): data = volfs as S×H×W; kspace = kspace_volus_<acc>, mask = 1 where any slice's
  * k-space is non-zero (the acquired lines); one volume per acceleration found.
+ *
+ * Memory: every dataset's declared shape is checked against the input caps (data/limits.ts) before
+ * it is read — k-space is read one slice (and coil) at a time, so the caps apply to the volumes
+ * produced (float32 image, and k-space re/im when kept), not to the coil count.
  */
 import type { Volume } from '../../contract/domain.js';
+import { checkVolume } from '../../data/limits.js';
 import { fft2 } from '../../kspace/fft.js';
 import type { LabelledVolume } from '../hdf5-registry.js';
 import { openH5, type H5File } from './h5.js';
@@ -81,6 +86,7 @@ function readFastMri(f: H5File): Hdf5Volume[] {
   const out: Hdf5Volume[] = [];
   if (ks.shape.length === 3) {
     const [S, H, W] = ks.shape;
+    checkVolume(ks.shape, 12, 'HDF5 dataset "kspace"'); // image + k-space re/im, float32
     const n = H * W;
     const mask = new Float32Array(n).fill(1);
     const m = f.dataset('mask');
@@ -117,6 +123,7 @@ function readFastMri(f: H5File): Hdf5Volume[] {
     });
   } else if (ks.shape.length === 4) {
     const [S, C, H, W] = ks.shape;
+    checkVolume([S, H, W], 4, `HDF5 dataset "kspace" (${C} coils)`); // the RSS image, float32
     const n = H * W;
     const data = new Float32Array(S * n);
     for (let s = 0; s < S; s++) {
@@ -143,6 +150,7 @@ function readFastMri(f: H5File): Hdf5Volume[] {
     const d = f.dataset(key);
     if (!d || d.kind !== 'real' || d.shape.length !== 3) continue;
     const [S, H, W] = d.shape;
+    checkVolume(d.shape, 12, `HDF5 dataset "${key}"`); // read as float64, kept as float32
     out.push({
       label: `fastMRI ${key} (${H}×${W} target)`,
       volume: { data: Float32Array.from(f.readReal(key)), slices: S, h: H, w: W },
@@ -171,6 +179,7 @@ function readKdMri(f: H5File): Hdf5Volume[] {
   const vf = f.dataset('volfs')!;
   if (vf.kind !== 'real' || (vf.shape.length !== 2 && vf.shape.length !== 3))
     throw new Error('KD-MRI "volfs" must be a real H×W or H×W×S dataset');
+  checkVolume(vf.shape, 12, 'HDF5 dataset "volfs"'); // read as float64, kept as float32
   const { data, S, H, W } = slicesFirst(f.readReal('volfs'), vf.shape);
   const n = H * W;
   const out: Hdf5Volume[] = [];
@@ -186,9 +195,20 @@ function readKdMri(f: H5File): Hdf5Volume[] {
       throw new Error(
         `"${name}" must be complex with the shape of volfs (${vf.shape.join('×')}), got ${d.shape.join('×')}`,
       );
-    const k = f.readComplex(name);
-    const re = slicesFirst(k.re, d.shape).data;
-    const im = slicesFirst(k.im, d.shape).data;
+    // each acceleration keeps an image copy and k-space re/im (float32); read one slice at a time,
+    // as h5wasm returns a compound dataset as one JS array per element
+    checkVolume(
+      d.shape,
+      12 * (accs.length + 1),
+      `HDF5 dataset "${name}" (with ${accs.length} accelerations)`,
+    );
+    const re = new Float32Array(S * n);
+    const im = new Float32Array(S * n);
+    for (let s = 0; s < S; s++) {
+      const k = f.readComplex(name, d.shape.length === 3 ? [[], [], [s, s + 1]] : undefined);
+      re.set(Float32Array.from(k.re), s * n);
+      im.set(Float32Array.from(k.im), s * n);
+    }
     const mask = new Float32Array(n);
     for (let s = 0; s < S; s++)
       for (let i = 0; i < n; i++) if (re[s * n + i] !== 0 || im[s * n + i] !== 0) mask[i] = 1;
