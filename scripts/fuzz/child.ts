@@ -28,6 +28,8 @@ const die = (e: unknown) => {
 };
 process.on('uncaughtException', die);
 process.on('unhandledRejection', die);
+// the fuzzer went away (killed, interrupted): no orphan keeps working
+process.on('disconnect', () => process.exit(0));
 
 function resetPeak(): void {
   try {
