@@ -179,6 +179,8 @@ export function createServices(opts: ServicesOptions) {
     subscribe(listener: (e: ApiEvent) => void): () => void {
       return bus.subscribe(listener);
     },
+    /** Start the work threads now (the app and `kdmri serve` at start-up; a no-op in-thread). */
+    warmUp: (): Promise<void> => work.warm(),
     /** Cancel running jobs, wait for them, close the database. */
     async close(): Promise<void> {
       await jobs.close();

@@ -35,6 +35,11 @@ export interface RunOptions<K extends TaskName> {
 export interface WorkRunner {
   readonly kind: 'threads' | 'inline';
   run<K extends TaskName>(task: K, input: TaskInput<K>, opts?: RunOptions<K>): Promise<TaskOutput<K>>;
+  /**
+   * Start every thread now and resolve when each has loaded its modules (the app calls this at
+   * start, so that the first import or Compare does not pay for it).
+   */
+  warm(): Promise<void>;
   /** Stop the threads (tasks still queued fail); the in-thread runner has nothing to stop. */
   close(): Promise<void>;
 }
@@ -70,9 +75,16 @@ interface Pending {
   onAbort?: () => void;
 }
 
+interface Thread {
+  worker: Worker;
+  busy: Pending | null;
+  ready: Promise<void>;
+  loaded: boolean;
+}
+
 interface Lane {
   max: number;
-  threads: { worker: Worker; busy: Pending | null }[];
+  threads: Thread[];
   queue: Pending[];
 }
 
@@ -83,16 +95,29 @@ export function createWorkerPool(size = 2): WorkRunner {
   const compare: Lane = { max: 1, threads: [], queue: [] };
 
   const startThread = (lane: Lane) => {
-    const worker = spawnModuleWorker(import.meta.url, 'worker');
-    const t = { worker, busy: null as Pending | null };
+    // background priority: the main / server thread keeps the CPU it needs to answer
+    const worker = spawnModuleWorker(import.meta.url, 'worker', { background: true });
+    let onReady!: () => void;
+    const t: Thread = {
+      worker,
+      busy: null,
+      ready: new Promise<void>((res) => (onReady = res)),
+      loaded: false,
+    };
     const fail = (message: string) => {
       const p = t.busy;
       t.busy = null;
       lane.threads = lane.threads.filter((x) => x !== t);
+      onReady();
       if (p) settle(p, () => p.reject(new ApiFailure('internal', message)));
       pump(lane);
     };
     worker.on('message', (m: FromWorker) => {
+      if (m.type === 'ready') {
+        t.loaded = true;
+        if (!t.busy) worker.unref();
+        return onReady();
+      }
       const p = t.busy;
       if (!p || m.id !== p.id) return;
       if (m.type === 'progress') {
@@ -106,8 +131,6 @@ export function createWorkerPool(size = 2): WorkRunner {
     });
     worker.on('error', (e) => fail(`work thread failed: ${e.message}`));
     worker.on('exit', (code) => fail(`work thread exited with code ${code}`));
-    // an idle thread does not keep the process alive
-    worker.unref();
     lane.threads.push(t);
     return t;
   };
@@ -127,7 +150,8 @@ export function createWorkerPool(size = 2): WorkRunner {
       t.worker.ref();
       t.worker.postMessage(p.message);
     }
-    for (const t of lane.threads) if (!t.busy) t.worker.unref();
+    // an idle thread does not keep the process alive (one still loading does: warm() waits for it)
+    for (const t of lane.threads) if (!t.busy && t.loaded) t.worker.unref();
   }
 
   return {
@@ -163,12 +187,23 @@ export function createWorkerPool(size = 2): WorkRunner {
         pump(lane);
       });
     },
+    async warm() {
+      for (const lane of [general, compare])
+        while (lane.threads.length < lane.max && !closed) startThread(lane);
+      await Promise.all([...general.threads, ...compare.threads].map((t) => t.ready));
+    },
     async close() {
       closed = true;
       for (const lane of [general, compare]) {
         for (const p of lane.queue.splice(0))
           settle(p, () => p.reject(new ApiFailure('unavailable', 'the work threads are closed')));
-        await Promise.all(lane.threads.map((t) => t.worker.terminate()));
+        // referenced again, or the loop could end before the threads have stopped
+        await Promise.all(
+          lane.threads.map((t) => {
+            t.worker.ref();
+            return t.worker.terminate();
+          }),
+        );
         lane.threads = [];
       }
     },
@@ -191,6 +226,7 @@ export function inlineRunner(ctx: { db: Db; engine: Engine }): WorkRunner {
         cancelled: () => opts.signal?.aborted === true,
       });
     },
+    async warm() {},
     async close() {},
   };
 }

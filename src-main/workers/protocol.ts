@@ -94,6 +94,8 @@ export type ToWorker = {
 }[TaskName];
 
 export type FromWorker =
+  /** The thread has loaded its modules and takes tasks. */
+  | { type: 'ready' }
   | { type: 'progress'; id: number; progress: unknown }
   | { type: 'done'; id: number; output: unknown }
   | { type: 'error'; id: number; error: WireError };

@@ -64,3 +64,4 @@ port.on('message', (m: ToWorker | { type: 'close' }) => {
     (e: unknown) => post({ type: 'error', id: m.id, error: toWire(e) }),
   );
 });
+post({ type: 'ready' });
