@@ -17,10 +17,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Rng } from '../../src-main/util/random.js';
-import { MUTATIONS, mutate, type FileType, type Mutation } from './mutate.js';
+import { makeCase, TYPES, type Case } from './cases.js';
+import { MUTATIONS } from './mutate.js';
 import type { ChildMessage, StageResult } from './protocol.js';
-import { loadSeeds, type Seed } from './seeds.js';
+import { loadSeeds } from './seeds.js';
 
 interface Options {
   cases: number;
@@ -70,17 +70,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const TYPES: FileType[] = ['dicom', 'nifti', 'hdf5', 'png', 'crafted'];
-
-interface Case {
-  k: number;
-  type: FileType;
-  seed: string;
-  mutation: Mutation;
-  detail: string;
-  bytes: number;
-}
-
 type Outcome = 'ok' | 'refused' | 'internal' | 'crash' | 'hang' | 'memory';
 
 interface CaseReport extends Case {
@@ -92,35 +81,6 @@ interface CaseReport extends Case {
   ms: number;
 }
 
-/** Case k of campaign `seed`: type uniform, then a seed file of that type, then a mutation. */
-function makeCase(seeds: Seed[], seed: number, k: number): { c: Case; bytes: Uint8Array; ext: string } {
-  // one Rng per case, seeded from (seed, k) only: cases do not depend on each other
-  const rng = new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca77)) >>> 0);
-  for (let i = 0; i < 3; i++) rng.next();
-  const present = TYPES.filter((t) => seeds.some((s) => s.type === t));
-  const type = present[rng.int(present.length)];
-  const ofType = seeds.filter((s) => s.type === type);
-  const s = ofType[rng.int(ofType.length)];
-  // crafted files are hostile as they are: half of their cases leave them untouched
-  const mutation: Mutation =
-    type === 'crafted' && rng.next() < 0.5 ? 'none' : MUTATIONS[1 + rng.int(MUTATIONS.length - 1)];
-  const m = mutate(rng, type === 'crafted' ? guessType(s) : type, s.ext, s.bytes, mutation);
-  return {
-    c: { k, type, seed: s.name, mutation, detail: m.detail, bytes: m.bytes.length },
-    bytes: m.bytes,
-    ext: m.ext,
-  };
-}
-
-/** The format a crafted seed is mutated as. */
-function guessType(s: Seed): FileType {
-  if (s.ext === '.dcm') return 'dicom';
-  if (s.ext.startsWith('.nii')) return 'nifti';
-  if (s.ext === '.h5') return 'hdf5';
-  return 'png';
-}
-
-/** A process's resident memory now (VmRSS) or its peak since the child's last reset (VmHWM), bytes. */
 function rssOf(pid: number | undefined, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   if (!pid) return 0;
   try {
