@@ -56,7 +56,6 @@ const INTERNAL = [
   /Offset is outside the bounds/i,
   /\[object Object\]/,
   /\bundefined\b/,
-  /\bNaN\b/,
 ];
 
 /** The verdict of an error message (a failed import result or a thrown error). */
