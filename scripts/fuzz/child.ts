@@ -94,7 +94,9 @@ process.on('message', (m: CaseRequest | { type: 'exit' }) => {
   }
   current = m.k;
   resetPeak();
+  send({ type: 'stage', k: m.k, stage: 'import' });
   void importStage(m.path).then((imp) => {
+    send({ type: 'stage', k: m.k, stage: 'convert' });
     const conv = convertStage(m.path, m.out);
     send({ type: 'result', k: m.k, import: imp, convert: conv, peakRss: peakRss() });
     current = null;

@@ -29,6 +29,8 @@ export interface StageResult {
 
 export type ChildMessage =
   | { type: 'ready' }
+  /** Which stage case k entered (a hang names it). */
+  | { type: 'stage'; k: number; stage: Stage }
   | {
       type: 'result';
       k: number;

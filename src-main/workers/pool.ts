@@ -63,6 +63,9 @@ export function fromWire(e: WireError): Error {
   return err;
 }
 
+/** How long a cancelled task may take to reach its next step before its thread is stopped. */
+export const CANCEL_GRACE_MS = 5000;
+
 const COMPARE_TASKS: ReadonlySet<TaskName> = new Set<TaskName>(['compare', 'locate', 'forgetModel']);
 
 interface Pending {
@@ -179,7 +182,26 @@ export function createWorkerPool(size = 2): WorkRunner {
             if (i >= 0) {
               lane.queue.splice(i, 1);
               settle(p, () => reject(new ApiFailure('conflict', `${task} cancelled`)));
+              return;
             }
+            // running: a task inside one long synchronous call (h5wasm looping on a corrupt file)
+            // never sees the flag, so its thread is stopped after a grace period
+            setTimeout(() => {
+              const t = lane.threads.find((x) => x.busy === p);
+              if (!t) return;
+              t.busy = null;
+              lane.threads = lane.threads.filter((x) => x !== t);
+              void t.worker.terminate();
+              settle(p, () =>
+                reject(
+                  new ApiFailure(
+                    'conflict',
+                    `${task} cancelled; its work thread did not stop within ${CANCEL_GRACE_MS / 1000} s and was stopped`,
+                  ),
+                ),
+              );
+              pump(lane);
+            }, CANCEL_GRACE_MS).unref();
           };
           opts.signal.addEventListener('abort', p.onAbort, { once: true });
         }

@@ -18,7 +18,7 @@ const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 interface Report {
-  totals: Record<'ok' | 'refused' | 'internal' | 'crash' | 'hang' | 'memory', number>;
+  totals: Record<'ok' | 'refused' | 'internal' | 'h5-timeout' | 'crash' | 'hang' | 'memory', number>;
   peakRssMax: number;
   seconds: number;
   integrity: { lib: string; result: string }[];
