@@ -487,6 +487,10 @@ export const API = {
     z.object({ paths: z.array(z.string().min(1).max(4096)).min(1).max(10000) }).strict(),
     'Import files or folders into the library; progress arrives as import events.',
   ),
+  cancelImport: op<{ cancelled: boolean }>()(
+    z.object({ importId: z.string().min(1).max(100) }).strict(),
+    'Stop a running import after the series it is storing (what is stored stays); false when it already ended.',
+  ),
   importSample: op<ImportSummary>()(
     Empty,
     'Put the bundled sample study in the library (and a dataset from it).',

@@ -3,7 +3,8 @@
  * progress events delivered to the caller. The CLI, the Electron main process and the web server
  * all use this one entry point.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnModuleWorker } from '../workers/spawn.js';
 import { randomUUID } from 'node:crypto';
 import type { BackendName, ProgressEvent } from '../contract/domain.js';
 import type { JobRequest, JobResult, WorkerInit, WorkerMessage } from './protocol.js';
@@ -16,17 +17,9 @@ export interface JobHandle {
   done: Promise<JobResult>;
 }
 
-/**
- * The training worker. Compiled: worker.js directly. From source (tests, `node --import tsx`):
- * worker.ts, loaded through tsx's ESM API, because Node 20 does not carry the parent's module hooks
- * into worker threads.
- */
+/** The training worker (worker.ts next to this file). */
 function spawnWorker(init: WorkerInit): Worker {
-  if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
-  const url = new URL('./worker.ts', import.meta.url).href;
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`;
-  return new Worker(boot, { eval: true, workerData: init });
+  return spawnModuleWorker(import.meta.url, 'worker', { workerData: init });
 }
 
 /** The result of a job that ended without training anything (failed to start, cancelled in a queue). */

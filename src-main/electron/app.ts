@@ -67,6 +67,8 @@ export async function startElectronApp(
       return r.canceled || !r.filePath ? null : r.filePath;
     },
   });
+  // the work threads load their modules now, not on the first import or Compare
+  void services.warmUp();
   hardenSession(session.defaultSession);
 
   const send = (channel: string, cmd: MenuCommand) => win?.webContents.send(channel, cmd);

@@ -438,3 +438,30 @@ export function hotColour(t: number): [number, number, number] {
   const b = Math.max(0, Math.min(1, (c - 0.75) / 0.25));
   return [Math.round(r * 255), Math.round(g * 255), Math.round(b * 255)];
 }
+
+/**
+ * The Compare service as the rest of the services use it: each request runs where the context's work
+ * runner puts it (the Compare work thread, which keeps the loaded models and reconstructions; or this
+ * thread for the CLI and engine doubles), so that inference never blocks the main / server loop.
+ */
+export function createCompareService({ work, dbPath }: Pick<ServiceContext, 'work' | 'dbPath'>) {
+  let backendName: string | null = null;
+  return {
+    async compare(request: CompareRequest): Promise<CompareResult> {
+      const { result, backend } = await work.run('compare', { dbPath, request });
+      backendName = backend ?? backendName;
+      return result;
+    },
+    locate(request: CompareRequest): Promise<SliceOrigin> {
+      return work.run('locate', { dbPath, request });
+    },
+    /** Drop a deleted model's network (no answer awaited: the next load would fail anyway). */
+    forget(dir: string): void {
+      work.run('forgetModel', { dbPath, dir }).catch(() => undefined);
+    },
+    /** The compute backend Compare runs inference on, once the first model was loaded. */
+    backend(): string | null {
+      return backendName;
+    },
+  };
+}

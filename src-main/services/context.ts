@@ -5,6 +5,7 @@
 import type { ApiEvent } from '../contract/api.js';
 import type { Db } from '../store/db.js';
 import type { Engine } from './engine.js';
+import type { WorkRunner } from '../workers/pool.js';
 
 export interface ServiceContext {
   db: Db;
@@ -14,6 +15,8 @@ export interface ServiceContext {
   /** Where new jobs put their model folders and checkpoints (default `<dataDir>/models`). */
   modelsRoot: string;
   engine: Engine;
+  /** Where heavy work runs (import, retrieve, convert, export, Compare): worker threads or this thread. */
+  work: WorkRunner;
   emit(e: ApiEvent): void;
 }
 

@@ -60,6 +60,7 @@ import {
 import { getSeries, loadSeriesVolume, parseSeriesSource, seriesContext } from '../studies/library.js';
 import { fileHash, syntheticIdentity } from '../studies/uids.js';
 import { montagePng, type SliceOrigin } from './compare.js';
+import type { WorkRunner } from '../workers/pool.js';
 
 export const EXPORTS_FOLDER = 'exports';
 /** How long a download URL works. */
@@ -70,6 +71,10 @@ export type SaveAs = (suggested: { name: string; kind: 'file' | 'folder' }) => P
 
 interface Deps {
   db(): Promise<Db>;
+  /** The library file, for work threads that open their own connection. */
+  dbPath: string;
+  /** Where series exports run (a work thread, or this thread). */
+  work: WorkRunner;
   dataDir: string;
   version: string;
   compare: {
@@ -286,7 +291,7 @@ export async function zipFolderTo(dir: string, out: Writable): Promise<void> {
   if (failed) throw failed;
 }
 
-export function createExports({ db, dataDir, version, compare, saveAs }: Deps) {
+export function createExports({ db, dbPath, work, dataDir, version, compare, saveAs }: Deps) {
   const exportsRoot = join(dataDir, EXPORTS_FOLDER);
   const tickets = new Map<
     string,
@@ -359,7 +364,14 @@ export function createExports({ db, dataDir, version, compare, saveAs }: Deps) {
         destRoot(req.destination),
         `series-${deid ? 'deid' : safeName(req.uid)}-${req.format}-${stamp()}`,
       );
-      const r = exportSeriesFiles(d, req.uid, req.format, out, { window: req.window, deidentify: deid });
+      const r = await work.run('exportSeries', {
+        dbPath,
+        uid: req.uid,
+        format: req.format,
+        out,
+        ...(req.window ? { window: req.window } : {}),
+        deidentify: req.deidentify,
+      });
       return result(r.kind === 'file' ? r.paths[0] : out, r.kind, r.paths, !!deid);
     },
 

@@ -21,7 +21,7 @@ import {
 } from '../contract/api.js';
 import { openDatabase } from '../store/db.js';
 import { libraryHome, makePrivate, mkdirPrivate, PRIVATE_DIR_MODE } from '../store/home.js';
-import { createCompare } from './compare.js';
+import { createCompareService } from './compare.js';
 import { createEventBus, type ServiceContext } from './context.js';
 import { createDatasets } from './datasets.js';
 import { createDeletion } from './deletion.js';
@@ -33,6 +33,7 @@ import { maskPreview } from './masks.js';
 import { createModels } from './models.js';
 import { recoverLibrary } from './recovery.js';
 import { createStudies } from './studies.js';
+import { createWorkerPool, inlineRunner, type WorkRunner } from '../workers/pool.js';
 
 export const APP_VERSION = '0.1.0';
 
@@ -51,6 +52,12 @@ export interface ServicesOptions {
   modelsRoot?: string;
   /** The engine functions (default: the real modules); tests pass typed doubles here. */
   engine?: Engine;
+  /**
+   * Where import, retrieve, convert, export and Compare run: 'threads' (a pool of worker threads, so
+   * the main / server event loop stays free) or 'inline' (this thread). Default: 'inline' for the CLI
+   * and when `engine` doubles are given (they cannot cross into a thread), else 'threads'.
+   */
+  workers?: 'threads' | 'inline';
   /** Electron's save dialog: downloadExport copies exports where the user chooses (web mode: a URL). */
   saveAs?: SaveAs;
 }
@@ -61,14 +68,20 @@ export function createServices(opts: ServicesOptions) {
   mkdirPrivate(dataDir);
   // the shared library home holds patient data: owner-only, also when an older version made it 0755
   if (dataDir === libraryHome()) makePrivate(dataDir, PRIVATE_DIR_MODE);
+  const workers = opts.workers ?? (opts.engine || opts.mode === 'cli' ? 'inline' : 'threads');
+  if (workers === 'threads' && opts.engine)
+    throw new Error("createServices: engine doubles run in this thread; use workers: 'inline'");
   const db = openDatabase(dbPath);
   const bus = createEventBus();
+  const engine = opts.engine ?? realEngine;
+  const work: WorkRunner = workers === 'threads' ? createWorkerPool(2) : inlineRunner({ db, engine });
   const ctx: ServiceContext = {
     db,
     dataDir,
     dbPath,
     modelsRoot: resolve(opts.modelsRoot ?? join(dataDir, 'models')),
-    engine: opts.engine ?? realEngine,
+    engine,
+    work,
     emit: bus.emit,
   };
   const recovered = recoverLibrary(ctx);
@@ -76,9 +89,11 @@ export function createServices(opts: ServicesOptions) {
   const datasets = createDatasets(ctx);
   const studies = createStudies(ctx, datasets);
   const models = createModels(ctx);
-  const compare = createCompare(ctx);
+  const compare = createCompareService(ctx);
   const exports = createExports({
     db: async () => db,
+    dbPath,
+    work,
     dataDir,
     version: opts.version ?? APP_VERSION,
     compare,
@@ -164,9 +179,12 @@ export function createServices(opts: ServicesOptions) {
     subscribe(listener: (e: ApiEvent) => void): () => void {
       return bus.subscribe(listener);
     },
+    /** Start the work threads now (the app and `kdmri serve` at start-up; a no-op in-thread). */
+    warmUp: (): Promise<void> => work.warm(),
     /** Cancel running jobs, wait for them, close the database. */
     async close(): Promise<void> {
       await jobs.close();
+      await work.close();
       bus.clear();
       db.close();
     },

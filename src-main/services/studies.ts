@@ -15,21 +15,46 @@ import {
   type SeriesDetail,
 } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
-import { getSeries, getSeriesSlice, importPaths, listStudies, loadSeriesVolume } from '../studies/index.js';
+import { getSeries, getSeriesSlice, listStudies, loadSeriesVolume } from '../studies/index.js';
+import type { PacsSettings } from '../studies/dicomweb.js';
+import type { ConvertSummary } from './convert.js';
 import type { ServiceContext } from './context.js';
 import type { createDatasets } from './datasets.js';
 
 export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof createDatasets>) {
-  const { db, emit } = ctx;
+  const { db, emit, work, dbPath } = ctx;
+  /** Running imports by id, to cancel. */
+  const running = new Map<string, AbortController>();
 
-  /** Import now and resolve with one result per file (the CLI's `kdmri import`). */
+  /** Import now (in a work thread) and resolve with one result per file (the CLI's `kdmri import`). */
   async function importNow(
     paths: string[],
     onFile: (done: number, total: number, file: ImportFileResult) => void = () => undefined,
+    signal?: AbortSignal,
   ): Promise<ImportFileResult[]> {
-    const files = await importPaths(db, paths, onFile);
+    const files = await work.run(
+      'import',
+      { dbPath, paths },
+      { onProgress: (p) => onFile(p.done, p.total, p.file), signal },
+    );
     if (files.some((f) => f.status === 'imported')) emit({ channel: 'library', what: 'studies' });
     return files;
+  }
+
+  /** A series from a PACS (WADO-RS) into the library (`kdmri pacs retrieve`). */
+  async function retrieveNow(
+    settings: PacsSettings,
+    studyUid: string,
+    seriesUid: string,
+  ): Promise<ImportFileResult[]> {
+    const files = await work.run('retrieve', { dbPath, settings, studyUid, seriesUid });
+    if (files.some((f) => f.status === 'imported')) emit({ channel: 'library', what: 'studies' });
+    return files;
+  }
+
+  /** A file or folder to a float32 NIfTI, off this thread (the CLI calls services/convert.ts in-thread). */
+  function convertNow(input: string, out: string, index?: number): Promise<ConvertSummary> {
+    return work.run('convert', { input, out, ...(index === undefined ? {} : { index }) });
   }
 
   const summaryOf = (importId: string, files: ImportFileResult[]): ImportSummary => ({
@@ -52,6 +77,8 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
 
   return {
     importNow,
+    retrieveNow,
+    convertNow,
     seriesVolume,
     handlers: {
       async listStudies(req: ApiRequest<'listStudies'>): Promise<PatientSummary[]> {
@@ -70,21 +97,33 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
       /** Answers at once with an id; progress and the summary arrive as import events. */
       async importPaths(req: ApiRequest<'importPaths'>): Promise<{ importId: string }> {
         const importId = randomUUID();
+        const abort = new AbortController();
+        running.set(importId, abort);
         setImmediate(() => {
-          importNow(req.paths, (done, total, file) =>
-            emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
-          ).then(
-            (files) =>
-              emit({
-                channel: 'import',
-                importId,
-                event: { type: 'end', summary: summaryOf(importId, files) },
-              }),
-            (err: unknown) =>
-              emit({ channel: 'import', importId, event: { type: 'error', error: toApiError(err) } }),
-          );
+          importNow(
+            req.paths,
+            (done, total, file) =>
+              emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
+            abort.signal,
+          )
+            .finally(() => running.delete(importId))
+            .then(
+              (files) =>
+                emit({
+                  channel: 'import',
+                  importId,
+                  event: { type: 'end', summary: summaryOf(importId, files) },
+                }),
+              (err: unknown) =>
+                emit({ channel: 'import', importId, event: { type: 'error', error: toApiError(err) } }),
+            );
         });
         return { importId };
+      },
+      async cancelImport(req: ApiRequest<'cancelImport'>): Promise<{ cancelled: boolean }> {
+        const abort = running.get(req.importId);
+        abort?.abort();
+        return { cancelled: !!abort };
       },
       /** The bundled sample as a library study and as a dataset. */
       async importSample(): Promise<ImportSummary> {

@@ -13,7 +13,7 @@
  */
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import type { ImportFileResult } from '../contract/api.js';
+import { ApiFailure, type ImportFileResult } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
 import { checkVolume, inputLimits, readFileBounded } from '../data/limits.js';
 import { readNifti } from '../data/nifti.js';
@@ -382,11 +382,14 @@ export async function importPaths(
   db: Db,
   paths: string[],
   onProgress?: ImportProgress,
+  opts: { cancelled?: () => boolean } = {},
 ): Promise<ImportFileResult[]> {
   const steps = importSteps(db, paths, onProgress);
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
+    // between two series (each stored in its own transactions): what is stored stays stored
+    if (opts.cancelled?.()) throw new ApiFailure('conflict', 'import cancelled');
     await new Promise((res) => setImmediate(res)); // let progress events out between series
   }
 }

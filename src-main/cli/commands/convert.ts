@@ -2,15 +2,8 @@
  * `kdmri convert IN OUT.nii.gz`: any supported input (DICOM file, folder or DICOMDIR; NIfTI; fastMRI or
  * KD-MRI HDF5; or `series:<UID>` from the library) to a float32 NIfTI with pixels after rescale.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ApiFailure } from '../../contract/api.js';
-import type { Volume } from '../../contract/domain.js';
-import { readNifti } from '../../data/nifti.js';
-import { readDicomVolumes } from '../../studies/volumes.js';
-import { readHdf5Volumes } from '../../studies/hdf5-registry.js';
-import { writeVolumeNifti } from '../../studies/export.js';
+import { readConvertInput, writeConverted, type ConvertInput } from '../../services/convert.js';
 import { UserError } from '../errors.js';
 import { withServices } from '../library.js';
 import { addLimitOptions, applyLimitOptions, intArg, type LimitOptions } from '../options.js';
@@ -22,14 +15,8 @@ interface ConvertOptions extends LimitOptions {
   json: boolean;
 }
 
-interface Read {
-  volumes: Volume[];
-  labels: string[];
-  /** Repairs and left-out files, reported with the result (stderr, or "warnings" in --json). */
-  warnings?: string[];
-}
-
-async function readInput(input: string, o: ConvertOptions): Promise<Read> {
+/** The input's volumes: a library series through the studies service, a file through the convert service. */
+async function readInput(input: string, o: ConvertOptions): Promise<ConvertInput> {
   if (input.startsWith('series:')) {
     const uid = input.slice('series:'.length);
     return withServices(o, (services) => {
@@ -37,14 +24,7 @@ async function readInput(input: string, o: ConvertOptions): Promise<Read> {
       return { volumes: [volume], labels: [`${detail.modality} ${detail.description}`] };
     });
   }
-  const abs = resolve(input);
-  if (!existsSync(abs)) throw new UserError(`${abs}: no such file or folder`);
-  if (/\.nii(\.gz)?$/i.test(abs)) return { volumes: [readNifti(abs)], labels: ['NIfTI volume'] };
-  const h5 = readHdf5Volumes(abs);
-  if (h5) return { volumes: h5.map((v) => v.volume), labels: h5.map((v) => v.label) };
-  const dcm = readDicomVolumes(abs);
-  if (dcm) return dcm;
-  throw new UserError(`${abs}: not a DICOM file/folder, NIfTI or HDF5 file`);
+  return readConvertInput(input);
 }
 
 export function register(program: Command): void {
@@ -65,42 +45,13 @@ export function register(program: Command): void {
   addLimitOptions(cmd).action(async (input: string, out: string, o: ConvertOptions) => {
     if (!/\.nii(\.gz)?$/i.test(out)) throw new UserError(`output must end in .nii or .nii.gz, got ${out}`);
     applyLimitOptions(o);
-    let read: Read;
-    try {
-      read = await readInput(input, o);
-    } catch (e) {
-      if (e instanceof UserError || e instanceof ApiFailure) throw e;
-      throw new UserError(e instanceof Error ? e.message : String(e));
-    }
-    const { volumes, labels } = read;
-    if (volumes.length > 1 && o.index === undefined) {
-      const list = labels
-        .map((l, i) => `${i}: ${l} (${volumes[i].slices}×${volumes[i].h}×${volumes[i].w})`)
-        .join('; ');
-      throw new UserError(
-        `${input} holds ${volumes.length} series/volumes; choose one with --index (${list})`,
-      );
-    }
-    const k = o.index ?? 0;
-    if (k >= volumes.length)
-      throw new UserError(`--index ${k}: ${input} holds ${volumes.length} series/volumes`);
-    const vol = volumes[k];
-    const path = resolve(out);
-    writeVolumeNifti({ data: vol.data, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing }, path);
-    const summary = {
-      out: path,
-      label: labels[k],
-      slices: vol.slices,
-      h: vol.h,
-      w: vol.w,
-      spacing: vol.spacing ?? null,
-      warnings: read.warnings ?? [],
-    };
+    const read = await readInput(input, o);
+    const summary = writeConverted(read, input, out, o.index);
     if (o.json) printJson(summary);
     else {
       for (const w of summary.warnings) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(
-        `wrote ${path}: ${labels[k]}, ${vol.slices} slices of ${vol.h}×${vol.w} (float32)\n`,
+        `wrote ${summary.out}: ${summary.label}, ${summary.slices} slices of ${summary.h}×${summary.w} (float32)\n`,
       );
     }
   });

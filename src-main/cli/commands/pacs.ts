@@ -13,13 +13,13 @@ import { getSeries, seriesInstances } from '../../studies/index.js';
 import { exportSeriesDicom } from '../../studies/export.js';
 import {
   PacsError,
-  retrieveSeriesInto,
   searchSeries,
   searchStudies,
   storeInstances,
   type PacsSettings,
 } from '../../studies/dicomweb.js';
 import { UserError } from '../errors.js';
+import { withServices } from '../library.js';
 import { printJson, table } from '../output.js';
 
 interface PacsOptions {
@@ -105,18 +105,15 @@ export function register(program: Command): void {
     .option('--db <file>', 'database file')
     .action(async (o: PacsOptions & { study: string; series: string }) => {
       const s = settings(o);
-      const db = openDatabase(resolve(o.db ?? defaultDbPath()));
-      try {
-        const res = await pacs(() => retrieveSeriesInto(db, s, o.study, o.series));
+      await withServices({ db: o.db }, async (services) => {
+        const res = await pacs(() => services.studies.retrieveNow(s, o.study, o.series));
         if (o.json) printJson(res);
         else {
           for (const r of res) process.stdout.write(`${r.status.padEnd(8)} ${r.path}: ${r.message}\n`);
         }
         if (!res.some((r) => r.status !== 'failed'))
           throw new UserError(`nothing imported from series ${o.series}`, 1);
-      } finally {
-        db.close();
-      }
+      });
     });
 
   common(cmd.command('store').description('store (STOW-RS) a library series or a folder of DICOM files'))

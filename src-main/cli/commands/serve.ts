@@ -35,6 +35,8 @@ export async function serve(o: ServeOptions): Promise<void> {
   const onLine = () => process.stdout.write(`open (once, within 5 minutes): ${server.newLink()}\n`);
   if (process.stdin.isTTY) process.stdin.on('data', onLine);
   void ensureSample(services, (l) => process.stdout.write(`${l}\n`));
+  // the work threads load their modules now, not on the first import or Compare
+  void services.warmUp();
   if (o.open && process.env.DISPLAY && !process.env.CI) {
     // its own one-time link: the printed one stays usable; either is worthless once used
     const child = spawn('xdg-open', [server.newLink()], { stdio: 'ignore', detached: true });

@@ -25,7 +25,7 @@ import type { Volume } from '../../contract/domain.js';
 import { checkVolume } from '../../data/limits.js';
 import { fft2 } from '../../kspace/fft.js';
 import type { LabelledVolume } from '../hdf5-registry.js';
-import { openH5, type H5File } from './h5.js';
+import { openH5, type H5Dataset, type H5File } from './h5.js';
 
 export interface Hdf5Volume extends LabelledVolume {
   /** The volume the engine trains on (k-space / ground truth); secondary ones are for browsing only. */
@@ -78,8 +78,15 @@ function labelAttrs(a: Record<string, string | number>): Record<string, string> 
   return out;
 }
 
+/** A dataset the file lists by name; a corrupt object header makes it unreadable (found by the fuzzer). */
+function needDataset(f: H5File, name: string): H5Dataset {
+  const d = f.dataset(name);
+  if (!d) throw new Error(`"${name}" is listed but is not a readable dataset (corrupt file?)`);
+  return d;
+}
+
 function readFastMri(f: H5File): Hdf5Volume[] {
-  const ks = f.dataset('kspace')!;
+  const ks = needDataset(f, 'kspace');
   if (ks.kind !== 'complex') throw new Error('fastMRI "kspace" is not a complex dataset');
   const attrs = labelAttrs(f.attrs());
   const acq = attrs.acquisition ? ` ${attrs.acquisition}` : '';
@@ -176,7 +183,7 @@ function slicesFirst(
 }
 
 function readKdMri(f: H5File): Hdf5Volume[] {
-  const vf = f.dataset('volfs')!;
+  const vf = needDataset(f, 'volfs');
   if (vf.kind !== 'real' || (vf.shape.length !== 2 && vf.shape.length !== 3))
     throw new Error('KD-MRI "volfs" must be a real H×W or H×W×S dataset');
   checkVolume(vf.shape, 12, 'HDF5 dataset "volfs"'); // read as float64, kept as float32
@@ -190,7 +197,7 @@ function readKdMri(f: H5File): Hdf5Volume[] {
     .sort();
   for (const acc of accs) {
     const name = `kspace_volus_${acc}`;
-    const d = f.dataset(name)!;
+    const d = needDataset(f, name);
     if (d.kind !== 'complex' || d.shape.join('×') !== vf.shape.join('×'))
       throw new Error(
         `"${name}" must be complex with the shape of volfs (${vf.shape.join('×')}), got ${d.shape.join('×')}`,

@@ -1,0 +1,115 @@
+/**
+ * Convert: any supported input file (DICOM file, folder or DICOMDIR; NIfTI; fastMRI or KD-MRI HDF5) to
+ * a float32 NIfTI with pixels after rescale. `kdmri convert`, the worker pool and the fuzzer call this
+ * one function; a library series (`series:<UID>`) is read by the studies service instead.
+ *
+ * Errors are user-facing ApiFailures ('bad-request'): the input is the user's file, and whatever a
+ * reader objects to is a statement about that file.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ApiFailure } from '../contract/api.js';
+import type { Volume } from '../contract/domain.js';
+import { readNifti } from '../data/nifti.js';
+import { writeVolumeNifti } from '../studies/export.js';
+import { readHdf5Volumes } from '../studies/hdf5-registry.js';
+import { readDicomVolumes } from '../studies/volumes.js';
+// side effects: the HDF5 reader and the compressed-syntax codecs register themselves
+import '../studies/hdf5/index.js';
+import '../studies/dicom/codecs.js';
+
+export interface ConvertInput {
+  volumes: Volume[];
+  labels: string[];
+  /** Repairs and left-out files, reported with the result. */
+  warnings?: string[];
+}
+
+export interface ConvertSummary {
+  out: string;
+  label: string;
+  slices: number;
+  h: number;
+  w: number;
+  spacing: [number, number, number] | null;
+  /** Repairs and left-out files (stderr, or "warnings" in --json). */
+  warnings: string[];
+}
+
+/** A JavaScript engine error (a bug in our code or a library's), not a reader's statement about a file. */
+export function isInternalError(e: unknown): boolean {
+  return (
+    e instanceof TypeError ||
+    e instanceof RangeError ||
+    e instanceof ReferenceError ||
+    e instanceof EvalError ||
+    e instanceof URIError
+  );
+}
+
+/** Every volume of an input file or folder, with a label each. */
+export function readConvertInput(input: string): ConvertInput {
+  const abs = resolve(input);
+  if (!existsSync(abs)) throw new ApiFailure('not-found', `${abs}: no such file or folder`, 'input');
+  try {
+    if (/\.nii(\.gz)?$/i.test(abs)) return { volumes: [readNifti(abs)], labels: ['NIfTI volume'] };
+    const h5 = readHdf5Volumes(abs);
+    if (h5) return { volumes: h5.map((v) => v.volume), labels: h5.map((v) => v.label) };
+    const dcm = readDicomVolumes(abs);
+    if (dcm) return dcm;
+  } catch (e) {
+    // a reader's own refusal names the file's problem; a TypeError/RangeError escaping a reader is a
+    // bug of ours, and stays internal so that it is reported as one (and found by the fuzzer)
+    if (e instanceof ApiFailure || isInternalError(e)) throw e;
+    throw new ApiFailure('bad-request', e instanceof Error ? e.message : String(e), 'input');
+  }
+  throw new ApiFailure('bad-request', `${abs}: not a DICOM file/folder, NIfTI or HDF5 file`, 'input');
+}
+
+/** Volume `index` of a read input (required when it holds several) written as float32 NIfTI to `out`. */
+export function writeConverted(
+  read: ConvertInput,
+  input: string,
+  out: string,
+  index?: number,
+): ConvertSummary {
+  if (!/\.nii(\.gz)?$/i.test(out))
+    throw new ApiFailure('bad-request', `output must end in .nii or .nii.gz, got ${out}`, 'out');
+  const { volumes, labels } = read;
+  if (volumes.length > 1 && index === undefined) {
+    const list = labels
+      .map((l, i) => `${i}: ${l} (${volumes[i].slices}×${volumes[i].h}×${volumes[i].w})`)
+      .join('; ');
+    throw new ApiFailure(
+      'bad-request',
+      `${input} holds ${volumes.length} series/volumes; choose one with --index (${list})`,
+      'index',
+    );
+  }
+  const k = index ?? 0;
+  if (k >= volumes.length)
+    throw new ApiFailure(
+      'bad-request',
+      `--index ${k}: ${input} holds ${volumes.length} series/volumes`,
+      'index',
+    );
+  const vol = volumes[k];
+  const path = resolve(out);
+  writeVolumeNifti({ data: vol.data, slices: vol.slices, h: vol.h, w: vol.w, spacing: vol.spacing }, path);
+  return {
+    out: path,
+    label: labels[k],
+    slices: vol.slices,
+    h: vol.h,
+    w: vol.w,
+    spacing: vol.spacing ?? null,
+    warnings: read.warnings ?? [],
+  };
+}
+
+/** Read `input` and write one of its volumes to `out`. */
+export function convertFile(input: string, out: string, index?: number): ConvertSummary {
+  if (!/\.nii(\.gz)?$/i.test(out))
+    throw new ApiFailure('bad-request', `output must end in .nii or .nii.gz, got ${out}`, 'out');
+  return writeConverted(readConvertInput(input), input, out, index);
+}
