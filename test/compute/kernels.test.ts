@@ -55,6 +55,8 @@ type ConvCase = [b: number, h: number, w: number, cin: number, cout: number];
 const CASES: ConvCase[] = [
   [4, 16, 24, 1, 32],
   [4, 12, 16, 32, 32],
+  // Winograd with partial edge tiles (13 = 3·4 + 1, 10 = 2·4 + 2)
+  [2, 13, 10, 32, 32],
   [4, 24, 16, 32, 1],
   [1, 12, 10, 3, 5],
   [3, 9, 11, 8, 16],

@@ -38,6 +38,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { makeF32, readF32, release } from './backend-io.js';
 import { thinConv } from './conv-thin.js';
+import { winogradConv } from './conv-winograd.js';
 import {
   WasmKernels,
   addressOf,
@@ -325,8 +326,11 @@ export function conv2dBackpropInputVia(
       for (let c = 0; c < C; c++) for (let o = 0; o < O; o++) wf[dst + o * C + c] = w[src + c * O + o];
     }
   }
-  const wt = makeF32(backend, [kh, kw, O, C], wf);
   const [, H, W] = attrs.inputShape;
+  const wpad = { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W };
+  const wide = winogradConv(backend, dy, { shape: [kh, kw, O, C], values: wf }, null, wpad, false);
+  if (wide) return wide;
+  const wt = makeF32(backend, [kh, kw, O, C], wf);
   const dx =
     thinConv(
       backend,
