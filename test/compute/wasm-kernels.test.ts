@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import {
   WasmKernels,
   type FilterGradProblem,
+  type WinogradFilterProblem,
   type WinogradProblem,
 } from '../../src-main/compute/kernels/wasm-kernels.js';
 import { Rng } from '../../src-main/util/random.js';
@@ -142,6 +143,73 @@ for (const [C, O, tile] of [
     k.dispose();
   });
 }
+
+/** The filter-gradient problem with x unpadded (as winograd_filter_rows reads it), after the scratch. */
+function winogradFilterProblem(
+  shared: boolean,
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  O: number,
+  pad: number,
+) {
+  const base = problem(shared, B, H, W, C, O, pad);
+  const { p } = base;
+  const f32 = new Float32Array(base.memory.buffer);
+  const xAt = p.scratch + 4 * WasmKernels.scratchFloats(p) + 64;
+  const scratchAt = xAt + 4 * B * H * W * C + 64;
+  for (let n = 0; n < B; n++)
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++)
+        for (let c = 0; c < C; c++)
+          f32[xAt / 4 + ((n * H + i) * W + j) * C + c] =
+            f32[p.xp / 4 + ((n * p.Hp + i + pad) * p.Wp + j + pad) * C + c];
+  const wp: WinogradFilterProblem = {
+    x: xAt,
+    dy: p.dy,
+    scratch: scratchAt,
+    batch: B,
+    H,
+    W,
+    oH: p.oH,
+    oW: p.oW,
+    C,
+    O,
+    padTop: pad,
+    padLeft: pad,
+  };
+  const read = () =>
+    new Float32Array(base.memory.buffer, scratchAt, WasmKernels.winogradFilterScratchFloats(C, O));
+  return { memory: base.memory, p: wp, read, dw: base.dw, db: base.db };
+}
+
+test('Winograd F(3×3,4×4) filter gradient matches a float64 reference (edge tiles), same bits on 1, 2 or 3 threads', () => {
+  const { memory, p, read, dw, db } = winogradFilterProblem(true, 3, 13, 10, 8, 16, 1);
+  const results = [1, 2, 3].map((threads) => {
+    const k = new WasmKernels(memory, threads);
+    try {
+      return k.filterBiasGradWinograd(p, read);
+    } finally {
+      k.dispose();
+    }
+  });
+  assert.ok(maxRel(results[0][0], dw) < 1e-5, `dW: ${maxRel(results[0][0], dw)}`);
+  assert.ok(maxRel(results[0][1], db) < 1e-5, `db: ${maxRel(results[0][1], db)}`);
+  for (const r of results.slice(1)) {
+    assert.deepEqual(r[0], results[0][0]);
+    assert.deepEqual(r[1], results[0][1]);
+  }
+});
+
+test('Winograd filter gradient, valid padding, 32→32 on a plain memory: matches', () => {
+  const { memory, p, read, dw, db } = winogradFilterProblem(false, 2, 11, 18, 32, 32, 0);
+  const k = new WasmKernels(memory, 2);
+  const [gw, gb] = k.filterBiasGradWinograd(p, read);
+  assert.ok(maxRel(gw, dw) < 1e-5, `dW: ${maxRel(gw, dw)}`);
+  assert.ok(maxRel(gb, db) < 1e-5, `db: ${maxRel(gb, db)}`);
+  k.dispose();
+});
 
 /**
  * A Winograd conv problem on a fresh memory: x [B][H][W][C] unpadded, 3×3 filter, 'same' (pad 1) or

@@ -155,6 +155,8 @@ function filterGrad(
   // measured on wasm at 4×256×256, 32→32, 2 threads: 114 ms by our kernel (about the forward conv's
   // 116 ms), 580 ms by the conv form below (its kernel has 256×256 taps of only B channels each)
   if (useKernel && isWasmBackend(backend) && wasmKernelsFor(backend)) {
+    if (useWinogradFilter && WasmKernels.winograd(kh, kw, C, O))
+      return filterGradByWinograd(backend, x, dy, C, O, info.padInfo, withBias);
     return filterGradByKernel(backendName, backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
   }
   const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
@@ -215,6 +217,53 @@ function filterGrad(
 }
 
 let useKernel = true;
+let useWinogradFilter = true;
+
+/** Tests and the bench only: the wide layers' filter gradient by the direct kernel instead of Winograd. */
+export function useWinogradFilterGrad(on: boolean): void {
+  useWinogradFilter = on;
+}
+
+/** dW and db of a wide 3×3 layer by Winograd F(3×3, 4×4) (wasm-kernels.ts), x read unpadded in place. */
+function filterGradByWinograd(
+  backend: KernelBackend & WasmBackendInternals,
+  x: TensorInfo,
+  dy: TensorInfo,
+  C: number,
+  O: number,
+  pad: { top: number; left: number },
+  withBias: boolean,
+): { dw: TensorInfo; db?: TensorInfo } {
+  const runner = wasmKernelsFor(backend)!;
+  const [B, H, W] = x.shape;
+  const [, oH, oW] = dy.shape;
+  const scratch = backend.makeOutput([WasmKernels.winogradFilterScratchFloats(C, O)], 'float32');
+  let dw: Float32Array;
+  let db: Float32Array;
+  try {
+    [dw, db] = runner.filterBiasGradWinograd(
+      {
+        x: addressOf(backend, x),
+        dy: addressOf(backend, dy),
+        scratch: addressOf(backend, scratch),
+        batch: B,
+        H,
+        W,
+        oH,
+        oW,
+        C,
+        O,
+        padTop: pad.top,
+        padLeft: pad.left,
+      },
+      () => readF32(backend, scratch),
+    );
+  } finally {
+    release(backend, scratch);
+  }
+  const dwT = makeF32(backend, [3, 3, C, O], dw);
+  return withBias ? { dw: dwT, db: makeF32(backend, [O], db) } : { dw: dwT };
+}
 
 /**
  * Tests only: compute the filter gradient by the forward-conv form even where our WebAssembly kernel

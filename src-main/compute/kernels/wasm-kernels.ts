@@ -100,6 +100,28 @@ export interface WinogradProblem {
   relu: boolean;
 }
 
+/** A filter-gradient problem for winograd_filter_rows: x unpadded, the conv's top/left padding. */
+export interface WinogradFilterProblem {
+  /** [batch][H][W][C], unpadded. */
+  x: number;
+  /** [batch][oH][oW][O]. */
+  dy: number;
+  /** WasmKernels.winogradFilterScratchFloats(C, O) float32 of scratch. */
+  scratch: number;
+  batch: number;
+  H: number;
+  W: number;
+  oH: number;
+  oW: number;
+  C: number;
+  O: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** Tiles per block in winograd.c's filter gradient (WGF_TB). */
+const WGF_TB = 32;
+
 /** Tiles per block in winograd.c (WINO_TB): its scratch is 36 · WINO_TB · (C + O) floats per part. */
 const WINO_TB = 8;
 
@@ -114,7 +136,7 @@ const WINO_G = [
 ] as const;
 
 type KernelFn = (...args: number[]) => void;
-const KERNELS = ['filter_bias_grad_rows', 'conv_thin_rows', 'winograd_rows'] as const;
+const KERNELS = ['filter_bias_grad_rows', 'conv_thin_rows', 'winograd_rows', 'winograd_filter_rows'] as const;
 
 // One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
 // tag·64 + part, where tag is the sequence mod 2^24, so a thread still looking for work of an earlier
@@ -324,6 +346,63 @@ export class WasmKernels {
       p.batch * Math.ceil(p.oH / 4),
       [p.H, p.W, p.oH, p.oW, p.C, p.O, p.padTop, p.padLeft, p.relu ? 1 : 0],
     );
+  }
+
+  private static winogradFilterPartFloats(C: number, O: number): number {
+    return 36 * C * O + O + 36 * WGF_TB * (C + O);
+  }
+
+  static winogradFilterScratchFloats(C: number, O: number): number {
+    return PARTS * WasmKernels.winogradFilterPartFloats(C, O);
+  }
+
+  /**
+   * dW as [3][3][C][O] and db as [O] of a 3×3 stride-1 conv by Winograd F(3×3, 4×4): each part's sums
+   * Wt[p][c][o] (read back by `read`, the scratch as float32) are added in order in float64, then
+   * dW = Gᵀ Wt G per (c, o).
+   */
+  filterBiasGradWinograd(p: WinogradFilterProblem, read: () => Float32Array): [Float32Array, Float32Array] {
+    if (!WasmKernels.winograd(3, 3, p.C, p.O))
+      throw new Error(`wasm kernel winograd_filter_rows: C=${p.C}, O=${p.O} is not supported`);
+    const stride = WasmKernels.winogradFilterPartFloats(p.C, p.O);
+    const CO = p.C * p.O;
+    this.dispatch(3, [p.x, p.dy], p.scratch, stride, p.batch * Math.ceil(p.oH / 4), [
+      p.H,
+      p.W,
+      p.oH,
+      p.oW,
+      p.C,
+      p.O,
+      p.padTop,
+      p.padLeft,
+    ]);
+    const s = read();
+    const wt = new Float64Array(36 * CO);
+    const db = new Float64Array(p.O);
+    for (let k = 0; k < PARTS; k++) {
+      const base = k * stride;
+      for (let i = 0; i < 36 * CO; i++) wt[i] += s[base + i];
+      for (let o = 0; o < p.O; o++) db[o] += s[base + 36 * CO + o];
+    }
+    const dw = new Float32Array(9 * CO);
+    const t = new Float64Array(18); // t[a][q] = Σ_p G[p][a] Wt[p][q]
+    for (let q = 0; q < CO; q++) {
+      t.fill(0);
+      for (let pa = 0; pa < 6; pa++) {
+        const G = WINO_G[pa];
+        for (let pb = 0; pb < 6; pb++) {
+          const v = wt[(pa * 6 + pb) * CO + q];
+          for (let a = 0; a < 3; a++) t[a * 6 + pb] += G[a] * v;
+        }
+      }
+      for (let a = 0; a < 3; a++)
+        for (let b = 0; b < 3; b++) {
+          let v = 0;
+          for (let pb = 0; pb < 6; pb++) v += t[a * 6 + pb] * WINO_G[pb][b];
+          dw[(a * 3 + b) * CO + q] = v;
+        }
+    }
+    return [dw, Float32Array.from(db)];
   }
 
   /** y = act(conv(x, w) + bias) into y, for a layer where thin(C, O). */

@@ -59,8 +59,12 @@ static inline v4 mulk(v4 a, float k) { return wasm_f32x4_mul(a, wasm_f32x4_splat
     o[(oi) + 3 * (os)] = add(add(d12, mulk(d34, 8.0f)), m5);                                             \
   } while (0)
 
-/* V[p][t][c..c+3] for the tile at input rows i0.., columns j0.. (of image n), 4 channels from c. */
-static inline void input_tile(const float *x, float *V, int t, int c, int n, int i0, int j0, int H, int W, int C) {
+/*
+ * V[p][t][c..c+3] (position stride ps floats) = BT d B for the 6x6 patch of x at input rows i0..,
+ * columns j0.. (of image n), 4 channels from c.
+ */
+static inline void input_tile(const float *x, float *V, int ps, int t, int c, int n, int i0, int j0, int H, int W,
+                              int C) {
   v4 d[36], w[36];
   const v4 zero = wasm_f32x4_splat(0.0f);
   const float *xn = x + (long)n * H * W * C + c;
@@ -82,7 +86,6 @@ static inline void input_tile(const float *x, float *V, int t, int c, int n, int
   }
   UNROLL for (int b = 0; b < 6; b++) BT6(d, b, 6, w, b, 6);
   float *vt = V + t * C + c;
-  const int ps = WINO_TB * C;
   UNROLL for (int a = 0; a < 6; a++) {
     BT6(w, a * 6, 1, d, a * 6, 1);
     UNROLL for (int b = 0; b < 6; b++) wasm_v128_store(vt + (a * 6 + b) * ps, d[a * 6 + b]);
@@ -168,10 +171,128 @@ void winograd_rows(const float *x, const float *U, const float *bias, float *y, 
       const int nt4 = (nt + 3) & ~3;
       /* tiles past the row's end (up to a multiple of 4) read zeros or spare columns; never written */
       for (int t = 0; t < nt4; t++)
-        for (int c = 0; c < C; c += 4) input_tile(x, V, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, V, WINO_TB * C, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
       multiply(V, U, M, nt4, C, O);
       for (int t = 0; t < nt; t++)
         for (int o = 0; o < O; o += 4) output_tile(M, bias, y, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
+    }
+  }
+}
+
+/*
+ * Filter and bias gradients by Winograd F(3x3, 4x4), the transpose (dual) of the forward F(4x4, 3x3):
+ * for each 4x4 tile e of dy and the 6x6 patch d of x under it,
+ *
+ *   dW[a][b] += (GT [ (A e AT) (.) (BT d B) ] G)[a][b]
+ *
+ * and the sum over tiles commutes with GT . G, so this kernel only sums, per position p,
+ * Wt[p][c][o] = sum_t (BT d B)[p][t][c] (A e AT)[p][t][o]; the caller adds the parts and applies GT . G
+ * (36 C O values). db[o] = sum of dy. x is unpadded [B][H][W][C] (taps outside read zero) with the
+ * conv's top/left padding pt, pl; dy is [B][oH][oW][O]. `acc` is this call's part: Wt (36 C O floats),
+ * db (O), then scratch for one block of tiles. Rows are tile rows of dy, as in winograd_rows.
+ */
+#define WGF_TB 32
+
+/* E[p][t][o..o+3] (position stride ps) = A e AT for the 4x4 tile of dy at (i0, j0), 0 outside dy. */
+static inline v4 grad_tile(const float *dy, float *E, int ps, int t, int o, int n, int i0, int j0, int oH, int oW,
+                           int O) {
+  v4 e[16], z[24], q[36];
+  const v4 zero = wasm_f32x4_splat(0.0f);
+  const float *gn = dy + (long)n * oH * oW * O + o;
+  UNROLL for (int i = 0; i < 4; i++) {
+    const int rok = i0 + i < oH;
+    const float *gr = gn + ((long)(i0 + i) * oW + j0) * O;
+    UNROLL for (int j = 0; j < 4; j++) e[i * 4 + j] = rok && j0 + j < oW ? wasm_v128_load(gr + j * O) : zero;
+  }
+  /* column transform (4 -> 6) then rows, A = the transpose of the forward AT */
+#define A4(in, ii, s, out, oi, os)                                                                       \
+  do {                                                                                                   \
+    const v4 e0 = in[(ii)], e1 = in[(ii) + (s)], e2 = in[(ii) + 2 * (s)], e3 = in[(ii) + 3 * (s)];     \
+    const v4 s02 = add(e0, e2), s13 = add(e1, e3);                                                     \
+    const v4 qq = add(e0, mulk(e2, 4.0f)), rr = mulk(add(e1, mulk(e3, 4.0f)), 2.0f);                   \
+    out[(oi)] = e0;                                                                                      \
+    out[(oi) + (os)] = add(s02, s13);                                                                    \
+    out[(oi) + 2 * (os)] = sub(s02, s13);                                                                \
+    out[(oi) + 3 * (os)] = add(qq, rr);                                                                  \
+    out[(oi) + 4 * (os)] = sub(qq, rr);                                                                  \
+    out[(oi) + 5 * (os)] = e3;                                                                           \
+  } while (0)
+  UNROLL for (int j = 0; j < 4; j++) A4(e, j, 4, z, j, 4); /* z[a][j], a < 6 */
+  UNROLL for (int a = 0; a < 6; a++) A4(z, a * 4, 1, q, a * 6, 1);
+#undef A4
+  float *et = E + t * O + o;
+  UNROLL for (int p = 0; p < 36; p++) wasm_v128_store(et + p * ps, q[p]);
+  v4 s = zero;
+  UNROLL for (int k = 0; k < 16; k++) s = add(s, e[k]);
+  return s;
+}
+
+/* Wt[p][c][o] += sum_{t < nt} X[p][t][c] E[p][t][o], all positions. */
+static void accumulate(const float *X, const float *E, float *Wt, int nt, int C, int O) {
+  for (int p = 0; p < 36; p++) {
+    const float *Xp = X + p * WGF_TB * C;
+    const float *Ep = E + p * WGF_TB * O;
+    float *Wp = Wt + (long)p * C * O;
+    for (int cb = 0; cb < C; cb += 4) {
+      for (int ob = 0; ob < O; ob += 8) {
+        float *w = Wp + cb * O + ob;
+        v4 a00 = wasm_v128_load(w), a01 = wasm_v128_load(w + 4);
+        v4 a10 = wasm_v128_load(w + O), a11 = wasm_v128_load(w + O + 4);
+        v4 a20 = wasm_v128_load(w + 2 * O), a21 = wasm_v128_load(w + 2 * O + 4);
+        v4 a30 = wasm_v128_load(w + 3 * O), a31 = wasm_v128_load(w + 3 * O + 4);
+        const float *xt = Xp + cb;
+        const float *et = Ep + ob;
+        for (int t = 0; t < nt; t++) {
+          const v4 g0 = wasm_v128_load(et), g1 = wasm_v128_load(et + 4);
+          const v4 x0 = wasm_v128_load32_splat(xt), x1 = wasm_v128_load32_splat(xt + 1);
+          const v4 x2 = wasm_v128_load32_splat(xt + 2), x3 = wasm_v128_load32_splat(xt + 3);
+          a00 = add(a00, wasm_f32x4_mul(x0, g0));
+          a01 = add(a01, wasm_f32x4_mul(x0, g1));
+          a10 = add(a10, wasm_f32x4_mul(x1, g0));
+          a11 = add(a11, wasm_f32x4_mul(x1, g1));
+          a20 = add(a20, wasm_f32x4_mul(x2, g0));
+          a21 = add(a21, wasm_f32x4_mul(x2, g1));
+          a30 = add(a30, wasm_f32x4_mul(x3, g0));
+          a31 = add(a31, wasm_f32x4_mul(x3, g1));
+          xt += C;
+          et += O;
+        }
+        wasm_v128_store(w, a00);
+        wasm_v128_store(w + 4, a01);
+        wasm_v128_store(w + O, a10);
+        wasm_v128_store(w + O + 4, a11);
+        wasm_v128_store(w + 2 * O, a20);
+        wasm_v128_store(w + 2 * O + 4, a21);
+        wasm_v128_store(w + 3 * O, a30);
+        wasm_v128_store(w + 3 * O + 4, a31);
+      }
+    }
+  }
+}
+
+EXPORT("winograd_filter_rows")
+void winograd_filter_rows(const float *x, const float *dy, float *acc, int r0, int r1, int H, int W, int oH, int oW,
+                          int C, int O, int pt, int pl) {
+  const int nw = 36 * C * O;
+  float *db = acc + nw;
+  float *X = db + O;
+  float *E = X + 36 * WGF_TB * C;
+  for (int k = 0; k < nw + O; k++) acc[k] = 0.0f;
+  const int tH = (oH + 3) / 4, tW = (oW + 3) / 4;
+  for (int r = r0; r < r1; r++) {
+    const int n = r / tH;
+    const int i0 = (r - n * tH) * 4;
+    for (int tb = 0; tb < tW; tb += WGF_TB) {
+      const int nt = tW - tb < WGF_TB ? tW - tb : WGF_TB;
+      for (int t = 0; t < nt; t++) {
+        const int j0 = (tb + t) * 4;
+        for (int c = 0; c < C; c += 4) input_tile(x, X, WGF_TB * C, t, c, n, i0 - pt, j0 - pl, H, W, C);
+        for (int o = 0; o < O; o += 4) {
+          const v4 s = grad_tile(dy, E, WGF_TB * O, t, o, n, i0, j0, oH, oW, O);
+          wasm_v128_store(db + o, add(wasm_v128_load(db + o), s));
+        }
+      }
+      accumulate(X, E, acc, nt, C, O);
     }
   }
 }
