@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx]`
+ * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx --profile]`
+ * `npm run bench -- --sweep [--steps 2]`: sizes 128/256/384 × batch 1/4/8, ours and PyTorch at each point.
  *
  * Training steps (forward, data consistency, backward, Adam; L1 against a target) and inference of
  * the KD-MRI teacher and student on the backend the engine picks, then the same networks in PyTorch
@@ -43,6 +44,11 @@ const o = new Command('bench')
   .option('--no-onnx', 'skip the ONNX Runtime comparison')
   .option('--json', 'one JSON object', false)
   .option('--profile', 'also time every kernel of one warm teacher training step (tf.profile)', false)
+  .option(
+    '--sweep',
+    'sizes 128/256/384 × batch 1/4/8 (--size and --batch ignored): ours and PyTorch per point, one table',
+    false,
+  )
   .parse(process.argv)
   .opts<{
     size: number;
@@ -53,6 +59,7 @@ const o = new Command('bench')
     onnx: boolean;
     json: boolean;
     profile: boolean;
+    sweep: boolean;
   }>();
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -93,11 +100,10 @@ async function profileStep(step: () => void) {
   };
 }
 
-async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
+async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch): Promise<Figures> {
   const spec = PRESET_NETWORKS[key];
   const net = createNetwork(spec, 42);
   const opt = tf.train.adam(1e-3);
-  const { size: n, batch: b } = o;
   const input = tf.randomUniform([b, n, n, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
   const target = tf.randomUniform([b, n, n, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
   const kspace = {
@@ -130,7 +136,7 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
     return performance.now() - t;
   };
   infer();
-  const inferMs = median([infer(), infer()]);
+  const inferMs = median([infer(), infer(), infer()]);
   const lat = measureLatency(net, n, 3);
   const warm = median(steps.slice(1));
   const trainRate = b / (warm / 1000);
@@ -145,6 +151,89 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
     gflops_train: (3 * convFlopsPerSlice(spec, n, n) * trainRate) / 1e9,
     first_step_ms: steps[0],
   };
+}
+
+type TorchResult = { teacher: Figures; student: Figures; torch: string; threads: number };
+const script = fileURLToPath(new URL('./pytorch_bench.py', import.meta.url));
+
+/** The same networks in PyTorch at this size and batch, or why not. */
+function runPytorch(n: number, b: number): TorchResult | string {
+  if (!o.pytorch) return 'skipped (--no-pytorch)';
+  if (!existsSync('/usr/bin/python3')) return '/usr/bin/python3 not found';
+  log(`PyTorch: same networks, ${n}×${n}, batch ${b}, ${info.threads ?? 2} threads…`);
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [
+      script,
+      ...['--size', String(n), '--batch', String(b), '--steps', String(o.steps)],
+      ...['--threads', String(info.threads ?? 2)],
+    ],
+    { encoding: 'utf8', timeout: 1_800_000 },
+  );
+  if (r.status === 0) return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TorchResult;
+  return /No module named 'torch'/.test(r.stderr)
+    ? 'python3-torch is not installed'
+    : `pytorch_bench.py failed: ${r.stderr.trim().split('\n').at(-1)}`;
+}
+
+if (o.sweep) {
+  // How cost grows with the work: every point runs ours, then PyTorch, before the next point.
+  const rows: string[][] = [];
+  const points: unknown[] = [];
+  const f = (x: number, d = 2) => x.toFixed(d);
+  for (const n of [128, 256, 384])
+    for (const b of [1, 4, 8]) {
+      const ours = { teacher: await run('dccnnTeacher', n, b), student: await run('dccnnStudent', n, b) };
+      const torch = runPytorch(n, b);
+      const t = typeof torch === 'string' ? null : torch;
+      points.push({ size: n, batch: b, ours, pytorch: torch });
+      for (const key of ['teacher', 'student'] as const) {
+        const a = ours[key];
+        const p = t?.[key];
+        const spec = PRESET_NETWORKS[key === 'teacher' ? 'dccnnTeacher' : 'dccnnStudent'];
+        const inferGflops = (convFlopsPerSlice(spec, n, n) * a.infer_slices_per_s) / 1e9;
+        rows.push([
+          String(n),
+          String(b),
+          key,
+          f(a.train_slices_per_s, 3),
+          f(1000 / a.train_slices_per_s, 0),
+          f(a.gflops_train ?? NaN, 1),
+          p ? f(a.train_slices_per_s / p.train_slices_per_s) : '-',
+          f(a.infer_slices_per_s),
+          f(1000 / a.infer_slices_per_s, 1),
+          f(inferGflops, 1),
+          p ? f(a.infer_slices_per_s / p.infer_slices_per_s) : '-',
+        ]);
+      }
+    }
+  const peak = process.resourceUsage().maxRSS / 1024;
+  if (o.json)
+    process.stdout.write(
+      `${JSON.stringify({ backend: info.name, threads: info.threads, points, peak_rss_mb: peak }, null, 2)}\n`,
+    );
+  else
+    process.stdout.write(
+      `backend ${info.name}, ${info.threads ?? 1} threads; PyTorch with the same threads; median warm steps; ` +
+        `ours / PyTorch > 1 = ours faster; peak RSS ${peak.toFixed(0)} MB\n\n` +
+        `${table([
+          [
+            'size',
+            'batch',
+            'network',
+            'train sl/s',
+            'ms/sl',
+            'GFLOP/s',
+            '×torch',
+            'infer sl/s',
+            'ms/sl',
+            'GFLOP/s',
+            '×torch',
+          ],
+          ...rows,
+        ])}\n`,
+    );
+  process.exit(0);
 }
 
 const teacher = await run('dccnnTeacher');
@@ -173,27 +262,9 @@ const onnxRatios = onnx
   : null;
 // ---- end ONNX Runtime -------------------------------------------------------------------------------
 
-let pytorch: { teacher: Figures; student: Figures; torch: string; threads: number } | null = null;
-let pytorchUnavailable: string | null = null;
-const script = fileURLToPath(new URL('./pytorch_bench.py', import.meta.url));
-if (!o.pytorch) pytorchUnavailable = 'skipped (--no-pytorch)';
-else if (!existsSync('/usr/bin/python3')) pytorchUnavailable = '/usr/bin/python3 not found';
-else {
-  log('PyTorch: same networks, same size and batch, 2 threads…');
-  const r = spawnSync(
-    '/usr/bin/python3',
-    [script, '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps)],
-    {
-      encoding: 'utf8',
-      timeout: 1_800_000,
-    },
-  );
-  if (r.status === 0) pytorch = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-  else
-    pytorchUnavailable = /No module named 'torch'/.test(r.stderr)
-      ? 'python3-torch is not installed'
-      : `pytorch_bench.py failed: ${r.stderr.trim().split('\n').at(-1)}`;
-}
+const torchRun = runPytorch(o.size, o.batch);
+const pytorch = typeof torchRun === 'string' ? null : torchRun;
+const pytorchUnavailable = typeof torchRun === 'string' ? torchRun : null;
 
 const ratio = (a: number, b: number) => a / b;
 const ratios = pytorch

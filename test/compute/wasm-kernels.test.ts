@@ -168,6 +168,7 @@ function winogradFilterProblem(
   const wp: WinogradFilterProblem = {
     x: xAt,
     dy: p.dy,
+    mask: 0,
     scratch: scratchAt,
     batch: B,
     H,
@@ -247,6 +248,7 @@ function winogradProblem(
   f32().set(bias, biasAt / 4);
   const p: WinogradProblem = {
     x: xAt,
+    mask: 0,
     u: uAt,
     bias: biasAt,
     y: yAt,

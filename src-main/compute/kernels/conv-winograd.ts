@@ -20,9 +20,21 @@ export function useWinograd(on: boolean): void {
   enabled = on;
 }
 
+/** Whether winogradConv runs this layer's shapes on this backend (else it returns null). */
+export function winogradApplies(backend: KernelBackend, C: number, O: number, kh = 3, kw = 3): boolean {
+  return (
+    enabled &&
+    isWasmBackend(backend) &&
+    WasmKernels.winograd(kh, kw, C, O) &&
+    wasmKernelsFor(backend) !== null
+  );
+}
+
 /**
  * y = act(conv(x, w) + bias) by Winograd, or null when the backend, shapes or dtypes are not ones it
  * runs (the caller then uses another kernel). `w` is the HWIO filter as a tensor or as its values.
+ * `mask` (x's shape), when given, zeroes x where mask ≤ 0: a ReLU layer's input gradient from dy and
+ * the layer's output, without the masked dy as a tensor.
  */
 export function winogradConv(
   backend: KernelBackend,
@@ -31,7 +43,9 @@ export function winogradConv(
   bias: TensorInfo | null,
   pad: ConvPad,
   relu: boolean,
+  mask: TensorInfo | null = null,
 ): TensorInfo | null {
+  if (mask && (mask.dtype !== 'float32' || !x.shape.every((v, i) => v === mask.shape[i]))) return null;
   if (!enabled || !isWasmBackend(backend) || x.shape.length !== 4 || x.dtype !== 'float32') return null;
   const [B, H, W, C] = x.shape;
   const [kh, kw, wc, O] = w.shape;
@@ -50,6 +64,7 @@ export function winogradConv(
   try {
     kernels.convWinograd({
       x: addressOf(backend, x),
+      mask: mask ? addressOf(backend, mask) : 0,
       u: addressOf(backend, u),
       bias: bias ? addressOf(backend, bias) : 0,
       y: addressOf(backend, y),

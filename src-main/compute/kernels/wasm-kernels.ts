@@ -80,6 +80,8 @@ export interface ThinConvProblem {
 export interface WinogradProblem {
   /** [batch][H][W][C], unpadded. */
   x: number;
+  /** x's shape, x read as 0 where mask ≤ 0 (a ReLU layer's output, for its input gradient), or 0 for none. */
+  mask: number;
   /** The transformed filter, [36][C][O] (WasmKernels.winogradFilter). */
   u: number;
   /** [O], or 0 for none. */
@@ -106,6 +108,8 @@ export interface WinogradFilterProblem {
   x: number;
   /** [batch][oH][oW][O]. */
   dy: number;
+  /** dy's shape, dy read as 0 where mask ≤ 0 (a ReLU layer's output), or 0 for none. */
+  mask: number;
   /** WasmKernels.winogradFilterScratchFloats(C, O) float32 of scratch. */
   scratch: number;
   batch: number;
@@ -340,7 +344,7 @@ export class WasmKernels {
       throw new Error(`wasm kernel winograd_rows: C=${p.C}, O=${p.O} is not supported`);
     this.dispatch(
       2,
-      [p.x, p.u, p.bias, p.y],
+      [p.x, p.mask, p.u, p.bias, p.y],
       p.scratch,
       36 * WINO_TB * (p.C + p.O),
       p.batch * Math.ceil(p.oH / 4),
@@ -366,7 +370,7 @@ export class WasmKernels {
       throw new Error(`wasm kernel winograd_filter_rows: C=${p.C}, O=${p.O} is not supported`);
     const stride = WasmKernels.winogradFilterPartFloats(p.C, p.O);
     const CO = p.C * p.O;
-    this.dispatch(3, [p.x, p.dy], p.scratch, stride, p.batch * Math.ceil(p.oH / 4), [
+    this.dispatch(3, [p.x, p.dy, p.mask], p.scratch, stride, p.batch * Math.ceil(p.oH / 4), [
       p.H,
       p.W,
       p.oH,

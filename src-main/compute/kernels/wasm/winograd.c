@@ -16,7 +16,8 @@
  * bias may be 0 (none); act is ReLU when relu != 0. Rows of work are tile rows r = n * ceil(oH/4) + ti;
  * this call writes output rows of tile rows [r0, r1). Every output tile is computed by the same sequence
  * of operations whichever call (thread) computes it, so results do not depend on the thread count.
- * `scratch` is this call's own (WINO_TB * 36 * (C + O) floats); like the other kernels here it uses no
+ * mask, when not 0, has x's shape and zeroes x where mask <= 0 (the input gradient of a ReLU layer:
+ * x = dy, mask = the layer's output y). `scratch` is this call's own (WINO_TB * 36 * (C + O) floats); like the other kernels here it uses no
  * shadow stack (the module shares TensorFlow.js' memory).
  */
 #include <wasm_simd128.h>
@@ -63,15 +64,26 @@ static inline v4 mulk(v4 a, float k) { return wasm_f32x4_mul(a, wasm_f32x4_splat
  * V[p][t][c..c+3] (position stride ps floats) = BT d B for the 6x6 patch of x at input rows i0..,
  * columns j0.. (of image n), 4 channels from c.
  */
-static inline void input_tile(const float *x, float *V, int ps, int t, int c, int n, int i0, int j0, int H, int W,
-                              int C) {
+static inline void input_tile(const float *x, const float *mask, float *V, int ps, int t, int c, int n, int i0,
+                              int j0, int H, int W, int C) {
   v4 d[36], w[36];
   const v4 zero = wasm_f32x4_splat(0.0f);
-  const float *xn = x + (long)n * H * W * C + c;
+  const long at = (long)n * H * W * C + c;
+  const float *xn = x + at;
   if (i0 >= 0 && i0 + 6 <= H && j0 >= 0 && j0 + 6 <= W) {
-    UNROLL for (int a = 0; a < 6; a++) {
-      const float *xr = xn + ((long)(i0 + a) * W + j0) * C;
-      UNROLL for (int b = 0; b < 6; b++) d[a * 6 + b] = wasm_v128_load(xr + b * C);
+    if (mask) {
+      const float *mn = mask + at;
+      UNROLL for (int a = 0; a < 6; a++) {
+        const long off = ((long)(i0 + a) * W + j0) * C;
+        UNROLL for (int b = 0; b < 6; b++)
+          d[a * 6 + b] = wasm_v128_and(wasm_v128_load(xn + off + b * C),
+                                       wasm_f32x4_gt(wasm_v128_load(mn + off + b * C), zero));
+      }
+    } else {
+      UNROLL for (int a = 0; a < 6; a++) {
+        const float *xr = xn + ((long)(i0 + a) * W + j0) * C;
+        UNROLL for (int b = 0; b < 6; b++) d[a * 6 + b] = wasm_v128_load(xr + b * C);
+      }
     }
   } else {
     UNROLL for (int a = 0; a < 6; a++) {
@@ -81,6 +93,8 @@ static inline void input_tile(const float *x, float *V, int ps, int t, int c, in
       UNROLL for (int b = 0; b < 6; b++) {
         const int jj = j0 + b;
         d[a * 6 + b] = rok && jj >= 0 && jj < W ? wasm_v128_load(xr + b * C) : zero;
+        if (mask && rok && jj >= 0 && jj < W)
+          d[a * 6 + b] = wasm_v128_and(d[a * 6 + b], wasm_f32x4_gt(wasm_v128_load(mask + at + ((long)ii * W + jj) * C), zero));
       }
     }
   }
@@ -158,7 +172,7 @@ static inline void output_tile(const float *M, const float *bias, float *y, int 
 }
 
 EXPORT("winograd_rows")
-void winograd_rows(const float *x, const float *U, const float *bias, float *y, float *scratch, int r0, int r1,
+void winograd_rows(const float *x, const float *mask, const float *U, const float *bias, float *y, float *scratch, int r0, int r1,
                    int H, int W, int oH, int oW, int C, int O, int pt, int pl, int relu) {
   float *V = scratch;
   float *M = scratch + 36 * WINO_TB * C;
@@ -171,7 +185,7 @@ void winograd_rows(const float *x, const float *U, const float *bias, float *y, 
       const int nt4 = (nt + 3) & ~3;
       /* tiles past the row's end (up to a multiple of 4) read zeros or spare columns; never written */
       for (int t = 0; t < nt4; t++)
-        for (int c = 0; c < C; c += 4) input_tile(x, V, WINO_TB * C, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, mask, V, WINO_TB * C, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
       multiply(V, U, M, nt4, C, O);
       for (int t = 0; t < nt; t++)
         for (int o = 0; o < O; o += 4) output_tile(M, bias, y, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
@@ -187,22 +201,27 @@ void winograd_rows(const float *x, const float *U, const float *bias, float *y, 
  *
  * and the sum over tiles commutes with GT . G, so this kernel only sums, per position p,
  * Wt[p][c][o] = sum_t (BT d B)[p][t][c] (A e AT)[p][t][o]; the caller adds the parts and applies GT . G
- * (36 C O values). db[o] = sum of dy. x is unpadded [B][H][W][C] (taps outside read zero) with the
+ * (36 C O values). db[o] = sum of dy. mask, when not 0, has dy's shape and zeroes dy where mask <= 0
+ * (a ReLU layer's output y: y > 0 where the pre-activation is). x is unpadded [B][H][W][C] (taps outside read zero) with the
  * conv's top/left padding pt, pl; dy is [B][oH][oW][O]. `acc` is this call's part: Wt (36 C O floats),
  * db (O), then scratch for one block of tiles. Rows are tile rows of dy, as in winograd_rows.
  */
 #define WGF_TB 32
 
 /* E[p][t][o..o+3] (position stride ps) = A e AT for the 4x4 tile of dy at (i0, j0), 0 outside dy. */
-static inline v4 grad_tile(const float *dy, float *E, int ps, int t, int o, int n, int i0, int j0, int oH, int oW,
-                           int O) {
+static inline v4 grad_tile(const float *dy, const float *mask, float *E, int ps, int t, int o, int n, int i0, int j0,
+                           int oH, int oW, int O) {
   v4 e[16], z[24], q[36];
   const v4 zero = wasm_f32x4_splat(0.0f);
-  const float *gn = dy + (long)n * oH * oW * O + o;
+  const long at = (long)n * oH * oW * O + o;
   UNROLL for (int i = 0; i < 4; i++) {
     const int rok = i0 + i < oH;
-    const float *gr = gn + ((long)(i0 + i) * oW + j0) * O;
-    UNROLL for (int j = 0; j < 4; j++) e[i * 4 + j] = rok && j0 + j < oW ? wasm_v128_load(gr + j * O) : zero;
+    const long off = at + ((long)(i0 + i) * oW + j0) * O;
+    UNROLL for (int j = 0; j < 4; j++) {
+      const int ok = rok && j0 + j < oW;
+      e[i * 4 + j] = ok ? wasm_v128_load(dy + off + j * O) : zero;
+      if (mask && ok) e[i * 4 + j] = wasm_v128_and(e[i * 4 + j], wasm_f32x4_gt(wasm_v128_load(mask + off + j * O), zero));
+    }
   }
   /* column transform (4 -> 6) then rows, A = the transpose of the forward AT */
 #define A4(in, ii, s, out, oi, os)                                                                       \
@@ -271,7 +290,7 @@ static void accumulate(const float *X, const float *E, float *Wt, int nt, int C,
 }
 
 EXPORT("winograd_filter_rows")
-void winograd_filter_rows(const float *x, const float *dy, float *acc, int r0, int r1, int H, int W, int oH, int oW,
+void winograd_filter_rows(const float *x, const float *dy, const float *mask, float *acc, int r0, int r1, int H, int W, int oH, int oW,
                           int C, int O, int pt, int pl) {
   const int nw = 36 * C * O;
   float *db = acc + nw;
@@ -286,9 +305,9 @@ void winograd_filter_rows(const float *x, const float *dy, float *acc, int r0, i
       const int nt = tW - tb < WGF_TB ? tW - tb : WGF_TB;
       for (int t = 0; t < nt; t++) {
         const int j0 = (tb + t) * 4;
-        for (int c = 0; c < C; c += 4) input_tile(x, X, WGF_TB * C, t, c, n, i0 - pt, j0 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, 0, X, WGF_TB * C, t, c, n, i0 - pt, j0 - pl, H, W, C);
         for (int o = 0; o < O; o += 4) {
-          const v4 s = grad_tile(dy, E, WGF_TB * O, t, o, n, i0, j0, oH, oW, O);
+          const v4 s = grad_tile(dy, mask, E, WGF_TB * O, t, o, n, i0, j0, oH, oW, O);
           wasm_v128_store(db + o, add(wasm_v128_load(db + o), s));
         }
       }
