@@ -289,6 +289,9 @@ for (const backend of ['cpu', 'wasm']) {
   for (const [b, h, w] of [
     [3, 16, 16],
     [2, 12, 20],
+    // batch 1 (the viewer's): the half-spectrum path, also with odd sizes
+    [1, 12, 10],
+    [1, 9, 7],
   ]) {
     for (const lambda of [null, 0.5]) {
       test(`DC forward on ${backend} equals the float64 reference: ${b}×${h}×${w}, lambda ${lambda}`, async () => {
