@@ -126,6 +126,9 @@ export interface WinogradFilterProblem {
 /** Tiles per block in winograd.c's filter gradient (WGF_TB). */
 const WGF_TB = 32;
 
+/** Floats of each part's staging area for one tile's transform in winograd.c (36 v128). */
+const WINO_STAGE = 144;
+
 /** Tiles per block in winograd.c (WINO_TB): its scratch is 36 · WINO_TB · (C + O) floats per part. */
 const WINO_TB = 8;
 
@@ -313,7 +316,7 @@ export class WasmKernels {
   }
 
   static winogradScratchFloats(C: number, O: number): number {
-    return PARTS * 36 * WINO_TB * (C + O);
+    return PARTS * (36 * WINO_TB * (C + O) + WINO_STAGE);
   }
 
   /** U[p][c][o] = (G g Gᵀ)[p] of every (c, o) filter g of a 3×3 HWIO filter, summed in float64. */
@@ -346,14 +349,14 @@ export class WasmKernels {
       2,
       [p.x, p.mask, p.u, p.bias, p.y],
       p.scratch,
-      36 * WINO_TB * (p.C + p.O),
+      36 * WINO_TB * (p.C + p.O) + WINO_STAGE,
       p.batch * Math.ceil(p.oH / 4),
       [p.H, p.W, p.oH, p.oW, p.C, p.O, p.padTop, p.padLeft, p.relu ? 1 : 0],
     );
   }
 
   private static winogradFilterPartFloats(C: number, O: number): number {
-    return 36 * C * O + O + 36 * WGF_TB * (C + O);
+    return 36 * C * O + O + 36 * WGF_TB * (C + O) + WINO_STAGE;
   }
 
   static winogradFilterScratchFloats(C: number, O: number): number {

@@ -17,7 +17,7 @@
  * this call writes output rows of tile rows [r0, r1). Every output tile is computed by the same sequence
  * of operations whichever call (thread) computes it, so results do not depend on the thread count.
  * mask, when not 0, has x's shape and zeroes x where mask <= 0 (the input gradient of a ReLU layer:
- * x = dy, mask = the layer's output y). `scratch` is this call's own (WINO_TB * 36 * (C + O) floats); like the other kernels here it uses no
+ * x = dy, mask = the layer's output y). `scratch` is this call's own (WINO_TB * 36 * (C + O) + 144 floats); like the other kernels here it uses no
  * shadow stack (the module shares TensorFlow.js' memory).
  */
 #include <wasm_simd128.h>
@@ -60,49 +60,36 @@ static inline v4 mulk(v4 a, float k) { return wasm_f32x4_mul(a, wasm_f32x4_splat
     o[(oi) + 3 * (os)] = add(add(d12, mulk(d34, 8.0f)), m5);                                             \
   } while (0)
 
+/* x[at + off] as read by input_tile: 0 outside the image, masked where mask <= 0. */
+static inline v4 tap(const float *x, const float *mask, long at, int ii, int jj, int H, int W, int C, int inside) {
+  const v4 zero = wasm_f32x4_splat(0.0f);
+  if (!inside && (ii < 0 || ii >= H || jj < 0 || jj >= W)) return zero;
+  const long off = at + ((long)ii * W + jj) * C;
+  v4 v = wasm_v128_load(x + off);
+  if (mask) v = wasm_v128_and(v, wasm_f32x4_gt(wasm_v128_load(mask + off), zero));
+  return v;
+}
+
 /*
  * V[p][t][c..c+3] (position stride ps floats) = BT d B for the 6x6 patch of x at input rows i0..,
- * columns j0.. (of image n), 4 channels from c.
+ * columns j0.. (of image n), 4 channels from c. Columns first, staged through `stage` (36 v128): a
+ * whole 6x6 patch of v128 values live at once would not fit the registers.
  */
-static inline void input_tile(const float *x, const float *mask, float *V, int ps, int t, int c, int n, int i0,
-                              int j0, int H, int W, int C) {
-  v4 d[36], w[36];
-  const v4 zero = wasm_f32x4_splat(0.0f);
+static inline void input_tile(const float *x, const float *mask, float *V, float *stage, int ps, int t, int c,
+                              int n, int i0, int j0, int H, int W, int C) {
+  v4 d[6], o[6];
   const long at = (long)n * H * W * C + c;
-  const float *xn = x + at;
-  if (i0 >= 0 && i0 + 6 <= H && j0 >= 0 && j0 + 6 <= W) {
-    if (mask) {
-      const float *mn = mask + at;
-      UNROLL for (int a = 0; a < 6; a++) {
-        const long off = ((long)(i0 + a) * W + j0) * C;
-        UNROLL for (int b = 0; b < 6; b++)
-          d[a * 6 + b] = wasm_v128_and(wasm_v128_load(xn + off + b * C),
-                                       wasm_f32x4_gt(wasm_v128_load(mn + off + b * C), zero));
-      }
-    } else {
-      UNROLL for (int a = 0; a < 6; a++) {
-        const float *xr = xn + ((long)(i0 + a) * W + j0) * C;
-        UNROLL for (int b = 0; b < 6; b++) d[a * 6 + b] = wasm_v128_load(xr + b * C);
-      }
-    }
-  } else {
-    UNROLL for (int a = 0; a < 6; a++) {
-      const int ii = i0 + a;
-      const int rok = ii >= 0 && ii < H;
-      const float *xr = xn + ((long)ii * W + j0) * C;
-      UNROLL for (int b = 0; b < 6; b++) {
-        const int jj = j0 + b;
-        d[a * 6 + b] = rok && jj >= 0 && jj < W ? wasm_v128_load(xr + b * C) : zero;
-        if (mask && rok && jj >= 0 && jj < W)
-          d[a * 6 + b] = wasm_v128_and(d[a * 6 + b], wasm_f32x4_gt(wasm_v128_load(mask + at + ((long)ii * W + jj) * C), zero));
-      }
-    }
+  const int inside = i0 >= 0 && i0 + 6 <= H && j0 >= 0 && j0 + 6 <= W;
+  UNROLL for (int b = 0; b < 6; b++) {
+    UNROLL for (int a = 0; a < 6; a++) d[a] = tap(x, mask, at, i0 + a, j0 + b, H, W, C, inside);
+    BT6(d, 0, 1, o, 0, 1);
+    UNROLL for (int a = 0; a < 6; a++) wasm_v128_store(stage + 4 * (a * 6 + b), o[a]);
   }
-  UNROLL for (int b = 0; b < 6; b++) BT6(d, b, 6, w, b, 6);
   float *vt = V + t * C + c;
   UNROLL for (int a = 0; a < 6; a++) {
-    BT6(w, a * 6, 1, d, a * 6, 1);
-    UNROLL for (int b = 0; b < 6; b++) wasm_v128_store(vt + (a * 6 + b) * ps, d[a * 6 + b]);
+    UNROLL for (int b = 0; b < 6; b++) d[b] = wasm_v128_load(stage + 4 * (a * 6 + b));
+    BT6(d, 0, 1, o, 0, 1);
+    UNROLL for (int b = 0; b < 6; b++) wasm_v128_store(vt + (a * 6 + b) * ps, o[b]);
   }
 }
 
@@ -146,24 +133,28 @@ static void multiply(const float *V, const float *U, float *M, int nt, int C, in
   }
 }
 
-/* y for the 4x4 output tile at (i0, j0) of image n, channels o..o+3, from M[.][t][o..]. */
-static inline void output_tile(const float *M, const float *bias, float *y, int t, int o, int n, int i0, int j0,
-                               int oH, int oW, int O, int relu) {
-  v4 m[36], z[24], r[16];
+/* y for the 4x4 output tile at (i0, j0) of image n, channels o..o+3, from M[.][t][o..]; staged as input_tile. */
+static inline void output_tile(const float *M, const float *bias, float *y, float *stage, int t, int o, int n, int i0,
+                               int j0, int oH, int oW, int O, int relu) {
+  v4 m[6], r[4];
   const float *mt = M + t * O + o;
   const int ps = WINO_TB * O;
-  UNROLL for (int p = 0; p < 36; p++) m[p] = wasm_v128_load(mt + p * ps);
-  UNROLL for (int b = 0; b < 6; b++) AT6(m, b, 6, z, b, 6); /* z[i][b], i < 4 */
-  UNROLL for (int i = 0; i < 4; i++) AT6(z, i * 6, 1, r, i * 4, 1);
+  UNROLL for (int b = 0; b < 6; b++) {
+    UNROLL for (int a = 0; a < 6; a++) m[a] = wasm_v128_load(mt + (a * 6 + b) * ps);
+    AT6(m, 0, 1, r, 0, 1);
+    UNROLL for (int i = 0; i < 4; i++) wasm_v128_store(stage + 4 * (i * 6 + b), r[i]);
+  }
   const v4 bv = bias ? wasm_v128_load(bias + o) : wasm_f32x4_splat(0.0f);
   const v4 zero = wasm_f32x4_splat(0.0f);
   float *yn = y + (long)n * oH * oW * O + o;
   UNROLL for (int i = 0; i < 4; i++) {
     if (i0 + i >= oH) break;
+    UNROLL for (int b = 0; b < 6; b++) m[b] = wasm_v128_load(stage + 4 * (i * 6 + b));
+    AT6(m, 0, 1, r, 0, 1);
     float *yr = yn + ((long)(i0 + i) * oW + j0) * O;
     UNROLL for (int j = 0; j < 4; j++) {
       if (j0 + j < oW) {
-        v4 val = add(r[i * 4 + j], bv);
+        v4 val = add(r[j], bv);
         if (relu) val = wasm_f32x4_max(val, zero);
         wasm_v128_store(yr + j * O, val);
       }
@@ -176,6 +167,7 @@ void winograd_rows(const float *x, const float *mask, const float *U, const floa
                    int H, int W, int oH, int oW, int C, int O, int pt, int pl, int relu) {
   float *V = scratch;
   float *M = scratch + 36 * WINO_TB * C;
+  float *stage = M + 36 * WINO_TB * O;
   const int tH = (oH + 3) / 4, tW = (oW + 3) / 4;
   for (int r = r0; r < r1; r++) {
     const int n = r / tH;
@@ -185,10 +177,10 @@ void winograd_rows(const float *x, const float *mask, const float *U, const floa
       const int nt4 = (nt + 3) & ~3;
       /* tiles past the row's end (up to a multiple of 4) read zeros or spare columns; never written */
       for (int t = 0; t < nt4; t++)
-        for (int c = 0; c < C; c += 4) input_tile(x, mask, V, WINO_TB * C, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, mask, V, stage, WINO_TB * C, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
       multiply(V, U, M, nt4, C, O);
       for (int t = 0; t < nt; t++)
-        for (int o = 0; o < O; o += 4) output_tile(M, bias, y, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
+        for (int o = 0; o < O; o += 4) output_tile(M, bias, y, stage, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
     }
   }
 }
@@ -204,45 +196,46 @@ void winograd_rows(const float *x, const float *mask, const float *U, const floa
  * (36 C O values). db[o] = sum of dy. mask, when not 0, has dy's shape and zeroes dy where mask <= 0
  * (a ReLU layer's output y: y > 0 where the pre-activation is). x is unpadded [B][H][W][C] (taps outside read zero) with the
  * conv's top/left padding pt, pl; dy is [B][oH][oW][O]. `acc` is this call's part: Wt (36 C O floats),
- * db (O), then scratch for one block of tiles. Rows are tile rows of dy, as in winograd_rows.
+ * db (O), then scratch for one block of tiles (36 WGF_TB (C + O) + 144 floats). Rows are tile rows of dy, as in winograd_rows.
  */
 #define WGF_TB 32
 
-/* E[p][t][o..o+3] (position stride ps) = A e AT for the 4x4 tile of dy at (i0, j0), 0 outside dy. */
-static inline v4 grad_tile(const float *dy, const float *mask, float *E, int ps, int t, int o, int n, int i0, int j0,
-                           int oH, int oW, int O) {
-  v4 e[16], z[24], q[36];
+/*
+ * E[p][t][o..o+3] (position stride ps) = A e AT for the 4x4 tile of dy at (i0, j0), 0 outside dy (and
+ * where mask <= 0); returns the tile's sum (for db). Columns first, staged through `stage`.
+ */
+static inline v4 grad_tile(const float *dy, const float *mask, float *E, float *stage, int ps, int t, int o, int n,
+                           int i0, int j0, int oH, int oW, int O) {
+  v4 e[4], q[6];
   const v4 zero = wasm_f32x4_splat(0.0f);
-  const long at = (long)n * oH * oW * O + o;
-  UNROLL for (int i = 0; i < 4; i++) {
-    const int rok = i0 + i < oH;
-    const long off = at + ((long)(i0 + i) * oW + j0) * O;
-    UNROLL for (int j = 0; j < 4; j++) {
-      const int ok = rok && j0 + j < oW;
-      e[i * 4 + j] = ok ? wasm_v128_load(dy + off + j * O) : zero;
-      if (mask && ok) e[i * 4 + j] = wasm_v128_and(e[i * 4 + j], wasm_f32x4_gt(wasm_v128_load(mask + off + j * O), zero));
-    }
-  }
-  /* column transform (4 -> 6) then rows, A = the transpose of the forward AT */
-#define A4(in, ii, s, out, oi, os)                                                                       \
-  do {                                                                                                   \
-    const v4 e0 = in[(ii)], e1 = in[(ii) + (s)], e2 = in[(ii) + 2 * (s)], e3 = in[(ii) + 3 * (s)];     \
-    const v4 s02 = add(e0, e2), s13 = add(e1, e3);                                                     \
-    const v4 qq = add(e0, mulk(e2, 4.0f)), rr = mulk(add(e1, mulk(e3, 4.0f)), 2.0f);                   \
-    out[(oi)] = e0;                                                                                      \
-    out[(oi) + (os)] = add(s02, s13);                                                                    \
-    out[(oi) + 2 * (os)] = sub(s02, s13);                                                                \
-    out[(oi) + 3 * (os)] = add(qq, rr);                                                                  \
-    out[(oi) + 4 * (os)] = sub(qq, rr);                                                                  \
-    out[(oi) + 5 * (os)] = e3;                                                                           \
-  } while (0)
-  UNROLL for (int j = 0; j < 4; j++) A4(e, j, 4, z, j, 4); /* z[a][j], a < 6 */
-  UNROLL for (int a = 0; a < 6; a++) A4(z, a * 4, 1, q, a * 6, 1);
-#undef A4
-  float *et = E + t * O + o;
-  UNROLL for (int p = 0; p < 36; p++) wasm_v128_store(et + p * ps, q[p]);
   v4 s = zero;
-  UNROLL for (int k = 0; k < 16; k++) s = add(s, e[k]);
+  const long at = (long)n * oH * oW * O + o;
+  const int inside = i0 + 4 <= oH && j0 + 4 <= oW;
+  /* A = the transpose of the forward AT: 4 values -> 6 */
+#define A4(in, out)                                                                                      \
+  do {                                                                                                   \
+    const v4 s02 = add(in[0], in[2]), s13 = add(in[1], in[3]);                                         \
+    const v4 qq = add(in[0], mulk(in[2], 4.0f)), rr = mulk(add(in[1], mulk(in[3], 4.0f)), 2.0f);       \
+    out[0] = in[0];                                                                                      \
+    out[1] = add(s02, s13);                                                                              \
+    out[2] = sub(s02, s13);                                                                              \
+    out[3] = add(qq, rr);                                                                                \
+    out[4] = sub(qq, rr);                                                                                \
+    out[5] = in[3];                                                                                      \
+  } while (0)
+  UNROLL for (int j = 0; j < 4; j++) {
+    UNROLL for (int i = 0; i < 4; i++) e[i] = tap(dy, mask, at, i0 + i, j0 + j, oH, oW, O, inside);
+    s = add(s, add(add(e[0], e[1]), add(e[2], e[3])));
+    A4(e, q);
+    UNROLL for (int a = 0; a < 6; a++) wasm_v128_store(stage + 4 * (a * 4 + j), q[a]);
+  }
+  float *et = E + t * O + o;
+  UNROLL for (int a = 0; a < 6; a++) {
+    UNROLL for (int j = 0; j < 4; j++) e[j] = wasm_v128_load(stage + 4 * (a * 4 + j));
+    A4(e, q);
+    UNROLL for (int b = 0; b < 6; b++) wasm_v128_store(et + (a * 6 + b) * ps, q[b]);
+  }
+#undef A4
   return s;
 }
 
@@ -296,6 +289,7 @@ void winograd_filter_rows(const float *x, const float *dy, const float *mask, fl
   float *db = acc + nw;
   float *X = db + O;
   float *E = X + 36 * WGF_TB * C;
+  float *stage = E + 36 * WGF_TB * O;
   for (int k = 0; k < nw + O; k++) acc[k] = 0.0f;
   const int tH = (oH + 3) / 4, tW = (oW + 3) / 4;
   for (int r = r0; r < r1; r++) {
@@ -305,9 +299,9 @@ void winograd_filter_rows(const float *x, const float *dy, const float *mask, fl
       const int nt = tW - tb < WGF_TB ? tW - tb : WGF_TB;
       for (int t = 0; t < nt; t++) {
         const int j0 = (tb + t) * 4;
-        for (int c = 0; c < C; c += 4) input_tile(x, 0, X, WGF_TB * C, t, c, n, i0 - pt, j0 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, 0, X, stage, WGF_TB * C, t, c, n, i0 - pt, j0 - pl, H, W, C);
         for (int o = 0; o < O; o += 4) {
-          const v4 s = grad_tile(dy, mask, E, WGF_TB * O, t, o, n, i0, j0, oH, oW, O);
+          const v4 s = grad_tile(dy, mask, E, stage, WGF_TB * O, t, o, n, i0, j0, oH, oW, O);
           wasm_v128_store(db + o, add(wasm_v128_load(db + o), s));
         }
       }
