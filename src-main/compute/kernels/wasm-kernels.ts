@@ -128,6 +128,8 @@ const WGF_TB = 32;
 
 /** Floats of each part's staging area for one tile's transform in winograd.c (36 v128). */
 const WINO_STAGE = 144;
+/** Floats added to each position's block in winograd.c's scratch (WINO_PS, WGF_PS): no 4 KB aliasing. */
+const WINO_SKEW = 16;
 
 /** Tiles per block in winograd.c (WINO_TB): its scratch is 36 · WINO_TB · (C + O) floats per part. */
 const WINO_TB = 8;
@@ -316,7 +318,7 @@ export class WasmKernels {
   }
 
   static winogradScratchFloats(C: number, O: number): number {
-    return PARTS * (36 * WINO_TB * (C + O) + WINO_STAGE);
+    return PARTS * (36 * (WINO_TB * (C + O) + 2 * WINO_SKEW) + WINO_STAGE);
   }
 
   /** U[p][c][o] = (G g Gᵀ)[p] of every (c, o) filter g of a 3×3 HWIO filter, summed in float64. */
@@ -349,14 +351,14 @@ export class WasmKernels {
       2,
       [p.x, p.mask, p.u, p.bias, p.y],
       p.scratch,
-      36 * WINO_TB * (p.C + p.O) + WINO_STAGE,
+      36 * (WINO_TB * (p.C + p.O) + 2 * WINO_SKEW) + WINO_STAGE,
       p.batch * Math.ceil(p.oH / 4),
       [p.H, p.W, p.oH, p.oW, p.C, p.O, p.padTop, p.padLeft, p.relu ? 1 : 0],
     );
   }
 
   private static winogradFilterPartFloats(C: number, O: number): number {
-    return 36 * C * O + O + 36 * WGF_TB * (C + O) + WINO_STAGE;
+    return 36 * C * O + O + 36 * (WGF_TB * (C + O) + 2 * WINO_SKEW) + WINO_STAGE;
   }
 
   static winogradFilterScratchFloats(C: number, O: number): number {

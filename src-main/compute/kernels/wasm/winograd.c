@@ -17,7 +17,7 @@
  * this call writes output rows of tile rows [r0, r1). Every output tile is computed by the same sequence
  * of operations whichever call (thread) computes it, so results do not depend on the thread count.
  * mask, when not 0, has x's shape and zeroes x where mask <= 0 (the input gradient of a ReLU layer:
- * x = dy, mask = the layer's output y). `scratch` is this call's own (WINO_TB * 36 * (C + O) + 144 floats); like the other kernels here it uses no
+ * x = dy, mask = the layer's output y). `scratch` is this call's own (36 (WINO_PS(C) + WINO_PS(O)) + 144 floats); like the other kernels here it uses no
  * shadow stack (the module shares TensorFlow.js' memory).
  */
 #include <wasm_simd128.h>
@@ -26,6 +26,11 @@
 #define UNROLL _Pragma("clang loop unroll(full)")
 /* tiles per block: V and M of a block (36 KB each for C = O = 32) stay in L2, one position's in L1 */
 #define WINO_TB 8
+/*
+ * Floats from one position's block to the next in V and M: 16 more than the block, so that the 36
+ * stores of a tile's transform do not all fall in one L1 set (a 4 KB stride aliases: measured 2x slower)
+ */
+#define WINO_PS(k) (WINO_TB * (k) + 16)
 
 typedef v128_t v4;
 
@@ -96,9 +101,9 @@ static inline void input_tile(const float *x, const float *mask, float *V, float
 /* M[p][t][o] = sum_c V[p][t][c] U[p][c][o] for tiles [0, nt) (nt % 4 = 0), all positions. */
 static void multiply(const float *V, const float *U, float *M, int nt, int C, int O) {
   for (int p = 0; p < 36; p++) {
-    const float *Vp = V + p * WINO_TB * C;
+    const float *Vp = V + p * WINO_PS(C);
     const float *Up = U + (long)p * C * O;
-    float *Mp = M + p * WINO_TB * O;
+    float *Mp = M + p * WINO_PS(O);
     for (int t = 0; t < nt; t += 4) {
       const float *v0 = Vp + t * C, *v1 = v0 + C, *v2 = v1 + C, *v3 = v2 + C;
       for (int ob = 0; ob < O; ob += 8) {
@@ -138,7 +143,7 @@ static inline void output_tile(const float *M, const float *bias, float *y, floa
                                int j0, int oH, int oW, int O, int relu) {
   v4 m[6], r[4];
   const float *mt = M + t * O + o;
-  const int ps = WINO_TB * O;
+  const int ps = WINO_PS(O);
   UNROLL for (int b = 0; b < 6; b++) {
     UNROLL for (int a = 0; a < 6; a++) m[a] = wasm_v128_load(mt + (a * 6 + b) * ps);
     AT6(m, 0, 1, r, 0, 1);
@@ -166,8 +171,8 @@ EXPORT("winograd_rows")
 void winograd_rows(const float *x, const float *mask, const float *U, const float *bias, float *y, float *scratch, int r0, int r1,
                    int H, int W, int oH, int oW, int C, int O, int pt, int pl, int relu) {
   float *V = scratch;
-  float *M = scratch + 36 * WINO_TB * C;
-  float *stage = M + 36 * WINO_TB * O;
+  float *M = scratch + 36 * WINO_PS(C);
+  float *stage = M + 36 * WINO_PS(O);
   const int tH = (oH + 3) / 4, tW = (oW + 3) / 4;
   for (int r = r0; r < r1; r++) {
     const int n = r / tH;
@@ -177,7 +182,7 @@ void winograd_rows(const float *x, const float *mask, const float *U, const floa
       const int nt4 = (nt + 3) & ~3;
       /* tiles past the row's end (up to a multiple of 4) read zeros or spare columns; never written */
       for (int t = 0; t < nt4; t++)
-        for (int c = 0; c < C; c += 4) input_tile(x, mask, V, stage, WINO_TB * C, t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, mask, V, stage, WINO_PS(C), t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
       multiply(V, U, M, nt4, C, O);
       for (int t = 0; t < nt; t++)
         for (int o = 0; o < O; o += 4) output_tile(M, bias, y, stage, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
@@ -196,9 +201,10 @@ void winograd_rows(const float *x, const float *mask, const float *U, const floa
  * (36 C O values). db[o] = sum of dy. mask, when not 0, has dy's shape and zeroes dy where mask <= 0
  * (a ReLU layer's output y: y > 0 where the pre-activation is). x is unpadded [B][H][W][C] (taps outside read zero) with the
  * conv's top/left padding pt, pl; dy is [B][oH][oW][O]. `acc` is this call's part: Wt (36 C O floats),
- * db (O), then scratch for one block of tiles (36 WGF_TB (C + O) + 144 floats). Rows are tile rows of dy, as in winograd_rows.
+ * db (O), then scratch for one block of tiles (36 (WGF_PS(C) + WGF_PS(O)) + 144 floats). Rows are tile rows of dy, as in winograd_rows.
  */
 #define WGF_TB 32
+#define WGF_PS(k) (WGF_TB * (k) + 16)
 
 /*
  * E[p][t][o..o+3] (position stride ps) = A e AT for the 4x4 tile of dy at (i0, j0), 0 outside dy (and
@@ -242,8 +248,8 @@ static inline v4 grad_tile(const float *dy, const float *mask, float *E, float *
 /* Wt[p][c][o] += sum_{t < nt} X[p][t][c] E[p][t][o], all positions. */
 static void accumulate(const float *X, const float *E, float *Wt, int nt, int C, int O) {
   for (int p = 0; p < 36; p++) {
-    const float *Xp = X + p * WGF_TB * C;
-    const float *Ep = E + p * WGF_TB * O;
+    const float *Xp = X + p * WGF_PS(C);
+    const float *Ep = E + p * WGF_PS(O);
     float *Wp = Wt + (long)p * C * O;
     for (int cb = 0; cb < C; cb += 4) {
       for (int ob = 0; ob < O; ob += 8) {
@@ -288,8 +294,8 @@ void winograd_filter_rows(const float *x, const float *dy, const float *mask, fl
   const int nw = 36 * C * O;
   float *db = acc + nw;
   float *X = db + O;
-  float *E = X + 36 * WGF_TB * C;
-  float *stage = E + 36 * WGF_TB * O;
+  float *E = X + 36 * WGF_PS(C);
+  float *stage = E + 36 * WGF_PS(O);
   for (int k = 0; k < nw + O; k++) acc[k] = 0.0f;
   const int tH = (oH + 3) / 4, tW = (oW + 3) / 4;
   for (int r = r0; r < r1; r++) {
@@ -299,9 +305,9 @@ void winograd_filter_rows(const float *x, const float *dy, const float *mask, fl
       const int nt = tW - tb < WGF_TB ? tW - tb : WGF_TB;
       for (int t = 0; t < nt; t++) {
         const int j0 = (tb + t) * 4;
-        for (int c = 0; c < C; c += 4) input_tile(x, 0, X, stage, WGF_TB * C, t, c, n, i0 - pt, j0 - pl, H, W, C);
+        for (int c = 0; c < C; c += 4) input_tile(x, 0, X, stage, WGF_PS(C), t, c, n, i0 - pt, j0 - pl, H, W, C);
         for (int o = 0; o < O; o += 4) {
-          const v4 s = grad_tile(dy, mask, E, stage, WGF_TB * O, t, o, n, i0, j0, oH, oW, O);
+          const v4 s = grad_tile(dy, mask, E, stage, WGF_PS(O), t, o, n, i0, j0, oH, oW, O);
           wasm_v128_store(db + o, add(wasm_v128_load(db + o), s));
         }
       }
