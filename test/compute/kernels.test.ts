@@ -172,6 +172,25 @@ for (const [b, h, w, cin, cout, pad, act, withBias] of [
   });
 }
 
+test('wasm Winograd FusedConv2D follows a variable filter through assign (transformed-filter cache)', async () => {
+  const run = () => {
+    const x = tf.tensor4d(randArray(2 * 9 * 10 * 16, 21), [2, 9, 10, 16]);
+    const v = tf.variable(tf.tensor4d(randArray(9 * 16 * 8, 22, -0.3, 0.3), [3, 3, 16, 8]));
+    const conv = () => tf.fused.conv2d({ x, filter: v as tf.Tensor4D, strides: 1, pad: 'same' });
+    const a = conv();
+    const a2 = conv();
+    v.assign(tf.tensor4d(randArray(9 * 16 * 8, 23, -0.3, 0.3), [3, 3, 16, 8]));
+    const b = conv();
+    const out = [a, a2, b].map((t) => t.dataSync() as Float32Array);
+    tf.dispose([x, v, a, a2, b]);
+    return out;
+  };
+  const ref = await onBackend('cpu', run);
+  const got = await onBackend('wasm', run);
+  for (let i = 0; i < 3; i++)
+    assert.ok(relErr(got[i], ref[i]) < 1e-5, `result ${i}: ${relErr(got[i], ref[i])}`);
+});
+
 test('wasm Identity shares data (no copy) and the clone outlives its source', async () => {
   await onBackend('wasm', () => {
     const x = tf.tensor1d([1, 2, 3]);

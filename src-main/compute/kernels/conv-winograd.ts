@@ -15,6 +15,13 @@ export type ConvPad = { top: number; left: number; outHeight: number; outWidth: 
 
 let enabled = true;
 
+/**
+ * Transformed filters by the filter's data (a WeakMap on tfjs' dataId objects: new weights, as after an
+ * optimizer step, are new data). Inference runs the same weights slice after slice, and the transform
+ * (about 1 ms in JS per 32→32 filter) would otherwise be paid per layer per call.
+ */
+const transformed = new WeakMap<object, Float32Array>();
+
 /** Tests and the bench only: run the wide layers on XNNPACK's direct kernel instead. */
 export function useWinograd(on: boolean): void {
   enabled = on;
@@ -54,11 +61,14 @@ export function winogradConv(
   if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== O)) return null;
   const kernels = wasmKernelsFor(backend);
   if (!kernels) return null;
-  const u = makeF32(
-    backend,
-    [36, C, O],
-    WasmKernels.winogradFilter('values' in w ? w.values : readF32(backend, w), C, O),
-  );
+  let uv: Float32Array;
+  if ('values' in w) uv = WasmKernels.winogradFilter(w.values, C, O);
+  else {
+    const key = w.dataId as object;
+    uv = transformed.get(key) ?? WasmKernels.winogradFilter(readF32(backend, w), C, O);
+    transformed.set(key, uv);
+  }
+  const u = makeF32(backend, [36, C, O], uv);
   const scratch = backend.makeOutput([WasmKernels.winogradScratchFloats(C, O)], 'float32');
   const y = backend.makeOutput([B, pad.outHeight, pad.outWidth, O], 'float32');
   try {
