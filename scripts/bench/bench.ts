@@ -114,7 +114,11 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch
   const steps: number[] = [];
   for (let i = 0; i < o.steps; i++) {
     const t = performance.now();
-    const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables)!;
+    const loss = opt.minimize(
+      () => l1(net.apply({ input, kspace, attention: false }).out, target),
+      true,
+      net.variables,
+    )!;
     loss.dataSync();
     loss.dispose();
     steps.push(performance.now() - t);
@@ -123,7 +127,11 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch
   }
   if (o.profile && key === 'dccnnTeacher') {
     profile = await profileStep(() => {
-      const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables)!;
+      const loss = opt.minimize(
+        () => l1(net.apply({ input, kspace, attention: false }).out, target),
+        true,
+        net.variables,
+      )!;
       loss.dataSync();
       loss.dispose();
     });
