@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx --profile]`
- * `npm run bench -- --sweep [--steps 2]`: sizes 128/256/384 × batch 1/4/8, ours and PyTorch at each point.
+ * `npm run bench -- --sweep [--steps 2] [--sizes 128,256,384] [--batches 1,4,8]`: ours and PyTorch at each
+ * point (size × batch), one table of slices/s, ms/slice and GFLOP/s with the ratios.
  *
  * Training steps (forward, data consistency, backward, Adam; L1 against a target) and inference of
  * the KD-MRI teacher and student on the backend the engine picks, then the same networks in PyTorch
@@ -35,6 +36,11 @@ interface Figures {
   first_step_ms: number;
 }
 
+function intList(name: string, min: number, max: number): (v: string) => number[] {
+  const one = intArg(name, min, max);
+  return (v) => v.split(',').map((x) => one(x.trim()));
+}
+
 const o = new Command('bench')
   .option('--size <n>', 'image size', intArg('--size', 16, 1024), 256)
   .option('--batch <n>', 'batch size', intArg('--batch', 1, 64), 4)
@@ -49,6 +55,18 @@ const o = new Command('bench')
     'sizes 128/256/384 × batch 1/4/8 (--size and --batch ignored): ours and PyTorch per point, one table',
     false,
   )
+  .option(
+    '--sizes <list>',
+    'with --sweep: image sizes, comma-separated',
+    intList('--sizes', 16, 1024),
+    [128, 256, 384],
+  )
+  .option(
+    '--batches <list>',
+    'with --sweep: batch sizes, comma-separated',
+    intList('--batches', 1, 64),
+    [1, 4, 8],
+  )
   .parse(process.argv)
   .opts<{
     size: number;
@@ -60,6 +78,8 @@ const o = new Command('bench')
     json: boolean;
     profile: boolean;
     sweep: boolean;
+    sizes: number[];
+    batches: number[];
   }>();
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -100,7 +120,21 @@ async function profileStep(step: () => void) {
   };
 }
 
-async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch): Promise<Figures> {
+/**
+ * Whether a training step fits wasm32's 4 GB memory: the peak holds about nc·(nd−1) + 6 activations
+ * of [b, n, n, 32] float32 (measured on the teacher: 26), and past 4 GB the wasm module aborts.
+ */
+function trainingFits(key: 'dccnnTeacher' | 'dccnnStudent', n: number, b: number): boolean {
+  const spec = PRESET_NETWORKS[key];
+  return b * n * n * 32 * 4 * (spec.nc * (spec.nd - 1) + 6) < 3.5 * 2 ** 30;
+}
+
+async function run(
+  key: 'dccnnTeacher' | 'dccnnStudent',
+  n = o.size,
+  b = o.batch,
+  train = true,
+): Promise<Figures> {
   const spec = PRESET_NETWORKS[key];
   const net = createNetwork(spec, 42);
   const opt = tf.train.adam(1e-3);
@@ -112,7 +146,7 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch
     mask: tf.zeros([n, n]) as tf.Tensor2D,
   };
   const steps: number[] = [];
-  for (let i = 0; i < o.steps; i++) {
+  for (let i = 0; i < (train ? o.steps : 0); i++) {
     const t = performance.now();
     const loss = opt.minimize(
       () => l1(net.apply({ input, kspace, attention: false }).out, target),
@@ -146,7 +180,7 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch
   infer();
   const inferMs = median([infer(), infer(), infer()]);
   const lat = measureLatency(net, n, 3);
-  const warm = median(steps.slice(1));
+  const warm = train ? median(steps.slice(1)) : NaN;
   const trainRate = b / (warm / 1000);
   tf.dispose([input, target, kspace.re, kspace.im, kspace.mask]);
   opt.dispose();
@@ -157,7 +191,7 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent', n = o.size, b = o.batch
     infer_ms_per_slice_warm: lat.warm,
     infer_ms_per_slice_cold: lat.cold,
     gflops_train: (3 * convFlopsPerSlice(spec, n, n) * trainRate) / 1e9,
-    first_step_ms: steps[0],
+    first_step_ms: steps[0] ?? NaN,
   };
 }
 
@@ -188,10 +222,19 @@ if (o.sweep) {
   // How cost grows with the work: every point runs ours, then PyTorch, before the next point.
   const rows: string[][] = [];
   const points: unknown[] = [];
-  const f = (x: number, d = 2) => x.toFixed(d);
-  for (const n of [128, 256, 384])
-    for (const b of [1, 4, 8]) {
-      const ours = { teacher: await run('dccnnTeacher', n, b), student: await run('dccnnStudent', n, b) };
+  const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const skipped: string[] = [];
+  for (const n of o.sizes)
+    for (const b of o.batches) {
+      const fits = (key: 'dccnnTeacher' | 'dccnnStudent') => {
+        const ok = trainingFits(key, n, b);
+        if (!ok) skipped.push(`${key} training at ${n}×${n}, batch ${b} (over wasm32's 4 GB)`);
+        return ok;
+      };
+      const ours = {
+        teacher: await run('dccnnTeacher', n, b, fits('dccnnTeacher')),
+        student: await run('dccnnStudent', n, b, fits('dccnnStudent')),
+      };
       const torch = runPytorch(n, b);
       const t = typeof torch === 'string' ? null : torch;
       points.push({ size: n, batch: b, ours, pytorch: torch });
@@ -239,7 +282,8 @@ if (o.sweep) {
             '×torch',
           ],
           ...rows,
-        ])}\n`,
+        ])}\n` +
+        (skipped.length ? `\nnot run: ${skipped.join('; ')}\n` : ''),
     );
   process.exit(0);
 }
