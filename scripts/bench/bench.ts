@@ -326,6 +326,7 @@ const ratios = pytorch
       student_train: ratio(student.train_slices_per_s, pytorch.student.train_slices_per_s),
       student_infer: ratio(student.infer_slices_per_s, pytorch.student.infer_slices_per_s),
       student_latency: ratio(pytorch.student.infer_ms_per_slice_warm, student.infer_ms_per_slice_warm),
+      teacher_latency: ratio(pytorch.teacher.infer_ms_per_slice_warm, teacher.infer_ms_per_slice_warm),
     }
   : null;
 
@@ -369,7 +370,9 @@ else {
         row('student', student, pytorch?.student),
       ])}\n` +
       (ratios
-        ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}\n`
+        ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, ` +
+          `teacher infer ${ratios.teacher_infer.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}, ` +
+          `batch-1 latency teacher ${ratios.teacher_latency.toFixed(2)}, student ${ratios.student_latency.toFixed(2)}\n`
         : `\nPyTorch comparison unavailable: ${pytorchUnavailable}\n`),
   );
   // ---- ONNX Runtime (exports issue) ----
