@@ -1,5 +1,7 @@
 /**
- * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx]`
+ * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx --profile]`
+ * `npm run bench -- --sweep [--steps 2] [--sizes 128,256,384] [--batches 1,4,8]`: ours and PyTorch at each
+ * point (size × batch), one table of slices/s, ms/slice and GFLOP/s with the ratios.
  *
  * Training steps (forward, data consistency, backward, Adam; L1 against a target) and inference of
  * the KD-MRI teacher and student on the backend the engine picks, then the same networks in PyTorch
@@ -34,6 +36,11 @@ interface Figures {
   first_step_ms: number;
 }
 
+function intList(name: string, min: number, max: number): (v: string) => number[] {
+  const one = intArg(name, min, max);
+  return (v) => v.split(',').map((x) => one(x.trim()));
+}
+
 const o = new Command('bench')
   .option('--size <n>', 'image size', intArg('--size', 16, 1024), 256)
   .option('--batch <n>', 'batch size', intArg('--batch', 1, 64), 4)
@@ -43,6 +50,23 @@ const o = new Command('bench')
   .option('--no-onnx', 'skip the ONNX Runtime comparison')
   .option('--json', 'one JSON object', false)
   .option('--profile', 'also time every kernel of one warm teacher training step (tf.profile)', false)
+  .option(
+    '--sweep',
+    'sizes 128/256/384 × batch 1/4/8 (--size and --batch ignored): ours and PyTorch per point, one table',
+    false,
+  )
+  .option(
+    '--sizes <list>',
+    'with --sweep: image sizes, comma-separated',
+    intList('--sizes', 16, 1024),
+    [128, 256, 384],
+  )
+  .option(
+    '--batches <list>',
+    'with --sweep: batch sizes, comma-separated',
+    intList('--batches', 1, 64),
+    [1, 4, 8],
+  )
   .parse(process.argv)
   .opts<{
     size: number;
@@ -53,6 +77,9 @@ const o = new Command('bench')
     onnx: boolean;
     json: boolean;
     profile: boolean;
+    sweep: boolean;
+    sizes: number[];
+    batches: number[];
   }>();
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -93,11 +120,24 @@ async function profileStep(step: () => void) {
   };
 }
 
-async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
+/**
+ * Whether a training step fits wasm32's 4 GB memory: the peak holds about nc·(nd−1) + 6 activations
+ * of [b, n, n, 32] float32 (measured on the teacher: 26), and past 4 GB the wasm module aborts.
+ */
+function trainingFits(key: 'dccnnTeacher' | 'dccnnStudent', n: number, b: number): boolean {
+  const spec = PRESET_NETWORKS[key];
+  return b * n * n * 32 * 4 * (spec.nc * (spec.nd - 1) + 6) < 3.5 * 2 ** 30;
+}
+
+async function run(
+  key: 'dccnnTeacher' | 'dccnnStudent',
+  n = o.size,
+  b = o.batch,
+  train = true,
+): Promise<Figures> {
   const spec = PRESET_NETWORKS[key];
   const net = createNetwork(spec, 42);
   const opt = tf.train.adam(1e-3);
-  const { size: n, batch: b } = o;
   const input = tf.randomUniform([b, n, n, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
   const target = tf.randomUniform([b, n, n, 1], 0, 1, 'float32', 2) as tf.Tensor4D;
   const kspace = {
@@ -106,9 +146,13 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
     mask: tf.zeros([n, n]) as tf.Tensor2D,
   };
   const steps: number[] = [];
-  for (let i = 0; i < o.steps; i++) {
+  for (let i = 0; i < (train ? o.steps : 0); i++) {
     const t = performance.now();
-    const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables)!;
+    const loss = opt.minimize(
+      () => l1(net.apply({ input, kspace, attention: false }).out, target),
+      true,
+      net.variables,
+    )!;
     loss.dataSync();
     loss.dispose();
     steps.push(performance.now() - t);
@@ -117,7 +161,11 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
   }
   if (o.profile && key === 'dccnnTeacher') {
     profile = await profileStep(() => {
-      const loss = opt.minimize(() => l1(net.apply({ input, kspace }).out, target), true, net.variables)!;
+      const loss = opt.minimize(
+        () => l1(net.apply({ input, kspace, attention: false }).out, target),
+        true,
+        net.variables,
+      )!;
       loss.dataSync();
       loss.dispose();
     });
@@ -130,9 +178,9 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
     return performance.now() - t;
   };
   infer();
-  const inferMs = median([infer(), infer()]);
+  const inferMs = median([infer(), infer(), infer()]);
   const lat = measureLatency(net, n, 3);
-  const warm = median(steps.slice(1));
+  const warm = train ? median(steps.slice(1)) : NaN;
   const trainRate = b / (warm / 1000);
   tf.dispose([input, target, kspace.re, kspace.im, kspace.mask]);
   opt.dispose();
@@ -143,8 +191,101 @@ async function run(key: 'dccnnTeacher' | 'dccnnStudent'): Promise<Figures> {
     infer_ms_per_slice_warm: lat.warm,
     infer_ms_per_slice_cold: lat.cold,
     gflops_train: (3 * convFlopsPerSlice(spec, n, n) * trainRate) / 1e9,
-    first_step_ms: steps[0],
+    first_step_ms: steps[0] ?? NaN,
   };
+}
+
+type TorchResult = { teacher: Figures; student: Figures; torch: string; threads: number };
+const script = fileURLToPath(new URL('./pytorch_bench.py', import.meta.url));
+
+/** The same networks in PyTorch at this size and batch, or why not. */
+function runPytorch(n: number, b: number): TorchResult | string {
+  if (!o.pytorch) return 'skipped (--no-pytorch)';
+  if (!existsSync('/usr/bin/python3')) return '/usr/bin/python3 not found';
+  log(`PyTorch: same networks, ${n}×${n}, batch ${b}, ${info.threads ?? 2} threads…`);
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [
+      script,
+      ...['--size', String(n), '--batch', String(b), '--steps', String(o.steps)],
+      ...['--threads', String(info.threads ?? 2)],
+    ],
+    { encoding: 'utf8', timeout: 1_800_000 },
+  );
+  if (r.status === 0) return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TorchResult;
+  return /No module named 'torch'/.test(r.stderr)
+    ? 'python3-torch is not installed'
+    : `pytorch_bench.py failed: ${r.stderr.trim().split('\n').at(-1)}`;
+}
+
+if (o.sweep) {
+  // How cost grows with the work: every point runs ours, then PyTorch, before the next point.
+  const rows: string[][] = [];
+  const points: unknown[] = [];
+  const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const skipped: string[] = [];
+  for (const n of o.sizes)
+    for (const b of o.batches) {
+      const fits = (key: 'dccnnTeacher' | 'dccnnStudent') => {
+        const ok = trainingFits(key, n, b);
+        if (!ok) skipped.push(`${key} training at ${n}×${n}, batch ${b} (over wasm32's 4 GB)`);
+        return ok;
+      };
+      const ours = {
+        teacher: await run('dccnnTeacher', n, b, fits('dccnnTeacher')),
+        student: await run('dccnnStudent', n, b, fits('dccnnStudent')),
+      };
+      const torch = runPytorch(n, b);
+      const t = typeof torch === 'string' ? null : torch;
+      points.push({ size: n, batch: b, ours, pytorch: torch });
+      for (const key of ['teacher', 'student'] as const) {
+        const a = ours[key];
+        const p = t?.[key];
+        const spec = PRESET_NETWORKS[key === 'teacher' ? 'dccnnTeacher' : 'dccnnStudent'];
+        const inferGflops = (convFlopsPerSlice(spec, n, n) * a.infer_slices_per_s) / 1e9;
+        rows.push([
+          String(n),
+          String(b),
+          key,
+          f(a.train_slices_per_s, 3),
+          f(1000 / a.train_slices_per_s, 0),
+          f(a.gflops_train ?? NaN, 1),
+          p ? f(a.train_slices_per_s / p.train_slices_per_s) : '-',
+          f(a.infer_slices_per_s),
+          f(1000 / a.infer_slices_per_s, 1),
+          f(inferGflops, 1),
+          p ? f(a.infer_slices_per_s / p.infer_slices_per_s) : '-',
+        ]);
+      }
+    }
+  const peak = process.resourceUsage().maxRSS / 1024;
+  if (o.json)
+    process.stdout.write(
+      `${JSON.stringify({ backend: info.name, threads: info.threads, points, peak_rss_mb: peak }, null, 2)}\n`,
+    );
+  else
+    process.stdout.write(
+      `backend ${info.name}, ${info.threads ?? 1} threads; PyTorch with the same threads; median warm steps; ` +
+        `ours / PyTorch > 1 = ours faster; peak RSS ${peak.toFixed(0)} MB\n\n` +
+        `${table([
+          [
+            'size',
+            'batch',
+            'network',
+            'train sl/s',
+            'ms/sl',
+            'GFLOP/s',
+            '×torch',
+            'infer sl/s',
+            'ms/sl',
+            'GFLOP/s',
+            '×torch',
+          ],
+          ...rows,
+        ])}\n` +
+        (skipped.length ? `\nnot run: ${skipped.join('; ')}\n` : ''),
+    );
+  process.exit(0);
 }
 
 const teacher = await run('dccnnTeacher');
@@ -173,27 +314,9 @@ const onnxRatios = onnx
   : null;
 // ---- end ONNX Runtime -------------------------------------------------------------------------------
 
-let pytorch: { teacher: Figures; student: Figures; torch: string; threads: number } | null = null;
-let pytorchUnavailable: string | null = null;
-const script = fileURLToPath(new URL('./pytorch_bench.py', import.meta.url));
-if (!o.pytorch) pytorchUnavailable = 'skipped (--no-pytorch)';
-else if (!existsSync('/usr/bin/python3')) pytorchUnavailable = '/usr/bin/python3 not found';
-else {
-  log('PyTorch: same networks, same size and batch, 2 threads…');
-  const r = spawnSync(
-    '/usr/bin/python3',
-    [script, '--size', String(o.size), '--batch', String(o.batch), '--steps', String(o.steps)],
-    {
-      encoding: 'utf8',
-      timeout: 1_800_000,
-    },
-  );
-  if (r.status === 0) pytorch = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-  else
-    pytorchUnavailable = /No module named 'torch'/.test(r.stderr)
-      ? 'python3-torch is not installed'
-      : `pytorch_bench.py failed: ${r.stderr.trim().split('\n').at(-1)}`;
-}
+const torchRun = runPytorch(o.size, o.batch);
+const pytorch = typeof torchRun === 'string' ? null : torchRun;
+const pytorchUnavailable = typeof torchRun === 'string' ? torchRun : null;
 
 const ratio = (a: number, b: number) => a / b;
 const ratios = pytorch
@@ -203,6 +326,7 @@ const ratios = pytorch
       student_train: ratio(student.train_slices_per_s, pytorch.student.train_slices_per_s),
       student_infer: ratio(student.infer_slices_per_s, pytorch.student.infer_slices_per_s),
       student_latency: ratio(pytorch.student.infer_ms_per_slice_warm, student.infer_ms_per_slice_warm),
+      teacher_latency: ratio(pytorch.teacher.infer_ms_per_slice_warm, teacher.infer_ms_per_slice_warm),
     }
   : null;
 
@@ -246,7 +370,9 @@ else {
         row('student', student, pytorch?.student),
       ])}\n` +
       (ratios
-        ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}\n`
+        ? `\nours / PyTorch: teacher train ${ratios.teacher_train.toFixed(2)}, student train ${ratios.student_train.toFixed(2)}, ` +
+          `teacher infer ${ratios.teacher_infer.toFixed(2)}, student infer ${ratios.student_infer.toFixed(2)}, ` +
+          `batch-1 latency teacher ${ratios.teacher_latency.toFixed(2)}, student ${ratios.student_latency.toFixed(2)}\n`
         : `\nPyTorch comparison unavailable: ${pytorchUnavailable}\n`),
   );
   // ---- ONNX Runtime (exports issue) ----

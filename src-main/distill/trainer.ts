@@ -87,12 +87,13 @@ export interface RunResult {
   stoppedEarly: boolean;
 }
 
-function forward(net: Network, b: Batch): NetOutputs {
-  return net.apply({ input: b.input, kspace: b.kspace });
+/** Only attention transfer reads the attention maps; without them the network keeps less for backward. */
+function forward(net: Network, b: Batch, kind: RunKind): NetOutputs {
+  return net.apply({ input: b.input, kspace: b.kspace, attention: kind === 'attention' });
 }
 
 function trainingLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): tf.Scalar {
-  const out = forward(plan.net, b);
+  const out = forward(plan.net, b, plan.kind);
   const cfg = plan.config;
   switch (plan.kind) {
     case 'teacher':
@@ -108,7 +109,7 @@ function trainingLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): tf
 
 function validationLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): number {
   return tf.tidy(() => {
-    const out = forward(plan.net, b);
+    const out = forward(plan.net, b, plan.kind);
     if (plan.kind === 'attention') {
       const metric = plan.config.task === 'sr' ? 'l1' : 'mse';
       return attentionLoss(teacher!.energy!, out.attention, plan.config.atNorm, metric).dataSync()[0];

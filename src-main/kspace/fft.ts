@@ -179,27 +179,131 @@ export function fft2(re: Float64Array, im: Float64Array, h: number, w: number, i
   if (inverse) for (let i = 0; i < n; i++) im[i] = -im[i];
   const rows = planFor(w);
   for (let r = 0; r < h; r++) rows.run(re.subarray(r * w, (r + 1) * w), im.subarray(r * w, (r + 1) * w));
-  if (isPowerOfTwo(h)) columnsRadix2(re, im, h, w);
-  else {
-    const cols = planFor(h);
-    const colRe = new Float64Array(h);
-    const colIm = new Float64Array(h);
-    for (let c = 0; c < w; c++) {
-      for (let r = 0; r < h; r++) {
-        colRe[r] = re[r * w + c];
-        colIm[r] = im[r * w + c];
-      }
-      cols.run(colRe, colIm);
-      for (let r = 0; r < h; r++) {
-        re[r * w + c] = colRe[r];
-        im[r * w + c] = colIm[r];
-      }
-    }
-  }
+  columnsForward(re, im, h, w);
   const s = 1 / Math.sqrt(n);
   for (let i = 0; i < n; i++) {
     re[i] *= s;
     im[i] = inverse ? -im[i] * s : im[i] * s;
+  }
+}
+
+/** Forward, unnormalised DFT along the columns of a row-major H×W image, in place. */
+function columnsForward(re: Float64Array, im: Float64Array, h: number, w: number): void {
+  if (isPowerOfTwo(h)) {
+    columnsRadix2(re, im, h, w);
+    return;
+  }
+  const cols = planFor(h);
+  const colRe = new Float64Array(h);
+  const colIm = new Float64Array(h);
+  for (let c = 0; c < w; c++) {
+    for (let r = 0; r < h; r++) {
+      colRe[r] = re[r * w + c];
+      colIm[r] = im[r * w + c];
+    }
+    cols.run(colRe, colIm);
+    for (let r = 0; r < h; r++) {
+      re[r * w + c] = colRe[r];
+      im[r * w + c] = colIm[r];
+    }
+  }
+}
+
+/** Columns of the half spectrum of a real H×W image: c = 0…⌊W/2⌋ (the rest follows by symmetry). */
+export function halfWidth(w: number): number {
+  return (w >> 1) + 1;
+}
+
+/**
+ * Orthonormal forward 2-D DFT of one real H×W image (x[off…off+H·W)), as its half spectrum: K[r][c]
+ * for c ≤ ⌊W/2⌋ into re/im (H × halfWidth(W), row-major); K[r][c] = conj K[−r][−c] gives the rest.
+ * About half the work of a complex 2-D FFT: two real rows share one complex row FFT, and only the
+ * halfWidth(W) columns are transformed. `row` holds 2·W float64 of scratch.
+ */
+export function rfft2Half(
+  x: ArrayLike<number>,
+  off: number,
+  h: number,
+  w: number,
+  re: Float64Array,
+  im: Float64Array,
+  row: Float64Array,
+): void {
+  const w2 = halfWidth(w);
+  const plan = planFor(w);
+  const zr = row.subarray(0, w);
+  const zi = row.subarray(w, 2 * w);
+  for (let r = 0; r < h; r += 2) {
+    const two = r + 1 < h;
+    const a = off + r * w;
+    for (let c = 0; c < w; c++) {
+      zr[c] = x[a + c];
+      zi[c] = two ? x[a + w + c] : 0;
+    }
+    plan.run(zr, zi);
+    // the spectra of rows r and r+1: A[c] = (Z[c] + conj Z[−c]) / 2, B[c] = (Z[c] − conj Z[−c]) / 2i
+    for (let c = 0; c < w2; c++) {
+      const q = c === 0 ? 0 : w - c;
+      const pr = zr[c];
+      const pi = zi[c];
+      const qr = zr[q];
+      const qi = zi[q];
+      re[r * w2 + c] = 0.5 * (pr + qr);
+      im[r * w2 + c] = 0.5 * (pi - qi);
+      if (two) {
+        re[(r + 1) * w2 + c] = 0.5 * (pi + qi);
+        im[(r + 1) * w2 + c] = -0.5 * (pr - qr);
+      }
+    }
+  }
+  columnsForward(re, im, h, w2);
+  const s = 1 / Math.sqrt(h * w);
+  for (let i = 0; i < h * w2; i++) {
+    re[i] *= s;
+    im[i] *= s;
+  }
+}
+
+/**
+ * The real orthonormal inverse 2-D DFT of a Hermitian spectrum given by its half (as rfft2Half
+ * writes it; re/im are overwritten), into out[off…off+H·W). `row` holds 2·W float64 of scratch.
+ */
+export function irfft2Half(
+  re: Float64Array,
+  im: Float64Array,
+  h: number,
+  w: number,
+  out: { [i: number]: number },
+  off: number,
+  row: Float64Array,
+): void {
+  const w2 = halfWidth(w);
+  // inverse = conj ∘ forward ∘ conj, column by column; the conjugation back is folded into the rows
+  for (let i = 0; i < h * w2; i++) im[i] = -im[i];
+  columnsForward(re, im, h, w2);
+  const plan = planFor(w);
+  const zr = row.subarray(0, w);
+  const zi = row.subarray(w, 2 * w);
+  const s = 1 / Math.sqrt(h * w);
+  for (let r = 0; r < h; r += 2) {
+    const two = r + 1 < h;
+    // z = conj(G_r + i·G_{r+1}), G = conj(the column pass); each G_r is Hermitian (its inverse is real)
+    for (let c = 0; c < w; c++) {
+      const k = c < w2 ? c : w - c;
+      const sign = c < w2 ? 1 : -1; // G[−c] = conj G[c]
+      const gr = re[r * w2 + k];
+      const gi = -im[r * w2 + k] * sign;
+      const hr = two ? re[(r + 1) * w2 + k] : 0;
+      const hi = two ? -im[(r + 1) * w2 + k] * sign : 0;
+      zr[c] = gr - hi;
+      zi[c] = -(gi + hr);
+    }
+    plan.run(zr, zi);
+    const a = off + r * w;
+    for (let c = 0; c < w; c++) {
+      out[a + c] = zr[c] * s;
+      if (two) out[a + w + c] = -zi[c] * s;
+    }
   }
 }
 

@@ -14,13 +14,14 @@
  * per layer and only the layer outputs y are kept; the backward pass of a layer is
  *   g  = dy ⊙ step(y)                 (ReLU; y > 0 ⇔ pre-activation > 0)
  *   dx = Conv2DBackpropInput(g, W),  dW = Conv2DBackpropFilter(x, g),  db = Σ_{B,H,W} g
- * with dW and db from one kernel where src-main/compute/kernels registers KDMRI_FILTER_BIAS_GRAD, and on
+ * with dW and db from one kernel where src-main/compute/kernels registers KDMRI_FILTER_BIAS_GRAD (and all
+ * three, g never formed, where it registers KDMRI_RELU_CONV_GRADS), and on
  * wasm the kernels of src-main/compute/kernels (forward convs and GEMMs underneath).
  *
  * Layout NHWC, filters HWIO [3,3,cin,cout], float32.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { KDMRI_FILTER_BIAS_GRAD } from '../compute/kernels/conv-backprop.js';
+import { KDMRI_FILTER_BIAS_GRAD, KDMRI_RELU_CONV_GRADS } from '../compute/kernels/conv-backprop.js';
 
 const ATTRS = { strides: [1, 1] as [number, number], pad: 'same' as const, dataFormat: 'NHWC' as const };
 
@@ -32,6 +33,10 @@ function layerGrads(
   y: tf.Tensor4D | undefined,
 ): tf.Tensor[] {
   return tf.tidy(() => {
+    if (y && tf.getKernel(KDMRI_RELU_CONV_GRADS, tf.getBackend())) {
+      const attrs = { ...ATTRS, filterShape: w.shape, inputShape: x.shape };
+      return tf.engine().runKernel(KDMRI_RELU_CONV_GRADS, { x, dy, filter: w, y }, attrs) as tf.Tensor[];
+    }
     const g = y ? tf.mul(dy, tf.step(y)) : dy;
     const dx = tf
       .engine()

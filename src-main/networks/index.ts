@@ -24,6 +24,13 @@ export interface NetInputs {
   input: tf.Tensor4D;
   /** recon only: acquired k-space [B,H,W] (masked, unshifted, ortho) and mask [H,W] */
   kspace?: { re: tf.Tensor3D; im: tf.Tensor3D; mask: tf.Tensor2D };
+  /**
+   * false when the caller does not read `attention` (training on the reconstruction alone, inference):
+   * the conv stacks are then not cut at the attention layer, and the backward pass keeps fewer
+   * activation-sized tensors (tfjs keeps a cut's input gradient until the pass ends; measured on the
+   * teacher: 34 activations at the peak with the cut, 26 without). Default true.
+   */
+  attention?: boolean;
 }
 
 export interface NetOutputs {
@@ -32,7 +39,7 @@ export interface NetOutputs {
   /**
    * Post-ReLU activations for attention transfer: the spec.atLayer-th conv of every cascade (DC-CNN, nc
    * tensors) or the atLayer-th conv (VDSR, one tensor); [B,H,W,nf]. If atLayer is the last conv (which
-   * has no ReLU) its linear output is returned.
+   * has no ReLU) its linear output is returned. Empty when the inputs said attention: false.
    */
   attention: tf.Tensor4D[];
 }
@@ -179,12 +186,13 @@ function dccnnApply(
   ws: tf.Variable<tf.Rank.R4>[],
   bs: tf.Variable<tf.Rank.R1>[],
 ): ApplyFn {
-  return ({ input, kspace }) => {
+  return ({ input, kspace, attention: wanted = true }) => {
     if (!kspace) throw new Error('DC-CNN: apply() needs kspace {re, im, mask} for data consistency');
     const attention: tf.Tensor4D[] = [];
+    const at = wanted ? spec.atLayer : 0;
     let x = input;
     for (let c = 0; c < spec.nc; c++) {
-      const h = stacksWithAttention(x, c * spec.nd, spec.nd, spec.atLayer, plan, ws, bs, attention);
+      const h = stacksWithAttention(x, c * spec.nd, spec.nd, at, plan, ws, bs, attention);
       x = dataConsistency(spec.residual ? tf.add(h, x) : h, kspace.re, kspace.im, kspace.mask, spec.dcLambda);
     }
     return { out: x, attention };
@@ -197,9 +205,9 @@ function vdsrApply(
   ws: tf.Variable<tf.Rank.R4>[],
   bs: tf.Variable<tf.Rank.R1>[],
 ): ApplyFn {
-  return ({ input }) => {
+  return ({ input, attention: wanted = true }) => {
     const attention: tf.Tensor4D[] = [];
-    const h = stacksWithAttention(input, 0, spec.depth, spec.atLayer, plan, ws, bs, attention);
+    const h = stacksWithAttention(input, 0, spec.depth, wanted ? spec.atLayer : 0, plan, ws, bs, attention);
     // global residual: out = input + last conv
     return { out: tf.add(input, h), attention };
   };

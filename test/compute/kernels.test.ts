@@ -55,6 +55,8 @@ type ConvCase = [b: number, h: number, w: number, cin: number, cout: number];
 const CASES: ConvCase[] = [
   [4, 16, 24, 1, 32],
   [4, 12, 16, 32, 32],
+  // Winograd with partial edge tiles (13 = 3·4 + 1, 10 = 2·4 + 2)
+  [2, 13, 10, 32, 32],
   [4, 24, 16, 32, 1],
   [1, 12, 10, 3, 5],
   [3, 9, 11, 8, 16],
@@ -169,6 +171,25 @@ for (const [b, h, w, cin, cout, pad, act, withBias] of [
     assert.ok(relErr(got, ref) < 1e-5, `relative error ${relErr(got, ref)}`);
   });
 }
+
+test('wasm Winograd FusedConv2D follows a variable filter through assign (transformed-filter cache)', async () => {
+  const run = () => {
+    const x = tf.tensor4d(randArray(2 * 9 * 10 * 16, 21), [2, 9, 10, 16]);
+    const v = tf.variable(tf.tensor4d(randArray(9 * 16 * 8, 22, -0.3, 0.3), [3, 3, 16, 8]));
+    const conv = () => tf.fused.conv2d({ x, filter: v as tf.Tensor4D, strides: 1, pad: 'same' });
+    const a = conv();
+    const a2 = conv();
+    v.assign(tf.tensor4d(randArray(9 * 16 * 8, 23, -0.3, 0.3), [3, 3, 16, 8]));
+    const b = conv();
+    const out = [a, a2, b].map((t) => t.dataSync() as Float32Array);
+    tf.dispose([x, v, a, a2, b]);
+    return out;
+  };
+  const ref = await onBackend('cpu', run);
+  const got = await onBackend('wasm', run);
+  for (let i = 0; i < 3; i++)
+    assert.ok(relErr(got[i], ref[i]) < 1e-5, `result ${i}: ${relErr(got[i], ref[i])}`);
+});
 
 test('wasm Identity shares data (no copy) and the clone outlives its source', async () => {
   await onBackend('wasm', () => {
@@ -287,6 +308,9 @@ for (const backend of ['cpu', 'wasm']) {
   for (const [b, h, w] of [
     [3, 16, 16],
     [2, 12, 20],
+    // batch 1 (the viewer's): the half-spectrum path, also with odd sizes
+    [1, 12, 10],
+    [1, 9, 7],
   ]) {
     for (const lambda of [null, 0.5]) {
       test(`DC forward on ${backend} equals the float64 reference: ${b}×${h}×${w}, lambda ${lambda}`, async () => {

@@ -1,5 +1,5 @@
 /**
- * Our WebAssembly filter-gradient kernel (src-main/compute/kernels/wasm/filter-grad.c) on its own,
+ * Our WebAssembly filter-gradient and Winograd kernels (src-main/compute/kernels/wasm/*.c) on their own,
  * without TensorFlow.js: against a float64 reference on a shared and on a plain memory, with the same
  * bits whatever the number of threads; and the committed binary against a rebuild from the C source.
  */
@@ -9,7 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WasmKernels, type FilterGradProblem } from '../../src-main/compute/kernels/wasm-kernels.js';
+import {
+  WasmKernels,
+  type FilterGradProblem,
+  type WinogradFilterProblem,
+  type WinogradProblem,
+} from '../../src-main/compute/kernels/wasm-kernels.js';
 import { Rng } from '../../src-main/util/random.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -139,7 +144,174 @@ for (const [C, O, tile] of [
   });
 }
 
-test('the committed kernel binary is what scripts/build-wasm-kernels.sh makes from filter-grad.c', (t) => {
+/** The filter-gradient problem with x unpadded (as winograd_filter_rows reads it), after the scratch. */
+function winogradFilterProblem(
+  shared: boolean,
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  O: number,
+  pad: number,
+) {
+  const base = problem(shared, B, H, W, C, O, pad);
+  const { p } = base;
+  const f32 = new Float32Array(base.memory.buffer);
+  const xAt = p.scratch + 4 * WasmKernels.scratchFloats(p) + 64;
+  const scratchAt = xAt + 4 * B * H * W * C + 64;
+  for (let n = 0; n < B; n++)
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++)
+        for (let c = 0; c < C; c++)
+          f32[xAt / 4 + ((n * H + i) * W + j) * C + c] =
+            f32[p.xp / 4 + ((n * p.Hp + i + pad) * p.Wp + j + pad) * C + c];
+  const wp: WinogradFilterProblem = {
+    x: xAt,
+    dy: p.dy,
+    mask: 0,
+    scratch: scratchAt,
+    batch: B,
+    H,
+    W,
+    oH: p.oH,
+    oW: p.oW,
+    C,
+    O,
+    padTop: pad,
+    padLeft: pad,
+  };
+  const read = () =>
+    new Float32Array(base.memory.buffer, scratchAt, WasmKernels.winogradFilterScratchFloats(C, O));
+  return { memory: base.memory, p: wp, read, dw: base.dw, db: base.db };
+}
+
+test('Winograd F(3×3,4×4) filter gradient matches a float64 reference (edge tiles), same bits on 1, 2 or 3 threads', () => {
+  const { memory, p, read, dw, db } = winogradFilterProblem(true, 3, 13, 10, 8, 16, 1);
+  const results = [1, 2, 3].map((threads) => {
+    const k = new WasmKernels(memory, threads);
+    try {
+      return k.filterBiasGradWinograd(p, read);
+    } finally {
+      k.dispose();
+    }
+  });
+  assert.ok(maxRel(results[0][0], dw) < 1e-5, `dW: ${maxRel(results[0][0], dw)}`);
+  assert.ok(maxRel(results[0][1], db) < 1e-5, `db: ${maxRel(results[0][1], db)}`);
+  for (const r of results.slice(1)) {
+    assert.deepEqual(r[0], results[0][0]);
+    assert.deepEqual(r[1], results[0][1]);
+  }
+});
+
+test('Winograd filter gradient, valid padding, 32→32 on a plain memory: matches', () => {
+  const { memory, p, read, dw, db } = winogradFilterProblem(false, 2, 11, 18, 32, 32, 0);
+  const k = new WasmKernels(memory, 2);
+  const [gw, gb] = k.filterBiasGradWinograd(p, read);
+  assert.ok(maxRel(gw, dw) < 1e-5, `dW: ${maxRel(gw, dw)}`);
+  assert.ok(maxRel(gb, db) < 1e-5, `db: ${maxRel(gb, db)}`);
+  k.dispose();
+});
+
+/**
+ * A Winograd conv problem on a fresh memory: x [B][H][W][C] unpadded, 3×3 filter, 'same' (pad 1) or
+ * 'valid' (pad 0), bias and ReLU; with the float64 direct reference from the same float32 values.
+ */
+function winogradProblem(
+  shared: boolean,
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  O: number,
+  pad: number,
+) {
+  const memory = new WebAssembly.Memory({
+    initial: 256,
+    maximum: 65536,
+    shared,
+  } as WebAssembly.MemoryDescriptor);
+  const f32 = () => new Float32Array(memory.buffer);
+  const oH = H + 2 * pad - 2;
+  const oW = W + 2 * pad - 2;
+  const rng = new Rng(11);
+  const x = Float32Array.from({ length: B * H * W * C }, () => rng.uniform(-1, 1));
+  const w = Float32Array.from({ length: 9 * C * O }, () => rng.uniform(-0.3, 0.3));
+  const bias = Float32Array.from({ length: O }, () => rng.uniform(-0.1, 0.1));
+  const u = WasmKernels.winogradFilter(w, C, O);
+  const xAt = 64;
+  const uAt = xAt + 4 * x.length + 64;
+  const biasAt = uAt + 4 * u.length + 64;
+  const yAt = biasAt + 4 * O + 64;
+  const scratchAt = yAt + 4 * B * oH * oW * O + 64;
+  f32().set(x, xAt / 4);
+  f32().set(u, uAt / 4);
+  f32().set(bias, biasAt / 4);
+  const p: WinogradProblem = {
+    x: xAt,
+    mask: 0,
+    u: uAt,
+    bias: biasAt,
+    y: yAt,
+    scratch: scratchAt,
+    batch: B,
+    H,
+    W,
+    oH,
+    oW,
+    C,
+    O,
+    padTop: pad,
+    padLeft: pad,
+    relu: true,
+  };
+  const ref = new Float64Array(B * oH * oW * O);
+  for (let n = 0; n < B; n++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++)
+        for (let o = 0; o < O; o++) {
+          let s = bias[o];
+          for (let a = 0; a < 3; a++)
+            for (let b = 0; b < 3; b++) {
+              const ii = i + a - pad;
+              const jj = j + b - pad;
+              if (ii < 0 || ii >= H || jj < 0 || jj >= W) continue;
+              for (let c = 0; c < C; c++)
+                s += x[((n * H + ii) * W + jj) * C + c] * w[((a * 3 + b) * C + c) * O + o];
+            }
+          ref[((n * oH + i) * oW + j) * O + o] = Math.max(s, 0);
+        }
+  const read = () => new Float32Array(memory.buffer, yAt, B * oH * oW * O).slice();
+  return { memory, p, read, ref };
+}
+
+test('Winograd F(4×4,3×3) kernel matches a float64 direct conv (bias, ReLU, edge tiles), same bits on 1, 2 or 3 threads', () => {
+  // 13×11: the last tile row and column are partial; 3 images: parts cross image boundaries
+  const { memory, p, read, ref } = winogradProblem(true, 3, 13, 11, 8, 16, 1);
+  const results = [1, 2, 3].map((threads) => {
+    new Float32Array(memory.buffer, p.y, ref.length).fill(NaN);
+    const k = new WasmKernels(memory, threads);
+    try {
+      assert.equal(k.threads, threads);
+      k.convWinograd(p);
+      return read();
+    } finally {
+      k.dispose();
+    }
+  });
+  assert.ok(maxRel(results[0], ref) < 1e-5, `y: ${maxRel(results[0], ref)}`);
+  for (const r of results.slice(1)) assert.deepEqual(r, results[0]);
+});
+
+test('Winograd kernel, valid padding on a plain (unshared) memory, 32→32: one thread, matches', () => {
+  const { memory, p, read, ref } = winogradProblem(false, 2, 10, 19, 32, 32, 0);
+  const k = new WasmKernels(memory, 4);
+  assert.equal(k.threads, 1);
+  k.convWinograd(p);
+  assert.ok(maxRel(read(), ref) < 1e-5, `y: ${maxRel(read(), ref)}`);
+  k.dispose();
+});
+
+test('the committed kernel binary is what scripts/build-wasm-kernels.sh makes from wasm/*.c', (t) => {
   if (!existsSync('/usr/bin/clang-14') || !existsSync('/usr/bin/wasm-ld-14')) {
     t.skip('clang-14 and lld-14 are not installed (.ci/run installs them)');
     return;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { fft1, fft2Real, ifft2 } from '../../src-main/kspace/fft.js';
+import { fft1, fft2Real, halfWidth, ifft2, irfft2Half, rfft2Half } from '../../src-main/kspace/fft.js';
 import { undersampleSlice, undersampleVolume } from '../../src-main/kspace/undersample.js';
 import { lowResSlice } from '../../src-main/kspace/lowres.js';
 
@@ -85,4 +85,31 @@ test('low-resolution degradation keeps the centred 64×64 of 256×256 k-space: a
   const f33 = Float32Array.from({ length: n * n }, (_, i) => Math.cos((2 * Math.PI * 33 * (i % n)) / n) + 2);
   assert.ok(maxDiff(lowResSlice(f31, n, n, 0.25), f31) < 1e-5);
   assert.ok(maxDiff(lowResSlice(f33, n, n, 0.25), new Float32Array(n * n).fill(2)) < 1e-5);
+});
+
+test('half spectrum of a real image equals the complex 2-D FFT on c ≤ W/2, and its inverse is the image', () => {
+  for (const [h, w] of [
+    [8, 8],
+    [6, 10],
+    [5, 7],
+    [12, 9],
+  ]) {
+    let seed = h * 31 + w;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5;
+    const x = Float64Array.from({ length: h * w }, rnd);
+    const k = fft2Real(x, h, w);
+    const w2 = halfWidth(w);
+    const re = new Float64Array(h * w2);
+    const im = new Float64Array(h * w2);
+    const row = new Float64Array(2 * w);
+    rfft2Half(x, 0, h, w, re, im, row);
+    for (let r = 0; r < h; r++)
+      for (let c = 0; c < w2; c++) {
+        assert.ok(Math.abs(re[r * w2 + c] - k.re[r * w + c]) < 1e-12, `re ${h}×${w} (${r},${c})`);
+        assert.ok(Math.abs(im[r * w2 + c] - k.im[r * w + c]) < 1e-12, `im ${h}×${w} (${r},${c})`);
+      }
+    const out = new Float64Array(h * w);
+    irfft2Half(re, im, h, w, out, 0, row);
+    for (let i = 0; i < h * w; i++) assert.ok(Math.abs(out[i] - x[i]) < 1e-12, `inverse ${h}×${w} at ${i}`);
+  }
 });

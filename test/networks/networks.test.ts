@@ -227,6 +227,35 @@ test('attention outputs: one post-ReLU tensor per cascade (DC-CNN), one for VDSR
   });
 });
 
+test('attention: false (stacks not cut) gives the same output and weight gradients, and no attention maps', async () => {
+  await onBackend('wasm', () => {
+    const s = slices(2, 12, 12, 5);
+    // nf 16: the wide layers run the Winograd kernels
+    const net = createNetwork({ ...tiny, nf: 16 }, 3);
+    const target = tf.tensor4d(s.target, [s.b, s.h, s.w, 1]);
+    const run = (attention: boolean) =>
+      tf.tidy(() => {
+        const x = inputs(s);
+        const o = net.apply({ ...x, attention });
+        assert.equal(o.attention.length, attention ? 2 : 0);
+        const { grads } = tf.variableGrads(
+          () => tf.mean(tf.abs(tf.sub(net.apply({ ...x, attention }).out, target))) as tf.Scalar,
+          net.variables,
+        );
+        return [
+          o.out.dataSync() as Float32Array,
+          ...net.variables.map((v) => grads[v.name].dataSync() as Float32Array),
+        ];
+      });
+    const cut = run(true);
+    const whole = run(false);
+    for (let i = 0; i < cut.length; i++)
+      assert.ok(relErr(whole[i], cut[i]) < 1e-6, `tensor ${i}: ${relErr(whole[i], cut[i])}`);
+    target.dispose();
+    net.dispose();
+  });
+});
+
 test('DC-CNN without kspace is a clear error', () => {
   const net = createNetwork(tiny, 1);
   assert.throws(() => net.apply({ input: tf.zeros([1, 8, 8, 1]) as tf.Tensor4D }), /needs kspace/);

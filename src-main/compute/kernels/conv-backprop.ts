@@ -38,6 +38,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { makeF32, readF32, release } from './backend-io.js';
 import { thinConv } from './conv-thin.js';
+import { winogradApplies, winogradConv } from './conv-winograd.js';
 import {
   WasmKernels,
   addressOf,
@@ -154,6 +155,8 @@ function filterGrad(
   // measured on wasm at 4×256×256, 32→32, 2 threads: 114 ms by our kernel (about the forward conv's
   // 116 ms), 580 ms by the conv form below (its kernel has 256×256 taps of only B channels each)
   if (useKernel && isWasmBackend(backend) && wasmKernelsFor(backend)) {
+    if (useWinogradFilter && WasmKernels.winograd(kh, kw, C, O))
+      return filterGradByWinograd(backend, x, dy, C, O, info.padInfo, withBias);
     return filterGradByKernel(backendName, backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
   }
   const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
@@ -214,6 +217,55 @@ function filterGrad(
 }
 
 let useKernel = true;
+let useWinogradFilter = true;
+
+/** Tests and the bench only: the wide layers' filter gradient by the direct kernel instead of Winograd. */
+export function useWinogradFilterGrad(on: boolean): void {
+  useWinogradFilter = on;
+}
+
+/** dW and db of a wide 3×3 layer by Winograd F(3×3, 4×4) (wasm-kernels.ts), x read unpadded in place. */
+function filterGradByWinograd(
+  backend: KernelBackend & WasmBackendInternals,
+  x: TensorInfo,
+  dy: TensorInfo,
+  C: number,
+  O: number,
+  pad: { top: number; left: number },
+  withBias: boolean,
+  mask: TensorInfo | null = null,
+): { dw: TensorInfo; db?: TensorInfo } {
+  const runner = wasmKernelsFor(backend)!;
+  const [B, H, W] = x.shape;
+  const [, oH, oW] = dy.shape;
+  const scratch = backend.makeOutput([WasmKernels.winogradFilterScratchFloats(C, O)], 'float32');
+  let dw: Float32Array;
+  let db: Float32Array;
+  try {
+    [dw, db] = runner.filterBiasGradWinograd(
+      {
+        x: addressOf(backend, x),
+        dy: addressOf(backend, dy),
+        mask: mask ? addressOf(backend, mask) : 0,
+        scratch: addressOf(backend, scratch),
+        batch: B,
+        H,
+        W,
+        oH,
+        oW,
+        C,
+        O,
+        padTop: pad.top,
+        padLeft: pad.left,
+      },
+      () => readF32(backend, scratch),
+    );
+  } finally {
+    release(backend, scratch);
+  }
+  const dwT = makeF32(backend, [3, 3, C, O], dw);
+  return withBias ? { dw: dwT, db: makeF32(backend, [O], db) } : { dw: dwT };
+}
 
 /**
  * Tests only: compute the filter gradient by the forward-conv form even where our WebAssembly kernel
@@ -286,7 +338,9 @@ function filterGradByKernel(
 
 /**
  * dx for dy [B,oH,oW,O], filter [kh,kw,C,O] → inputShape [B,H,W,C], or null when the configuration is
- * not stride-1 with padding ≤ k−1 (the caller then uses another implementation).
+ * not stride-1 with padding ≤ k−1 (the caller then uses another implementation). With `mask` (dy's
+ * shape: a ReLU layer's output) dy is read as 0 where mask ≤ 0; only the Winograd kernel takes a mask
+ * (the caller checks winogradApplies).
  */
 export function conv2dBackpropInputVia(
   backendName: string,
@@ -294,6 +348,7 @@ export function conv2dBackpropInputVia(
   dy: TensorInfo,
   filter: TensorInfo,
   attrs: Conv2DBackpropInputAttrs,
+  mask: TensorInfo | null = null,
 ): TensorInfo | null {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return null;
   const fShape = filter.shape as Shape4;
@@ -325,8 +380,12 @@ export function conv2dBackpropInputVia(
       for (let c = 0; c < C; c++) for (let o = 0; o < O; o++) wf[dst + o * C + c] = w[src + c * O + o];
     }
   }
-  const wt = makeF32(backend, [kh, kw, O, C], wf);
   const [, H, W] = attrs.inputShape;
+  const wpad = { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W };
+  const wide = winogradConv(backend, dy, { shape: [kh, kw, O, C], values: wf }, null, wpad, false, mask);
+  if (wide) return wide;
+  if (mask) throw new Error('kdmri Conv2DBackpropInput: a masked dy needs the Winograd kernel');
+  const wt = makeF32(backend, [kh, kw, O, C], wf);
   const dx =
     thinConv(
       backend,
@@ -350,6 +409,76 @@ export function conv2dBackpropInputVia(
     );
   }
   return dx;
+}
+
+/**
+ * The kernel KDMRI_RELU_CONV_GRADS: [dx, dW, db] of a ReLU layer y = relu(conv(x, W) + b) from dy and
+ * y, with g = dy ⊙ (y > 0). On wasm, for wide 3×3 layers, both Winograd kernels read dy masked by y on
+ * the fly (no Step, no Multiply, no g tensor: two passes over an activation-sized tensor saved per
+ * layer); otherwise g is formed with the backend's kernels and the gradients are the ones above.
+ * Inputs {x, dy, filter, y}; attrs: Conv2DBackpropFilter's plus inputShape.
+ */
+export const KDMRI_RELU_CONV_GRADS = 'KdmriReluConv2DGrads';
+
+function reluConvGrads(
+  backendName: string,
+  backend: KernelBackend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  y: TensorInfo,
+  attrs: Conv2DBackpropFilterAttrs & Conv2DBackpropInputAttrs,
+): TensorInfo[] {
+  const [kh, kw, C, O] = filter.shape;
+  const info = backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    filter.shape as Shape4,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const p = info.padInfo;
+  const fused =
+    useKernel &&
+    useWinogradFilter &&
+    isWasmBackend(backend) &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    (attrs.dataFormat === undefined || attrs.dataFormat === 'NHWC') &&
+    Math.max(p.top, p.bottom, p.left, p.right) <= 2 &&
+    sameShape(dy.shape, y.shape) &&
+    winogradApplies(backend, C, O, kh, kw) &&
+    winogradApplies(backend, O, C, kh, kw);
+  if (fused) {
+    const dx = conv2dBackpropInputVia(backendName, backend, dy, filter, attrs, y)!;
+    const r = filterGradByWinograd(backend, x, dy, C, O, p, true, y);
+    return [dx, r.dw, r.db!];
+  }
+  const step = kernelOf(
+    'Step',
+    backendName,
+  )({ inputs: { x: y }, backend, attrs: { alpha: 0 } }) as TensorInfo;
+  const g = kernelOf('Multiply', backendName)({ inputs: { a: dy, b: step }, backend }) as TensorInfo;
+  release(backend, step);
+  try {
+    const dx =
+      conv2dBackpropInputVia(backendName, backend, g, filter, attrs) ??
+      (kernelOf(
+        Conv2DBackpropInput,
+        backendName,
+      )({
+        inputs: { dy: g, filter },
+        backend,
+        attrs: attrs as never,
+      }) as TensorInfo);
+    const [dw, db] = conv2dBackpropFilterBiasVia(backendName, backend, x, g, attrs);
+    return [dx, dw, db];
+  } finally {
+    release(backend, g);
+  }
 }
 
 const FAST_MARK = Symbol.for('kdmri.conv-backprop');
@@ -398,6 +527,23 @@ export function registerConvBackprop(
           inputs.x as TensorInfo,
           inputs.dy as TensorInfo,
           attrs as unknown as Conv2DBackpropFilterAttrs,
+        ),
+    });
+  }
+
+  if (!getKernel(KDMRI_RELU_CONV_GRADS, backendName)) {
+    registerKernel({
+      kernelName: KDMRI_RELU_CONV_GRADS,
+      backendName,
+      kernelFunc: ({ inputs, backend, attrs }) =>
+        reluConvGrads(
+          backendName,
+          backend as KernelBackend,
+          inputs.x as TensorInfo,
+          inputs.dy as TensorInfo,
+          inputs.filter as TensorInfo,
+          inputs.y as TensorInfo,
+          attrs as unknown as Conv2DBackpropFilterAttrs & Conv2DBackpropInputAttrs,
         ),
     });
   }

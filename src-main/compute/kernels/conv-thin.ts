@@ -18,6 +18,7 @@ import {
   type KernelConfig,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { winogradConv } from './conv-winograd.js';
 import { WasmKernels, addressOf, isWasmBackend, wasmKernelsFor } from './wasm-kernels.js';
 
 type Pad4 = { top: number; left: number; outHeight: number; outWidth: number };
@@ -116,19 +117,17 @@ export function registerThinConv(
           false,
           'channelsLast',
         );
-        const y = thinConv(
-          backend as KernelBackend,
-          x,
-          filter,
-          (inputs.bias as TensorInfo | undefined) ?? null,
-          {
-            top: info.padInfo.top,
-            left: info.padInfo.left,
-            outHeight: info.outHeight,
-            outWidth: info.outWidth,
-          },
-          a.activation === 'relu',
-        );
+        const bias = (inputs.bias as TensorInfo | undefined) ?? null;
+        const pad = {
+          top: info.padInfo.top,
+          left: info.padInfo.left,
+          outHeight: info.outHeight,
+          outWidth: info.outWidth,
+        };
+        const relu = a.activation === 'relu';
+        const y =
+          thinConv(backend as KernelBackend, x, filter, bias, pad, relu) ??
+          winogradConv(backend as KernelBackend, x, filter, bias, pad, relu);
         if (y) return y;
       }
       return original.kernelFunc(args);

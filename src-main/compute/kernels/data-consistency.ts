@@ -24,7 +24,9 @@
  *
  * Cost: two real images share one complex FFT (z = x_b + i·x_{b+1}; the two spectra are separated by
  * Hermitian symmetry), and the real part of the inverse is taken by Hermitian-symmetrising each K_dc so
- * that two outputs again share one inverse FFT. So a batch of B costs B complex 2-D FFTs, not 2B.
+ * that two outputs again share one inverse FFT. So a batch of B costs B complex 2-D FFTs, not 2B; an
+ * odd batch's last image (the viewer's batch of 1) goes through the half spectrum of a real image
+ * (two rows per complex row FFT, half the columns), the same half of the work.
  */
 import {
   engine,
@@ -38,7 +40,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { fft2 } from '../../kspace/fft.js';
+import { fft2, halfWidth, irfft2Half, rfft2Half } from '../../kspace/fft.js';
 import { makeF32, readF32 } from './backend-io.js';
 import { dataConsistencyViaMatrices } from './data-consistency-matrix.js';
 
@@ -89,15 +91,63 @@ function coeffsFor(backend: KernelBackend, mask: TensorInfo, lambda: number): Co
 }
 
 /** Float64 scratch planes reused between calls of the same image size (the op runs on one thread). */
-const scratch = new Map<number, Float64Array[]>();
-function planes(n: number): Float64Array[] {
-  let s = scratch.get(n);
+const scratch = new Map<string, Float64Array[]>();
+function planes(h: number, w: number): Float64Array[] {
+  const key = `${h}x${w}`;
+  let s = scratch.get(key);
   if (!s) {
-    s = [new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n)];
+    const n = h * w;
+    s = [
+      new Float64Array(n),
+      new Float64Array(n),
+      new Float64Array(n),
+      new Float64Array(n),
+      new Float64Array(2 * w),
+    ];
     scratch.clear(); // keep one size only: memory stays bounded
-    scratch.set(n, s);
+    scratch.set(key, s);
   }
   return s;
+}
+
+/**
+ * out = Re F⁻¹(D ⊙ F(x) + E ⊙ k0) for ONE image at x[a0…] (an odd batch's last, which has no partner to
+ * share a complex FFT with): through the half spectrum of the real image (fft.ts rfft2Half), half the
+ * work of a complex 2-D FFT each way. K is Hermitian (K[q] = conj K[p], q = −p), so the Hermitian part
+ * of K_dc at p is ((D_p + D_q)/2)·K_p + (E_p·k0_p + E_q·conj k0_q)/2, and its inverse is the real output.
+ */
+function applyDiagonalDcOne(
+  x: Float32Array,
+  k0re: Float32Array | null,
+  k0im: Float32Array | null,
+  a0: number,
+  h: number,
+  w: number,
+  d: Float64Array,
+  e: Float64Array,
+  out: Float32Array,
+): void {
+  const [hr, hi, , , row] = planes(h, w);
+  const w2 = halfWidth(w);
+  rfft2Half(x, a0, h, w, hr, hi, row);
+  for (let r = 0; r < h; r++) {
+    const rr = r === 0 ? 0 : h - r;
+    for (let c = 0; c < w2; c++) {
+      const p = r * w + c;
+      const q = rr * w + (c === 0 ? 0 : w - c);
+      const i = r * w2 + c;
+      const dd = 0.5 * (d[p] + d[q]);
+      let kr = dd * hr[i];
+      let ki = dd * hi[i];
+      if (k0re && k0im) {
+        kr += 0.5 * (e[p] * k0re[a0 + p] + e[q] * k0re[a0 + q]);
+        ki += 0.5 * (e[p] * k0im[a0 + p] - e[q] * k0im[a0 + q]);
+      }
+      hr[i] = kr;
+      hi[i] = ki;
+    }
+  }
+  irfft2Half(hr, hi, h, w, out, a0, row);
 }
 
 /**
@@ -116,10 +166,14 @@ export function applyDiagonalDc(
   out: Float32Array,
 ): void {
   const n = h * w;
-  const [zr, zi, wr, wi] = planes(n);
+  const [zr, zi, wr, wi] = planes(h, w);
   for (let b = 0; b < batch; b += 2) {
     const a0 = b * n;
     const two = b + 1 < batch;
+    if (!two) {
+      applyDiagonalDcOne(x, k0re, k0im, a0, h, w, d, e, out);
+      break;
+    }
     const b0 = two ? a0 + n : -1;
     for (let p = 0; p < n; p++) {
       zr[p] = x[a0 + p];

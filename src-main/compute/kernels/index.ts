@@ -2,8 +2,8 @@
  * KD-MRI's own tfjs kernels:
  *  - Conv2DBackpropFilter and Conv2DBackpropInput for the wasm backend, built from its fast forward
  *    conv (see conv-backprop.ts), so training on wasm works and is fast;
- *  - FusedConv2D for wasm's thin layers (one input or output channel) by our WebAssembly kernel
- *    (see conv-thin.ts), the backend's own kernel for everything else;
+ *  - FusedConv2D for wasm's thin layers (one input or output channel) and wide 3×3 layers (Winograd) by
+ *    our WebAssembly kernels (see conv-thin.ts, conv-winograd.ts), the backend's own kernel otherwise;
  *  - a no-copy Identity for wasm (tfjs clones every tensor saved for a gradient; see identity.ts);
  *  - KdmriDataConsistency (+ KdmriDataConsistencyGrad and its registered gradient) for the wasm, cpu and
  *    webgpu backends (see data-consistency.ts: float64 FFT on cpu/wasm, DFT-matrix products on webgpu).
