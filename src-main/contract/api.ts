@@ -385,6 +385,29 @@ export interface CompareResult {
   residueMax: number;
 }
 
+/**
+ * How long a distillation job will take on this machine, before it runs: from a short measurement of
+ * its networks at its size, batch and backend (kept in the library; measured once per network, size,
+ * batch and backend) and a cost model of the job's steps (distill/estimate.ts).
+ */
+export interface DistillEstimate {
+  seconds: number;
+  steps: { step: RunKind; seconds: number }[];
+  /** Start-up, data loading and the baselines. */
+  overheadSeconds: number;
+  backend: BackendName;
+  h: number;
+  w: number;
+  trainSlices: number;
+  valSlices: number;
+  epochs: number;
+  /** Ms per training batch of the teacher and of the student. */
+  teacherStepMs: number;
+  studentStepMs: number;
+  /** What this request measured now; empty when every figure came from the library. */
+  measured: string[];
+}
+
 export interface MaskPreview {
   lines: number[];
   axis: 'rows' | 'cols';
@@ -525,6 +548,16 @@ export const API = {
       })
       .strict(),
     'Start one distillation job (teacher, student, attention, KD) in a worker.',
+  ),
+  estimateDistillation: op<DistillEstimate>()(
+    z
+      .object({
+        datasetId: Id,
+        config: DistillConfigSchema,
+        size: z.number().int().min(8).max(2048).optional(),
+      })
+      .strict(),
+    "How long startDistillation with this request would take here (measured on this machine's backend).",
   ),
   cancelJob: op<{ jobId: string; cancelled: boolean }>()(
     z.object({ jobId: Uid }).strict(),

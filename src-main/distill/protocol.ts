@@ -44,3 +44,39 @@ export interface WorkerInit {
 }
 
 export type WorkerMessage = { type: 'event'; event: ProgressEvent } | { type: 'done'; result: JobResult };
+
+/** A duration measurement (distill/estimate.ts) of a job's networks on a dataset at a size. */
+export interface MeasureInit {
+  dbPath: string;
+  datasetId: number;
+  size?: number;
+  config: DistillConfig;
+  backend?: BackendName;
+}
+
+/** Costs in ms; see distill/estimate.ts. */
+export interface MeasureTiming {
+  trainMs: number;
+  inferMs: number;
+  warmupMs: number;
+  latencyMs: number;
+}
+
+export interface MeasureResult {
+  backend: BackendName;
+  h: number;
+  w: number;
+  trainSlices: number;
+  valSlices: number;
+  dataMs: number;
+  teacher: MeasureTiming;
+  student: MeasureTiming;
+  csMsPerSlice: number | null;
+  /** What this run measured (the rest came from the library's timings). */
+  measured: string[];
+}
+
+export type MeasureMessage =
+  | { type: 'ready'; backend: BackendName }
+  | { type: 'done'; result: MeasureResult }
+  | { type: 'error'; message: string };

@@ -6,9 +6,17 @@
 import { Worker } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import type { BackendName, ProgressEvent } from '../contract/domain.js';
-import type { JobRequest, JobResult, WorkerInit, WorkerMessage } from './protocol.js';
+import type {
+  JobRequest,
+  JobResult,
+  MeasureInit,
+  MeasureMessage,
+  MeasureResult,
+  WorkerInit,
+  WorkerMessage,
+} from './protocol.js';
 
-export type { JobRequest, JobResult, DataRef } from './protocol.js';
+export type { JobRequest, JobResult, DataRef, MeasureInit, MeasureResult } from './protocol.js';
 
 export interface JobHandle {
   jobId: string;
@@ -17,16 +25,16 @@ export interface JobHandle {
 }
 
 /**
- * The training worker. Compiled: worker.js directly. From source (tests, `node --import tsx`):
- * worker.ts, loaded through tsx's ESM API, because Node 20 does not carry the parent's module hooks
- * into worker threads.
+ * A worker thread running `name` (worker: a training job; measure-worker: a duration measurement).
+ * Compiled: <name>.js directly. From source (tests, `node --import tsx`): <name>.ts, loaded through
+ * tsx's ESM API, because Node 20 does not carry the parent's module hooks into worker threads.
  */
-function spawnWorker(init: WorkerInit): Worker {
+export function spawnWorker(name: 'worker' | 'measure-worker', workerData: unknown): Worker {
   if (!import.meta.url.endsWith('.ts'))
-    return new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
-  const url = new URL('./worker.ts', import.meta.url).href;
+    return new Worker(new URL(`./${name}.js`, import.meta.url), { workerData });
+  const url = new URL(`./${name}.ts`, import.meta.url).href;
   const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url)}); })`;
-  return new Worker(boot, { eval: true, workerData: init });
+  return new Worker(boot, { eval: true, workerData });
 }
 
 /** The result of a job that ended without training anything (failed to start, cancelled in a queue). */
@@ -52,7 +60,7 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
   const jobId = request.jobId ?? randomUUID();
   const cancelFlag = new SharedArrayBuffer(4);
   const init: WorkerInit = { request, jobId, cancelFlag };
-  const worker = spawnWorker(init);
+  const worker = spawnWorker('worker', init);
   let settled = false;
   const done = new Promise<JobResult>((resolve) => {
     const fail = (message: string) => endedResult(jobId, 'failed', request.backend, message);
@@ -82,4 +90,23 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
     cancel: () => Atomics.store(new Int32Array(cancelFlag), 0, 1),
     done: done.finally(() => void worker.terminate()),
   };
+}
+
+/**
+ * Measure what a job's networks cost here (distill/estimate.ts) in a worker thread, as a job would
+ * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it.
+ */
+export function measureJob(init: MeasureInit): Promise<MeasureResult & { startupMs: number }> {
+  const t0 = performance.now();
+  const worker = spawnWorker('measure-worker', init);
+  let startupMs = 0;
+  return new Promise<MeasureResult & { startupMs: number }>((resolve, reject) => {
+    worker.on('message', (m: MeasureMessage) => {
+      if (m.type === 'ready') startupMs = performance.now() - t0;
+      else if (m.type === 'done') resolve({ ...m.result, startupMs });
+      else reject(new Error(m.message));
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => reject(new Error(`measurement worker exited with code ${code}`)));
+  }).finally(() => void worker.terminate());
 }

@@ -26,6 +26,7 @@ import { createEventBus, type ServiceContext } from './context.js';
 import { createDatasets } from './datasets.js';
 import { createDeletion } from './deletion.js';
 import { engine as realEngine, type Engine } from './engine.js';
+import { createEstimates } from './estimate.js';
 import { createEvaluation } from './evaluate.js';
 import { createExports, type SaveAs } from './exports.js';
 import { createJobs } from './jobs.js';
@@ -89,6 +90,7 @@ export function createServices(opts: ServicesOptions) {
     holder: HOLDER[opts.mode ?? 'web'],
   });
   const evaluation = createEvaluation(ctx);
+  const estimates = createEstimates(ctx);
   const deletion = createDeletion(ctx, { isActive: jobs.isActive, forgetModel: compare.forget });
 
   const handlers: ApiHandlers = {
@@ -114,6 +116,7 @@ export function createServices(opts: ServicesOptions) {
       return maskPreview(ctx.engine.buildMask(req.mask, req.h, req.w));
     },
     ...jobs.handlers,
+    ...estimates.handlers,
     ...models.handlers,
     async deleteModel(req) {
       const r = await deletion.deleteItem({

@@ -6,7 +6,7 @@
  * (r, c) covering x ∈ [c, c+1), y ∈ [r, r+1) (cornerstone's pageToPixel convention), so its centre
  * is (c + 0.5, r + 0.5).
  */
-import type { Pixels } from '../../../src-main/contract/api';
+import type { Pixels } from '../../../src-main/contract/api.js';
 
 export interface Point {
   x: number;

@@ -1,0 +1,74 @@
+/**
+ * Measurement worker: what a job's networks cost on this machine, in the same kind of thread, with
+ * the same backend and the same data as the job would use. Timings already in the library (per
+ * network, size, batch and backend) are reused; new ones are stored there.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { initBackend } from '../compute/backend.js';
+import { openDatabase, type Db } from '../store/db.js';
+import { csKey, measureCs, measureNetwork, networkKey, type NetworkTiming } from './estimate.js';
+import { loadJobData } from './job-data.js';
+import type { MeasureInit, MeasureMessage } from './protocol.js';
+import { buildSliceBank } from './slice-bank.js';
+
+const init = workerData as MeasureInit;
+const post = (m: MeasureMessage) => parentPort!.postMessage(m);
+
+let db: Db | null = null;
+try {
+  const info = await initBackend({ prefer: init.backend });
+  db = openDatabase(init.dbPath);
+  post({ type: 'ready', backend: info.name });
+  const { config } = init;
+  const t0 = performance.now();
+  const data = loadJobData(db, { kind: 'dataset', datasetId: init.datasetId, size: init.size }, config.task);
+  const train = buildSliceBank(data.split.train, config.degradation);
+  const val = buildSliceBank(data.split.val, config.degradation);
+  const dataMs = performance.now() - t0;
+  const batch = config.training.batchSize;
+  const measured: string[] = [];
+  const key = (what: string, b: number) => ({ what, h: train.h, w: train.w, batch: b, backend: info.name });
+  const timing = (spec: typeof config.teacher, label: string): NetworkTiming => {
+    const k = key(networkKey(spec), batch);
+    const found = db!.timings.get(k);
+    if (found) return found;
+    const t = measureNetwork(spec, train, batch);
+    db!.timings.put({ ...k, ...t });
+    measured.push(label);
+    return t;
+  };
+  const teacher = timing(config.teacher, 'teacher');
+  const student = timing(config.student, 'student');
+  let csMsPerSlice: number | null = null;
+  if (config.task === 'recon' && config.cs && val.kre) {
+    const k = key(csKey(config.cs), 1);
+    const found = db.timings.get(k);
+    if (found) csMsPerSlice = found.inferMs;
+    else {
+      csMsPerSlice = measureCs(val, config.cs);
+      if (csMsPerSlice !== null) {
+        db.timings.put({ ...k, trainMs: 0, inferMs: csMsPerSlice, warmupMs: 0, latencyMs: 0 });
+        measured.push('cs');
+      }
+    }
+  }
+  post({
+    type: 'done',
+    result: {
+      backend: info.name,
+      h: train.h,
+      w: train.w,
+      trainSlices: train.count,
+      valSlices: val.count,
+      dataMs,
+      teacher,
+      student,
+      csMsPerSlice,
+      measured,
+    },
+  });
+} catch (err) {
+  post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+} finally {
+  db?.close();
+}
