@@ -134,9 +134,11 @@ export function measureNetwork(
   };
   try {
     const first = trainStep();
-    const trainMs = median(Array.from({ length: repeats }, trainStep));
+    // a large network or image: one more step says enough (the measurement must stay short)
+    const n = first > 2000 ? 1 : repeats;
+    const trainMs = median(Array.from({ length: n }, trainStep));
     forward();
-    const inferMs = median(Array.from({ length: repeats }, forward));
+    const inferMs = median(Array.from({ length: n }, forward));
     const lat = measureLatency(net, 256, 1);
     return { trainMs, inferMs, warmupMs: Math.max(0, first - trainMs), latencyMs: lat.cold + 3 * lat.warm };
   } finally {

@@ -94,13 +94,21 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
 
 /**
  * Measure what a job's networks cost here (distill/estimate.ts) in a worker thread, as a job would
- * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it.
+ * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it. An
+ * abort stops the worker at once (a newer request, or a job that starts and would be measured too).
  */
-export function measureJob(init: MeasureInit): Promise<MeasureResult & { startupMs: number }> {
+export function measureJob(
+  init: MeasureInit,
+  signal?: AbortSignal,
+): Promise<MeasureResult & { startupMs: number }> {
+  if (signal?.aborted) return Promise.reject(new Error('measurement cancelled'));
   const t0 = performance.now();
   const worker = spawnWorker('measure-worker', init);
   let startupMs = 0;
+  let onAbort = () => {};
   return new Promise<MeasureResult & { startupMs: number }>((resolve, reject) => {
+    onAbort = () => reject(new Error('measurement cancelled'));
+    signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (m: MeasureMessage) => {
       if (m.type === 'ready') startupMs = performance.now() - t0;
       else if (m.type === 'done') resolve({ ...m.result, startupMs });
@@ -108,5 +116,8 @@ export function measureJob(init: MeasureInit): Promise<MeasureResult & { startup
     });
     worker.on('error', reject);
     worker.on('exit', (code) => reject(new Error(`measurement worker exited with code ${code}`)));
-  }).finally(() => void worker.terminate());
+  }).finally(() => {
+    signal?.removeEventListener('abort', onAbort);
+    void worker.terminate();
+  });
 }

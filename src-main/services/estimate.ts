@@ -25,6 +25,12 @@ export function createEstimates(ctx: ServiceContext) {
   let backend: BackendName | null = null;
   const overheads = new Map<string, Overhead>();
   let chain: Promise<unknown> = Promise.resolve();
+  /** The measurement in flight: a newer request or a starting job stops it. */
+  let inFlight: AbortController | null = null;
+  /** Requests so far: a measurement waiting behind another is skipped when a newer request came. */
+  let generation = 0;
+  const stopped = () =>
+    new ApiFailure('conflict', 'the measurement was stopped by a newer request or a starting job', 'config');
 
   async function estimate(req: ApiRequest<'estimateDistillation'>): Promise<DistillEstimate> {
     const ds = db.datasets.get(req.datasetId);
@@ -54,20 +60,24 @@ export function createEstimates(ctx: ServiceContext) {
     const measure = async () => {
       const known = fromLibrary();
       if (known) return known;
+      if (mine !== generation) throw stopped();
       let r;
+      const abort = new AbortController();
+      inFlight = abort;
       try {
-        r = await ctx.engine.measureJob({
-          dbPath: ctx.dbPath,
-          datasetId: ds.id,
-          config,
-          ...(req.size ? { size: req.size } : {}),
-        });
+        r = await ctx.engine.measureJob(
+          { dbPath: ctx.dbPath, datasetId: ds.id, config, ...(req.size ? { size: req.size } : {}) },
+          abort.signal,
+        );
       } catch (e) {
+        if (abort.signal.aborted) throw stopped();
         throw new ApiFailure(
           'bad-request',
           `the estimate could not measure this job: ${e instanceof Error ? e.message : String(e)}`,
           'config',
         );
+      } finally {
+        if (inFlight === abort) inFlight = null;
       }
       backend = r.backend;
       const ov: Overhead = {
@@ -88,7 +98,9 @@ export function createEstimates(ctx: ServiceContext) {
         measured: r.measured,
       };
     };
-    // one measurement at a time; a failed one does not block the next
+    // one measurement at a time, the newest wins; a failed one does not block the next
+    const mine = ++generation;
+    inFlight?.abort();
     const run = chain.then(measure);
     chain = run.catch(() => undefined);
     const figures = await run;
@@ -123,5 +135,11 @@ export function createEstimates(ctx: ServiceContext) {
     };
   }
 
-  return { handlers: { estimateDistillation: estimate } };
+  return {
+    handlers: { estimateDistillation: estimate },
+    /** Stop the measurement in flight (a job starts: it would be measured along). */
+    abort(): void {
+      inFlight?.abort();
+    },
+  };
 }

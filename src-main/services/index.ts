@@ -116,6 +116,11 @@ export function createServices(opts: ServicesOptions) {
       return maskPreview(ctx.engine.buildMask(req.mask, req.h, req.w));
     },
     ...jobs.handlers,
+    async startDistillation(req) {
+      // a measurement running beside the job would measure the job's load (and slow it down)
+      estimates.abort();
+      return jobs.handlers.startDistillation(req);
+    },
     ...estimates.handlers,
     ...models.handlers,
     async deleteModel(req) {
@@ -169,6 +174,7 @@ export function createServices(opts: ServicesOptions) {
     },
     /** Cancel running jobs, wait for them, close the database. */
     async close(): Promise<void> {
+      estimates.abort();
       await jobs.close();
       bus.clear();
       db.close();
