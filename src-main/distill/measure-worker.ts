@@ -13,12 +13,18 @@ import { buildSliceBank } from './slice-bank.js';
 
 const init = workerData as MeasureInit;
 const post = (m: MeasureMessage) => parentPort!.postMessage(m);
+const cancel = new Int32Array(init.cancelFlag);
+/** Stop between measurements when asked (the caller has moved on). */
+const checkCancel = () => {
+  if (Atomics.load(cancel, 0) === 1) throw new Error('measurement cancelled');
+};
 
 let db: Db | null = null;
 try {
   const info = await initBackend({ prefer: init.backend });
   db = openDatabase(init.dbPath);
   post({ type: 'ready', backend: info.name });
+  checkCancel();
   const { config } = init;
   const t0 = performance.now();
   const data = loadJobData(db, { kind: 'dataset', datasetId: init.datasetId, size: init.size }, config.task);
@@ -32,6 +38,7 @@ try {
     const k = key(networkKey(spec), batch);
     const found = db!.timings.get(k);
     if (found) return found;
+    checkCancel();
     const t = measureNetwork(spec, train, batch);
     db!.timings.put({ ...k, ...t });
     measured.push(label);
@@ -45,6 +52,7 @@ try {
     const found = db.timings.get(k);
     if (found) csMsPerSlice = found.inferMs;
     else {
+      checkCancel();
       csMsPerSlice = measureCs(val, config.cs);
       if (csMsPerSlice !== null) {
         db.timings.put({ ...k, trainMs: 0, inferMs: csMsPerSlice, warmupMs: 0, latencyMs: 0 });
@@ -52,6 +60,7 @@ try {
       }
     }
   }
+  db.close();
   post({
     type: 'done',
     result: {
@@ -68,7 +77,6 @@ try {
     },
   });
 } catch (err) {
-  post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
-} finally {
   db?.close();
+  post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
 }

@@ -52,6 +52,8 @@ export interface MeasureInit {
   size?: number;
   config: DistillConfig;
   backend?: BackendName;
+  /** Int32Array(1) over this buffer: 1 = stop (checked between measurements; the worker then exits itself). */
+  cancelFlag: SharedArrayBuffer;
 }
 
 /** Costs in ms; see distill/estimate.ts. */

@@ -95,29 +95,35 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
 /**
  * Measure what a job's networks cost here (distill/estimate.ts) in a worker thread, as a job would
  * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it. An
- * abort stops the worker at once (a newer request, or a job that starts and would be measured too).
+ * abort rejects at once and asks the worker to stop at its next measurement: it is never killed,
+ * since a thread killed inside a library write could leave the database locked.
  */
 export function measureJob(
-  init: MeasureInit,
+  init: Omit<MeasureInit, 'cancelFlag'>,
   signal?: AbortSignal,
 ): Promise<MeasureResult & { startupMs: number }> {
   if (signal?.aborted) return Promise.reject(new Error('measurement cancelled'));
   const t0 = performance.now();
-  const worker = spawnWorker('measure-worker', init);
+  const cancelFlag = new SharedArrayBuffer(4);
+  const worker = spawnWorker('measure-worker', { ...init, cancelFlag } satisfies MeasureInit);
   let startupMs = 0;
   let onAbort = () => {};
   return new Promise<MeasureResult & { startupMs: number }>((resolve, reject) => {
-    onAbort = () => reject(new Error('measurement cancelled'));
+    onAbort = () => {
+      Atomics.store(new Int32Array(cancelFlag), 0, 1);
+      reject(new Error('measurement cancelled'));
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (m: MeasureMessage) => {
       if (m.type === 'ready') startupMs = performance.now() - t0;
-      else if (m.type === 'done') resolve({ ...m.result, startupMs });
-      else reject(new Error(m.message));
+      else {
+        // its last message: the worker has closed the library (a wasm thread pool would keep it alive)
+        void worker.terminate();
+        if (m.type === 'done') resolve({ ...m.result, startupMs });
+        else reject(new Error(m.message));
+      }
     });
     worker.on('error', reject);
     worker.on('exit', (code) => reject(new Error(`measurement worker exited with code ${code}`)));
-  }).finally(() => {
-    signal?.removeEventListener('abort', onAbort);
-    void worker.terminate();
-  });
+  }).finally(() => signal?.removeEventListener('abort', onAbort));
 }

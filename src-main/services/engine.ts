@@ -38,7 +38,10 @@ export interface Engine {
   /** Run one distillation job in a worker thread (distill/service.ts). */
   startJob(request: JobRequest, onEvent: (e: ProgressEvent) => void): JobHandle;
   /** Time a job's networks on this machine in a worker thread (distill/estimate.ts). */
-  measureJob(init: MeasureInit, signal?: AbortSignal): Promise<MeasureResult & { startupMs: number }>;
+  measureJob(
+    init: Omit<MeasureInit, 'cancelFlag'>,
+    signal?: AbortSignal,
+  ): Promise<MeasureResult & { startupMs: number }>;
   /** A saved model folder's network and card (distill/infer.ts). */
   loadModelDir(dir: string): { net: Network; card: ModelCard };
   /** Reconstruct every slice of a volume under a degradation (distill/infer.ts). */

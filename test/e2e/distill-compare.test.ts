@@ -62,7 +62,13 @@ e2e(
     const launched = Date.now();
     await page.getByTestId('launch').click();
     const row = page.getByTestId('job-row').filter({ hasText: 'lowres 0.25' });
-    await row.locator('.tag.finished').waitFor({ timeout: 300_000 });
+    await row
+      .locator('.tag.finished')
+      .waitFor({ timeout: 300_000 })
+      .catch(async (e: Error) => {
+        // say what the job did instead
+        throw new Error(`${e.message}; jobs: ${JSON.stringify(await ws.services.call('listJobs', {}))}`);
+      });
     const measured = (Date.now() - launched) / 1000;
     process.stderr.write(
       `SR job (32×32, 1 epoch): estimated ${estimated.toFixed(1)} s, measured ${measured.toFixed(1)} s\n`,
@@ -232,5 +238,22 @@ e2e('Compare: every mask kind (the KD-MRI presets too), axis and seed', async ()
     null,
     { timeout: 120_000 },
   );
+  assert.deepEqual(ws.consoleErrors, []);
+});
+
+e2e("Runs: the model card's Export ONNX button downloads the model as an ONNX file", async () => {
+  const { page } = ws;
+  await page.getByTestId('nav-runs').click();
+  await page.getByTestId('models-table').getByRole('button', { name: 'Card' }).first().click();
+  await page.getByTestId('model-card').waitFor();
+  const download = page.waitForEvent('download', { timeout: 60_000 });
+  await page.getByTestId('export-onnx').click();
+  const d = await download;
+  assert.match(d.suggestedFilename(), /\.onnx$/);
+  const path = await d.path();
+  const { readFileSync } = await import('node:fs');
+  const bytes = readFileSync(path);
+  // an ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08
+  assert.ok(bytes.length > 1000 && bytes[0] === 0x08, `ONNX file of ${bytes.length} bytes`);
   assert.deepEqual(ws.consoleErrors, []);
 });
