@@ -106,11 +106,14 @@ export function measureNetwork(
   bank: SliceBank,
   batchSize: number,
   repeats = 3,
+  /** Throws to stop the measurement; called between two timed calls. */
+  checkStop: () => void = () => {},
 ): NetworkTiming {
   const net = createNetwork(spec, 1);
   const optimizer = tf.train.adam(1e-4);
   const idx = Array.from({ length: Math.min(batchSize, bank.count) }, (_, k) => k);
   const trainStep = () => {
+    checkStop();
     const t = performance.now();
     const b = makeBatch(bank, idx);
     const loss = optimizer.minimize(
@@ -124,6 +127,7 @@ export function measureNetwork(
     return performance.now() - t;
   };
   const forward = () => {
+    checkStop();
     const t = performance.now();
     const b = makeBatch(bank, idx);
     const y = tf.tidy(() => net.apply({ input: b.input, kspace: b.kspace }).out);
@@ -139,6 +143,7 @@ export function measureNetwork(
     const trainMs = median(Array.from({ length: n }, trainStep));
     forward();
     const inferMs = median(Array.from({ length: n }, forward));
+    checkStop();
     const lat = measureLatency(net, 256, 1);
     return { trainMs, inferMs, warmupMs: Math.max(0, first - trainMs), latencyMs: lat.cold + 3 * lat.warm };
   } finally {

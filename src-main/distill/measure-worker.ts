@@ -39,7 +39,7 @@ try {
     const found = db!.timings.get(k);
     if (found) return found;
     checkCancel();
-    const t = measureNetwork(spec, train, batch);
+    const t = measureNetwork(spec, train, batch, 3, checkCancel);
     db!.timings.put({ ...k, ...t });
     measured.push(label);
     return t;

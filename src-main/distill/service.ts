@@ -95,8 +95,9 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
 /**
  * Measure what a job's networks cost here (distill/estimate.ts) in a worker thread, as a job would
  * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it. An
- * abort rejects at once and asks the worker to stop at its next measurement: it is never killed,
- * since a thread killed inside a library write could leave the database locked.
+ * abort asks the worker to stop between two timed calls; the promise settles once the worker has
+ * stopped (so a job started next is not measured along). The worker is never killed mid-way: a
+ * thread killed inside a library write could leave the database locked.
  */
 export function measureJob(
   init: Omit<MeasureInit, 'cancelFlag'>,
@@ -109,10 +110,7 @@ export function measureJob(
   let startupMs = 0;
   let onAbort = () => {};
   return new Promise<MeasureResult & { startupMs: number }>((resolve, reject) => {
-    onAbort = () => {
-      Atomics.store(new Int32Array(cancelFlag), 0, 1);
-      reject(new Error('measurement cancelled'));
-    };
+    onAbort = () => Atomics.store(new Int32Array(cancelFlag), 0, 1);
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (m: MeasureMessage) => {
       if (m.type === 'ready') startupMs = performance.now() - t0;

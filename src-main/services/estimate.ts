@@ -137,9 +137,13 @@ export function createEstimates(ctx: ServiceContext) {
 
   return {
     handlers: { estimateDistillation: estimate },
-    /** Stop the measurement in flight (a job starts: it would be measured along). */
-    abort(): void {
+    /**
+     * Stop the measurement in flight and wait until its worker has stopped (a job that starts next
+     * must not share the CPU with it: it would be slowed down, and measured along).
+     */
+    async abort(): Promise<void> {
       inFlight?.abort();
+      await chain;
     },
   };
 }

@@ -118,7 +118,7 @@ export function createServices(opts: ServicesOptions) {
     ...jobs.handlers,
     async startDistillation(req) {
       // a measurement running beside the job would measure the job's load (and slow it down)
-      estimates.abort();
+      await estimates.abort();
       return jobs.handlers.startDistillation(req);
     },
     ...estimates.handlers,
@@ -174,7 +174,7 @@ export function createServices(opts: ServicesOptions) {
     },
     /** Cancel running jobs, wait for them, close the database. */
     async close(): Promise<void> {
-      estimates.abort();
+      await estimates.abort();
       await jobs.close();
       bus.clear();
       db.close();
