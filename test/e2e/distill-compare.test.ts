@@ -59,8 +59,12 @@ e2e(
       (await page.getByTestId('estimate-detail').textContent()) ?? '',
       /30 training \/ 10 validation slices/,
     );
-    const launched = Date.now();
+    // the job's duration counts from its acceptance: a launch first waits for a measurement still
+    // running (a preset's) to stop, which is no part of the job
+    const accepted = page.waitForResponse((r) => r.url().endsWith('/api/startDistillation'));
     await page.getByTestId('launch').click();
+    assert.equal((await accepted).status(), 200);
+    const launched = Date.now();
     const row = page.getByTestId('job-row').filter({ hasText: 'lowres 0.25' });
     await row
       .locator('.tag.finished')
