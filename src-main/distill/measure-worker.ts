@@ -1,14 +1,15 @@
 /**
  * Measurement worker: what a job's networks cost on this machine, in the same kind of thread, with
  * the same backend and the same data as the job would use. Timings already in the library (per
- * network, size, batch and backend) are reused; new ones are stored there.
+ * network, size, batch and backend) are reused; new ones go back to the caller, which stores them
+ * (this thread only reads the library).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../compute/backend.js';
 import { openDatabase, type Db } from '../store/db.js';
 import { csKey, measureCs, measureNetwork, networkKey, type NetworkTiming } from './estimate.js';
 import { loadJobData } from './job-data.js';
-import type { MeasureInit, MeasureMessage } from './protocol.js';
+import type { MeasureInit, MeasureMessage, MeasureResult } from './protocol.js';
 import { buildSliceBank } from './slice-bank.js';
 
 const init = workerData as MeasureInit;
@@ -33,6 +34,7 @@ try {
   const dataMs = performance.now() - t0;
   const batch = config.training.batchSize;
   const measured: string[] = [];
+  const fresh: MeasureResult['fresh'] = [];
   const key = (what: string, b: number) => ({ what, h: train.h, w: train.w, batch: b, backend: info.name });
   const timing = (spec: typeof config.teacher, label: string): NetworkTiming => {
     const k = key(networkKey(spec), batch);
@@ -40,7 +42,7 @@ try {
     if (found) return found;
     checkCancel();
     const t = measureNetwork(spec, train, batch, 3, checkCancel);
-    db!.timings.put({ ...k, ...t });
+    fresh.push({ ...k, ...t });
     measured.push(label);
     return t;
   };
@@ -55,7 +57,7 @@ try {
       checkCancel();
       csMsPerSlice = measureCs(val, config.cs);
       if (csMsPerSlice !== null) {
-        db.timings.put({ ...k, trainMs: 0, inferMs: csMsPerSlice, warmupMs: 0, latencyMs: 0 });
+        fresh.push({ ...k, trainMs: 0, inferMs: csMsPerSlice, warmupMs: 0, latencyMs: 0 });
         measured.push('cs');
       }
     }
@@ -74,6 +76,7 @@ try {
       student,
       csMsPerSlice,
       measured,
+      fresh,
     },
   });
 } catch (err) {

@@ -76,6 +76,8 @@ export interface MeasureResult {
   csMsPerSlice: number | null;
   /** What this run measured (the rest came from the library's timings). */
   measured: string[];
+  /** The new timings, for the caller to keep in the library (store/repos/timings.ts). */
+  fresh: (MeasureTiming & { what: string; h: number; w: number; batch: number; backend: string })[];
 }
 
 export type MeasureMessage =

@@ -79,6 +79,7 @@ export function createEstimates(ctx: ServiceContext) {
       } finally {
         if (inFlight === abort) inFlight = null;
       }
+      for (const t of r.fresh) db.timings.put(t);
       backend = r.backend;
       const ov: Overhead = {
         startupMs: r.startupMs,
