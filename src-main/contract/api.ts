@@ -549,15 +549,17 @@ export const API = {
       .strict(),
     'Start one distillation job (teacher, student, attention, KD) in a worker.',
   ),
-  estimateDistillation: op<DistillEstimate>()(
+  estimateDistillation: op<{ estimate: DistillEstimate | null; note: string | null }>()(
     z
       .object({
         datasetId: Id,
         config: DistillConfigSchema,
         size: z.number().int().min(8).max(2048).optional(),
+        /** false: answer only from timings already measured (else estimate null), never measure. */
+        measure: z.boolean().default(true),
       })
       .strict(),
-    "How long startDistillation with this request would take here (measured on this machine's backend).",
+    "How long startDistillation with this request would take here (measured on this machine's backend); null with a note when not measured (measure false) or superseded by a newer request.",
   ),
   cancelJob: op<{ jobId: string; cancelled: boolean }>()(
     z.object({ jobId: Uid }).strict(),

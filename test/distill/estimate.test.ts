@@ -113,15 +113,18 @@ test('a network is measured once per size, batch and backend; the figures come f
       meta: {},
     });
     const config = { ...recon(1, 4), cs: null };
-    const ask = async (c: DistillConfig) => {
-      const r = await services.call('estimateDistillation', { datasetId: ds.id, config: c });
+    const ask = async (c: DistillConfig, measure = true) => {
+      const r = await services.call('estimateDistillation', { datasetId: ds.id, config: c, measure });
       assert.ok(r.ok, JSON.stringify(r));
-      return r.value as { seconds: number; measured: string[] };
+      return (r.value as { estimate: { seconds: number; measured: string[] } | null }).estimate;
     };
-    const first = await ask(config);
+    // without measuring, nothing is known yet
+    assert.equal(await ask(config, false), null);
+    assert.deepEqual(calls, []);
+    const first = (await ask(config))!;
     assert.deepEqual(first.measured, ['teacher', 'student']);
-    const again = await ask({ ...config, training: { ...config.training, epochs: 150 } });
-    assert.deepEqual(again.measured, [], 'the second estimate needs no measurement');
+    const again = (await ask({ ...config, training: { ...config.training, epochs: 150 } }, false))!;
+    assert.deepEqual(again.measured, [], 'the second estimate needs no measurement (and asks for none)');
     assert.deepEqual(calls, [4]);
     // 149 more epochs of (8 training + 3 validation batches) per step: teacher 890 ms, the others 350 ms
     assert.ok(Math.abs(again.seconds - first.seconds - 149 * (0.89 + 3 * 0.35)) < 1e-9);
