@@ -90,14 +90,6 @@ e2e(
   },
 );
 
-async function viewportMetrics(): Promise<string[]> {
-  return Promise.all(
-    ['zf', 'teacher', 'student', 'kd'].map(
-      async (n) => (await ws.page.getByTestId(`metrics-${n}`).textContent()) ?? '',
-    ),
-  );
-}
-
 /** Wait until every metrics overlay shows and differs from `prev` (a new comparison arrived). */
 async function metricsChanged(prev: string[], names = ['zf']) {
   await ws.page.waitForFunction(
