@@ -87,6 +87,24 @@ e2e(
     for (const m of ['lr', 'teacher', 'student', 'kd'])
       assert.ok(results.includes(m), `results row ${m}: ${results}`);
     await ws.shot('distill', readme);
+    // the same networks for 10000 epochs: estimated from the kept timings (no new measurement); the
+    // page warns exactly when that is more than an hour on this machine
+    await page.getByTestId('distill-epochs').fill('10000');
+    await page.waitForFunction(
+      () =>
+        /10000 epochs per step/.test(
+          document.querySelector('[data-testid=estimate-detail]')?.textContent ?? '',
+        ),
+      null,
+      { timeout: 60_000 },
+    );
+    assert.match(
+      (await page.getByTestId('estimate-detail').textContent()) ?? '',
+      /kept from an earlier measurement/,
+    );
+    const long = Number(await page.getByTestId('estimate-value').getAttribute('data-seconds'));
+    assert.ok(long > estimated, `10000 epochs: ${long} s, 1 epoch: ${estimated} s`);
+    assert.equal(await page.getByTestId('estimate-warning').isVisible(), long > 3600, `warning at ${long} s`);
   },
 );
 
