@@ -131,7 +131,11 @@ e2e(
     for (const n of ['zf', 'target', 'teacher', 'student', 'kd'])
       await page
         .locator(`[data-testid=viewport-${n}][data-rendered=yes] canvas`)
-        .waitFor({ timeout: 120_000 });
+        .waitFor({ timeout: 120_000 })
+        .catch(async (e: Error) => {
+          // say what the page says instead
+          throw new Error(`${e.message}; status: ${await page.getByTestId('compare-status').textContent()}`);
+        });
     await page.getByTestId('metrics-kd').waitFor({ timeout: 60_000 });
     assert.match((await page.getByTestId('viewport-zf').textContent()) ?? '', /Low resolution/);
     // the models of the SR job, trained on exactly this degradation (no "trained on …" note)
