@@ -387,6 +387,29 @@ export interface CompareResult {
   residueMax: number;
 }
 
+/**
+ * How long a distillation job will take on this machine, before it runs: from a short measurement of
+ * its networks at its size, batch and backend (kept in the library; measured once per network, size,
+ * batch and backend) and a cost model of the job's steps (distill/estimate.ts).
+ */
+export interface DistillEstimate {
+  seconds: number;
+  steps: { step: RunKind; seconds: number }[];
+  /** Start-up, data loading and the baselines. */
+  overheadSeconds: number;
+  backend: BackendName;
+  h: number;
+  w: number;
+  trainSlices: number;
+  valSlices: number;
+  epochs: number;
+  /** Ms per training batch of the teacher and of the student. */
+  teacherStepMs: number;
+  studentStepMs: number;
+  /** What this request measured now; empty when every figure came from the library. */
+  measured: string[];
+}
+
 export interface MaskPreview {
   lines: number[];
   axis: 'rows' | 'cols';
@@ -531,6 +554,18 @@ export const API = {
       })
       .strict(),
     'Start one distillation job (teacher, student, attention, KD) in a worker.',
+  ),
+  estimateDistillation: op<{ estimate: DistillEstimate | null; note: string | null }>()(
+    z
+      .object({
+        datasetId: Id,
+        config: DistillConfigSchema,
+        size: z.number().int().min(8).max(2048).optional(),
+        /** false: answer only from timings already measured (else estimate null), never measure. */
+        measure: z.boolean().default(true),
+      })
+      .strict(),
+    "How long startDistillation with this request would take here (measured on this machine's backend); null with a note when not measured (measure false) or superseded by a newer request.",
   ),
   cancelJob: op<{ jobId: string; cancelled: boolean }>()(
     z.object({ jobId: Uid }).strict(),

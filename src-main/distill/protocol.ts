@@ -44,3 +44,43 @@ export interface WorkerInit {
 }
 
 export type WorkerMessage = { type: 'event'; event: ProgressEvent } | { type: 'done'; result: JobResult };
+
+/** A duration measurement (distill/estimate.ts) of a job's networks on a dataset at a size. */
+export interface MeasureInit {
+  dbPath: string;
+  datasetId: number;
+  size?: number;
+  config: DistillConfig;
+  backend?: BackendName;
+  /** Int32Array(1) over this buffer: 1 = stop (checked between measurements; the worker then exits itself). */
+  cancelFlag: SharedArrayBuffer;
+}
+
+/** Costs in ms; see distill/estimate.ts. */
+export interface MeasureTiming {
+  trainMs: number;
+  inferMs: number;
+  warmupMs: number;
+  latencyMs: number;
+}
+
+export interface MeasureResult {
+  backend: BackendName;
+  h: number;
+  w: number;
+  trainSlices: number;
+  valSlices: number;
+  dataMs: number;
+  teacher: MeasureTiming;
+  student: MeasureTiming;
+  csMsPerSlice: number | null;
+  /** What this run measured (the rest came from the library's timings). */
+  measured: string[];
+  /** The new timings, for the caller to keep in the library (store/repos/timings.ts). */
+  fresh: (MeasureTiming & { what: string; h: number; w: number; batch: number; backend: string })[];
+}
+
+export type MeasureMessage =
+  | { type: 'ready'; backend: BackendName }
+  | { type: 'done'; result: MeasureResult }
+  | { type: 'error'; message: string };

@@ -7,9 +7,17 @@ import type { Worker } from 'node:worker_threads';
 import { spawnModuleWorker } from '../workers/spawn.js';
 import { randomUUID } from 'node:crypto';
 import type { BackendName, ProgressEvent } from '../contract/domain.js';
-import type { JobRequest, JobResult, WorkerInit, WorkerMessage } from './protocol.js';
+import type {
+  JobRequest,
+  JobResult,
+  MeasureInit,
+  MeasureMessage,
+  MeasureResult,
+  WorkerInit,
+  WorkerMessage,
+} from './protocol.js';
 
-export type { JobRequest, JobResult, DataRef } from './protocol.js';
+export type { JobRequest, JobResult, DataRef, MeasureInit, MeasureResult } from './protocol.js';
 
 export interface JobHandle {
   jobId: string;
@@ -17,9 +25,9 @@ export interface JobHandle {
   done: Promise<JobResult>;
 }
 
-/** The training worker (worker.ts next to this file). */
-function spawnWorker(init: WorkerInit): Worker {
-  return spawnModuleWorker(import.meta.url, 'worker', { workerData: init });
+/** A worker thread running `name` (worker: a training job; measure-worker: a duration measurement). */
+export function spawnWorker(name: 'worker' | 'measure-worker', workerData: unknown): Worker {
+  return spawnModuleWorker(import.meta.url, name, { workerData });
 }
 
 /** The result of a job that ended without training anything (failed to start, cancelled in a queue). */
@@ -45,7 +53,7 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
   const jobId = request.jobId ?? randomUUID();
   const cancelFlag = new SharedArrayBuffer(4);
   const init: WorkerInit = { request, jobId, cancelFlag };
-  const worker = spawnWorker(init);
+  const worker = spawnWorker('worker', init);
   let settled = false;
   const done = new Promise<JobResult>((resolve) => {
     const fail = (message: string) => endedResult(jobId, 'failed', request.backend, message);
@@ -75,4 +83,38 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
     cancel: () => Atomics.store(new Int32Array(cancelFlag), 0, 1),
     done: done.finally(() => void worker.terminate()),
   };
+}
+
+/**
+ * Measure what a job's networks cost here (distill/estimate.ts) in a worker thread, as a job would
+ * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it. An
+ * abort asks the worker to stop between two timed calls; the promise settles once the worker has
+ * stopped (so a job started next is not measured along). The worker is never killed mid-way: a
+ * thread killed inside a library write could leave the database locked.
+ */
+export function measureJob(
+  init: Omit<MeasureInit, 'cancelFlag'>,
+  signal?: AbortSignal,
+): Promise<MeasureResult & { startupMs: number }> {
+  if (signal?.aborted) return Promise.reject(new Error('measurement cancelled'));
+  const t0 = performance.now();
+  const cancelFlag = new SharedArrayBuffer(4);
+  const worker = spawnWorker('measure-worker', { ...init, cancelFlag } satisfies MeasureInit);
+  let startupMs = 0;
+  let onAbort = () => {};
+  return new Promise<MeasureResult & { startupMs: number }>((resolve, reject) => {
+    onAbort = () => Atomics.store(new Int32Array(cancelFlag), 0, 1);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.on('message', (m: MeasureMessage) => {
+      if (m.type === 'ready') startupMs = performance.now() - t0;
+      else {
+        // its last message: the worker has closed the library (a wasm thread pool would keep it alive)
+        void worker.terminate();
+        if (m.type === 'done') resolve({ ...m.result, startupMs });
+        else reject(new Error(m.message));
+      }
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => reject(new Error(`measurement worker exited with code ${code}`)));
+  }).finally(() => signal?.removeEventListener('abort', onAbort));
 }

@@ -101,7 +101,8 @@ export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'd
   }
 
   /**
-   * Live recon models trained on a dataset's data (the dataset itself or a resampled sibling with the
+   * Live models (reconstruction and restoration: modelsFor picks those of the compared degradation's
+   * kind) trained on a dataset's data (the dataset itself or a resampled sibling with the
    * same source), newest first, with their cards (from the store; no weights loaded).
    */
   function datasetModels(datasetId: number | null) {
@@ -114,7 +115,7 @@ export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'd
     };
     const out: { id: number; dir: string; role: Role; card: ModelCard }[] = [];
     for (const m of d.models.list().sort((a, b) => b.id - a.id)) {
-      if (!(ROLES as string[]).includes(m.kind) || m.card.task !== 'recon' || m.runId === null) continue;
+      if (!(ROLES as string[]).includes(m.kind) || m.runId === null) continue;
       const run = d.runs.get(m.runId);
       const job = run ? d.jobs.get(run.jobId) : null;
       if (!job || !sameData(job.datasetId)) continue;

@@ -21,7 +21,14 @@ import { sampleDataPath } from '../data/sample.js';
 import { resampleSlices } from '../data/volume.js';
 import { loadDataSplit, type DataSplit } from '../distill/data-source.js';
 import { loadModelDir, reconstructVolume } from '../distill/infer.js';
-import { startJob, type JobHandle, type JobRequest } from '../distill/service.js';
+import {
+  measureJob,
+  startJob,
+  type JobHandle,
+  type JobRequest,
+  type MeasureInit,
+  type MeasureResult,
+} from '../distill/service.js';
 import { buildSliceBank, type SliceBank } from '../distill/slice-bank.js';
 import { buildMask, type Mask } from '../kspace/masks.js';
 import { volumeMetrics } from '../metrics/index.js';
@@ -30,6 +37,11 @@ import type { Network } from '../networks/index.js';
 export interface Engine {
   /** Run one distillation job in a worker thread (distill/service.ts). */
   startJob(request: JobRequest, onEvent: (e: ProgressEvent) => void): JobHandle;
+  /** Time a job's networks on this machine in a worker thread (distill/estimate.ts). */
+  measureJob(
+    init: Omit<MeasureInit, 'cancelFlag'>,
+    signal?: AbortSignal,
+  ): Promise<MeasureResult & { startupMs: number }>;
   /** A saved model folder's network and card (distill/infer.ts). */
   loadModelDir(dir: string): { net: Network; card: ModelCard };
   /** Reconstruct every slice of a volume under a degradation (distill/infer.ts). */
@@ -53,6 +65,7 @@ export interface Engine {
 
 export const engine: Engine = {
   startJob,
+  measureJob,
   loadModelDir,
   reconstructVolume,
   buildSliceBank,

@@ -26,6 +26,7 @@ import { createEventBus, type ServiceContext } from './context.js';
 import { createDatasets } from './datasets.js';
 import { createDeletion } from './deletion.js';
 import { engine as realEngine, type Engine } from './engine.js';
+import { createEstimates } from './estimate.js';
 import { createEvaluation } from './evaluate.js';
 import { createExports, type SaveAs } from './exports.js';
 import { createJobs } from './jobs.js';
@@ -104,6 +105,7 @@ export function createServices(opts: ServicesOptions) {
     holder: HOLDER[opts.mode ?? 'web'],
   });
   const evaluation = createEvaluation(ctx);
+  const estimates = createEstimates(ctx);
   const deletion = createDeletion(ctx, { isActive: jobs.isActive, forgetModel: compare.forget });
 
   const handlers: ApiHandlers = {
@@ -129,6 +131,12 @@ export function createServices(opts: ServicesOptions) {
       return maskPreview(ctx.engine.buildMask(req.mask, req.h, req.w));
     },
     ...jobs.handlers,
+    async startDistillation(req) {
+      // a measurement running beside the job would measure the job's load (and slow it down)
+      await estimates.abort();
+      return jobs.handlers.startDistillation(req);
+    },
+    ...estimates.handlers,
     ...models.handlers,
     async deleteModel(req) {
       const r = await deletion.deleteItem({
@@ -183,6 +191,7 @@ export function createServices(opts: ServicesOptions) {
     warmUp: (): Promise<void> => work.warm(),
     /** Cancel running jobs, wait for them, close the database. */
     async close(): Promise<void> {
+      await estimates.abort();
       await jobs.close();
       await work.close();
       bus.clear();

@@ -2,98 +2,35 @@
 // temporary KDMRI_HOME: import the sample, launch a tiny distillation and watch its progress arrive,
 // compare five reconstructions with metrics, switch the mask and see them change. No console errors.
 // Screenshots of every page go to test-artifacts/screenshots/.
-import { test, before, after } from 'node:test';
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { createServices, type Services } from '../../src-main/services/index.js';
-import { startServer, type RunningServer } from '../../src-main/server/server.js';
+import type { Browser, Page } from 'playwright-core';
+import type { Services } from '../../src-main/services/index.js';
+import type { RunningServer } from '../../src-main/server/server.js';
+import { e2e, root, skip, startWorkstation, type Workstation } from './harness.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const rendererDir = join(root, 'build', 'renderer');
 const shots = join(root, 'test-artifacts', 'screenshots');
-const CHROMIUM = '/usr/bin/chromium';
-/** The one reason to skip: the system browser these tests drive is not installed. */
-const skip = existsSync(CHROMIUM) ? false : `Debian's chromium (${CHROMIUM}) is not installed`;
-/** A step of the end-to-end run (each needs Chromium). */
-const e2e = (name: string, fn: () => Promise<void>) => test(name, { skip }, fn);
 
-/** Newest modification time under a folder (files only). */
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    if (name === 'node_modules') continue;
-    const p = join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
-}
-
-/** Build the renderer with vite's API when build/renderer is missing or older than its sources. */
-async function ensureRenderer(): Promise<void> {
-  const index = join(rendererDir, 'index.html');
-  const sources = Math.max(newest(join(root, 'src-renderer')), newest(join(root, 'src-main', 'contract')));
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const { build } = await import('vite');
-  await build({ configFile: join(root, 'src-renderer', 'vite.config.ts'), logLevel: 'error' });
-}
-
-let home: string;
+let ws: Workstation;
 let services: Services;
 let server: RunningServer;
 let browser: Browser;
 let page: Page;
-const consoleErrors: string[] = [];
+let consoleErrors: string[] = [];
 
 before(async () => {
   if (skip) return;
-  await ensureRenderer();
-  home = mkdtempSync(join(tmpdir(), 'kdmri-e2e-'));
-  rmSync(shots, { recursive: true, force: true });
-  mkdirSync(shots, { recursive: true });
-  services = createServices({ dbPath: join(home, 'kdmri.db'), dataDir: home, mode: 'web' });
-  server = await startServer({ services, staticDir: rendererDir });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      // no network beyond the loopback server
-      '--no-proxy-server',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-default-apps',
-      '--disable-sync',
-      '--disable-domain-reliability',
-      '--disable-client-side-phishing-detection',
-      '--metrics-recording-only',
-      '--no-first-run',
-      '--no-pings',
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
-  await page.goto(server.url);
+  ws = await startWorkstation(shots);
+  ({ services, server, browser, page, consoleErrors } = ws);
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
-  await services?.close();
-  if (home) rmSync(home, { recursive: true, force: true });
+  await ws?.close();
 });
 
-const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const shot = (name: string) => ws.shot(name);
 
 e2e('the one-time login link opens the app; the token never shows in the address bar', async () => {
   await page.getByTestId('nav-studies').waitFor();

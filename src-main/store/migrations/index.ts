@@ -11,6 +11,8 @@ import { migration002Library } from './002_library.js';
 import { migration003Results } from './003_results.js';
 import { migration004Pseudonyms } from './004_pseudonyms.js';
 import { migration005Safety } from './005_safety.js';
+import { migration006Reserved } from './006_reserved.js';
+import { migration007Timings } from './007_timings.js';
 
 export type { Migration } from './types.js';
 
@@ -22,4 +24,6 @@ export const MIGRATIONS: Migration[] = [
   migration003Results,
   migration004Pseudonyms,
   migration005Safety,
+  migration006Reserved,
+  migration007Timings,
 ];

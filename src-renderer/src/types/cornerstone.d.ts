@@ -50,6 +50,10 @@ declare module 'cornerstone-core' {
   export function fitToWindow(el: HTMLElement): void;
   export function updateImage(el: HTMLElement): void;
   export const EVENTS: { IMAGE_RENDERED: string; NEW_IMAGE: string };
+  /** Page coordinates → image coordinates (pixel (r, c) covers x ∈ [c, c+1), y ∈ [r, r+1)). */
+  export function pageToPixel(el: HTMLElement, pageX: number, pageY: number): { x: number; y: number };
+  /** Image coordinates → the element's canvas coordinates. */
+  export function pixelToCanvas(el: HTMLElement, pt: { x: number; y: number }): { x: number; y: number };
   export const imageCache: { purgeCache(): void; removeImageLoadObject(id: string): void };
   const cornerstone: {
     enable: typeof enable;
@@ -66,6 +70,8 @@ declare module 'cornerstone-core' {
     fitToWindow: typeof fitToWindow;
     updateImage: typeof updateImage;
     EVENTS: typeof EVENTS;
+    pageToPixel: typeof pageToPixel;
+    pixelToCanvas: typeof pixelToCanvas;
     imageCache: typeof imageCache;
   };
   export default cornerstone;
