@@ -29,6 +29,7 @@ import {
   type BackendName,
   type Degradation,
   type DistillConfig,
+  type MaskSpec,
 } from './domain.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -515,6 +516,15 @@ export const API = {
       })
       .strict(),
     'The lines a mask samples and its true acceleration.',
+  ),
+  readMaskFile: op<{ mask: MaskSpec; preview: MaskPreview }>()(
+    z
+      .object({
+        /** A PNG or .npy mask on the machine the services run on (unshifted, as `kdmri mask` writes). */
+        path: z.string().min(1).max(4096),
+      })
+      .strict(),
+    'A mask file as a mask of kind "file" (for distillation, evaluation and Compare) and its preview.',
   ),
 
   // Jobs

@@ -24,6 +24,8 @@ import {
   choiceArg,
   intArg,
   listArg,
+  MASK_FILE_HELP,
+  maskFileArg,
   maskKindArg,
   numArg,
   type LimitOptions,
@@ -35,6 +37,7 @@ export interface DistillOptions extends LimitOptions {
   data?: string;
   acc: number;
   mask: Pick<MaskSpec, 'kind' | 'preset' | 'axis'>;
+  maskFile?: MaskSpec;
   axis?: 'rows' | 'cols';
   centerLines?: number;
   centerFraction?: number;
@@ -61,20 +64,24 @@ export interface DistillOptions extends LimitOptions {
 }
 
 export function configFromOptions(o: DistillOptions): DistillConfig {
+  if (o.maskFile && o.task === 'sr')
+    throw new UserError('--mask-file is for reconstruction (--task recon), not restoration');
   const degradation: Degradation =
     o.task === 'sr'
       ? { kind: 'lowres', keep: o.keep }
-      : {
-          kind: 'mask',
-          mask: {
-            ...o.mask,
-            axis: o.axis ?? o.mask.axis,
-            acc: o.acc,
-            seed: o.maskSeed,
-            centerLines: o.centerLines,
-            centerFraction: o.centerFraction,
-          },
-        };
+      : o.maskFile
+        ? { kind: 'mask', mask: o.maskFile }
+        : {
+            kind: 'mask',
+            mask: {
+              ...o.mask,
+              axis: o.axis ?? o.mask.axis,
+              acc: o.acc,
+              seed: o.maskSeed,
+              centerLines: o.centerLines,
+              centerFraction: o.centerFraction,
+            },
+          };
   const base = defaultDistillConfig(o.task, degradation);
   const residualize = <T extends DistillConfig['teacher']>(s: T): T =>
     s.arch === 'dccnn' ? { ...s, residual: o.residual } : s;
@@ -115,6 +122,7 @@ export function addConfigOptions(cmd: Command): Command {
       maskKindArg,
       maskKindArg('cartesian'),
     )
+    .option('--mask-file <file>', MASK_FILE_HELP, maskFileArg)
     .option('--axis <axis>', 'sampled lines: rows or cols', choiceArg('--axis', ['rows', 'cols'] as const))
     .option(
       '--center-lines <n>',
