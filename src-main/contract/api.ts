@@ -347,7 +347,8 @@ export function describeDeletePlan(p: DeletePlan): string[] {
   ];
 }
 
-export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd'] as const;
+/** The Compare grid, in order; 'cs' is the ℓ1-wavelet compressed-sensing baseline (masks only). */
+export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd', 'cs'] as const;
 export type ViewportName = (typeof VIEWPORTS)[number];
 
 export interface SliceMetrics {
@@ -368,7 +369,7 @@ export interface CompareViewport {
   /** Why image is null ("no KD model for this dataset yet"). */
   note: string | null;
   /**
-   * For a model's viewport: the reconstruction's wall time in ms, and whether it came from the cache
+   * For a model's (or CS's) viewport: the reconstruction's wall time in ms, and whether it came from the cache
    * that the compare service fills ahead of the technician's scrolling (then ms is the original time).
    */
   inference?: { ms: number; cached: boolean };

@@ -395,6 +395,7 @@ export function createExports({ db, dataDir, version, compare, saveAs }: Deps) {
         teacher: 'Teacher',
         student: 'Student',
         kd: 'KD student',
+        cs: 'CS',
       };
       const items = r.viewports.flatMap((v) => {
         if (!v.image) return [];
@@ -402,7 +403,13 @@ export function createExports({ db, dataDir, version, compare, saveAs }: Deps) {
         const model =
           v.modelId !== null ? (d.models.get(v.modelId)?.name ?? `model ${v.modelId}`) : undefined;
         const derivation: DerivationInfo = {
-          model: model ?? (v.name === 'target' ? 'none (fully sampled target)' : 'none (zero-filled input)'),
+          model:
+            model ??
+            (v.name === 'target'
+              ? 'none (fully sampled target)'
+              : v.name === 'cs'
+                ? 'none (compressed sensing, l1-wavelet FISTA)'
+                : 'none (zero-filled input)'),
           mask: r.degradation,
           acceleration: r.mask?.acceleration ?? null,
           note: v.metrics
