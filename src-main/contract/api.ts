@@ -276,6 +276,22 @@ export interface ResultsTable {
   notes: string[];
 }
 
+/** A study of many jobs (kdmri study), for choosing whose table to show. */
+export interface ExperimentInfo {
+  id: string;
+  /** 'study' */
+  kind: string;
+  name: string;
+  datasetId: number | null;
+  status: RunStatus;
+  /** Its accelerations and seeds, as planned. */
+  accs: number[];
+  seeds: number[];
+  jobs: number;
+  createdAt: number;
+  endedAt: number | null;
+}
+
 export const TABLE_FORMATS = ['text', 'json', 'csv', 'markdown', 'latex'] as const;
 export type TableFormat = (typeof TABLE_FORMATS)[number];
 
@@ -587,6 +603,10 @@ export const API = {
       })
       .strict(),
     'Export a model as its folder or as an ONNX file (de-identified card on request).',
+  ),
+  listExperiments: op<ExperimentInfo[]>()(
+    z.object({ datasetId: Id.optional() }).strict(),
+    'The studies (kdmri study or the Distill page), newest first, optionally of one dataset.',
   ),
   paperTable: op<{ table: ResultsTable; text: string | null }>()(
     z
