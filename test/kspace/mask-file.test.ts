@@ -13,6 +13,10 @@ import { buildMask, maskPlane } from '../../src-main/kspace/masks.js';
 import { readMaskFile } from '../../src-main/kspace/mask-file.js';
 import { writeGrayPng } from '../../src-main/data/png.js';
 import { kdmriIn } from '../cli/helpers.js';
+import { degradationFor } from '../../src-main/cli/model-args.js';
+import { configFromOptions, type DistillOptions } from '../../src-main/cli/commands/distill.js';
+import { maskFileArg } from '../../src-main/cli/options.js';
+import { card } from '../store/helpers.js';
 
 const PY = '/usr/bin/python3';
 const hasNumpy = spawnSync(PY, ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
@@ -119,6 +123,40 @@ test('bad mask files are refused naming the file and the problem', () => {
     /liar\.npy: not a valid \.npy file \(4000×4000 values of 8 bytes need/,
   );
   assert.throws(() => readMaskFile(join(dir, 'nope.png')), /mask file .*nope\.png: cannot read/);
+});
+
+test('--mask-file reaches the degradation of eval/reconstruct (a saved model) and of distill/study', () => {
+  const original = buildMask({ kind: 'cartesian', acc: 4, axis: 'rows', seed: 5 }, 64, 64);
+  const png = join(dir, 'm64.png');
+  writeGrayPng(png, maskPlane(original), 64, 64, [0, 1]);
+  const maskFile = maskFileArg(png);
+  const d = degradationFor(card('kd'), { maskFile });
+  assert.ok(d.kind === 'mask' && d.mask.kind === 'file');
+  assert.deepEqual(d.mask.lines, sampled(original.lines));
+  assert.throws(() => degradationFor(card('kd'), { maskFile, acc: 8 }), /--mask-file gives the whole mask/);
+  const sr = { ...card('kd'), degradation: { kind: 'lowres' as const, keep: 0.25 } };
+  assert.throws(() => degradationFor(sr, { maskFile }), /restoration model/);
+  const o = {
+    task: 'recon',
+    acc: 4,
+    mask: { kind: 'cartesian', axis: 'rows' },
+    maskFile,
+    maskSeed: 42,
+    keep: 0.25,
+    epochs: 1,
+    lrStep: 40,
+    batch: 4,
+    seed: 1,
+    alpha: 0.5,
+    atNorm: 'batch',
+    residual: false,
+    studentInit: 'attention',
+    json: false,
+  } as DistillOptions;
+  const config = configFromOptions(o);
+  assert.ok(config.degradation.kind === 'mask' && config.degradation.mask.kind === 'file');
+  assert.equal(config.degradation.mask.acc, original.acceleration);
+  assert.throws(() => configFromOptions({ ...o, task: 'sr' }), /--mask-file is for reconstruction/);
 });
 
 test('CLI: a bad --mask-file is a one-line error before anything runs', () => {
