@@ -1,12 +1,14 @@
 /**
- * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx --profile]`
+ * `npm run bench [-- --size 256 --batch 4 --steps 3 --backend wasm --json --no-pytorch --no-onnx --profile
+ *   --no-teacher-cache | --only-teacher-cache]`
  * `npm run bench -- --sweep [--steps 2] [--sizes 128,256,384] [--batches 1,4,8]`: ours and PyTorch at each
  * point (size × batch), one table of slices/s, ms/slice and GFLOP/s with the ratios.
  *
  * Training steps (forward, data consistency, backward, Adam; L1 against a target) and inference of
  * the KD-MRI teacher and student on the backend the engine picks, then the same networks in PyTorch
  * (scripts/bench/pytorch_bench.py, Debian python3-torch, 2 threads) in the same run, with ratios
- * ours / PyTorch, and the same networks exported to ONNX in ONNX Runtime (onnx-bench.ts). A
+ * ours / PyTorch, the same networks exported to ONNX in ONNX Runtime (onnx-bench.ts), and the
+ * attention and KD epochs with and without the teacher cache (teacher-cache-bench.ts). A
  * benchmark, not a test: it reports and never fails on speed.
  *
  * Conventions: slices/s from the median warm step (the first step is reported separately as
@@ -26,6 +28,7 @@ import { measureLatency } from '../../src-main/distill/compactness.js';
 import { table } from '../../src-main/cli/output.js';
 import { choiceArg, intArg } from '../../src-main/cli/options.js';
 import { benchOnnx } from './onnx-bench.js';
+import { benchTeacherCache, teacherCacheText } from './teacher-cache-bench.js';
 
 interface Figures {
   train_slices_per_s: number;
@@ -48,6 +51,8 @@ const o = new Command('bench')
   .option('--backend <name>', 'force a backend', choiceArg('--backend', BACKENDS))
   .option('--no-pytorch', 'skip the PyTorch comparison')
   .option('--no-onnx', 'skip the ONNX Runtime comparison')
+  .option('--no-teacher-cache', 'skip the teacher-cache section')
+  .option('--only-teacher-cache', 'run the teacher-cache section only', false)
   .option('--json', 'one JSON object', false)
   .option('--profile', 'also time every kernel of one warm teacher training step (tf.profile)', false)
   .option(
@@ -75,6 +80,8 @@ const o = new Command('bench')
     backend?: BackendName;
     pytorch: boolean;
     onnx: boolean;
+    teacherCache: boolean;
+    onlyTeacherCache: boolean;
     json: boolean;
     profile: boolean;
     sweep: boolean;
@@ -89,6 +96,13 @@ const t0 = performance.now();
 const info = await initBackend({ prefer: o.backend });
 log(`backend ${info.name}: ${info.reason}`);
 let firstStepMs = NaN;
+
+if (o.onlyTeacherCache) {
+  const f = await benchTeacherCache(o.size, o.batch, log);
+  if (o.json) process.stdout.write(`${JSON.stringify({ backend: info.name, teacher_cache: f }, null, 2)}\n`);
+  else process.stdout.write(`backend ${info.name}\n${teacherCacheText(f, table)}`);
+  process.exit(0);
+}
 
 interface KernelTime {
   kernel: string;
@@ -318,6 +332,14 @@ const torchRun = runPytorch(o.size, o.batch);
 const pytorch = typeof torchRun === 'string' ? null : torchRun;
 const pytorchUnavailable = typeof torchRun === 'string' ? torchRun : null;
 
+// ---- teacher cache (results issue) ----
+let teacherCache: Awaited<ReturnType<typeof benchTeacherCache>> | null = null;
+if (o.teacherCache) {
+  log('Teacher cache: attention and KD epochs, teacher recomputed vs cached…');
+  teacherCache = await benchTeacherCache(o.size, o.batch, log);
+}
+// ---- end teacher cache ----
+
 const ratio = (a: number, b: number) => a / b;
 const ratios = pytorch
   ? {
@@ -347,6 +369,7 @@ const result = {
   onnx,
   onnx_ratios: onnxRatios,
   ...(onnxUnavailable ? { onnx_unavailable: onnxUnavailable } : {}),
+  teacher_cache: teacherCache,
 };
 
 if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -398,6 +421,7 @@ else {
       : `\nONNX Runtime comparison unavailable: ${onnxUnavailable}\n`,
   );
   // ---- end ONNX Runtime ----
+  if (teacherCache) process.stdout.write(teacherCacheText(teacherCache, table));
   if (profile) {
     const p = profile;
     process.stdout.write(

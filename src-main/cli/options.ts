@@ -2,9 +2,11 @@
  * Argument parsers shared by the commands. Each returns a typed value or throws a UserError that names
  * the option and what was expected, so that bad input never reaches the engine.
  */
+import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseSize, setInputLimits, type InputLimits } from '../data/limits.js';
 import { BACKENDS, MASK_PRESETS, type BackendName, type MaskSpec } from '../contract/domain.js';
+import { readMaskFile } from '../kspace/mask-file.js';
 
 export function intArg(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -128,3 +130,14 @@ export function applyLimitOptions(o: LimitOptions): void {
   };
   setInputLimits(p);
 }
+/** `--mask-file`: a PNG or .npy mask (unshifted, as `kdmri mask` writes it) read into a MaskSpec. */
+export function maskFileArg(v: string): MaskSpec {
+  try {
+    return readMaskFile(resolve(v));
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+export const MASK_FILE_HELP =
+  'mask from a PNG or .npy file (H×W, unshifted as `kdmri mask` writes it; its true acceleration replaces --acc)';

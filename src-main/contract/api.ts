@@ -29,6 +29,7 @@ import {
   type BackendName,
   type Degradation,
   type DistillConfig,
+  type MaskSpec,
 } from './domain.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -275,6 +276,22 @@ export interface ResultsTable {
   notes: string[];
 }
 
+/** A study of many jobs (kdmri study), for choosing whose table to show. */
+export interface ExperimentInfo {
+  id: string;
+  /** 'study' */
+  kind: string;
+  name: string;
+  datasetId: number | null;
+  status: RunStatus;
+  /** Its accelerations and seeds, as planned. */
+  accs: number[];
+  seeds: number[];
+  jobs: number;
+  createdAt: number;
+  endedAt: number | null;
+}
+
 export const TABLE_FORMATS = ['text', 'json', 'csv', 'markdown', 'latex'] as const;
 export type TableFormat = (typeof TABLE_FORMATS)[number];
 
@@ -346,7 +363,8 @@ export function describeDeletePlan(p: DeletePlan): string[] {
   ];
 }
 
-export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd'] as const;
+/** The Compare grid, in order; 'cs' is the ℓ1-wavelet compressed-sensing baseline (masks only). */
+export const VIEWPORTS = ['zf', 'target', 'teacher', 'student', 'kd', 'cs'] as const;
 export type ViewportName = (typeof VIEWPORTS)[number];
 
 export interface SliceMetrics {
@@ -367,7 +385,7 @@ export interface CompareViewport {
   /** Why image is null ("no KD model for this dataset yet"). */
   note: string | null;
   /**
-   * For a model's viewport: the reconstruction's wall time in ms, and whether it came from the cache
+   * For a model's (or CS's) viewport: the reconstruction's wall time in ms, and whether it came from the cache
    * that the compare service fills ahead of the technician's scrolling (then ms is the original time).
    */
   inference?: { ms: number; cached: boolean };
@@ -543,6 +561,15 @@ export const API = {
       .strict(),
     'The lines a mask samples and its true acceleration.',
   ),
+  readMaskFile: op<{ mask: MaskSpec; preview: MaskPreview }>()(
+    z
+      .object({
+        /** A PNG or .npy mask on the machine the services run on (unshifted, as `kdmri mask` writes). */
+        path: z.string().min(1).max(4096),
+      })
+      .strict(),
+    'A mask file as a mask of kind "file" (for distillation, evaluation and Compare) and its preview.',
+  ),
 
   // Jobs
   startDistillation: op<{ jobId: string }>()(
@@ -615,6 +642,10 @@ export const API = {
       })
       .strict(),
     'Export a model as its folder or as an ONNX file (de-identified card on request).',
+  ),
+  listExperiments: op<ExperimentInfo[]>()(
+    z.object({ datasetId: Id.optional() }).strict(),
+    'The studies (kdmri study or the Distill page), newest first, optionally of one dataset.',
   ),
   paperTable: op<{ table: ResultsTable; text: string | null }>()(
     z

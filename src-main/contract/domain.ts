@@ -21,8 +21,8 @@ export const MASK_PRESETS = ['cardiac', 'mrbrain', 'knee'] as const;
 /** How to build a 1-D Cartesian mask. `axis` is the array axis whose lines are sampled. */
 export const MaskSpecSchema = z.object({
   kind: z.enum(MASK_KINDS),
-  /** Nominal acceleration (4, 5, 8, …). */
-  acc: z.number().gt(1).max(64),
+  /** Nominal acceleration (4, 5, 8, …); a mask file's true one, 1 when it samples every line. */
+  acc: z.number().min(1).max(64),
   /** 'rows' samples whole rows (axis 0, constant along columns); 'cols' samples whole columns. */
   axis: z.enum(['rows', 'cols']).default('rows'),
   seed: z.number().int().nonnegative().default(42),
@@ -39,6 +39,8 @@ export const MaskSpecSchema = z.object({
    */
   lines: z.array(z.number().int().nonnegative()).max(4096).optional(),
   lineCount: z.number().int().min(2).max(4096).optional(),
+  /** file: the file's H×W, checked against the images' (a row mask's width matters too). */
+  fileShape: z.tuple([z.number().int().min(2).max(4096), z.number().int().min(2).max(4096)]).optional(),
   name: z.string().max(200).optional(),
 });
 export type MaskSpec = z.infer<typeof MaskSpecSchema>;

@@ -169,8 +169,61 @@ export function readNifti(path: string): Volume {
   }
 }
 
-/** Write a float32 NIfTI-1 (.nii, or gzip-compressed when the name ends in .gz), atomically. */
-export function writeNifti(path: string, vol: Volume): void {
+/**
+ * Where a NIfTI volume sits in space, as its header says: the qform (quaternion, offsets, qfac) and
+ * sform (three affine rows) with their codes, the signed voxel sizes and the units. Written back
+ * unchanged, an output overlays its source in any viewer (nibabel's affine is equal).
+ */
+export interface NiftiGeometry {
+  qformCode: number;
+  sformCode: number;
+  /** quatern_b, quatern_c, quatern_d */
+  quatern: [number, number, number];
+  /** qoffset_x, qoffset_y, qoffset_z */
+  qoffset: [number, number, number];
+  /** pixdim[0]: the qform's handedness (±1; 0 is read as 1). */
+  qfac: number;
+  /** pixdim[1..3] as stored (signed). */
+  pixdim: [number, number, number];
+  /** srow_x, srow_y, srow_z, 4 values each (zeros when there is no sform). */
+  srow: [number[], number[], number[]];
+  xyztUnits: number;
+}
+
+/** The volume and its geometry (see NiftiGeometry). */
+export function readNiftiWithGeometry(path: string): { volume: Volume; geometry: NiftiGeometry } {
+  const volume = readNifti(path);
+  const { header, stream } = openHeader(path);
+  stream.close();
+  const p = header.pixDims;
+  const srow =
+    header.sform_code > 0
+      ? ([0, 1, 2].map((r) => header.affine[r].slice(0, 4)) as [number[], number[], number[]])
+      : ([
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+        ] as [number[], number[], number[]]);
+  return {
+    volume,
+    geometry: {
+      qformCode: header.qform_code,
+      sformCode: header.sform_code,
+      quatern: [header.quatern_b, header.quatern_c, header.quatern_d],
+      qoffset: [header.qoffset_x, header.qoffset_y, header.qoffset_z],
+      qfac: p[0],
+      pixdim: [p[1], p[2], p[3] ?? 1],
+      srow,
+      xyztUnits: header.xyzt_units,
+    },
+  };
+}
+
+/**
+ * Write a float32 NIfTI-1 (.nii, or gzip-compressed when the name ends in .gz), atomically; with
+ * `geometry` (a source's, from readNiftiWithGeometry) the output keeps the source's place in space.
+ */
+export function writeNifti(path: string, vol: Volume, geometry?: NiftiGeometry): void {
   if (!/\.nii(\.gz)?$/i.test(path)) throw new Error(`${path}: a NIfTI file name must end in .nii or .nii.gz`);
   const n = vol.slices * vol.h * vol.w;
   if (vol.data.length !== n)
@@ -184,12 +237,18 @@ export function writeNifti(path: string, vol: Volume): void {
   dims.forEach((d, i) => dv.setInt16(40 + 2 * i, d, le));
   dv.setInt16(70, 16, le); // datatype float32
   dv.setInt16(72, 32, le); // bitpix
-  const [sx, sy, sz] = vol.spacing ?? [1, 1, 1];
-  [1, sx, sy, sz, 1, 1, 1, 1].forEach((v, i) => dv.setFloat32(76 + 4 * i, v, le));
+  const [sx, sy, sz] = geometry?.pixdim ?? vol.spacing ?? [1, 1, 1];
+  [geometry?.qfac ?? 1, sx, sy, sz, 1, 1, 1, 1].forEach((v, i) => dv.setFloat32(76 + 4 * i, v, le));
   dv.setFloat32(108, voxOffset, le);
   dv.setFloat32(112, 1, le); // scl_slope
   dv.setFloat32(116, 0, le); // scl_inter
-  dv.setUint8(123, 10 | 8); // xyzt_units: mm, s
+  dv.setUint8(123, geometry?.xyztUnits ?? 10 | 8); // xyzt_units: mm, s
+  if (geometry) {
+    dv.setInt16(252, geometry.qformCode, le);
+    dv.setInt16(254, geometry.sformCode, le);
+    [...geometry.quatern, ...geometry.qoffset].forEach((v, i) => dv.setFloat32(256 + 4 * i, v, le));
+    geometry.srow.flat().forEach((v, i) => dv.setFloat32(280 + 4 * i, v, le));
+  }
   new Uint8Array(out, 148, 24).set(new TextEncoder().encode('KD-MRI Workstation'));
   new Uint8Array(out, 344, 4).set([0x6e, 0x2b, 0x31, 0]); // "n+1\0"
   new Float32Array(out, voxOffset, n).set(vol.data);

@@ -5,7 +5,8 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Degradation, ModelCard, NetworkSpec, Volume } from '../contract/domain.js';
+import type { CsParams, Degradation, ModelCard, NetworkSpec, Volume } from '../contract/domain.js';
+import { csSlices } from '../recon/cs/index.js';
 import { createNetwork, setNamedWeights, type Network } from '../networks/index.js';
 import { decodeWeights } from '../networks/serialize.js';
 import { buildSliceBank, type SliceBank } from './slice-bank.js';
@@ -90,4 +91,40 @@ export function reconstructVolume(net: Network, vol: Volume, degradation: Degrad
     target: volumesOf(bank, bank.target)[0],
     output: volumesOf(bank, out)[0],
   };
+}
+
+/**
+ * The ℓ1-wavelet compressed-sensing reconstruction of every slice of `vol` under a mask (the job's
+ * CS baseline, recon/cs), in the same shape as reconstructVolume's.
+ */
+export function csReconstructVolume(vol: Volume, degradation: Degradation, params: CsParams): Reconstruction {
+  if (degradation.kind !== 'mask')
+    throw new Error('compressed sensing reconstructs from an undersampling mask');
+  const bank = buildSliceBank([vol], degradation);
+  const out = csSlices(bank.kre!, bank.kim!, bank.mask!, bank.count, bank.h, bank.w, params);
+  return {
+    bank,
+    input: volumesOf(bank, bank.input)[0],
+    target: volumesOf(bank, bank.target)[0],
+    output: volumesOf(bank, out)[0],
+  };
+}
+
+/**
+ * A per-slice normalised image stack (the networks' [0, 1] scale: each slice divided by its own
+ * maximum, slice-bank.ts) back in the scale of the volume it came from.
+ */
+export function inSourceScale(normalised: Volume, source: Volume): Volume {
+  const hw = source.h * source.w;
+  if (normalised.data.length !== source.data.length)
+    throw new Error(
+      `${normalised.slices} slices of ${normalised.h}×${normalised.w} do not match the source's`,
+    );
+  const data = new Float32Array(normalised.data.length);
+  for (let s = 0; s < source.slices; s++) {
+    let max = 0;
+    for (let i = s * hw; i < (s + 1) * hw; i++) if (source.data[i] > max) max = source.data[i];
+    for (let i = s * hw; i < (s + 1) * hw; i++) data[i] = normalised.data[i] * max;
+  }
+  return { ...normalised, data, spacing: source.spacing };
 }

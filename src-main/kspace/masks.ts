@@ -101,10 +101,15 @@ function equispacedLines(n: number, acc: number, cf: number, rng: Rng): Uint8Arr
 }
 
 /** A file mask's lines, checked against the image shape. */
-function fileLines(spec: MaskSpec, n: number): Uint8Array {
+function fileLines(spec: MaskSpec, n: number, h: number, w: number): Uint8Array {
   const name = spec.name ?? 'the mask file';
   if (!spec.lines || spec.lineCount === undefined)
     throw new Error(`${name}: a file mask needs its sampled lines and line count`);
+  if (spec.fileShape && (spec.fileShape[0] !== h || spec.fileShape[1] !== w)) {
+    throw new Error(
+      `mask file ${name} is ${spec.fileShape[0]}×${spec.fileShape[1]} but the images are ${h}×${w}: the mask must match the image shape`,
+    );
+  }
   if (spec.lineCount !== n) {
     throw new Error(
       `${name} has ${spec.lineCount} ${spec.axis} but the images have ${n}: the mask must match the image shape`,
@@ -138,7 +143,7 @@ export function buildMask(spec: MaskSpec, h: number, w: number): Mask {
     lines = new Uint8Array(axis === 'rows' ? h : w);
     for (const i of p.lines[acc]) lines[i] = 1;
   } else if (spec.kind === 'file') {
-    lines = fileLines(spec, axis === 'rows' ? h : w);
+    lines = fileLines(spec, axis === 'rows' ? h : w, h, w);
   } else {
     const n = axis === 'rows' ? h : w;
     const rng = new Rng(spec.seed);

@@ -5,7 +5,13 @@
  * of a comparison live in exports.ts.
  */
 import { PNG } from 'pngjs';
-import { degradationLabel, type Degradation, type ModelCard, type Volume } from '../contract/domain.js';
+import {
+  CsParamsSchema,
+  degradationLabel,
+  type Degradation,
+  type ModelCard,
+  type Volume,
+} from '../contract/domain.js';
 import {
   ApiFailure,
   VIEWPORTS,
@@ -29,6 +35,10 @@ export type SliceOrigin = (
 
 type Role = 'teacher' | 'student' | 'kd';
 const ROLES: Role[] = ['teacher', 'student', 'kd'];
+/** The CS viewport's parameters: the jobs' defaults, so Compare shows what the tables score. */
+const CS_PARAMS = CsParamsSchema.parse({});
+/** The cache key's stand-in for a model folder, for the CS reconstruction. */
+const CS_KEY = '\0cs';
 
 /** Reconstructions kept for scrolling back and forth: up to this many bytes of images. */
 const RECON_CACHE_BYTES = 192 * 2 ** 20;
@@ -95,6 +105,23 @@ export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'd
     }
     const t0 = performance.now();
     const data = reconstructVolume(net, slice, degradation).output.data.slice(0, slice.h * slice.w);
+    const made = { data, ms: performance.now() - t0 };
+    remember(key, made);
+    return { ...made, cached: false };
+  }
+
+  /** The CS reconstruction of a one-slice volume, cached with the models' (key CS_KEY). */
+  function csCached(key: string, slice: Volume, degradation: Degradation) {
+    const hit = recons.get(key);
+    if (hit) {
+      recons.delete(key);
+      recons.set(key, hit);
+      return { ...hit, cached: true };
+    }
+    const t0 = performance.now();
+    const data = engine
+      .csReconstructVolume(slice, degradation, CS_PARAMS)
+      .output.data.slice(0, slice.h * slice.w);
     const made = { data, ms: performance.now() - t0 };
     remember(key, made);
     return { ...made, cached: false };
@@ -315,7 +342,29 @@ export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'd
         inference: { ms: r.ms, cached: r.cached },
       });
     }
-    if (models.size) {
+    if (degradation.kind === 'mask') {
+      try {
+        const r = csCached(keyOf(CS_KEY, req.sliceIndex), slice, degradation);
+        viewports.push({
+          name: 'cs',
+          image: px(r.data),
+          residue: px(residue(r.data)),
+          metrics: metricsOf(r.data),
+          modelId: null,
+          trainedOn: null,
+          note: null,
+          inference: { ms: r.ms, cached: r.cached },
+        });
+      } catch (e) {
+        viewports.push(
+          emptyViewport('cs', `compressed sensing failed: ${e instanceof Error ? e.message : String(e)}`),
+        );
+      }
+    } else
+      viewports.push(
+        emptyViewport('cs', 'compressed sensing reconstructs from a mask, not a low-resolution input'),
+      );
+    if (models.size || degradation.kind === 'mask') {
       // Reconstruct the neighbouring slices while idle, nearest first, so that scrolling finds them
       // ready. A newer request stops this (between two slices: one inference cannot be interrupted).
       const generation = ++prefetchGeneration;
@@ -331,6 +380,7 @@ export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'd
           const s = sliceAt(vols, next).slice;
           for (const m of models.values())
             reconstructCached(reconstructVolume, m.net, keyOf(m.dir, next), s, degradation);
+          if (degradation.kind === 'mask') csCached(keyOf(CS_KEY, next), s, degradation);
         } catch {
           return; // a prefetch failure changes nothing: the request for that slice will report it
         }
@@ -393,7 +443,11 @@ export function createCompare({ engine, db }: Pick<ServiceContext, 'engine' | 'd
   };
 }
 
-/** Row 1: the five images (gray, 0..target max); row 2: residues (hot, 0..residueMax). */
+function emptyViewport(name: CompareViewport['name'], note: string): CompareViewport {
+  return { name, image: null, residue: null, metrics: null, modelId: null, trainedOn: null, note };
+}
+
+/** Row 1: the six images (gray, 0..target max); row 2: residues (hot, 0..residueMax). */
 export function montagePng(r: CompareResult): Buffer {
   const pad = 4;
   const n = VIEWPORTS.length;

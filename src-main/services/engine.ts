@@ -9,6 +9,7 @@
  * members to the composition root: createServices({ engine: { ...engine, reconstructVolume } }).
  */
 import type {
+  CsParams,
   Degradation,
   MaskSpec,
   ModelCard,
@@ -20,7 +21,7 @@ import { initBackend, type BackendInfo, type BackendOptions } from '../compute/b
 import { sampleDataPath } from '../data/sample.js';
 import { resampleSlices } from '../data/volume.js';
 import { loadDataSplit, type DataSplit } from '../distill/data-source.js';
-import { loadModelDir, reconstructVolume } from '../distill/infer.js';
+import { csReconstructVolume, loadModelDir, reconstructVolume } from '../distill/infer.js';
 import {
   measureJob,
   startJob,
@@ -46,6 +47,8 @@ export interface Engine {
   loadModelDir(dir: string): { net: Network; card: ModelCard };
   /** Reconstruct every slice of a volume under a degradation (distill/infer.ts). */
   reconstructVolume(net: Network, vol: Volume, degradation: Degradation): { output: Volume };
+  /** The compressed-sensing baseline of every slice of a volume under a mask (distill/infer.ts). */
+  csReconstructVolume(vol: Volume, degradation: Degradation, params: CsParams): { output: Volume };
   /** Degraded inputs and targets of a set of volumes (distill/slice-bank.ts). */
   buildSliceBank(
     vols: Volume[],
@@ -68,6 +71,7 @@ export const engine: Engine = {
   measureJob,
   loadModelDir,
   reconstructVolume,
+  csReconstructVolume,
   buildSliceBank,
   loadDataSplit,
   buildMask,

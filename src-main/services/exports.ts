@@ -407,6 +407,7 @@ export function createExports({ db, dbPath, work, dataDir, version, compare, sav
         teacher: 'Teacher',
         student: 'Student',
         kd: 'KD student',
+        cs: 'CS',
       };
       const items = r.viewports.flatMap((v) => {
         if (!v.image) return [];
@@ -414,7 +415,13 @@ export function createExports({ db, dbPath, work, dataDir, version, compare, sav
         const model =
           v.modelId !== null ? (d.models.get(v.modelId)?.name ?? `model ${v.modelId}`) : undefined;
         const derivation: DerivationInfo = {
-          model: model ?? (v.name === 'target' ? 'none (fully sampled target)' : 'none (zero-filled input)'),
+          model:
+            model ??
+            (v.name === 'target'
+              ? 'none (fully sampled target)'
+              : v.name === 'cs'
+                ? 'none (compressed sensing, l1-wavelet FISTA)'
+                : 'none (zero-filled input)'),
           mask: r.degradation,
           acceleration: r.mask?.acceleration ?? null,
           note: v.metrics

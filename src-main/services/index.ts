@@ -30,7 +30,7 @@ import { createEstimates } from './estimate.js';
 import { createEvaluation } from './evaluate.js';
 import { createExports, type SaveAs } from './exports.js';
 import { createJobs } from './jobs.js';
-import { maskPreview } from './masks.js';
+import { maskPreview, readMaskFileSpec } from './masks.js';
 import { createModels } from './models.js';
 import { recoverLibrary } from './recovery.js';
 import { createStudies } from './studies.js';
@@ -129,6 +129,11 @@ export function createServices(opts: ServicesOptions) {
     ...datasets.handlers,
     async previewMask(req) {
       return maskPreview(ctx.engine.buildMask(req.mask, req.h, req.w));
+    },
+    async readMaskFile(req) {
+      const mask = readMaskFileSpec(req.path);
+      const [h, w] = mask.fileShape ?? [0, 0];
+      return { mask, preview: maskPreview(ctx.engine.buildMask(mask, h, w)) };
     },
     ...jobs.handlers,
     async startDistillation(req) {

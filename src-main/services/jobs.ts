@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiFailure, toApiError, type ApiRequest, type JobInfo } from '../contract/api.js';
 import {
+  BACKENDS,
   degradationLabel,
   type BackendName,
   type DistillConfig,
@@ -13,6 +14,7 @@ import {
   type RunStatus,
 } from '../contract/domain.js';
 import { endedResult, type DataRef, type JobHandle, type JobResult } from '../distill/service.js';
+import type { RunRecord, RunRow } from '../store/db.js';
 import { thisProcess } from '../store/lease.js';
 import type { ServiceContext } from './context.js';
 import type { createDatasets } from './datasets.js';
@@ -32,6 +34,45 @@ export interface JobLaunch {
 interface Queued extends JobLaunch {
   queuedAt: number;
   settle(r: JobResult): void;
+}
+
+/** A run with its reproducibility record (`kdmri runs --show`). */
+export interface RunWithRecord {
+  run: RunRow;
+  record: RunRecord;
+}
+
+/** What repeating a run launches (`kdmri distill --like RUN`): its job's config, data and backend. */
+export interface LikeRun {
+  config: DistillConfig;
+  data: DataRef;
+  backend: BackendName;
+  /** The wasm thread count the run had (the caller may pin it: KDMRI_WASM_THREADS). */
+  threads: number;
+  /** The run repeated, to compare the new run's record with. */
+  original: RunWithRecord;
+}
+
+/** Record fields that differ by nature between a run and its repetition. */
+const IDENTITY_FIELDS = new Set(['runId', 'createdAt', 'datasetId']);
+
+/**
+ * The fields (dotted paths) where two run records differ, leaving out ids and times: empty when a
+ * repetition saw the same config, seeds, mask, data, backend, threads and versions.
+ */
+export function recordDifferences(a: RunRecord, b: RunRecord): string[] {
+  const out: string[] = [];
+  const walk = (x: unknown, y: unknown, path: string) => {
+    if (x !== null && y !== null && typeof x === 'object' && typeof y === 'object') {
+      const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
+      for (const k of keys) {
+        if (IDENTITY_FIELDS.has(k)) continue;
+        walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      }
+    } else if (x !== y) out.push(path);
+  };
+  walk(a, b, '');
+  return out;
 }
 
 const labelOf = (c: DistillConfig) => `${degradationLabel(c.degradation)} · ${c.training.epochs} ep`;
@@ -192,7 +233,70 @@ export function createJobs(
     return true;
   }
 
+  /** A run and its record; refused naming the run when either is missing. */
+  function runWithRecord(runId: number): RunWithRecord {
+    const run = db.runs.get(runId);
+    if (!run) throw new ApiFailure('not-found', `no run ${runId} (see kdmri runs)`, 'runId');
+    const record = db.runRecords.get(runId);
+    if (!record)
+      throw new ApiFailure(
+        'not-found',
+        `run ${runId} has no reproducibility record (it was trained before records existed)`,
+        'runId',
+      );
+    return { run, record };
+  }
+
+  /**
+   * How to repeat run `runId`: its job's exact config (every step, seeds included), the same data
+   * (the recorded dataset, else its source at the recorded size and slabs) and backend.
+   */
+  function likeRun(runId: number): LikeRun {
+    const original = runWithRecord(runId);
+    const { record } = original;
+    const d = record.data;
+    const opt = {
+      ...(d.size !== null ? { size: d.size } : {}),
+      ...(d.slab !== null ? { slab: d.slab } : {}),
+    };
+    let data: DataRef;
+    if (db.datasets.get(d.datasetId)) data = { kind: 'dataset', datasetId: d.datasetId, ...opt };
+    else if (d.source.startsWith('series:'))
+      throw new ApiFailure(
+        'not-found',
+        `run ${runId} trained on library series whose dataset ${d.datasetId} was deleted`,
+        'runId',
+      );
+    else data = { kind: 'path', ...(d.source === 'sample' ? {} : { path: d.source }), ...opt };
+    const backend = BACKENDS.find((b) => b === record.backend);
+    if (!backend)
+      throw new ApiFailure(
+        'bad-request',
+        `run ${runId} ran on an unknown backend '${record.backend}'`,
+        'runId',
+      );
+    return { config: record.config, data, backend, threads: record.threads, original };
+  }
+
+  /**
+   * After repeating `original` as job `jobId`: the repetition's run of the same step and where its
+   * record differs from the original's (ids and times aside).
+   */
+  function compareRepetition(
+    original: RunWithRecord,
+    jobId: string,
+  ): { runId: number; differences: string[] } {
+    const again = db.runs.list({ jobId, kind: original.run.kind }).at(-1);
+    const record = again ? db.runRecords.get(again.id) : null;
+    if (!again || !record)
+      throw new ApiFailure('not-found', `job ${jobId} has no recorded ${original.run.kind} run`, 'jobId');
+    return { runId: again.id, differences: recordDifferences(original.record, record) };
+  }
+
   return {
+    runWithRecord,
+    likeRun,
+    compareRepetition,
     /** Start (or resume) a job and wait for its end: the CLI's `kdmri distill`. */
     run(launch: Omit<JobLaunch, 'jobId'> & { jobId?: string }): Promise<JobResult> {
       if (launch.resume) {

@@ -7,6 +7,7 @@ import {
   ApiFailure,
   type ApiRequest,
   type EpochRow,
+  type ExperimentInfo,
   type ModelInfo,
   type ResultsTable,
   type RunInfo,
@@ -109,6 +110,30 @@ export function createModels(ctx: ServiceContext) {
 
       async getModelCard(req: ApiRequest<'getModelCard'>): Promise<ModelCard> {
         return liveModel(req.modelId).card;
+      },
+
+      async listExperiments(req: ApiRequest<'listExperiments'>): Promise<ExperimentInfo[]> {
+        return db.experiments
+          .list()
+          .filter((e) => req.datasetId === undefined || e.datasetId === req.datasetId)
+          .map((e): ExperimentInfo => {
+            const jobs = db.experiments.jobs(e.id);
+            const uniq = (xs: (number | null)[]) =>
+              [...new Set(xs.filter((x): x is number => x !== null))].sort((a, b) => a - b);
+            return {
+              id: e.id,
+              kind: e.kind,
+              name: e.name,
+              datasetId: e.datasetId,
+              status: e.status,
+              accs: uniq(jobs.map((j) => j.acc)),
+              seeds: uniq(jobs.map((j) => j.seed)),
+              jobs: jobs.length,
+              createdAt: e.createdAt,
+              endedAt: e.endedAt,
+            };
+          })
+          .sort((a, b) => b.createdAt - a.createdAt);
       },
 
       /** One job's or one study's validation results, as a paper-shaped table (results/table.ts). */

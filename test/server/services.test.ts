@@ -27,6 +27,7 @@ import type { Network } from '../../src-main/networks/index.js';
 import { endedResult } from '../../src-main/distill/service.js';
 import type { ApiEvent, CompareResult, JobInfo, PatientSummary } from '../../src-main/contract/api.js';
 import {
+  CsParamsSchema,
   defaultDistillConfig,
   degradationLabel,
   type Degradation,
@@ -87,6 +88,7 @@ function fakes(): Engine {
       const e = err[kindOf.get(net) ?? ''];
       return { output: { ...vol, data: vol.data.map((v) => v + e) } };
     },
+    csReconstructVolume: (vol) => ({ output: { ...vol, data: vol.data.map((v) => v + 0.03) } }),
   };
 }
 
@@ -148,7 +150,7 @@ function setup(withModels: boolean, modelSize = H) {
   return { dir, dbPath, datasetId: ds.id };
 }
 
-test('compare: five viewports, residues on a shared scale, metrics, models matched to the dataset', async () => {
+test('compare: six viewports (with CS), residues on a shared scale, metrics, models matched to the dataset', async () => {
   const { dir, dbPath, datasetId } = setup(true);
   const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const req = {
@@ -161,7 +163,7 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   const c = r.value as CompareResult;
   assert.deepEqual(
     c.viewports.map((v) => v.name),
-    ['zf', 'target', 'teacher', 'student', 'kd'],
+    ['zf', 'target', 'teacher', 'student', 'kd', 'cs'],
   );
   assert.equal(c.slices, 3);
   assert.equal(c.degradation, 'cartesian 4x');
@@ -171,6 +173,8 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   assert.equal(by.target.residue, null);
   assert.ok(Math.abs(by.teacher.residue!.data[0] - 0.01) < 1e-6);
   assert.ok(Math.abs(by.kd.residue!.data[0] - 0.02) < 1e-6);
+  assert.ok(Math.abs(by.cs.residue!.data[0] - 0.03) < 1e-6);
+  assert.equal(by.cs.modelId, null);
   // slice 1 is 0.2 everywhere but pixel 9: zero-filled at 4x loses a quarter
   assert.ok(Math.abs(by.zf.residue!.data[0] - 0.05) < 1e-6);
   assert.ok(Math.abs(c.residueMax - 0.25) < 1e-6, `residueMax ${c.residueMax}`);
@@ -194,16 +198,16 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   const past = await s.call('compare', { ...req, sliceIndex: 3 });
   assert.ok(!past.ok && past.error.code === 'bad-request' && past.error.where === 'sliceIndex');
 
-  // exports: a PNG montage (2 rows × 5 columns of 8×8 with 4 px gaps) and one derived series per image
+  // exports: a PNG montage (2 rows × 6 columns of 8×8 with 4 px gaps) and one derived series per image
   const png = await s.call('exportComparison', { ...req, format: 'png' });
   assert.ok(png.ok);
   const [pngPath] = (png.value as { paths: string[] }).paths;
   const img = PNG.sync.read(readFileSync(pngPath));
-  assert.deepEqual([img.width, img.height], [5 * W + 6 * 4, 2 * H + 3 * 4]);
+  assert.deepEqual([img.width, img.height], [6 * W + 7 * 4, 2 * H + 3 * 4]);
   const dcm = await s.call('exportComparison', { ...req, format: 'dicom' });
   assert.ok(dcm.ok);
   const files = (dcm.value as { paths: string[] }).paths;
-  assert.equal(files.length, 5);
+  assert.equal(files.length, 6);
   const bytes = readFileSync(files[0]);
   assert.equal(bytes.subarray(128, 132).toString('latin1'), 'DICM');
   // dicom-parser (what the viewer uses) reads it back: shape, 16-bit pixels, slope restores the floats
@@ -231,8 +235,9 @@ test('compare: five viewports, residues on a shared scale, metrics, models match
   assert.equal(cl.degradation, 'lowres 0.5');
   assert.deepEqual(
     cl.viewports.slice(2).map((v) => v.image),
-    [null, null, null],
+    [null, null, null, null],
   );
+  assert.match(cl.viewports[5].note ?? '', /compressed sensing reconstructs from a mask/);
   await s.close();
 });
 
@@ -255,9 +260,9 @@ test('compare caches reconstructions and prepares the neighbouring slices while 
         .map((v) => [v.name, v.inference!.cached]),
     );
   const first = await s.call('compare', req);
-  assert.deepEqual(inference(first), { teacher: false, student: false, kd: false });
+  assert.deepEqual(inference(first), { teacher: false, student: false, kd: false, cs: false });
   const again = await s.call('compare', req);
-  assert.deepEqual(inference(again), { teacher: true, student: true, kd: true });
+  assert.deepEqual(inference(again), { teacher: true, student: true, kd: true, cs: true });
   assert.deepEqual(
     value(again).viewports.map((v) => v.image?.data[0]),
     value(first).viewports.map((v) => v.image?.data[0]),
@@ -265,18 +270,22 @@ test('compare caches reconstructions and prepares the neighbouring slices while 
   await new Promise((r) => setTimeout(r, 50)); // the idle prefetch of slices 2 and 0
   for (const sliceIndex of [0, 2]) {
     const n = await s.call('compare', { ...req, sliceIndex });
-    assert.deepEqual(inference(n), { teacher: true, student: true, kd: true }, `slice ${sliceIndex}`);
+    assert.deepEqual(
+      inference(n),
+      { teacher: true, student: true, kd: true, cs: true },
+      `slice ${sliceIndex}`,
+    );
   }
   // another degradation is another reconstruction
   const r8 = await s.call('compare', {
     ...req,
     degradation: { kind: 'mask', mask: { kind: 'cartesian', acc: 8 } },
   });
-  assert.deepEqual(inference(r8), { teacher: false, student: false, kd: false });
+  assert.deepEqual(inference(r8), { teacher: false, student: false, kd: false, cs: false });
   await s.close();
 });
 
-test('compare without models: images only for zero-filled and target, with a note for the rest', async () => {
+test('compare without models: images for zero-filled, target and CS, with a note for the models', async () => {
   const { dir, dbPath, datasetId } = setup(false);
   const s = createServices({ dbPath, dataDir: dir, engine: fakes() });
   const r = await s.call('compare', {
@@ -288,9 +297,42 @@ test('compare without models: images only for zero-filled and target, with a not
   const c = r.value as CompareResult;
   assert.deepEqual(
     c.viewports.map((v) => v.image !== null),
-    [true, true, false, false, false],
+    [true, true, false, false, false, true],
   );
   assert.match(c.viewports[4].note ?? '', /no KD student model/);
+  await s.close();
+});
+
+test('compare: the CS viewport is the real ℓ1-wavelet reconstruction of the slice, cached', async () => {
+  const { dir, dbPath, datasetId } = setup(false);
+  const s = createServices({
+    dbPath,
+    dataDir: dir,
+    engine: {
+      ...fakes(),
+      buildSliceBank: engine.buildSliceBank,
+      csReconstructVolume: engine.csReconstructVolume,
+    },
+  });
+  const degradation = {
+    kind: 'mask',
+    mask: { kind: 'equispaced', acc: 2, axis: 'rows', seed: 1, centerFraction: 0.25 },
+  } as const;
+  const req = { source: { datasetId }, sliceIndex: 1, degradation };
+  const first = await s.call('compare', req);
+  assert.ok(first.ok, JSON.stringify(first));
+  const cs = (first.value as CompareResult).viewports.find((v) => v.name === 'cs')!;
+  const slice = phantom(3);
+  const one = { data: slice.data.slice(W * H, 2 * W * H), slices: 1, h: H, w: W };
+  const expected = engine.csReconstructVolume(one, degradation, CsParamsSchema.parse({})).output.data;
+  assert.deepEqual(Array.from(cs.image!.data), Array.from(expected));
+  assert.equal(cs.inference?.cached, false);
+  const again = await s.call('compare', req);
+  assert.ok(again.ok);
+  assert.equal(
+    (again.value as CompareResult).viewports.find((v) => v.name === 'cs')!.inference?.cached,
+    true,
+  );
   await s.close();
 });
 

@@ -24,6 +24,8 @@ import {
   choiceArg,
   intArg,
   listArg,
+  MASK_FILE_HELP,
+  maskFileArg,
   maskKindArg,
   numArg,
   type LimitOptions,
@@ -35,6 +37,7 @@ export interface DistillOptions extends LimitOptions {
   data?: string;
   acc: number;
   mask: Pick<MaskSpec, 'kind' | 'preset' | 'axis'>;
+  maskFile?: MaskSpec;
   axis?: 'rows' | 'cols';
   centerLines?: number;
   centerFraction?: number;
@@ -57,24 +60,42 @@ export interface DistillOptions extends LimitOptions {
   out?: string;
   backend?: BackendName;
   resume?: string;
+  like?: number;
   json: boolean;
 }
 
+/** Options that may go with --like (where, how to print, input caps: not what to train). */
+const WITH_LIKE = new Set([
+  'like',
+  'db',
+  'out',
+  'json',
+  'backend',
+  'maxVoxels',
+  'maxBytes',
+  'maxFrames',
+  'maxFileSize',
+]);
+
 export function configFromOptions(o: DistillOptions): DistillConfig {
+  if (o.maskFile && o.task === 'sr')
+    throw new UserError('--mask-file is for reconstruction (--task recon), not restoration');
   const degradation: Degradation =
     o.task === 'sr'
       ? { kind: 'lowres', keep: o.keep }
-      : {
-          kind: 'mask',
-          mask: {
-            ...o.mask,
-            axis: o.axis ?? o.mask.axis,
-            acc: o.acc,
-            seed: o.maskSeed,
-            centerLines: o.centerLines,
-            centerFraction: o.centerFraction,
-          },
-        };
+      : o.maskFile
+        ? { kind: 'mask', mask: o.maskFile }
+        : {
+            kind: 'mask',
+            mask: {
+              ...o.mask,
+              axis: o.axis ?? o.mask.axis,
+              acc: o.acc,
+              seed: o.maskSeed,
+              centerLines: o.centerLines,
+              centerFraction: o.centerFraction,
+            },
+          };
   const base = defaultDistillConfig(o.task, degradation);
   const residualize = <T extends DistillConfig['teacher']>(s: T): T =>
     s.arch === 'dccnn' ? { ...s, residual: o.residual } : s;
@@ -115,6 +136,7 @@ export function addConfigOptions(cmd: Command): Command {
       maskKindArg,
       maskKindArg('cartesian'),
     )
+    .option('--mask-file <file>', MASK_FILE_HELP, maskFileArg)
     .option('--axis <axis>', 'sampled lines: rows or cols', choiceArg('--axis', ['rows', 'cols'] as const))
     .option(
       '--center-lines <n>',
@@ -193,25 +215,46 @@ export function register(program: Command): void {
     .option('--steps <list>', 'comma-separated steps', listArg('--steps', RUN_KINDS));
   addLimitOptions(addConfigOptions(cmd))
     .option('--resume <jobId>', 'resume an interrupted or cancelled job')
+    .option(
+      '--like <runId>',
+      "repeat a run: its job's exact config and seeds, on the same data and backend (see kdmri runs --show)",
+      intArg('--like', 1, 2 ** 31),
+    )
     .option('--json', 'print one JSON object instead of tables', false)
-    .action(async (o: DistillOptions) => {
-      const config = configFromOptions(o);
+    .action(async (o: DistillOptions, command: Command) => {
+      if (o.like !== undefined) {
+        const extra = command.options
+          .map((opt) => opt.attributeName())
+          .filter((k) => !WITH_LIKE.has(k) && command.getOptionValueSource(k) === 'cli');
+        if (extra.length)
+          throw new UserError(
+            `--like repeats the run's own config: leave out ${extra.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+          );
+      }
+      const config = o.like === undefined ? configFromOptions(o) : null;
       // before the services start the training worker, which inherits the caps for --data
       applyLimitOptions(o);
       const progress = o.json ? null : progressReporter();
       const jobId = o.resume ?? randomUUID();
+      let repeated: { of: number; runId: number; differences: string[] } | null = null;
       const result = await withServices(o, async (services) => {
+        const like = o.like === undefined ? null : services.jobs.likeRun(o.like);
+        // the run's thread count, unless the user pinned one: XNNPACK's reductions depend on it
+        if (like && !process.env.KDMRI_WASM_THREADS) process.env.KDMRI_WASM_THREADS = String(like.threads);
         const stop = () => services.jobs.cancel(jobId);
         process.once('SIGINT', stop);
         try {
-          return await services.jobs.run({
+          const r = await services.jobs.run({
             jobId,
-            config,
-            data: { kind: 'path', path: o.data, size: o.size, slab: o.slab },
+            config: like?.config ?? config!,
+            data: like?.data ?? { kind: 'path', path: o.data, size: o.size, slab: o.slab },
             resume: o.resume !== undefined,
-            ...(o.backend ? { backend: o.backend } : {}),
+            ...(o.backend ? { backend: o.backend } : like ? { backend: like.backend } : {}),
             onEvent: (e) => progress?.onEvent(e),
           });
+          if (like && r.status === 'finished')
+            repeated = { of: like.original.run.id, ...services.jobs.compareRepetition(like.original, jobId) };
+          return r;
         } finally {
           process.off('SIGINT', stop);
           progress?.stop();
@@ -227,12 +270,20 @@ export function register(program: Command): void {
           status: result.status,
           seconds: result.seconds,
           models: result.models,
+          ...(repeated ? { repeated } : {}),
         });
       } else {
         process.stdout.write(
           `\n${metricsTable(result.rows)}\n\nbackend ${result.backend}; teacher ${result.params.teacher} params, student ${result.params.student}; ` +
             `${result.seconds.toFixed(1)} s; job ${result.jobId} (${result.status})\n`,
         );
+        const rep = repeated as { of: number; runId: number; differences: string[] } | null;
+        if (rep)
+          process.stdout.write(
+            rep.differences.length
+              ? `run ${rep.runId} repeats run ${rep.of}, but its record differs in: ${rep.differences.join(', ')}\n`
+              : `run ${rep.runId} repeats run ${rep.of}: same config, seeds, mask, data, backend, threads and versions\n`,
+          );
       }
       if (result.status === 'cancelled') process.exitCode = 130;
     });

@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { RUN_KINDS, RUN_STATUSES, type RunKind, type RunStatus } from '../../contract/domain.js';
 import { withServices } from '../library.js';
-import { choiceArg } from '../options.js';
+import { choiceArg, intArg } from '../options.js';
+import type { RunWithRecord } from '../../services/jobs.js';
 import { printJson, table } from '../output.js';
 
 interface RunsOptions {
@@ -10,7 +11,43 @@ interface RunsOptions {
   job?: string;
   kind?: RunKind;
   status?: RunStatus;
+  show?: number;
   json: boolean;
+}
+
+/** The record as aligned "field  value" lines, the config as indented JSON last. */
+function recordText({ run, record: r }: RunWithRecord): string {
+  const d = r.data;
+  const lines: [string, string][] = [
+    ['run', `${run.id} (${run.kind}, ${run.status}) of job ${run.jobId}`],
+    ['recorded', new Date(r.createdAt).toISOString()],
+    ['stopped', r.stopReason ?? '-'],
+    ['seeds', `weights ${r.weightSeed}, shuffle ${r.shuffleSeed}, mask ${r.maskSeed ?? '-'}`],
+    [
+      'mask',
+      r.mask
+        ? `${r.mask.h}×${r.mask.w} ${r.mask.axis}, ${r.mask.lines.length} lines: ${r.mask.lines.join(',')}`
+        : '-',
+    ],
+    ['mask hash', r.maskHash ?? '-'],
+    [
+      'data',
+      `${d.source}${d.size !== null ? ` at ${d.size}²` : ''}${d.slab !== null ? `, slabs of ${d.slab}` : ''} (dataset ${d.datasetId}): ${d.description}`,
+    ],
+    [
+      'slices',
+      `${d.h}×${d.w}; train ${d.trainSlices} in ${d.trainVolumes} volumes, validation ${d.valSlices} in ${d.valVolumes}`,
+    ],
+    ['train hash', r.trainHash],
+    ['val hash', r.valHash],
+    ['backend', `${r.backend}, ${r.threads} thread${r.threads === 1 ? '' : 's'}`],
+    ['versions', `app ${r.appVersion}, TensorFlow.js ${r.tfjsVersion}, Node ${r.nodeVersion}`],
+    ['platform', r.platform],
+    ['repeat', `kdmri distill --like ${run.id}`],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  const config = JSON.stringify(r.config, null, 2).replace(/\n/g, '\n  ');
+  return `${lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\nconfig\n  ${config}\n`;
 }
 
 export function register(program: Command): void {
@@ -21,9 +58,19 @@ export function register(program: Command): void {
     .option('--job <id>', 'only this job')
     .option('--kind <kind>', 'only this step', choiceArg('--kind', RUN_KINDS))
     .option('--status <status>', 'only this status', choiceArg('--status', RUN_STATUSES))
-    .option('--json', 'print a JSON array', false)
+    .option(
+      '--show <runId>',
+      "print one run's reproducibility record (config, seeds, mask, data hashes, backend, versions)",
+      intArg('--show', 1, 2 ** 31),
+    )
+    .option('--json', 'print a JSON array (with --show: the record as one object)', false)
     .action((o: RunsOptions) =>
       withServices(o, (services) => {
+        if (o.show !== undefined) {
+          const r = services.jobs.runWithRecord(o.show);
+          if (o.json) return printJson({ run: r.run, record: r.record });
+          return void process.stdout.write(recordText(r));
+        }
         const runs = services.models.runDetails({ jobId: o.job, kind: o.kind, status: o.status });
         const rows = runs.map(({ run: r, model }) => {
           const c = model?.card.compactness ?? null;

@@ -60,6 +60,8 @@ export function register(program: Command): void {
       const dbPath = resolve(o.db ?? defaultDbPath());
       const modelsRoot = resolve(o.out ?? join(dirname(dbPath), 'models'));
       let studyId = o.resume;
+      // a mask file has one acceleration, its own: the study's only column
+      if (o.maskFile) o.accs = [Number(o.maskFile.acc.toFixed(2))];
       if (!studyId) {
         const base = configFromOptions({ ...o, task: 'recon', acc: o.accs[0], seed: o.seeds[0] });
         const db = openDatabase(dbPath);
