@@ -50,8 +50,35 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
     return { volume: loadSeriesVolume(db, uid), detail };
   }
 
+  /**
+   * Run an import in the background under a new id: its per-file progress, then its summary (or its
+   * error), go out as import events. Answers the id at once.
+   */
+  function trackImport(
+    run: (
+      onFile: (done: number, total: number, file: ImportFileResult) => void,
+      importId: string,
+    ) => Promise<ImportFileResult[]>,
+  ): string {
+    const importId = randomUUID();
+    setImmediate(() => {
+      run(
+        (done, total, file) =>
+          emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
+        importId,
+      ).then(
+        (files) =>
+          emit({ channel: 'import', importId, event: { type: 'end', summary: summaryOf(importId, files) } }),
+        (err: unknown) =>
+          emit({ channel: 'import', importId, event: { type: 'error', error: toApiError(err) } }),
+      );
+    });
+    return importId;
+  }
+
   return {
     importNow,
+    trackImport,
     seriesVolume,
     handlers: {
       async listStudies(req: ApiRequest<'listStudies'>): Promise<PatientSummary[]> {
@@ -69,22 +96,7 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
       },
       /** Answers at once with an id; progress and the summary arrive as import events. */
       async importPaths(req: ApiRequest<'importPaths'>): Promise<{ importId: string }> {
-        const importId = randomUUID();
-        setImmediate(() => {
-          importNow(req.paths, (done, total, file) =>
-            emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
-          ).then(
-            (files) =>
-              emit({
-                channel: 'import',
-                importId,
-                event: { type: 'end', summary: summaryOf(importId, files) },
-              }),
-            (err: unknown) =>
-              emit({ channel: 'import', importId, event: { type: 'error', error: toApiError(err) } }),
-          );
-        });
-        return { importId };
+        return { importId: trackImport((onFile) => importNow(req.paths, onFile)) };
       },
       /** The bundled sample as a library study and as a dataset. */
       async importSample(): Promise<ImportSummary> {

@@ -17,6 +17,7 @@ import { JobRepo } from './repos/jobs.js';
 import { ModelRepo } from './repos/models.js';
 import { RunRepo } from './repos/runs.js';
 import { PseudonymRepo } from './repos/pseudonyms.js';
+import { PacsNodeRepo } from './repos/pacs-nodes.js';
 import { StoreError } from './util.js';
 import { DB_FILE, libraryHome, mkdirPrivate, preparePrivateFile } from './home.js';
 
@@ -49,6 +50,7 @@ export type {
   PseudonymRepo,
 };
 export type { PseudonymKind, PseudonymRow } from './repos/pseudonyms.js';
+export type { PacsNodeRow, NewPacsNode, PacsAuthKind } from './repos/pacs-nodes.js';
 
 /** The library home's database: `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
@@ -67,6 +69,8 @@ export class Db {
   readonly runRecords: RunRecordRepo;
   /** The de-identification key map (private: never exported). */
   readonly pseudonyms: PseudonymRepo;
+  /** The lab's PACS nodes (no credentials: those are in the secret store). */
+  readonly pacsNodes: PacsNodeRepo;
 
   /**
    * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
@@ -86,6 +90,7 @@ export class Db {
     this.experiments = new ExperimentRepo(sqlite);
     this.runRecords = new RunRecordRepo(sqlite);
     this.pseudonyms = new PseudonymRepo(sqlite);
+    this.pacsNodes = new PacsNodeRepo(sqlite);
   }
 
   /** The schema version (PRAGMA user_version). */

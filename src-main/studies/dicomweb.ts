@@ -277,6 +277,7 @@ export async function retrieveSeriesInto(
   studyUid: string,
   seriesUid: string,
   storeDir?: string,
+  onFile?: (done: number, total: number, file: ImportFileResult) => void,
 ): Promise<ImportFileResult[]> {
   const parts = await retrieveSeries(s, studyUid, seriesUid);
   if (parts.length === 0)
@@ -290,7 +291,7 @@ export async function retrieveSeriesInto(
     writeFileAtomic(file, p);
     return file;
   });
-  return importPaths(db, paths);
+  return importPaths(db, paths, onFile);
 }
 
 export interface StowResult {
