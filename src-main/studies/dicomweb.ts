@@ -132,7 +132,9 @@ async function request(
 function query(params: Record<string, string | number | undefined>): string {
   const q = Object.entries(params).filter(([, v]) => v !== undefined && v !== '');
   return q.length
-    ? `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('&')}`
+    ? // commas stay literal: PS3.18 separates a list's values with them (includefield=a,b), and a PACS
+      // such as Orthanc reads an encoded %2C as part of one value (the extra fields were then dropped)
+      `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v)).replace(/%2C/gi, ',')}`).join('&')}`
     : '';
 }
 

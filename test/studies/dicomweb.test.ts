@@ -67,6 +67,8 @@ test(
     assert.equal(studies.length, 1);
     assert.equal(studies[0].uid, exp.studyUid);
     assert.equal(studies[0].patientId, 'KDMRI');
+    // fields asked for with includefield come back (commas unencoded)
+    assert.equal(studies[0].description, 'KD-MRI reconstructions');
     const byName = await searchStudies(settings, { PatientID: 'KDMRI*' });
     assert.ok(byName.some((s) => s.uid === exp.studyUid));
     const series = await searchSeries(settings, exp.studyUid);
