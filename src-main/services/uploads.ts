@@ -130,6 +130,9 @@ export function createUploads(
       mkdirSync(dirname(final), { recursive: true, mode: 0o700 });
       const tmp = tempSibling(final);
       const out = createWriteStream(tmp, { mode: PRIVATE_FILE_MODE });
+      // a write failing after we stopped (destroyed on a limit) must not become an uncaught error;
+      // one failing while we write is rethrown by once(out, …) below
+      out.on('error', () => undefined);
       u.busy++;
       let got = 0;
       try {
