@@ -141,10 +141,7 @@ e2e('PACS query by name, date range and modality; retrieve with progress; pixels
   await page.getByTestId('pacs-study').first().waitFor();
   assert.equal(await page.getByTestId('pacs-study').count(), 1);
   const studyText = (await page.getByTestId('pacs-study').textContent()) ?? '';
-  assert.match(
-    studyText,
-    /Doe\^Jane.*E2E-001.*2024-01-15.*Knee MRI.*MR/,
-  );
+  assert.match(studyText, /Doe\^Jane.*E2E-001.*2024-01-15.*Knee MRI.*MR/);
   // the other study is outside the date range
   await page.getByTestId('pacs-q-from').fill('2023-01-01');
   await page.getByTestId('pacs-q-name').fill('');

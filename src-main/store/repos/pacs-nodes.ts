@@ -5,8 +5,9 @@
 import type Database from 'better-sqlite3';
 import { checkOneOf, checkString, StoreError } from '../util.js';
 
-export const PACS_AUTH_KINDS = ['none', 'basic', 'bearer'] as const;
-export type PacsAuthKind = (typeof PACS_AUTH_KINDS)[number];
+import { PACS_AUTH, type PacsAuthKind } from '../../contract/api.js';
+
+export type { PacsAuthKind };
 
 export interface PacsNodeRow {
   id: number;
@@ -67,7 +68,7 @@ export class PacsNodeRepo {
   save(node: NewPacsNode, id?: number): PacsNodeRow {
     checkString(node.name, 'PACS node name');
     checkString(node.url, 'PACS node URL');
-    checkOneOf(node.authKind, PACS_AUTH_KINDS, 'PACS node authentication');
+    checkOneOf(node.authKind, PACS_AUTH, 'PACS node authentication');
     const now = Date.now();
     const clash = this.byName(node.name);
     if (clash && clash.id !== id) throw new StoreError(`a PACS node named "${node.name}" exists already`);

@@ -89,7 +89,10 @@ export async function uploadAndImport(
   // say at once what the server would refuse anyway
   const queue = files.filter((f) => {
     if (f.file.size <= limits.maxFileBytes) return true;
-    rejected.push({ path: f.path, message: `${MiB(f.file.size)}, over the ${MiB(limits.maxFileBytes)} per-file limit` });
+    rejected.push({
+      path: f.path,
+      message: `${MiB(f.file.size)}, over the ${MiB(limits.maxFileBytes)} per-file limit`,
+    });
     return false;
   });
   const total = queue.length;
