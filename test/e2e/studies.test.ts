@@ -203,6 +203,21 @@ e2e(
     assert.equal(series.length, 2, JSON.stringify(series));
     assert.ok(series.some((s) => s.uid !== seeded.seriesUid && s.instances === 3));
 
+    // a de-identified export: the download holds none of the patient's identifiers
+    await page.getByTestId('export-deidentify').check();
+    await page.getByTestId('export-series').click();
+    await page.getByTestId('series-exported').filter({ hasText: 'de-identified' }).waitFor();
+    const [deid] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('series-download').click(),
+    ]);
+    const deidZip = unzipSync(readFileSync(await deid.path()));
+    assert.equal(Object.keys(deidZip).length, 3);
+    for (const [name, bytes] of Object.entries(deidZip))
+      for (const id of ['Doe^Jane', 'E2E-001', seeded.studyUid, seeded.seriesUid])
+        assert.ok(!Buffer.from(bytes).includes(Buffer.from(id, 'latin1')), `${name} holds ${id}`);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=export-row]').length === 2);
+
     // and the library series itself (its original retrieved files)
     await page.getByTestId('send-series').click();
     await page.getByTestId('send-status').filter({ hasText: 'stored' }).waitFor({ timeout: 60_000 });
