@@ -271,6 +271,32 @@ e2e(
   },
 );
 
+e2e('A folder chosen with the folder picker uploads with its layout and imports', async () => {
+  const folder = join(home, 'picked', 'knee-study');
+  writeDicomSeries(phantom(2, 16, 16, 3), join(folder, 'series 7'), {
+    source: {
+      ...identity('E2E-PICK', 'Pick^Folder', '20240301', 'Picked'),
+      study: {
+        ...identity('E2E-PICK', 'Pick^Folder', '20240301', 'Picked').study,
+        uid: '1.2.826.0.1.3680043.8.498.424242.4',
+      },
+    },
+  });
+  await page.getByTestId('upload-folder').setInputFiles(folder);
+  await page.getByText(/Imported 2 of 2 files/).waitFor({ timeout: 60_000 });
+  const rows = await page.getByTestId('import-results').locator('tr').allTextContents();
+  assert.equal(rows.length, 2, rows.join('\n'));
+  for (const r of rows) assert.match(r, /^imported\s*IM000[12]\.dcm/);
+  assert.deepEqual(
+    await page
+      .getByTestId('import-results')
+      .locator('td[title]')
+      .evaluateAll((tds) => tds.map((t) => t.getAttribute('title'))),
+    ['knee-study/series 7/IM0001.dcm', 'knee-study/series 7/IM0002.dcm'],
+  );
+  await page.getByText('Pick^Folder').waitFor();
+});
+
 e2e('Studies page screenshot; no console errors', async () => {
   await page.getByTestId('series-item').first().click();
   await page.locator('[data-testid=series-viewer] canvas').waitFor({ timeout: 30_000 });

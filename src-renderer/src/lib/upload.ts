@@ -5,8 +5,9 @@
  * memory), then finishUpload imports the lot through the import service; its progress arrives as
  * import events under the returned importId.
  */
-import { decodeWire, type ApiResult, type UploadFileResult } from '../../../src-main/contract/api';
+import { decodeWire, type ApiResult, type ImportEvent, type UploadFileResult } from '../../../src-main/contract/api';
 import { api, errorText } from './api';
+import { followImport } from './follow';
 
 export interface PickedFile {
   file: File;
@@ -79,10 +80,15 @@ export function filesFromInput(input: HTMLInputElement): PickedFile[] {
 
 const MiB = (n: number) => `${(n / 1024 ** 2).toFixed(0)} MiB`;
 
-/** Upload and import; `onSent(done, total)` after each file. */
+/** Upload and import; `onSent(done, total)` after each file, then the import's events. */
 export async function uploadAndImport(
   files: PickedFile[],
-  onSent: (done: number, total: number, path: string) => void,
+  on: {
+    sent(done: number, total: number, path: string): void;
+    /** Every file sent or refused, before the import starts. */
+    uploaded(o: Omit<UploadOutcome, 'importId'>): void;
+    importEvent(e: ImportEvent): void;
+  },
 ): Promise<UploadOutcome> {
   const { uploadId, limits } = await api.beginUpload({});
   const rejected: UploadOutcome['rejected'] = [];
@@ -115,16 +121,18 @@ export async function uploadAndImport(
     } catch (e) {
       rejected.push({ path: f.path, message: `not sent: ${errorText(e)}` });
     }
-    onSent(++done, total, f.path);
+    on.sent(++done, total, f.path);
   };
   const workers = Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
     for (let f = queue.shift(); f; f = queue.shift()) await one(f);
   });
   await Promise.all(workers);
   if (!sent) {
+    on.uploaded({ rejected, sent, bytes });
     await api.discardUpload({ uploadId });
     return { importId: null, rejected, sent, bytes };
   }
-  const { importId } = await api.finishUpload({ uploadId });
+  on.uploaded({ rejected, sent, bytes });
+  const importId = await followImport(async () => (await api.finishUpload({ uploadId })).importId, on.importEvent);
   return { importId, rejected, sent, bytes };
 }
