@@ -240,7 +240,8 @@ export function createPacs(
         const user = req.auth === 'basic' ? (req.user ?? '').trim() : '';
         if (req.auth === 'basic' && !user)
           throw new ApiFailure('bad-request', 'basic authentication needs a user name', 'user');
-        const keeps = before && before.authKind === req.auth && before.name === req.name;
+        // an edit keeps the stored secret (under the old name when renamed) if the kind stays the same
+        const keeps = !!before && before.authKind === req.auth && secrets.get(before.name) !== null;
         if (req.auth !== 'none' && !req.secret && !keeps && secrets.get(req.name) === null)
           throw new ApiFailure(
             'bad-request',
