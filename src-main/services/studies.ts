@@ -16,6 +16,7 @@ import {
 } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
 import { getSeries, getSeriesSlice, importPaths, listStudies, loadSeriesVolume } from '../studies/index.js';
+import type { ImportOptions } from '../studies/import.js';
 import type { ServiceContext } from './context.js';
 import type { createDatasets } from './datasets.js';
 
@@ -26,8 +27,9 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
   async function importNow(
     paths: string[],
     onFile: (done: number, total: number, file: ImportFileResult) => void = () => undefined,
+    opts: ImportOptions = {},
   ): Promise<ImportFileResult[]> {
-    const files = await importPaths(db, paths, onFile);
+    const files = await importPaths(db, paths, onFile, opts);
     if (files.some((f) => f.status === 'imported')) emit({ channel: 'library', what: 'studies' });
     return files;
   }

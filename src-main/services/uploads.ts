@@ -22,6 +22,7 @@ import {
 } from '../contract/api.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../store/home.js';
 import { tempSibling } from '../store/model-files.js';
+import type { ImportOptions } from '../studies/import.js';
 import type { ServiceContext } from './context.js';
 
 export const UPLOADS_FOLDER = 'uploads';
@@ -60,6 +61,7 @@ export function createUploads(
     importNow(
       paths: string[],
       onFile: (done: number, total: number, file: ImportFileResult) => void,
+      opts: ImportOptions,
     ): Promise<ImportFileResult[]>;
     limits?: Partial<UploadLimits>;
   },
@@ -183,7 +185,9 @@ export function createUploads(
         path: relative(u.dir, f.path).split(sep).join('/') || f.path,
       });
       try {
-        const files = await deps.importNow([u.dir], (d, t, f) => onFile(d, t, named(f)));
+        // a file is from "upload/<its relative path>", whichever temporary folder held it
+        const origin = (p: string) => `upload/${relative(u.dir, p).split(sep).join('/')}`;
+        const files = await deps.importNow([u.dir], (d, t, f) => onFile(d, t, named(f)), { origin });
         return files.map(named);
       } finally {
         rmSync(u.dir, { recursive: true, force: true });

@@ -306,12 +306,15 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
 /** One synthetic study/series per volume of a NIfTI / HDF5 file. */
 function importSynthetic(
   db: Db,
-  path: string,
+  file: string,
   kind: 'nifti' | 'hdf5',
   volumes: { label: string; volume: Volume; attributes: Record<string, string> }[],
   modality: string,
+  origin: (p: string) => string,
 ): ImportFileResult[] {
-  const hash = fileHash(path);
+  const hash = fileHash(file);
+  // the identity (and UIDs) come from where the file is from, so importing it again finds its series
+  const path = origin(file);
   const identity = syntheticIdentity(path, kind, hash);
   const uids: { uid: string; added: number }[] = [];
   volumes.forEach(({ label, volume: v, attributes }, idx) => {
@@ -360,18 +363,27 @@ function importSynthetic(
   return uids.map(({ uid, added }, i) =>
     added === 0
       ? {
-          path,
+          path: file,
           status: 'skipped' as const,
           message: `already in the library (series ${uid})`,
           seriesUid: uid,
         }
       : {
-          path,
+          path: file,
           status: 'imported' as const,
           message: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${volumes[i].label}: ${volumes[i].volume.slices} slices of ${volumes[i].volume.h}×${volumes[i].volume.w}`,
           seriesUid: uid,
         },
   );
+}
+
+/** Import options. */
+export interface ImportOptions {
+  /**
+   * Where a file is from, when its path is only temporary (a web upload): NIfTI/HDF5 identities and
+   * UIDs derive from it, so the same file imported again finds its series. Default: the path itself.
+   */
+  origin?: (path: string) => string;
 }
 
 /**
@@ -382,8 +394,9 @@ export async function importPaths(
   db: Db,
   paths: string[],
   onProgress?: ImportProgress,
+  opts: ImportOptions = {},
 ): Promise<ImportFileResult[]> {
-  const steps = importSteps(db, paths, onProgress);
+  const steps = importSteps(db, paths, onProgress, opts);
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
@@ -404,7 +417,9 @@ function* importSteps(
   db: Db,
   paths: string[],
   onProgress?: ImportProgress,
+  opts: ImportOptions = {},
 ): Generator<void, ImportFileResult[]> {
+  const origin = opts.origin ?? ((p: string) => p);
   const results: ImportFileResult[] = [];
   const candidates = expand(paths, results);
   const total = candidates.length + results.length;
@@ -434,6 +449,7 @@ function* importSteps(
             'nifti',
             [{ label: 'NIfTI volume', volume: readNifti(p), attributes: {} }],
             'OT',
+            origin,
           ),
         );
       } catch (e) {
@@ -445,7 +461,7 @@ function* importSteps(
       try {
         const vols = readHdf5Volumes(p);
         if (!vols || vols.length === 0) throw new Error('no image or k-space datasets found');
-        emit(importSynthetic(db, p, 'hdf5', vols, 'MR'));
+        emit(importSynthetic(db, p, 'hdf5', vols, 'MR', origin));
       } catch (e) {
         emit([{ path: p, status: 'failed', message: `HDF5: ${errMsg(e)}` }]);
       }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { ApiEvent, ApiResult, ImportSummary } from '../../src-main/contract/api.js';
 import { createServices, type Services } from '../../src-main/services/index.js';
 import { startServer, type RunningServer } from '../../src-main/server/server.js';
-import { writeDicomSeries } from '../../src-main/studies/export.js';
+import { writeDicomSeries, writeVolumeNifti } from '../../src-main/studies/export.js';
 
 let home: string;
 let services: Services;
@@ -27,6 +27,11 @@ before(async () => {
     uploadLimits: LIMITS,
   });
   server = await startServer({ services, staticDir: join(home, 'no-renderer') });
+  services.subscribe((e: ApiEvent) => {
+    if (e.channel !== 'import') return;
+    if (e.event.type === 'end') outcomes.set(e.importId, e.event.summary);
+    if (e.event.type === 'error') outcomes.set(e.importId, new Error(e.event.error.message));
+  });
 });
 after(async () => {
   await server?.close();
@@ -54,14 +59,17 @@ async function put(id: string, path: string, body: BodyInit, init: RequestInit =
   });
   return { status: r.status, body: (await r.json()) as ApiResult<{ path: string; bytes: number }> };
 }
+/** Every import's outcome, recorded from the start (an import may end before its id is answered). */
+const outcomes = new Map<string, ImportSummary | Error>();
 function summaryOf(importId: string): Promise<ImportSummary> {
   return new Promise((ok, ko) => {
-    const off = services.subscribe((e: ApiEvent) => {
-      if (e.channel !== 'import' || e.importId !== importId) return;
-      if (e.event.type === 'end') ok(e.event.summary);
-      if (e.event.type === 'error') ko(new Error(e.event.error.message));
-      if (e.event.type === 'end' || e.event.type === 'error') off();
-    });
+    const check = () => {
+      const o = outcomes.get(importId);
+      if (!o) return setTimeout(check, 20);
+      if (o instanceof Error) ko(o);
+      else ok(o);
+    };
+    check();
   });
 }
 
@@ -141,4 +149,27 @@ test('413 for a file over the per-file limit and for an upload over its total; n
   // without the token: refused before a byte is stored
   const anon = await fetch(`${base()}/api/upload/${uploadId}?path=x`, { method: 'PUT', body: 'x' });
   assert.equal(anon.status, 401);
+});
+
+test('the same NIfTI uploaded twice is one series: the second import finds it', async () => {
+  const file = join(home, 'brain.nii.gz');
+  const data = new Float32Array(2 * 12 * 12).map((_, i) => (i * 7) % 13);
+  writeVolumeNifti({ data, slices: 2, h: 12, w: 12, spacing: [1, 1, 1] }, file);
+  const once = async () => {
+    const { uploadId } = await call<{ uploadId: string }>('beginUpload', {});
+    assert.equal((await put(uploadId, 'scans/brain.nii.gz', readFileSync(file))).status, 200);
+    const { importId } = await call<{ importId: string }>('finishUpload', { uploadId });
+    return summaryOf(importId);
+  };
+  const a = await once();
+  const b = await once();
+  assert.deepEqual(
+    a.files.map((f) => [f.path, f.status]),
+    [['scans/brain.nii.gz', 'imported']],
+  );
+  assert.deepEqual(
+    b.files.map((f) => [f.path, f.status]),
+    [['scans/brain.nii.gz', 'skipped']],
+  );
+  assert.deepEqual(b.series, a.series);
 });
