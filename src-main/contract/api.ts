@@ -490,11 +490,11 @@ export interface ExportEntry {
 /**
  * Web mode's uploads: files from the browser stream to a temporary folder in the library
  * (PUT /api/upload/<uploadId>?path=<relative path>, raw bytes), then `finishUpload` imports them through
- * the import service and removes the folder. A file over `maxFileBytes`, or an upload whose files add
- * up to more than `maxTotalBytes`, is refused with HTTP 413 naming the file and the limit.
+ * the import service and removes the folder. A file over `maxFileBytes` (the input file-size cap,
+ * KDMRI_MAX_FILE_SIZE), or an upload whose files add up to more than `maxTotalBytes`, is refused with
+ * HTTP 413 naming the file and the limit.
  */
 export const UPLOAD_LIMITS = {
-  maxFileBytes: 2 * 1024 ** 3,
   maxTotalBytes: 16 * 1024 ** 3,
   maxFiles: 20000,
 } as const;

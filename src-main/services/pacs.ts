@@ -5,7 +5,7 @@
  * the nodes, the secrets, progress events and the contract's error shapes. `kdmri pacs` uses the same
  * functions (dicomFilesOfSeries, dicomFilesIn, sendFiles).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ApiFailure,
@@ -16,6 +16,7 @@ import {
   type PacsSeriesInfo,
   type PacsStudyInfo,
 } from '../contract/api.js';
+import { LimitError, readFileBounded } from '../data/limits.js';
 import type { Db, PacsNodeRow } from '../store/db.js';
 import { tempSibling } from '../store/model-files.js';
 import { StoreError } from '../store/util.js';
@@ -50,8 +51,19 @@ export function pacsSettings(node: PacsNodeRow, secrets: SecretStore): PacsSetti
     : { url: node.url, auth: { kind: 'bearer', token: secret } };
 }
 
-/** True for a DICOM Part 10 file's bytes (preamble + "DICM"). */
-const isPart10 = (b: Buffer) => b.length > 132 && b.toString('latin1', 128, 132) === 'DICM';
+/** True for a DICOM Part 10 file (preamble + "DICM"): only its first 132 bytes are read. */
+function isPart10(path: string): boolean {
+  const head = Buffer.alloc(132);
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    return readSync(fd, head, 0, 132, 0) === 132 && head.toString('latin1', 128, 132) === 'DICM';
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
 
 /** The DICOM Part 10 files under a folder (or the file itself), recursively, in name order. */
 export function dicomFilesIn(path: string): string[] {
@@ -61,13 +73,7 @@ export function dicomFilesIn(path: string): string[] {
           .sort()
           .flatMap((n) => walk(join(p, n)))
       : [p];
-  return walk(path).filter((p) => {
-    try {
-      return isPart10(readFileSync(p));
-    } catch {
-      return false;
-    }
-  });
+  return walk(path).filter(isPart10);
 }
 
 /**
@@ -103,7 +109,7 @@ export async function sendFiles(s: PacsSettings, paths: string[]): Promise<Omit<
     bytes = 0;
   };
   for (const p of paths) {
-    const b = readFileSync(p);
+    const b = readFileBounded(p);
     if (bytes + b.length > STOW_BATCH_BYTES) await flush();
     batch.push(b);
     bytes += b.length;
@@ -115,6 +121,7 @@ export async function sendFiles(s: PacsSettings, paths: string[]): Promise<Omit<
 /** A PACS failure as the contract's error: the user's to fix (credentials, URL) or the PACS's. */
 function pacsFailure(e: unknown, node: string): never {
   if (e instanceof ApiFailure) throw e;
+  if (e instanceof LimitError) throw new ApiFailure('too-large', `PACS "${node}": ${e.message}`, 'nodeId');
   if (e instanceof PacsError) {
     const auth = e.status === 401 || e.status === 403;
     throw new ApiFailure(

@@ -5,8 +5,8 @@
  * service as local paths. The folder is removed once the import ends, whatever its outcome; one left
  * by a process that died is swept at the next start (recovery.ts).
  *
- * Limits (contract UPLOAD_LIMITS, or the composition root's): bytes per file, bytes per upload (all its
- * files) and files per upload. A request over a limit is answered 413 naming the file and the limit;
+ * Limits: bytes per file (the input file-size cap, data/limits.ts), bytes and files per upload
+ * (contract UPLOAD_LIMITS); the composition root may set others (tests). A request over a limit is answered 413 naming the file and the limit;
  * the partial file is removed. Memory never depends on a file's size: bytes go to disk as they come.
  */
 import { randomUUID } from 'node:crypto';
@@ -20,6 +20,7 @@ import {
   type UploadFileResult,
   type UploadLimits,
 } from '../contract/api.js';
+import { inputLimits } from '../data/limits.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../store/home.js';
 import { tempSibling } from '../store/model-files.js';
 import type { ImportOptions } from '../studies/import.js';
@@ -66,7 +67,8 @@ export function createUploads(
     limits?: Partial<UploadLimits>;
   },
 ) {
-  const limits: UploadLimits = { ...UPLOAD_LIMITS, ...deps.limits };
+  // a file over the input file-size cap would be refused by the import anyway: refuse it at the door
+  const limits: UploadLimits = { maxFileBytes: inputLimits().maxFileBytes, ...UPLOAD_LIMITS, ...deps.limits };
   const root = join(ctx.dataDir, UPLOADS_FOLDER);
   const uploads = new Map<string, Upload>();
 
