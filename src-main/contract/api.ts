@@ -41,6 +41,7 @@ export const API_ERROR_CODES = [
   'unavailable',
   'conflict',
   'unauthorized',
+  'too-large',
   'internal',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
@@ -463,6 +464,94 @@ export type DownloadResult =
   | { delivered: 'cancelled' };
 
 // ---------------------------------------------------------------------------------------------------
+// PACS (DICOMweb) and uploads.
+
+export const PACS_AUTH = ['none', 'basic', 'bearer'] as const;
+export type PacsAuthKind = (typeof PACS_AUTH)[number];
+
+/** A configured PACS node. Its password or token is write-only: never sent back, only whether one is set. */
+export interface PacsNodeInfo {
+  id: number;
+  name: string;
+  url: string;
+  auth: PacsAuthKind;
+  /** Basic authentication's user name. */
+  user: string | null;
+  hasSecret: boolean;
+  /** Where the secret is kept: 'safeStorage' (desktop keyring), 'file' (owner-only file) or 'environment'. */
+  secretIn: 'safeStorage' | 'file' | 'environment' | null;
+}
+
+/** A study a PACS answered to a query (QIDO-RS). */
+export interface PacsStudyInfo {
+  uid: string;
+  patientName: string;
+  patientId: string;
+  /** YYYYMMDD as the PACS holds it. */
+  date: string;
+  description: string;
+  accession: string;
+  modalities: string[];
+  series: number | null;
+  instances: number | null;
+}
+
+export interface PacsSeriesInfo {
+  uid: string;
+  studyUid: string;
+  modality: string;
+  description: string;
+  number: number | null;
+  instances: number | null;
+}
+
+/** What a STOW-RS store answered. */
+export interface PacsSendResult {
+  /** Instances sent. */
+  total: number;
+  /** SOP Instance UIDs the PACS stored. */
+  stored: string[];
+  failed: { sopUid: string; reason: string }[];
+  /** 'original files' or 'derived series' (a series without its original DICOM files is exported first). */
+  sent: string;
+}
+
+/** An export in the library's exports/ folder. */
+export interface ExportEntry {
+  exportId: string;
+  kind: 'file' | 'folder';
+  files: number;
+  bytes: number;
+  /** Epoch ms. */
+  modifiedAt: number;
+  /** Holds DICOM Part 10 files (can be sent to a PACS). */
+  dicom: boolean;
+}
+
+/**
+ * Web mode's uploads: files from the browser stream to a temporary folder in the library
+ * (PUT /api/upload/<uploadId>?path=<relative path>, raw bytes), then `finishUpload` imports them through
+ * the import service and removes the folder. A file over `maxFileBytes` (the input file-size cap,
+ * KDMRI_MAX_FILE_SIZE), or an upload whose files add up to more than `maxTotalBytes`, is refused with
+ * HTTP 413 naming the file and the limit.
+ */
+export const UPLOAD_LIMITS = {
+  maxTotalBytes: 16 * 1024 ** 3,
+  maxFiles: 20000,
+} as const;
+export interface UploadLimits {
+  maxFileBytes: number;
+  maxTotalBytes: number;
+  maxFiles: number;
+}
+
+/** One file's upload outcome (PUT /api/upload/...). */
+export interface UploadFileResult {
+  path: string;
+  bytes: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Request schemas.
 
 const Empty = z.object({}).strict();
@@ -691,6 +780,91 @@ export const API = {
     z.object({ exportId: z.string().min(1).max(4096) }).strict(),
     'Hand an export to the user: a download URL in web mode, a save dialog in Electron.',
   ),
+
+  // PACS (DICOMweb)
+  listPacsNodes: op<PacsNodeInfo[]>()(Empty, 'The configured PACS nodes (secrets never included).'),
+  savePacsNode: op<PacsNodeInfo>()(
+    z
+      .object({
+        /** Absent: a new node. */
+        id: Id.optional(),
+        name: z.string().trim().min(1).max(64),
+        url: z
+          .string()
+          .trim()
+          .max(2048)
+          .regex(/^https?:\/\/[^\s]+$/i, 'must be an http:// or https:// URL'),
+        auth: z.enum(PACS_AUTH),
+        user: z.string().max(256).optional(),
+        /** Password (basic) or token (bearer); absent keeps the stored one. Write-only. */
+        secret: z.string().min(1).max(8192).optional(),
+      })
+      .strict(),
+    'Add or change a PACS node; its password or token goes to the secret store, never the database.',
+  ),
+  deletePacsNode: op<{ deleted: boolean }>()(
+    z.object({ id: Id }).strict(),
+    'Remove a PACS node and its stored secret.',
+  ),
+  pacsQuery: op<PacsStudyInfo[]>()(
+    z
+      .object({
+        nodeId: Id,
+        patientName: z.string().max(200).optional(),
+        patientId: z.string().max(200).optional(),
+        /** Study date range, inclusive: YYYY-MM-DD or YYYYMMDD; either end may be open. */
+        dateFrom: z
+          .string()
+          .regex(/^\d{4}-?\d{2}-?\d{2}$/, 'expected YYYY-MM-DD')
+          .optional(),
+        dateTo: z
+          .string()
+          .regex(/^\d{4}-?\d{2}-?\d{2}$/, 'expected YYYY-MM-DD')
+          .optional(),
+        modality: z
+          .string()
+          .regex(/^[A-Z0-9]{0,16}$/, 'expected a DICOM modality such as MR')
+          .optional(),
+        limit: z.number().int().min(1).max(1000).default(100),
+      })
+      .strict(),
+    'Studies on a PACS matching patient name/ID, date range and modality (QIDO-RS).',
+  ),
+  pacsSeries: op<PacsSeriesInfo[]>()(
+    z.object({ nodeId: Id, studyUid: Uid }).strict(),
+    'The series of one study on a PACS (QIDO-RS).',
+  ),
+  pacsRetrieve: op<{ importId: string }>()(
+    z.object({ nodeId: Id, studyUid: Uid, seriesUids: z.array(Uid).min(1).max(1000).optional() }).strict(),
+    'Retrieve a study (or some of its series) into the library (WADO-RS); progress arrives as import events.',
+  ),
+  pacsSend: op<PacsSendResult>()(
+    z
+      .object({
+        nodeId: Id,
+        source: z.union([
+          z.object({ seriesUid: Uid }).strict(),
+          z.object({ exportId: z.string().min(1).max(4096) }).strict(),
+        ]),
+      })
+      .strict(),
+    'Send a library series or a DICOM export (a derived series, a comparison) to a PACS (STOW-RS).',
+  ),
+
+  // Exports and uploads
+  listExports: op<ExportEntry[]>()(Empty, "The exports in the library's exports folder, newest first."),
+  beginUpload: op<{ uploadId: string; limits: UploadLimits }>()(
+    Empty,
+    'Web mode: open an upload (files then stream to PUT /api/upload/<uploadId>?path=…).',
+  ),
+  finishUpload: op<{ importId: string; files: number; bytes: number }>()(
+    z.object({ uploadId: z.string().regex(/^[0-9a-f-]{36}$/, 'not an upload id') }).strict(),
+    "Import an upload's files (progress as import events); its temporary folder is removed afterwards.",
+  ),
+  discardUpload: op<{ discarded: boolean }>()(
+    z.object({ uploadId: z.string().regex(/^[0-9a-f-]{36}$/, 'not an upload id') }).strict(),
+    "Drop an upload's files without importing them.",
+  ),
 } as const;
 
 export type API = typeof API;
@@ -718,6 +892,8 @@ export function isOpName(x: string): x is OpName {
 
 export type ImportEvent =
   | { type: 'progress'; done: number; total: number; file: ImportFileResult }
+  /** A step before files are imported (a PACS retrieve receiving series `done` of `total`). */
+  | { type: 'stage'; message: string; done: number; total: number }
   | { type: 'end'; summary: ImportSummary }
   | { type: 'error'; error: ApiError };
 

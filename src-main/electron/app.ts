@@ -10,6 +10,7 @@ import { createServices, type Services } from '../services/index.js';
 import { ensureSample } from '../services/first-start.js';
 import { desktopLibrary } from '../services/paths.js';
 import { wireIpc } from './ipc.js';
+import { desktopSecretStore } from './secrets.js';
 import { menuTemplate } from './menu.js';
 import { guardWebContents, hardenSession, secureWindowOptions } from './security.js';
 import type { ElectronMain, MenuCommand } from './types.js';
@@ -58,6 +59,8 @@ export async function startElectronApp(
     dataDir: library.dataDir,
     mode: 'electron',
     version: app.getVersion(),
+    // PACS passwords and tokens: encrypted by the OS keyring (read lazily: only when a node needs one)
+    secrets: desktopSecretStore(library.dataDir, () => electron.safeStorage),
     // downloads of exports: a native save dialog, in the user's Downloads folder by default
     saveAs: async ({ name }) => {
       const options = { title: 'Save export', defaultPath: join(app.getPath('downloads'), name) };

@@ -6,7 +6,7 @@ import type * as ElectronNs from 'electron';
 
 export type ElectronMain = Pick<
   typeof ElectronNs,
-  'app' | 'BrowserWindow' | 'ipcMain' | 'dialog' | 'Menu' | 'session' | 'shell'
+  'app' | 'BrowserWindow' | 'ipcMain' | 'dialog' | 'Menu' | 'session' | 'shell' | 'safeStorage'
 >;
 
 /** IPC channel names shared by main.ts and preload.cts (kept as plain strings in the preload). */

@@ -11,6 +11,8 @@
  *  - POST /api/<op> with a JSON body of at most 1 MiB (413 beyond), validated by the contract's zod
  *    schema (400 naming the field); answers an ApiResult, Float32Arrays as base64 (contract encodeWire);
  *  - GET /api/events streams ApiEvents, at most MAX_EVENT_STREAMS at once (503 beyond, saying so);
+ *  - PUT /api/upload/<uploadId>?path=<relative path> streams one file of a web-mode upload (raw bytes,
+ *    any size up to the upload limits, 413 beyond) into the library's uploads folder (services/uploads.ts);
  *  - GET /api/download/<ticket> streams an export named by downloadExport (a folder as a zip): the
  *    ticket, unguessable and short-lived, is the authorisation (an <a download> cannot set headers);
  *  - everything else serves build/renderer with a strict Content-Security-Policy.
@@ -21,7 +23,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { encodeWire, type ApiErrorCode, type ApiResult } from '../contract/api.js';
+import { encodeWire, toApiError, type ApiErrorCode, type ApiResult } from '../contract/api.js';
 import type { Services } from '../services/index.js';
 import { zipFolderTo } from '../services/exports.js';
 
@@ -53,6 +55,7 @@ const STATUS: Record<ApiErrorCode, number> = {
   unauthorized: 401,
   'not-found': 404,
   conflict: 409,
+  'too-large': 413,
   unavailable: 503,
   internal: 500,
 };
@@ -236,6 +239,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       res.setHeader('Connection', 'close'); // an unread body is not worth keeping the socket for
       return fail(res, 'unauthorized', 'missing or wrong token: open the link printed by kdmri serve');
     }
+    if (op.startsWith('upload/')) return upload(req, res, url, op.slice('upload/'.length));
     if (op === 'events') {
       if (req.method !== 'GET') return fail(res, 'bad-request', 'use GET for /api/events');
       if (sse.size >= MAX_EVENT_STREAMS) {
@@ -273,6 +277,38 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return fail(res, 'bad-request', `body: ${(e as Error).message}`, '(body)');
     }
     sendResult(res, await services.call(op, body));
+  }
+
+  /** PUT /api/upload/<uploadId>?path=<relative path>: one file's bytes, streamed to the upload's folder. */
+  async function upload(req: IncomingMessage, res: ServerResponse, url: URL, uploadId: string) {
+    const refuse = (code: ApiErrorCode, message: string, where?: string) => {
+      // an unread body is not read: answer and close the connection
+      res.setHeader('Connection', 'close');
+      fail(res, code, message, where);
+      req.resume();
+      setTimeout(() => req.destroy(), 10_000).unref();
+    };
+    if (req.method !== 'PUT') return refuse('bad-request', 'use PUT for /api/upload/<uploadId>?path=…');
+    if (!/^[0-9a-f-]{36}$/.test(uploadId)) return refuse('not-found', 'no such upload', 'uploadId');
+    const path = url.searchParams.get('path');
+    if (!path) return refuse('bad-request', "path: the file's relative path is missing", 'path');
+    const length = req.headers['content-length'];
+    try {
+      // not destroyed when the service stops reading early (a limit): the 413 must still reach the client
+      const body = req.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+      const r = await services.uploads.receive(
+        uploadId,
+        path,
+        body,
+        length === undefined ? null : Number(length),
+      );
+      sendResult(res, { ok: true, value: r });
+    } catch (e) {
+      const r: ApiResult<unknown> = { ok: false, error: toApiError(e) };
+      if (r.ok) return;
+      if (!req.complete) refuse(r.error.code, r.error.message, r.error.where);
+      else sendResult(res, r);
+    }
   }
 
   /**

@@ -16,14 +16,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  closeSync,
   cpSync,
   createReadStream,
   createWriteStream,
   existsSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  readSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -38,6 +41,7 @@ import {
   type ApiRequest,
   type CompareResult,
   type DownloadResult,
+  type ExportEntry,
   type ExportResult,
 } from '../contract/api.js';
 import type { ModelCard, Volume } from '../contract/domain.js';
@@ -472,6 +476,39 @@ export function createExports({ db, dbPath, work, dataDir, version, compare, sav
       tickets.set(ticket, { path, kind, filename, expiresAt });
       return { delivered: 'url', url: `/api/download/${ticket}`, filename, expiresAt };
     },
+
+    /** The exports folder's entries (a file or a folder each), newest first; temporaries left out. */
+    async listExports(): Promise<ExportEntry[]> {
+      if (!existsSync(exportsRoot)) return [];
+      const out: ExportEntry[] = [];
+      for (const e of readdirSync(exportsRoot, { withFileTypes: true })) {
+        if (e.name.startsWith('.') || /\.(tmp|part)-/.test(e.name)) continue;
+        const p = join(exportsRoot, e.name);
+        if (!e.isFile() && !e.isDirectory()) continue;
+        const files = e.isDirectory() ? filesUnder(p) : [p];
+        const head = (f: string) => {
+          const b = Buffer.alloc(132);
+          const fd = openSync(f, 'r');
+          try {
+            return readSync(fd, b, 0, 132, 0) === 132 && b.toString('latin1', 128, 132) === 'DICM';
+          } finally {
+            closeSync(fd);
+          }
+        };
+        out.push({
+          exportId: e.name,
+          kind: e.isDirectory() ? 'folder' : 'file',
+          files: files.length,
+          bytes: sizeOf(files),
+          modifiedAt: statSync(p).mtimeMs,
+          dicom: files.some((f) => f.endsWith('.dcm') && head(f)),
+        });
+      }
+      return out.sort((a, b) => b.modifiedAt - a.modifiedAt);
+    },
+
+    /** An export id as its path inside exports/ (refusing anything that leaves it). */
+    resolve: (exportId: string) => resolveExportId(exportsRoot, exportId),
 
     /** What a download ticket names (null: unknown or lapsed). For the web server's download route. */
     openDownload(ticket: string): { path: string; kind: 'file' | 'folder'; filename: string } | null {

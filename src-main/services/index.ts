@@ -18,6 +18,7 @@ import {
   type ApiResult,
   type AppInfo,
   type OpName,
+  type UploadLimits,
 } from '../contract/api.js';
 import { openDatabase } from '../store/db.js';
 import { libraryHome, makePrivate, mkdirPrivate, PRIVATE_DIR_MODE } from '../store/home.js';
@@ -35,6 +36,9 @@ import { createModels } from './models.js';
 import { recoverLibrary } from './recovery.js';
 import { createStudies } from './studies.js';
 import { createWorkerPool, inlineRunner, type WorkRunner } from '../workers/pool.js';
+import { createPacs } from './pacs.js';
+import { fileSecretStore, SECRETS_FILE, type SecretStore } from './secrets.js';
+import { createUploads } from './uploads.js';
 
 export const APP_VERSION = '0.1.0';
 
@@ -61,6 +65,10 @@ export interface ServicesOptions {
   workers?: 'threads' | 'inline';
   /** Electron's save dialog: downloadExport copies exports where the user chooses (web mode: a URL). */
   saveAs?: SaveAs;
+  /** Where PACS passwords and tokens are kept (default: the environment, then an owner-only file in dataDir; Electron: safeStorage). */
+  secrets?: SecretStore;
+  /** Web-mode upload limits (default: the contract's UPLOAD_LIMITS). */
+  uploadLimits?: Partial<UploadLimits>;
 }
 
 export function createServices(opts: ServicesOptions) {
@@ -107,6 +115,12 @@ export function createServices(opts: ServicesOptions) {
   const evaluation = createEvaluation(ctx);
   const estimates = createEstimates(ctx);
   const deletion = createDeletion(ctx, { isActive: jobs.isActive, forgetModel: compare.forget });
+  const pacs = createPacs(ctx, {
+    secrets: opts.secrets ?? fileSecretStore(join(dataDir, SECRETS_FILE)),
+    resolveExport: exports.resolve,
+    trackImport: studies.trackImport,
+  });
+  const uploads = createUploads(ctx, { importNow: studies.importNow, limits: opts.uploadLimits });
 
   const handlers: ApiHandlers = {
     async appInfo(): Promise<AppInfo> {
@@ -157,6 +171,19 @@ export function createServices(opts: ServicesOptions) {
     downloadExport: (req) => exports.downloadExport(req),
     compare: (req) => compare.compare(req),
     exportComparison: (req) => exports.exportComparison(req),
+    ...pacs.handlers,
+    listExports: () => exports.listExports(),
+    async beginUpload() {
+      return uploads.begin();
+    },
+    async finishUpload(req) {
+      const { files, bytes } = uploads.summary(req.uploadId);
+      const importId = studies.trackImport((onFile) => uploads.finish(req.uploadId, onFile));
+      return { importId, files, bytes };
+    },
+    async discardUpload(req) {
+      return { discarded: uploads.discard(req.uploadId) };
+    },
   };
 
   return {
@@ -172,6 +199,9 @@ export function createServices(opts: ServicesOptions) {
     evaluation,
     exports,
     deletion,
+    pacs,
+    /** Web mode's uploads: the server streams each file's bytes to `uploads.receive`. */
+    uploads,
     /** The export a download ticket names (web mode's /api/download/<ticket>), or null. */
     openDownload: (ticket: string) => exports.openDownload(ticket),
     /** Validate `body` for `op`, run it, and wrap the outcome. */
@@ -199,6 +229,7 @@ export function createServices(opts: ServicesOptions) {
       await estimates.abort();
       await jobs.close();
       await work.close();
+      uploads.close();
       bus.clear();
       db.close();
     },

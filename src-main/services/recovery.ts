@@ -51,6 +51,8 @@ export function recoverLibrary(ctx: ServiceContext): Recovered {
     ...sweepTempFiles(ctx.modelsRoot),
     ...sweepCheckpoints(ctx),
     ...sweepTempFiles(join(ctx.dataDir, 'exports')),
+    // uploads a process that died did not finish
+    ...sweepTempFiles(join(ctx.dataDir, 'uploads')),
     ...sweepTempFiles(ctx.dataDir),
   ];
   return { interruptedRuns, cancelledJobs, swept, imports: recoverImports(db) };

@@ -17,6 +17,7 @@ import {
 import type { Volume } from '../contract/domain.js';
 import { getSeries, getSeriesSlice, listStudies, loadSeriesVolume } from '../studies/index.js';
 import type { PacsSettings } from '../studies/dicomweb.js';
+import type { ImportOrigin } from '../studies/import.js';
 import type { ConvertSummary } from './convert.js';
 import type { ServiceContext } from './context.js';
 import type { createDatasets } from './datasets.js';
@@ -30,12 +31,12 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
   async function importNow(
     paths: string[],
     onFile: (done: number, total: number, file: ImportFileResult) => void = () => undefined,
-    signal?: AbortSignal,
+    opts: { origin?: ImportOrigin; signal?: AbortSignal } = {},
   ): Promise<ImportFileResult[]> {
     const files = await work.run(
       'import',
-      { dbPath, paths },
-      { onProgress: (p) => onFile(p.done, p.total, p.file), signal },
+      { dbPath, paths, ...(opts.origin ? { origin: opts.origin } : {}) },
+      { onProgress: (p) => onFile(p.done, p.total, p.file), signal: opts.signal },
     );
     if (files.some((f) => f.status === 'imported')) emit({ channel: 'library', what: 'studies' });
     return files;
@@ -46,8 +47,15 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
     settings: PacsSettings,
     studyUid: string,
     seriesUid: string,
+    storeDir?: string,
   ): Promise<ImportFileResult[]> {
-    const files = await work.run('retrieve', { dbPath, settings, studyUid, seriesUid });
+    const files = await work.run('retrieve', {
+      dbPath,
+      settings,
+      studyUid,
+      seriesUid,
+      ...(storeDir ? { storeDir } : {}),
+    });
     if (files.some((f) => f.status === 'imported')) emit({ channel: 'library', what: 'studies' });
     return files;
   }
@@ -75,10 +83,47 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
     return { volume: loadSeriesVolume(db, uid), detail };
   }
 
+  /**
+   * Run an import in the background under a new id: its per-file progress, then its summary (or its
+   * error), go out as import events. Answers the id at once.
+   */
+  function trackImport(
+    run: (
+      onFile: (done: number, total: number, file: ImportFileResult) => void,
+      importId: string,
+      signal: AbortSignal,
+    ) => Promise<ImportFileResult[]>,
+  ): string {
+    const importId = randomUUID();
+    const abort = new AbortController();
+    running.set(importId, abort);
+    setImmediate(() => {
+      run(
+        (done, total, file) =>
+          emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
+        importId,
+        abort.signal,
+      )
+        .finally(() => running.delete(importId))
+        .then(
+          (files) =>
+            emit({
+              channel: 'import',
+              importId,
+              event: { type: 'end', summary: summaryOf(importId, files) },
+            }),
+          (err: unknown) =>
+            emit({ channel: 'import', importId, event: { type: 'error', error: toApiError(err) } }),
+        );
+    });
+    return importId;
+  }
+
   return {
     importNow,
     retrieveNow,
     convertNow,
+    trackImport,
     seriesVolume,
     handlers: {
       async listStudies(req: ApiRequest<'listStudies'>): Promise<PatientSummary[]> {
@@ -96,29 +141,7 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
       },
       /** Answers at once with an id; progress and the summary arrive as import events. */
       async importPaths(req: ApiRequest<'importPaths'>): Promise<{ importId: string }> {
-        const importId = randomUUID();
-        const abort = new AbortController();
-        running.set(importId, abort);
-        setImmediate(() => {
-          importNow(
-            req.paths,
-            (done, total, file) =>
-              emit({ channel: 'import', importId, event: { type: 'progress', done, total, file } }),
-            abort.signal,
-          )
-            .finally(() => running.delete(importId))
-            .then(
-              (files) =>
-                emit({
-                  channel: 'import',
-                  importId,
-                  event: { type: 'end', summary: summaryOf(importId, files) },
-                }),
-              (err: unknown) =>
-                emit({ channel: 'import', importId, event: { type: 'error', error: toApiError(err) } }),
-            );
-        });
-        return { importId };
+        return { importId: trackImport((onFile, _id, signal) => importNow(req.paths, onFile, { signal })) };
       },
       async cancelImport(req: ApiRequest<'cancelImport'>): Promise<{ cancelled: boolean }> {
         const abort = running.get(req.importId);

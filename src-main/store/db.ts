@@ -18,6 +18,7 @@ import { ModelRepo } from './repos/models.js';
 import { RunRepo } from './repos/runs.js';
 import { PseudonymRepo } from './repos/pseudonyms.js';
 import { TimingRepo } from './repos/timings.js';
+import { PacsNodeRepo } from './repos/pacs-nodes.js';
 import { StoreError } from './util.js';
 import { DB_FILE, libraryHome, mkdirPrivate, preparePrivateFile } from './home.js';
 
@@ -51,6 +52,7 @@ export type {
 };
 export type { PseudonymKind, PseudonymRow } from './repos/pseudonyms.js';
 export type { TimingKey, TimingRow, TimingRepo } from './repos/timings.js';
+export type { PacsNodeRow, NewPacsNode, PacsAuthKind } from './repos/pacs-nodes.js';
 
 /** The library home's database: `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
@@ -71,6 +73,8 @@ export class Db {
   readonly pseudonyms: PseudonymRepo;
   /** Measured network costs on this machine (duration estimates). */
   readonly timings: TimingRepo;
+  /** The lab's PACS nodes (no credentials: those are in the secret store). */
+  readonly pacsNodes: PacsNodeRepo;
 
   /**
    * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
@@ -91,6 +95,7 @@ export class Db {
     this.runRecords = new RunRecordRepo(sqlite);
     this.pseudonyms = new PseudonymRepo(sqlite);
     this.timings = new TimingRepo(sqlite);
+    this.pacsNodes = new PacsNodeRepo(sqlite);
   }
 
   /** The schema version (PRAGMA user_version). */

@@ -59,7 +59,17 @@ export function preparePrivateFile(file: string): void {
 }
 
 /** What a library folder holds (besides SQLite's -wal / -shm next to the database). */
-const LIBRARY_ENTRIES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`, 'models', 'exports', 'dicom'];
+const LIBRARY_ENTRIES = [
+  DB_FILE,
+  `${DB_FILE}-wal`,
+  `${DB_FILE}-shm`,
+  'models',
+  'exports',
+  'dicom',
+  // the PACS nodes' secrets (services/secrets.ts), plain and safeStorage-encrypted
+  'pacs-secrets.json',
+  'pacs-secrets.safe.json',
+];
 
 /** A note left in a library's old folder once it moved. */
 export const MOVED_NOTE = 'KDMRI-LIBRARY-MOVED.txt';

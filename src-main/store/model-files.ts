@@ -86,10 +86,11 @@ export function describeWriteFailure(err: unknown, dbPath: string): string {
 }
 
 /** Write and fsync one file (created or truncated); a full disk is a DiskFullError naming the file. */
-function writeDurable(path: string, data: Uint8Array | string): void {
+function writeDurable(path: string, data: Uint8Array | string, mode?: number): void {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   try {
-    const fd = openSync(path, 'w');
+    // a private file (a secret) is created with its mode, so it is never readable by others, not even briefly
+    const fd = openSync(path, 'w', mode);
     try {
       let off = 0;
       while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
@@ -108,7 +109,7 @@ function writeDurable(path: string, data: Uint8Array | string): void {
  * Replace (or create) the file at `path` atomically: write `<path>.tmp-<pid>-<random>` in the same
  * folder, fsync, rename over `path`. Readers see the old content or the new, never a torn file.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+export function writeFileAtomic(path: string, data: Uint8Array | string, opts: { mode?: number } = {}): void {
   if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
     throw new StoreError(`writeFileAtomic(${path}): data must be a string or Uint8Array`);
   }
@@ -116,7 +117,7 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   mkdirSync(dirname(final), { recursive: true });
   const tmp = tempSibling(final);
   try {
-    writeDurable(tmp, data);
+    writeDurable(tmp, data, opts.mode);
     renameSync(tmp, final);
   } catch (err) {
     rmSync(tmp, { force: true });

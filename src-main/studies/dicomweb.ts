@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { ImportFileResult } from '../contract/api.js';
+import type { ImportFileResult, PacsSeriesInfo, PacsStudyInfo } from '../contract/api.js';
 import { LIMIT_NAMES, LimitError, checkFileSize, formatSize, inputLimits } from '../data/limits.js';
 import { writeFileAtomic } from '../store/model-files.js';
 import type { Db } from '../store/db.js';
@@ -37,26 +37,9 @@ export class PacsError extends Error {
   }
 }
 
-export interface StudyHit {
-  uid: string;
-  patientName: string;
-  patientId: string;
-  date: string;
-  description: string;
-  accession: string;
-  modalities: string[];
-  series: number | null;
-  instances: number | null;
-}
-
-export interface SeriesHit {
-  uid: string;
-  studyUid: string;
-  modality: string;
-  description: string;
-  number: number | null;
-  instances: number | null;
-}
+/** A study or series a QIDO-RS search answered: the contract's shapes (the app shows them as they are). */
+export type StudyHit = PacsStudyInfo;
+export type SeriesHit = PacsSeriesInfo;
 
 /** One attribute of a DICOM JSON object (PS3.18 F.2). */
 interface JsonAttr {
@@ -132,7 +115,9 @@ async function request(
 function query(params: Record<string, string | number | undefined>): string {
   const q = Object.entries(params).filter(([, v]) => v !== undefined && v !== '');
   return q.length
-    ? `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('&')}`
+    ? // commas stay literal: PS3.18 separates a list's values with them (includefield=a,b), and a PACS
+      // such as Orthanc reads an encoded %2C as part of one value (the extra fields were then dropped)
+      `?${q.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v)).replace(/%2C/gi, ',')}`).join('&')}`
     : '';
 }
 
@@ -277,6 +262,7 @@ export async function retrieveSeriesInto(
   studyUid: string,
   seriesUid: string,
   storeDir?: string,
+  onFile?: (done: number, total: number, file: ImportFileResult) => void,
 ): Promise<ImportFileResult[]> {
   const parts = await retrieveSeries(s, studyUid, seriesUid);
   if (parts.length === 0)
@@ -290,7 +276,7 @@ export async function retrieveSeriesInto(
     writeFileAtomic(file, p);
     return file;
   });
-  return importPaths(db, paths);
+  return importPaths(db, paths, onFile);
 }
 
 export interface StowResult {

@@ -306,12 +306,15 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
 /** One synthetic study/series per volume of a NIfTI / HDF5 file. */
 function importSynthetic(
   db: Db,
-  path: string,
+  file: string,
   kind: 'nifti' | 'hdf5',
   volumes: { label: string; volume: Volume; attributes: Record<string, string> }[],
   modality: string,
+  origin: (p: string) => string,
 ): ImportFileResult[] {
-  const hash = fileHash(path);
+  const hash = fileHash(file);
+  // the identity (and UIDs) come from where the file is from, so importing it again finds its series
+  const path = origin(file);
   const identity = syntheticIdentity(path, kind, hash);
   const uids: { uid: string; added: number }[] = [];
   volumes.forEach(({ label, volume: v, attributes }, idx) => {
@@ -360,18 +363,41 @@ function importSynthetic(
   return uids.map(({ uid, added }, i) =>
     added === 0
       ? {
-          path,
+          path: file,
           status: 'skipped' as const,
           message: `already in the library (series ${uid})`,
           seriesUid: uid,
         }
       : {
-          path,
+          path: file,
           status: 'imported' as const,
           message: `${kind === 'nifti' ? 'NIfTI' : 'HDF5'} ${volumes[i].label}: ${volumes[i].volume.slices} slices of ${volumes[i].volume.h}×${volumes[i].volume.w}`,
           seriesUid: uid,
         },
   );
+}
+
+/**
+ * Where files are from, when their paths are only temporary (a web upload): a file under `dir` is
+ * named `<as>/<its path relative to dir>`, and NIfTI/HDF5 identities and UIDs derive from that name,
+ * so the same file uploaded again finds its series. Plain data, so that it crosses to a work thread.
+ */
+export interface ImportOrigin {
+  dir: string;
+  as: string;
+}
+
+/** Import options. */
+export interface ImportOptions {
+  /** Default: a file is named by its own path. */
+  origin?: ImportOrigin;
+  /** Asked between two series; true stops the import (what is stored stays stored). */
+  cancelled?: () => boolean;
+}
+
+function originOf(o: ImportOrigin | undefined): (path: string) => string {
+  if (!o) return (p) => p;
+  return (p) => `${o.as}/${relative(o.dir, p).split(sep).join('/')}`;
 }
 
 /**
@@ -382,9 +408,9 @@ export async function importPaths(
   db: Db,
   paths: string[],
   onProgress?: ImportProgress,
-  opts: { cancelled?: () => boolean } = {},
+  opts: ImportOptions = {},
 ): Promise<ImportFileResult[]> {
-  const steps = importSteps(db, paths, onProgress);
+  const steps = importSteps(db, paths, onProgress, opts);
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
@@ -407,7 +433,9 @@ function* importSteps(
   db: Db,
   paths: string[],
   onProgress?: ImportProgress,
+  opts: ImportOptions = {},
 ): Generator<void, ImportFileResult[]> {
+  const origin = originOf(opts.origin);
   const results: ImportFileResult[] = [];
   const candidates = expand(paths, results);
   const total = candidates.length + results.length;
@@ -437,6 +465,7 @@ function* importSteps(
             'nifti',
             [{ label: 'NIfTI volume', volume: readNifti(p), attributes: {} }],
             'OT',
+            origin,
           ),
         );
       } catch (e) {
@@ -448,7 +477,7 @@ function* importSteps(
       try {
         const vols = readHdf5Volumes(p);
         if (!vols || vols.length === 0) throw new Error('no image or k-space datasets found');
-        emit(importSynthetic(db, p, 'hdf5', vols, 'MR'));
+        emit(importSynthetic(db, p, 'hdf5', vols, 'MR', origin));
       } catch (e) {
         emit([{ path: p, status: 'failed', message: `HDF5: ${errMsg(e)}` }]);
       }

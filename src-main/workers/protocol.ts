@@ -12,6 +12,7 @@ import type { DisplayWindow } from '../studies/export.js';
 import type { PacsSettings } from '../studies/dicomweb.js';
 import type { ConvertSummary } from '../services/convert.js';
 import type { SliceOrigin } from '../services/compare.js';
+import type { ImportOrigin } from '../studies/import.js';
 
 export interface ImportProgressEvent {
   done: number;
@@ -22,14 +23,14 @@ export interface ImportProgressEvent {
 export interface TaskMap {
   /** Files, folders, DICOMDIR media into the library at dbPath. */
   import: {
-    input: { dbPath: string; paths: string[] };
+    input: { dbPath: string; paths: string[]; origin?: ImportOrigin };
     progress: ImportProgressEvent;
     output: ImportFileResult[];
   };
   /** A series from a PACS (WADO-RS) into the library at dbPath; its files kept next to the database. */
   retrieve: {
-    input: { dbPath: string; settings: PacsSettings; studyUid: string; seriesUid: string };
-    progress: never;
+    input: { dbPath: string; settings: PacsSettings; studyUid: string; seriesUid: string; storeDir?: string };
+    progress: ImportProgressEvent;
     output: ImportFileResult[];
   };
   /** A file or folder to a float32 NIfTI (services/convert.ts). */

@@ -40,14 +40,17 @@ const stopIfCancelled = (ctx: { cancelled(): boolean }, what: string) => {
 };
 
 export const TASKS: { [K in TaskName]: Impl<K> } = {
-  async import(env, { dbPath, paths }, ctx) {
+  async import(env, { dbPath, paths, origin }, ctx) {
     return importPaths(env.db(dbPath), paths, (done, total, file) => ctx.progress({ done, total, file }), {
+      origin,
       cancelled: () => ctx.cancelled(),
     });
   },
-  async retrieve(env, { dbPath, settings, studyUid, seriesUid }, ctx) {
+  async retrieve(env, { dbPath, settings, studyUid, seriesUid, storeDir }, ctx) {
     stopIfCancelled(ctx, 'retrieve');
-    return retrieveSeriesInto(env.db(dbPath), settings, studyUid, seriesUid);
+    return retrieveSeriesInto(env.db(dbPath), settings, studyUid, seriesUid, storeDir, (done, total, file) =>
+      ctx.progress({ done, total, file }),
+    );
   },
   convert(_env, { input, out, index }) {
     return convertFile(input, out, index);

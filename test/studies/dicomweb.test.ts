@@ -5,10 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Volume } from '../../src-main/contract/domain.js';
 import { openDatabase } from '../../src-main/store/db.js';
@@ -23,89 +21,24 @@ import {
   storeInstances,
   type PacsSettings,
 } from '../../src-main/studies/dicomweb.js';
+import { orthancSkip, ORTHANC_PASS, ORTHANC_USER, startOrthanc, type RunningOrthanc } from './orthanc.js';
 
-const ORTHANC = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find(existsSync) ?? null;
-function pluginPath(): string | null {
-  const r = spawnSync('dpkg', ['-L', 'orthanc-dicomweb'], { encoding: 'utf8' });
-  const listed =
-    r.status === 0
-      ? r.stdout.split('\n').find((l) => /libOrthancDicomWeb\.so/.test(l) && existsSync(l))
-      : undefined;
-  return listed ?? ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so'].find(existsSync) ?? null;
-}
-const PLUGIN = pluginPath();
-const skip = !ORTHANC
-  ? 'Orthanc is not installed (apt-get install orthanc)'
-  : !PLUGIN
-    ? 'orthanc-dicomweb is not installed'
-    : false;
-
-const USER = 'kdmri';
-const PASS = 's3cret-pw';
-let proc: ChildProcess | null = null;
+const skip = orthancSkip;
+const USER = ORTHANC_USER;
+const PASS = ORTHANC_PASS;
+let orthanc: RunningOrthanc | null = null;
 let dir = '';
 let settings: PacsSettings;
-let log = '';
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 before(async () => {
   if (skip) return;
-  dir = mkdtempSync(join(tmpdir(), 'kdmri-orthanc-'));
-  const port = await freePort();
-  const cfg = {
-    Name: 'KDMRI-TEST',
-    StorageDirectory: join(dir, 'storage'),
-    IndexDirectory: join(dir, 'index'),
-    HttpPort: port,
-    DicomServerEnabled: false,
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: true,
-    RegisteredUsers: { [USER]: PASS },
-    Plugins: [PLUGIN],
-    DicomWeb: { Enable: true, Root: '/dicom-web/' },
-  };
-  writeFileSync(join(dir, 'orthanc.json'), JSON.stringify(cfg));
-  proc = spawn(ORTHANC as string, [join(dir, 'orthanc.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout?.on('data', (b: Buffer) => (log += b.toString()));
-  proc.stderr?.on('data', (b: Buffer) => (log += b.toString()));
-  const auth = `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/system`, { headers: { Authorization: auth } });
-      if (r.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline || proc.exitCode !== null)
-      throw new Error(`Orthanc did not start:\n${log.slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  settings = {
-    url: `http://127.0.0.1:${port}/dicom-web`,
-    auth: { kind: 'basic', user: USER, password: PASS },
-  };
+  orthanc = await startOrthanc();
+  dir = orthanc.dir;
+  settings = orthanc.settings;
 });
 
 after(async () => {
-  if (proc && proc.exitCode === null) {
-    const exited = new Promise((r) => proc!.once('exit', r));
-    proc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await orthanc?.stop();
 });
 
 function phantom(s: number, h: number, w: number): Volume {
@@ -134,6 +67,8 @@ test(
     assert.equal(studies.length, 1);
     assert.equal(studies[0].uid, exp.studyUid);
     assert.equal(studies[0].patientId, 'KDMRI');
+    // fields asked for with includefield come back (commas unencoded)
+    assert.equal(studies[0].description, 'KD-MRI reconstructions');
     const byName = await searchStudies(settings, { PatientID: 'KDMRI*' });
     assert.ok(byName.some((s) => s.uid === exp.studyUid));
     const series = await searchSeries(settings, exp.studyUid);
@@ -243,3 +178,96 @@ test('kdmri pacs store / query / retrieve against Orthanc', { skip }, async () =
   assert.equal(bad.code, 2);
   assert.match(bad.err, /^kdmri: GET .* 401/);
 });
+
+test(
+  'kdmri pacs nodes: add/list/remove parse their options; --node queries with the stored secret, which never reaches the database',
+  { skip },
+  async () => {
+    // in-process: the CLI's own parser and commands (a process per call takes seconds each here)
+    const { runCli } = await import('../../src-main/cli/main.js');
+    const home = mkdtempSync(join(dir, 'nodes-'));
+    const run = async (env: Record<string, string>, ...args: string[]) => {
+      const saved = { ...process.env };
+      Object.assign(process.env, { KDMRI_HOME: home, KDMRI_PACS_PASSWORD: '', KDMRI_PACS_TOKEN: '', ...env });
+      let out = '';
+      let err = '';
+      const ow = process.stdout.write.bind(process.stdout);
+      const ew = process.stderr.write.bind(process.stderr);
+      process.stdout.write = ((c: string | Uint8Array) => (
+        (out += String(c)),
+        true
+      )) as typeof process.stdout.write;
+      process.stderr.write = ((c: string | Uint8Array) => (
+        (err += String(c)),
+        true
+      )) as typeof process.stderr.write;
+      try {
+        const code = await runCli(args);
+        return { code, out, err };
+      } finally {
+        process.stdout.write = ow;
+        process.stderr.write = ew;
+        for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+        Object.assign(process.env, saved);
+      }
+    };
+    // options after the subcommand's argument, and --json, reach the leaf command
+    const add = await run(
+      { KDMRI_PACS_PASSWORD: PASS },
+      'pacs',
+      'nodes',
+      'add',
+      'lab pacs',
+      '--url',
+      settings.url,
+      '--auth',
+      'basic',
+      '--user',
+      USER,
+      '--json',
+    );
+    assert.equal(add.code, 0, add.err);
+    assert.equal(JSON.parse(add.out).secretIn, 'file');
+    assert.doesNotMatch(add.out, new RegExp(PASS));
+    // bad choices and missing secrets are one-line errors
+    const badAuth = await run({}, 'pacs', 'nodes', 'add', 'x', '--url', settings.url, '--auth', 'kerberos');
+    assert.equal(badAuth.code, 2);
+    assert.match(badAuth.err, /--auth must be one of none, basic, bearer/);
+    const noSecret = await run({}, 'pacs', 'nodes', 'add', 'y', '--url', settings.url, '--auth', 'bearer');
+    assert.equal(noSecret.code, 2);
+    assert.match(noSecret.err, /a token is needed .*KDMRI_PACS_TOKEN/);
+    const list = await run({}, 'pacs', 'nodes', '--json');
+    assert.equal(list.code, 0, list.err);
+    const nodes = JSON.parse(list.out) as { name: string; user: string; auth: string; hasSecret: boolean }[];
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.auth, n.user, n.hasSecret]),
+      [['lab pacs', 'basic', USER, true]],
+    );
+    const listPlain = await run({}, 'pacs', 'nodes', 'list');
+    assert.match(listPlain.out, /lab pacs .*basic .*kdmri .*file/);
+    // the secret: in an owner-only file, not in the database (nor its WAL)
+    const file = join(home, 'pacs-secrets.json');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(JSON.parse(readFileSync(file, 'utf8'))['lab pacs'], PASS);
+    for (const f of ['kdmri.db', 'kdmri.db-wal'])
+      try {
+        assert.ok(!readFileSync(join(home, f)).includes(Buffer.from(PASS)), `${f} holds the password`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    const q = await run({}, 'pacs', 'query', '--node', 'lab pacs', '--json');
+    assert.equal(q.code, 0, q.err);
+    assert.ok(Array.isArray(JSON.parse(q.out)));
+    const both = await run({}, 'pacs', 'query', '--node', 'lab pacs', '--url', settings.url);
+    assert.equal(both.code, 2);
+    assert.match(both.err, /exactly one of --node NAME or --url URL/);
+    // the environment overrides the file (a wrong password there is used, and refused by the PACS)
+    const env = await run({ KDMRI_PACS_SECRET_LAB_PACS: 'wrong' }, 'pacs', 'query', '--node', 'lab pacs');
+    assert.equal(env.code, 2);
+    assert.match(env.err, /401/);
+    const rm = await run({}, 'pacs', 'nodes', 'remove', 'lab pacs');
+    assert.equal(rm.code, 0, rm.err);
+    assert.equal(JSON.parse(readFileSync(file, 'utf8'))['lab pacs'], undefined);
+    assert.deepEqual(JSON.parse((await run({}, 'pacs', 'nodes', '--json')).out), []);
+  },
+);

@@ -11,7 +11,7 @@ import { migration002Library } from './002_library.js';
 import { migration003Results } from './003_results.js';
 import { migration004Pseudonyms } from './004_pseudonyms.js';
 import { migration005Safety } from './005_safety.js';
-import { migration006Reserved } from './006_reserved.js';
+import { migration006PacsNodes } from './006_pacs_nodes.js';
 import { migration007Timings } from './007_timings.js';
 
 export type { Migration } from './types.js';
@@ -24,6 +24,6 @@ export const MIGRATIONS: Migration[] = [
   migration003Results,
   migration004Pseudonyms,
   migration005Safety,
-  migration006Reserved,
+  migration006PacsNodes,
   migration007Timings,
 ];
