@@ -33,6 +33,7 @@ import { maskPreview } from './masks.js';
 import { createModels } from './models.js';
 import { recoverLibrary } from './recovery.js';
 import { createStudies } from './studies.js';
+import { createSweeps } from './sweeps.js';
 
 export const APP_VERSION = '0.1.0';
 
@@ -89,6 +90,7 @@ export function createServices(opts: ServicesOptions) {
     holder: HOLDER[opts.mode ?? 'web'],
   });
   const evaluation = createEvaluation(ctx);
+  const sweeps = createSweeps(ctx, jobs);
   const deletion = createDeletion(ctx, { isActive: jobs.isActive, forgetModel: compare.forget });
 
   const handlers: ApiHandlers = {
@@ -115,6 +117,7 @@ export function createServices(opts: ServicesOptions) {
     },
     ...jobs.handlers,
     ...models.handlers,
+    ...sweeps.handlers,
     async deleteModel(req) {
       const r = await deletion.deleteItem({
         target: { kind: 'model', id: req.modelId },
@@ -142,6 +145,7 @@ export function createServices(opts: ServicesOptions) {
     models,
     datasets,
     evaluation,
+    sweeps,
     exports,
     deletion,
     /** The export a download ticket names (web mode's /api/download/<ticket>), or null. */

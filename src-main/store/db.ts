@@ -17,6 +17,7 @@ import { JobRepo } from './repos/jobs.js';
 import { ModelRepo } from './repos/models.js';
 import { RunRepo } from './repos/runs.js';
 import { PseudonymRepo } from './repos/pseudonyms.js';
+import { SweepRepo } from './repos/sweeps.js';
 import { StoreError } from './util.js';
 import { DB_FILE, libraryHome, mkdirPrivate, preparePrivateFile } from './home.js';
 
@@ -49,6 +50,8 @@ export type {
   PseudonymRepo,
 };
 export type { PseudonymKind, PseudonymRow } from './repos/pseudonyms.js';
+export type { SweepRow, SweepTaskRow, SweepExecutor, TaskState } from './repos/sweeps.js';
+export type { SweepRepo };
 
 /** The library home's database: `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
@@ -67,6 +70,8 @@ export class Db {
   readonly runRecords: RunRecordRepo;
   /** The de-identification key map (private: never exported). */
   readonly pseudonyms: PseudonymRepo;
+  /** Sweeps handed to an executor (kdmri sweep) and their tasks. */
+  readonly sweeps: SweepRepo;
 
   /**
    * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
@@ -86,6 +91,7 @@ export class Db {
     this.experiments = new ExperimentRepo(sqlite);
     this.runRecords = new RunRecordRepo(sqlite);
     this.pseudonyms = new PseudonymRepo(sqlite);
+    this.sweeps = new SweepRepo(sqlite);
   }
 
   /** The schema version (PRAGMA user_version). */

@@ -190,7 +190,9 @@ export function register(program: Command): void {
       const jobId = o.resume ?? randomUUID();
       const result = await withServices(o, async (services) => {
         const stop = () => services.jobs.cancel(jobId);
+        // SIGTERM: a scheduler's scancel, time limit or pre-emption; the job keeps its checkpoint
         process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         try {
           return await services.jobs.run({
             jobId,
@@ -202,6 +204,7 @@ export function register(program: Command): void {
           });
         } finally {
           process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
           progress?.stop();
         }
       });

@@ -4,6 +4,7 @@ import { RUN_KINDS, RUN_STATUSES, type RunKind, type RunStatus } from '../../con
 import { withServices } from '../library.js';
 import { choiceArg } from '../options.js';
 import { printJson, table } from '../output.js';
+import { printImport } from './sweep.js';
 
 interface RunsOptions {
   db?: string;
@@ -14,8 +15,9 @@ interface RunsOptions {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('runs')
+    .enablePositionalOptions()
     .description("list training runs, their best epoch and their models' compactness")
     .option('--db <file>', 'database file')
     .option('--job <id>', 'only this job')
@@ -87,6 +89,21 @@ export function register(program: Command): void {
             ]),
           ])}\n`,
         );
+      }),
+    );
+  cmd
+    .command('import <paths...>')
+    .description(
+      'merge task databases and model folders (a sweep folder, task folders, kdmri.db files) into the library; idempotent, conflicts reported',
+    )
+    .option('--db <file>', 'database file (the library to import into)')
+    .option('--json', 'print JSON', false)
+    .action((paths: string[], o: { db?: string; json: boolean }) =>
+      withServices(o, (services) => {
+        const r = services.sweeps.importPaths(paths);
+        if (o.json) printJson(r);
+        else printImport(r);
+        if (r.conflicts.length) process.exitCode = 1;
       }),
     );
 }
