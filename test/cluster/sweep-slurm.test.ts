@@ -231,12 +231,23 @@ test('a sweep on a real single-node Slurm: job array, scancel + resubmit resumes
     assert.equal(slurmTable.columns.length, 2);
     assert.deepEqual(slurmTable.rows.map((r) => r.model), ['zf', 'cs', 'teacher', 'student', 'kd']);
     assert.ok(slurmTable.rows.every((r) => r.cells.every((c) => c !== null && c.seeds === 2)));
+    // every evaluation of the tasks that ran uninterrupted is bit-identical to the local sweep's; the
+    // task that was cancelled and resumed agrees to float32 rounding (measured: its teacher's PSNR
+    // differed by 4e-8 relative, 1e-6 dB — the resume of an interrupted epoch, not the merge)
     const a = evaluationsOf(lib);
     const b = evaluationsOf(localLib);
-    const differing = a.filter((x, i) => x.psnr !== b[i]?.psnr).map((x, i) => ({ slurm: x, local: b[a.indexOf(x)] ?? i }));
-    if (differing.length) console.log('evaluations that differ (slurm vs local):', JSON.stringify(differing));
-    // same structure, seeds, volumes and texts; figures equal to float32 rounding
-    const worst = assertClose(comparable(slurmTable), comparable(localTable), 1e-6);
+    assert.equal(a.length, b.length);
+    a.forEach((x, i) => {
+      const y = b[i];
+      assert.deepEqual([x.acc, x.seed, x.run_kind], [y.acc, y.seed, y.run_kind]);
+      if (x.acc === victim.acc && x.seed === victim.seed) {
+        if (x.psnr !== y.psnr) console.log(`resumed task ${x.run_kind}: PSNR ${x.psnr} (slurm, resumed) vs ${y.psnr} (local)`);
+        assert.ok(Math.abs(x.psnr - y.psnr) <= 1e-6 * Math.abs(y.psnr), `${x.run_kind}: ${x.psnr} vs ${y.psnr}`);
+      } else assert.equal(x.psnr, y.psnr, `${x.acc}x seed ${x.seed} ${x.run_kind}`);
+    });
+    // same structure, seeds, volumes and texts; figures equal to float32 rounding (the KD gain, a ratio
+    // of differences, amplifies the resumed task's 4e-8 to 2e-6)
+    const worst = assertClose(comparable(slurmTable), comparable(localTable), 1e-5);
     console.log(`table: largest relative difference slurm vs local ${worst.diff.toExponential(2)} at ${worst.at}`);
   } finally {
     slurm.stop();
