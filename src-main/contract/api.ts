@@ -180,7 +180,14 @@ export interface JobInfo {
 }
 
 /** A task's state: the executor's, then its database's; 'imported' once merged into the library. */
-export const SWEEP_TASK_STATES = ['queued', 'running', 'finished', 'failed', 'cancelled', 'imported'] as const;
+export const SWEEP_TASK_STATES = [
+  'queued',
+  'running',
+  'finished',
+  'failed',
+  'cancelled',
+  'imported',
+] as const;
 export type SweepTaskState = (typeof SWEEP_TASK_STATES)[number];
 
 export interface SweepTaskInfo {

@@ -36,7 +36,12 @@ export interface ArrayTask {
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Write the sweep's job script and task list into `sweepDir`; the script's path. */
-export function writeArrayScript(sweepDir: string, name: string, tasks: ArrayTask[], o: SlurmOptions): string {
+export function writeArrayScript(
+  sweepDir: string,
+  name: string,
+  tasks: ArrayTask[],
+  o: SlurmOptions,
+): string {
   const list = join(sweepDir, 'tasks.tsv');
   writeFileAtomic(list, tasks.map((t) => `${t.idx}\t${t.dir}\t${t.jobId}\n`).join(''));
   const directives = [

@@ -78,11 +78,15 @@ export interface PlannedTask {
 export const maskLabel = (m: MaskChoice) => (m.kind === 'preset' ? `preset:${m.preset}` : m.kind);
 
 /** The tasks of a sweep in plan order: for each dataset, mask, acceleration, seed. */
-export function planSweep(r: Pick<SweepRequest, 'data' | 'masks' | 'accs' | 'seeds' | 'base'>): PlannedTask[] {
+export function planSweep(
+  r: Pick<SweepRequest, 'data' | 'masks' | 'accs' | 'seeds' | 'base'>,
+): PlannedTask[] {
   const dup = (name: string, xs: unknown[]) => {
-    if (new Set(xs.map(String)).size !== xs.length) throw new Error(`${name} repeats a value: ${xs.join(',')}`);
+    if (new Set(xs.map(String)).size !== xs.length)
+      throw new Error(`${name} repeats a value: ${xs.join(',')}`);
   };
-  if (!r.data.length || !r.masks.length || !r.seeds.length) throw new Error('a sweep needs data, masks and seeds');
+  if (!r.data.length || !r.masks.length || !r.seeds.length)
+    throw new Error('a sweep needs data, masks and seeds');
   dup('--data', r.data);
   dup('--masks', r.masks.map(maskLabel));
   dup('--accs', r.accs);
@@ -90,7 +94,8 @@ export function planSweep(r: Pick<SweepRequest, 'data' | 'masks' | 'accs' | 'see
   const d = r.base.degradation;
   const recon = d.kind === 'mask';
   if (recon && !r.accs.length) throw new Error('a recon sweep needs at least one acceleration');
-  if (recon && d.mask.kind === 'file') throw new Error('a sweep varies the mask kind: a mask file has no grid');
+  if (recon && d.mask.kind === 'file')
+    throw new Error('a sweep varies the mask kind: a mask file has no grid');
   const tasks: PlannedTask[] = [];
   for (const data of r.data)
     for (const mask of recon ? r.masks : r.masks.slice(0, 1))
@@ -102,7 +107,15 @@ export function planSweep(r: Pick<SweepRequest, 'data' | 'masks' | 'accs' | 'see
             degradation,
             training: { ...r.base.training, seed },
           });
-          tasks.push({ idx: tasks.length, data, mask, maskLabel: recon ? maskLabel(mask) : 'lowres', acc, seed, config });
+          tasks.push({
+            idx: tasks.length,
+            data,
+            mask,
+            maskLabel: recon ? maskLabel(mask) : 'lowres',
+            acc,
+            seed,
+            config,
+          });
         }
   return tasks;
 }
@@ -232,7 +245,11 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
     db.transaction(() => {
       db.sweeps.setSchedulerId(s.id, arrayId);
       for (const t of tasks)
-        db.sweeps.updateTask(s.id, t.idx, { state: 'queued', schedulerId: `${arrayId}_${t.idx}`, error: null });
+        db.sweeps.updateTask(s.id, t.idx, {
+          state: 'queued',
+          schedulerId: `${arrayId}_${t.idx}`,
+          error: null,
+        });
     });
     return arrayId;
   }
@@ -283,7 +300,9 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
     const tasks = db.sweeps.tasks(s.id);
     const open = tasks.filter((t) => t.state !== 'imported');
     if (s.executor === 'slurm') {
-      const arrays = [...new Set(open.map((t) => t.schedulerId?.split('_')[0]).filter((x): x is string => !!x))];
+      const arrays = [
+        ...new Set(open.map((t) => t.schedulerId?.split('_')[0]).filter((x): x is string => !!x)),
+      ];
       const queued = queueStates(arrays);
       const gone = open.filter((t) => t.schedulerId && !queued.has(t.schedulerId));
       const acct = gone.length ? accountingStates(arrays) : new Map<string, string>();
@@ -322,21 +341,8 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
     executor: s.executor,
     workdir: s.workdir,
     createdAt: s.createdAt,
-    tasks: tasks.map(
-      (t): SweepTaskInfo => ({
-        idx: t.idx,
-        data: t.data,
-        mask: t.mask,
-        acc: t.acc,
-        seed: t.seed,
-        jobId: t.jobId,
-        experimentId: t.experimentId,
-        dir: t.dir,
-        state: t.state,
-        schedulerId: t.schedulerId,
-        error: t.error,
-      }),
-    ),
+    // a task row is its SweepTaskInfo plus two bookkeeping fields
+    tasks: tasks.map(({ sweepId: _s, updatedAt: _u, ...t }): SweepTaskInfo => t),
   });
 
   /** Merge databases (files, or folders searched for kdmri.db) into the library. */
@@ -364,7 +370,8 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
       ...report.skipped.filter((r) => r.reason === 'already in the library').map((r) => r.jobId),
     ]);
     db.transaction(() => {
-      for (const t of done) if (inLibrary.has(t.jobId)) db.sweeps.updateTask(s.id, t.idx, { state: 'imported', error: null });
+      for (const t of done)
+        if (inLibrary.has(t.jobId)) db.sweeps.updateTask(s.id, t.idx, { state: 'imported', error: null });
       // an experiment whose every task is in the library is finished
       const tasks = db.sweeps.tasks(s.id);
       for (const exp of new Set(tasks.map((t) => t.experimentId))) {

@@ -115,9 +115,9 @@ function mergeJob(lib: Db, src: Db, modelsRoot: string, source: string, job: Row
   const runIds = runs.map((r) => r.id);
   const models = (
     runIds.length
-      ? S.prepare(`SELECT * FROM models WHERE run_id IN (${runIds.map(() => '?').join(',')}) ORDER BY id`).all(
-          ...runIds,
-        )
+      ? S.prepare(
+          `SELECT * FROM models WHERE run_id IN (${runIds.map(() => '?').join(',')}) ORDER BY id`,
+        ).all(...runIds)
       : []
   ) as Row[];
 

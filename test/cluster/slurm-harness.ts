@@ -9,7 +9,17 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-const BINARIES = ['/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/sbin/munged', 'sbatch', 'squeue', 'scancel', 'sinfo', 'munge', 'unmunge'];
+const BINARIES = [
+  '/usr/sbin/slurmctld',
+  '/usr/sbin/slurmd',
+  '/usr/sbin/munged',
+  'sbatch',
+  'squeue',
+  'scancel',
+  'sinfo',
+  'munge',
+  'unmunge',
+];
 
 function which(b: string): boolean {
   if (b.startsWith('/')) return existsSync(b);
@@ -19,7 +29,8 @@ function which(b: string): boolean {
 /** Why the test cannot run here (a missing binary or not root), or null. */
 export function slurmMissing(): string | null {
   const missing = BINARIES.filter((b) => !which(b));
-  if (missing.length) return `slurm-wlm/munge binaries missing: ${missing.join(', ')} (apt-get install slurm-wlm munge)`;
+  if (missing.length)
+    return `slurm-wlm/munge binaries missing: ${missing.join(', ')} (apt-get install slurm-wlm munge)`;
   if (process.getuid?.() !== 0) return 'a single-node Slurm runs its daemons as root here; run as root';
   return null;
 }
@@ -110,7 +121,8 @@ export async function startSlurm(dir: string): Promise<Slurm> {
       if (state === 'idle') break;
       await sleep(500);
     }
-    if (state !== 'idle') throw new Error(`the test's Slurm node is '${state}', not idle (see ${dir}/slurmd.log)`);
+    if (state !== 'idle')
+      throw new Error(`the test's Slurm node is '${state}', not idle (see ${dir}/slurmd.log)`);
   } catch (err) {
     stop();
     throw err;

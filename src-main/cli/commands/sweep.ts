@@ -43,7 +43,8 @@ function slurmTime(v: string): string {
 }
 
 function slurmName(v: string): string {
-  if (!/^[\w.-]{1,64}$/.test(v)) throw new InvalidArgumentError(`--partition must be a Slurm partition name, got '${v}'`);
+  if (!/^[\w.-]{1,64}$/.test(v))
+    throw new InvalidArgumentError(`--partition must be a Slurm partition name, got '${v}'`);
   return v;
 }
 
@@ -71,7 +72,9 @@ export function printSweep(s: SweepInfo): void {
 
 export function printImport(r: ImportReport): void {
   for (const i of r.imported)
-    process.stdout.write(`imported job ${i.jobId}: ${i.runs} runs, ${i.models} models, ${i.evaluations} evaluations (${i.source})\n`);
+    process.stdout.write(
+      `imported job ${i.jobId}: ${i.runs} runs, ${i.models} models, ${i.evaluations} evaluations (${i.source})\n`,
+    );
   for (const s of r.skipped) process.stdout.write(`skipped job ${s.jobId}: ${s.reason} (${s.source})\n`);
   for (const c of r.conflicts) process.stdout.write(`CONFLICT job ${c.jobId}: ${c.reason} (${c.source})\n`);
   process.stdout.write(
@@ -107,8 +110,16 @@ export function register(program: Command): void {
     .option('--time <limit>', 'Slurm time limit per task (HH:MM:SS)', slurmTime)
     .option('--cpus <n>', 'Slurm CPUs per task', intArg('--cpus', 1, 1024))
     .option('--gpus <n>', 'Slurm GPUs per task', intArg('--gpus', 1, 64))
-    .option('--workdir <dir>', 'shared work folder (the cluster must see it at the same path)', 'kdmri-sweeps')
-    .option('--copy-data', 'copy the data into the work folder (default: the tasks read it where it is)', false)
+    .option(
+      '--workdir <dir>',
+      'shared work folder (the cluster must see it at the same path)',
+      'kdmri-sweeps',
+    )
+    .option(
+      '--copy-data',
+      'copy the data into the work folder (default: the tasks read it where it is)',
+      false,
+    )
     .option('--kdmri <command>', 'how the compute nodes run kdmri (default: this node and this kdmri)');
   addConfigOptions(cmd)
     .option('--json', 'print one JSON object', false)
@@ -157,7 +168,9 @@ export function register(program: Command): void {
         } catch (e) {
           throw new UserError((e as Error).message);
         }
-        process.stderr.write(`sweep ${started.sweep.id}: ${services.db.sweeps.tasks(started.sweep.id).length} tasks\n`);
+        process.stderr.write(
+          `sweep ${started.sweep.id}: ${services.db.sweeps.tasks(started.sweep.id).length} tasks\n`,
+        );
         const stop = () => {
           for (const t of services.db.sweeps.tasks(started.sweep.id)) services.jobs.cancel(t.jobId);
         };

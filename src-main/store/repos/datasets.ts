@@ -125,7 +125,13 @@ export class DatasetRepo {
    * length (a slabbed dataset has other units of evaluation than the same data unslabbed). A job's
    * data and an imported job's dataset are matched by this one rule.
    */
-  findSame(d: { source: string; h: number; w: number; task: string; slab: number | null }): DatasetRow | null {
+  findSame(d: {
+    source: string;
+    h: number;
+    w: number;
+    task: string;
+    slab: number | null;
+  }): DatasetRow | null {
     return (
       this.findBySource(d.source).find(
         (x) =>

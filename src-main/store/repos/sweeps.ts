@@ -3,7 +3,7 @@
  * folder live, and the state each task was last seen in.
  */
 import type Database from 'better-sqlite3';
-import { SWEEP_TASK_STATES, type SweepTaskState } from '../../contract/api.js';
+import { SWEEP_TASK_STATES, type SweepTaskInfo, type SweepTaskState } from '../../contract/api.js';
 import { checkOneOf, checkString, fromJson, StoreError, toJson, type JsonObject } from '../util.js';
 
 export const SWEEP_EXECUTORS = ['local', 'slurm'] as const;
@@ -24,21 +24,9 @@ export interface SweepRow {
   createdAt: number;
 }
 
-export interface SweepTaskRow {
+/** A task as the contract shows it (SweepTaskInfo), with its sweep and when its state was last set. */
+export interface SweepTaskRow extends SweepTaskInfo {
   sweepId: string;
-  /** Plan order; the Slurm array index. */
-  idx: number;
-  data: string;
-  mask: string;
-  acc: number | null;
-  seed: number;
-  jobId: string;
-  experimentId: string;
-  /** The task's folder: kdmri.db and models/. */
-  dir: string;
-  state: TaskState;
-  schedulerId: string | null;
-  error: string | null;
   updatedAt: number;
 }
 
