@@ -397,7 +397,20 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
       const sweep = plan(req);
       const tasks = db.sweeps.tasks(sweep.id);
       if (req.executor === 'slurm') {
-        submitSlurm(sweep, tasks);
+        try {
+          submitSlurm(sweep, tasks);
+        } catch (e) {
+          // planned but not submitted: the tasks wait for `kdmri sweep resubmit` (once sbatch works)
+          const error = (e as Error).message;
+          db.transaction(() =>
+            tasks.forEach((t) => db.sweeps.updateTask(sweep.id, t.idx, { state: 'failed', error })),
+          );
+          throw new ApiFailure(
+            'conflict',
+            `sweep ${sweep.id} is planned in ${sweep.workdir} but was not submitted: ${error}; submit it with kdmri sweep resubmit ${sweep.id.slice(0, 8)}`,
+            'executor',
+          );
+        }
         return { sweep: db.sweeps.get(sweep.id)!, done: Promise.resolve() };
       }
       return { sweep, done: runLocal(sweep, tasks, onEvent) };
