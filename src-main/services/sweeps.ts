@@ -17,7 +17,7 @@
  * left 'running' there was killed before it could record it: 'failed', resumable.
  */
 import { randomUUID } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import {
   ApiFailure,
@@ -286,6 +286,15 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
     }
   }
 
+  /** Whether the task's array script has written its last line ('exit N') in `<task>/state`. */
+  const scriptEnded = (dir: string): boolean => {
+    try {
+      return readFileSync(join(dir, 'state'), 'utf8').startsWith('exit');
+    } catch {
+      return false;
+    }
+  };
+
   const fromStored = (
     j: { status: string; error: string | null } | null,
     killed: string,
@@ -303,14 +312,22 @@ export function createSweeps(ctx: ServiceContext, jobs: ReturnType<typeof create
       const arrays = [
         ...new Set(open.map((t) => t.schedulerId?.split('_')[0]).filter((x): x is string => !!x)),
       ];
-      const queued = queueStates(arrays);
-      const gone = open.filter((t) => t.schedulerId && !queued.has(t.schedulerId));
-      const acct = gone.length ? accountingStates(arrays) : new Map<string, string>();
+      // a workstation that is not a Slurm submit host has no squeue: the tasks' own state files say
+      // whether their script has ended (it writes 'exit N' last)
+      let queued: Map<string, string> | null = null;
+      try {
+        queued = queueStates(arrays);
+      } catch (err) {
+        if (!/not found/.test((err as Error).message)) throw err;
+      }
+      const gone = open.filter((t) => t.schedulerId && !queued?.has(t.schedulerId));
+      const acct = gone.length && queued ? accountingStates(arrays) : new Map<string, string>();
       for (const t of open) {
         if (!t.schedulerId) continue;
-        const q = queued.get(t.schedulerId);
+        const q = queued?.get(t.schedulerId);
         let next: { state: SweepTaskState; error: string | null };
         if (q) next = { state: /PENDING|CONFIGURING|REQUEUE/.test(q) ? 'queued' : 'running', error: null };
+        else if (!queued && !scriptEnded(t.dir)) continue;
         else {
           const a = acct.get(t.schedulerId);
           next = fromStored(
