@@ -14,6 +14,8 @@ export function buildProgram(): Command {
   const program = new Command('kdmri')
     .description('KD-MRI Workstation: distil compact MRI reconstruction networks and compare them')
     .version('0.1.0')
+    // options after a subcommand's name are that subcommand's (`kdmri sweep status ID --json`)
+    .enablePositionalOptions()
     .showHelpAfterError('(run kdmri --help for usage)')
     .exitOverride();
   for (const register of COMMANDS) register(program);

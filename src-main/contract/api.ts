@@ -183,6 +183,52 @@ export interface JobInfo {
   live: boolean;
 }
 
+/** A task's state: the executor's, then its database's; 'imported' once merged into the library. */
+export const SWEEP_TASK_STATES = [
+  'queued',
+  'running',
+  'finished',
+  'failed',
+  'cancelled',
+  'imported',
+] as const;
+export type SweepTaskState = (typeof SWEEP_TASK_STATES)[number];
+
+export interface SweepTaskInfo {
+  /** Plan order; the Slurm array index. */
+  idx: number;
+  data: string;
+  mask: string;
+  acc: number | null;
+  seed: number;
+  jobId: string;
+  /** The experiment (study) its runs form in the library once imported. */
+  experimentId: string;
+  dir: string;
+  state: SweepTaskState;
+  /** Slurm: "<array job>_<index>" of its last submission. */
+  schedulerId: string | null;
+  error: string | null;
+}
+
+export interface SweepInfo {
+  id: string;
+  name: string;
+  executor: 'local' | 'slurm';
+  workdir: string;
+  createdAt: number;
+  tasks: SweepTaskInfo[];
+}
+
+/** What `kdmri runs import` (or a sweep's import) did, per job. */
+export interface ImportReport {
+  imported: { jobId: string; source: string; runs: number; models: number; evaluations: number }[];
+  /** Already in the library, or not finished. */
+  skipped: { jobId: string; source: string; reason: string }[];
+  /** Not imported: the library holds something else under the same id or folder. */
+  conflicts: { jobId: string; source: string; reason: string }[];
+}
+
 export interface RunInfo {
   id: number;
   jobId: string | null;
@@ -735,6 +781,11 @@ export const API = {
   listExperiments: op<ExperimentInfo[]>()(
     z.object({ datasetId: Id.optional() }).strict(),
     'The studies (kdmri study or the Distill page), newest first, optionally of one dataset.',
+  ),
+  listSweeps: op<SweepInfo[]>()(Empty, "Sweeps (kdmri sweep), newest first, with their tasks' states."),
+  importSweep: op<ImportReport>()(
+    z.object({ sweepId: Uid }).strict(),
+    "Merge a sweep's finished tasks into the library (runs, models, evaluations); idempotent.",
   ),
   paperTable: op<{ table: ResultsTable; text: string | null }>()(
     z

@@ -35,17 +35,7 @@ export function loadJobData(db: Db, ref: DataRef, task: Task): JobData {
   const w = split.train[0].w;
   const slab = ref.slab ?? null;
   const name = `${split.source === 'sample' ? 'sample' : split.source} ${h}×${w}${slab ? ` slabs of ${slab}` : ''}`;
-  // a slabbed dataset has other volumes (units of evaluation) than the same data unslabbed
-  const found = db.datasets
-    .list()
-    .find(
-      (d) =>
-        d.source === split.source &&
-        d.h === h &&
-        d.w === w &&
-        d.task === task &&
-        (typeof d.meta?.slab === 'number' ? d.meta.slab : null) === slab,
-    );
+  const found = db.datasets.findSame({ source: split.source, h, w, task, slab });
   const datasetId =
     found?.id ??
     db.datasets.create({

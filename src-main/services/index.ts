@@ -39,6 +39,7 @@ import { createWorkerPool, inlineRunner, type WorkRunner } from '../workers/pool
 import { createPacs } from './pacs.js';
 import { fileSecretStore, SECRETS_FILE, type SecretStore } from './secrets.js';
 import { createUploads } from './uploads.js';
+import { createSweeps } from './sweeps.js';
 
 export const APP_VERSION = '0.1.0';
 
@@ -114,6 +115,7 @@ export function createServices(opts: ServicesOptions) {
   });
   const evaluation = createEvaluation(ctx);
   const estimates = createEstimates(ctx);
+  const sweeps = createSweeps(ctx, jobs);
   const deletion = createDeletion(ctx, { isActive: jobs.isActive, forgetModel: compare.forget });
   const pacs = createPacs(ctx, {
     secrets: opts.secrets ?? fileSecretStore(join(dataDir, SECRETS_FILE)),
@@ -157,6 +159,7 @@ export function createServices(opts: ServicesOptions) {
     },
     ...estimates.handlers,
     ...models.handlers,
+    ...sweeps.handlers,
     async deleteModel(req) {
       const r = await deletion.deleteItem({
         target: { kind: 'model', id: req.modelId },
@@ -197,6 +200,7 @@ export function createServices(opts: ServicesOptions) {
     models,
     datasets,
     evaluation,
+    sweeps,
     exports,
     deletion,
     pacs,

@@ -14,7 +14,7 @@ import {
   type RunStatus,
 } from '../contract/domain.js';
 import { endedResult, type DataRef, type JobHandle, type JobResult } from '../distill/service.js';
-import type { RunRecord, RunRow } from '../store/db.js';
+import { openDatabase, type RunRecord, type RunRow } from '../store/db.js';
 import { thisProcess } from '../store/lease.js';
 import type { ServiceContext } from './context.js';
 import type { createDatasets } from './datasets.js';
@@ -29,6 +29,11 @@ export interface JobLaunch {
   resume: boolean;
   /** Also told every event of this job (the CLI's progress bars). */
   onEvent?: (e: ProgressEvent) => void;
+  /**
+   * A job stored in another database than the library (a sweep task's): it is trained there, with
+   * its model folders under `modelsRoot`, and merged into the library later (kdmri runs import).
+   */
+  store?: { dbPath: string; modelsRoot: string };
 }
 
 interface Queued extends JobLaunch {
@@ -126,8 +131,8 @@ export function createJobs(
       {
         config: q.config,
         data: q.data,
-        modelsRoot: ctx.modelsRoot,
-        dbPath: ctx.dbPath,
+        modelsRoot: q.store?.modelsRoot ?? ctx.modelsRoot,
+        dbPath: q.store?.dbPath ?? ctx.dbPath,
         jobId: q.jobId,
         resume: q.resume,
         holder: holder.label,
@@ -156,14 +161,14 @@ export function createJobs(
     live.delete(q.jobId);
     // a worker that died (a crash in native code, an out-of-memory kill of the thread) could not say
     // so in the library: record it, so the job shows failed with the reason instead of queued forever
-    const row = db.open ? db.jobs.get(q.jobId) : null;
+    const row = db.open && !q.store ? db.jobs.get(q.jobId) : null;
     if (r.status === 'failed' && row && (row.status === 'queued' || row.status === 'running')) {
       const error = r.error ?? 'the training worker stopped';
       for (const run of db.runs.list({ jobId: q.jobId, status: 'running' }))
         db.runs.update(run.id, { status: 'failed', error, endedAt: Date.now() });
       db.jobs.update(q.jobId, { status: 'failed', error, endedAt: Date.now() });
     }
-    release(q.jobId);
+    if (!q.store) release(q.jobId);
     emit({ channel: 'library', what: 'jobs' });
     q.settle(r);
     pump();
@@ -223,8 +228,8 @@ export function createJobs(
     const qi = queue.findIndex((q) => q.jobId === jobId);
     if (qi < 0) return false;
     const [q] = queue.splice(qi, 1);
-    if (db.jobs.get(jobId)) db.jobs.update(jobId, { status: 'cancelled', endedAt: Date.now() });
-    release(jobId);
+    if (!q.store && db.jobs.get(jobId)) db.jobs.update(jobId, { status: 'cancelled', endedAt: Date.now() });
+    if (!q.store) release(jobId);
     const ev: ProgressEvent = { type: 'job-end', status: 'cancelled' };
     q.onEvent?.(ev);
     emit({ channel: 'job', jobId, event: ev });
@@ -310,6 +315,35 @@ export function createJobs(
         }).done;
       }
       return enqueue({ ...launch, jobId: launch.jobId ?? randomUUID() }).done;
+    },
+
+    /**
+     * Queue a job stored in another database (a sweep task's, made 'queued' there) and wait for its
+     * end; it starts, or resumes from its checkpoints, as `kdmri distill --db FILE --resume ID` would.
+     */
+    runStored(
+      jobId: string,
+      store: { dbPath: string; modelsRoot: string },
+      opts: { backend?: BackendName; onEvent?: (e: ProgressEvent) => void } = {},
+    ): { jobId: string; done: Promise<JobResult> } {
+      if (isActive(jobId)) throw new ApiFailure('conflict', `job ${jobId} is already running`, 'jobId');
+      const other = openDatabase(store.dbPath);
+      let row;
+      try {
+        row = other.jobs.get(jobId);
+      } finally {
+        other.close();
+      }
+      if (!row) throw new ApiFailure('not-found', `no job ${jobId} in ${store.dbPath}`, 'jobId');
+      return enqueue({
+        jobId,
+        config: row.config,
+        data: { kind: 'dataset', datasetId: row.datasetId },
+        resume: true,
+        store,
+        ...(opts.backend ? { backend: opts.backend } : {}),
+        ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      });
     },
 
     /** Cancel a queued or running job of this process; false when it is neither. */

@@ -19,6 +19,7 @@ import { RunRepo } from './repos/runs.js';
 import { PseudonymRepo } from './repos/pseudonyms.js';
 import { TimingRepo } from './repos/timings.js';
 import { PacsNodeRepo } from './repos/pacs-nodes.js';
+import { SweepRepo } from './repos/sweeps.js';
 import { StoreError } from './util.js';
 import { DB_FILE, libraryHome, mkdirPrivate, preparePrivateFile } from './home.js';
 
@@ -53,6 +54,8 @@ export type {
 export type { PseudonymKind, PseudonymRow } from './repos/pseudonyms.js';
 export type { TimingKey, TimingRow, TimingRepo } from './repos/timings.js';
 export type { PacsNodeRow, NewPacsNode, PacsAuthKind } from './repos/pacs-nodes.js';
+export type { SweepRow, SweepTaskRow, SweepExecutor, TaskState } from './repos/sweeps.js';
+export type { SweepRepo };
 
 /** The library home's database: `$KDMRI_HOME/kdmri.db` when KDMRI_HOME is set (and non-empty), else `~/.kdmri/kdmri.db`. */
 export function defaultDbPath(): string {
@@ -75,6 +78,8 @@ export class Db {
   readonly timings: TimingRepo;
   /** The lab's PACS nodes (no credentials: those are in the secret store). */
   readonly pacsNodes: PacsNodeRepo;
+  /** Sweeps handed to an executor (kdmri sweep) and their tasks. */
+  readonly sweeps: SweepRepo;
 
   /**
    * @param sqlite an open connection, already migrated (use openDatabase). Exposed as `sqlite` for
@@ -96,6 +101,7 @@ export class Db {
     this.pseudonyms = new PseudonymRepo(sqlite);
     this.timings = new TimingRepo(sqlite);
     this.pacsNodes = new PacsNodeRepo(sqlite);
+    this.sweeps = new SweepRepo(sqlite);
   }
 
   /** The schema version (PRAGMA user_version). */

@@ -141,7 +141,7 @@ export function writeFilesInto(dir: string, files: ModelFiles, where: string): v
 }
 
 /** A model folder written to its temporary place, ready to be put in place. */
-interface Staged {
+export interface Staged {
   final: string;
   /** Move the new folder in (the old one, if any, aside). */
   install(): void;
@@ -199,6 +199,19 @@ function stageModelDir(root: string, name: string, files: ModelFiles, where: str
       fsyncDir(absRoot);
     },
   };
+}
+
+/**
+ * Stage a copy of the model folder `src` as `<root>/<name>/` (a flat folder of files, as models are
+ * written), for an import that installs it and then inserts the rows (rolling back if they fail).
+ */
+export function stageModelCopy(root: string, name: string, src: string): Staged {
+  const files: ModelFiles = {};
+  for (const entry of readdirSync(src, { withFileTypes: true })) {
+    if (!entry.isFile()) throw new StoreError(`model folder ${src}: ${entry.name} is not a file`);
+    files[entry.name] = readFileSync(join(src, entry.name));
+  }
+  return stageModelDir(root, name, files, `copy of ${src}`);
 }
 
 /**

@@ -242,7 +242,9 @@ export function register(program: Command): void {
         // the run's thread count, unless the user pinned one: XNNPACK's reductions depend on it
         if (like && !process.env.KDMRI_WASM_THREADS) process.env.KDMRI_WASM_THREADS = String(like.threads);
         const stop = () => services.jobs.cancel(jobId);
+        // SIGTERM: a scheduler's scancel, time limit or pre-emption; the job keeps its checkpoint
         process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         try {
           const r = await services.jobs.run({
             jobId,
@@ -257,6 +259,7 @@ export function register(program: Command): void {
           return r;
         } finally {
           process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
           progress?.stop();
         }
       });

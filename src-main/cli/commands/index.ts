@@ -10,6 +10,7 @@ import { register as metrics } from './metrics.js';
 import { register as runs } from './runs.js';
 import { register as table } from './table.js';
 import { register as study } from './study.js';
+import { register as sweep } from './sweep.js';
 import { register as mask } from './mask.js';
 import { register as serve } from './serve.js';
 import { register as start } from './start.js';
@@ -31,6 +32,7 @@ export const COMMANDS: RegisterCommand[] = [
   runs,
   table,
   study,
+  sweep,
   mask,
   serve,
   start,

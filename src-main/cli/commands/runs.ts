@@ -5,6 +5,7 @@ import { withServices } from '../library.js';
 import { choiceArg, intArg } from '../options.js';
 import type { RunWithRecord } from '../../services/jobs.js';
 import { printJson, table } from '../output.js';
+import { printImport } from './sweep.js';
 
 interface RunsOptions {
   db?: string;
@@ -51,8 +52,9 @@ function recordText({ run, record: r }: RunWithRecord): string {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('runs')
+    .enablePositionalOptions()
     .description("list training runs, their best epoch and their models' compactness")
     .option('--db <file>', 'database file')
     .option('--job <id>', 'only this job')
@@ -134,6 +136,21 @@ export function register(program: Command): void {
             ]),
           ])}\n`,
         );
+      }),
+    );
+  cmd
+    .command('import <paths...>')
+    .description(
+      'merge task databases and model folders (a sweep folder, task folders, kdmri.db files) into the library; idempotent, conflicts reported',
+    )
+    .option('--db <file>', 'database file (the library to import into)')
+    .option('--json', 'print JSON', false)
+    .action((paths: string[], o: { db?: string; json: boolean }) =>
+      withServices(o, (services) => {
+        const r = services.sweeps.importPaths(paths);
+        if (o.json) printJson(r);
+        else printImport(r);
+        if (r.conflicts.length) process.exitCode = 1;
       }),
     );
 }

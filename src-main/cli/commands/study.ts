@@ -20,7 +20,8 @@ interface StudyOptions extends Omit<DistillOptions, 'acc' | 'seed' | 'task' | 's
   resume?: string;
 }
 
-function numbers(name: string, integer: boolean, min: number, max: number) {
+/** A comma-separated list of numbers (integers when `integer`) in [min, max]. */
+export function numberList(name: string, integer: boolean, min: number, max: number) {
   return (v: string): number[] => {
     const parts = v.split(',').map((x) => x.trim());
     const out = parts.map(Number);
@@ -45,11 +46,11 @@ export function register(program: Command): void {
       '--data <path>',
       'NIfTI volume, folder of volumes, DICOM series or HDF5 file (default: bundled sample)',
     )
-    .option('--accs <list>', 'accelerations, e.g. 4,5,8', numbers('--accs', false, 1.01, 64), [4, 5, 8])
+    .option('--accs <list>', 'accelerations, e.g. 4,5,8', numberList('--accs', false, 1.01, 64), [4, 5, 8])
     .option(
       '--seeds <list>',
       'seeds for weights and shuffling, e.g. 1,2,3',
-      numbers('--seeds', true, 0, 2 ** 31),
+      numberList('--seeds', true, 0, 2 ** 31),
       [1, 2, 3],
     )
     .option('--name <text>', 'a name for the study');

@@ -13,6 +13,7 @@ import { migration004Pseudonyms } from './004_pseudonyms.js';
 import { migration005Safety } from './005_safety.js';
 import { migration006PacsNodes } from './006_pacs_nodes.js';
 import { migration007Timings } from './007_timings.js';
+import { migration008Sweeps } from './008_sweeps.js';
 
 export type { Migration } from './types.js';
 
@@ -26,4 +27,5 @@ export const MIGRATIONS: Migration[] = [
   migration005Safety,
   migration006PacsNodes,
   migration007Timings,
+  migration008Sweeps,
 ];

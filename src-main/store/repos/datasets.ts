@@ -119,4 +119,27 @@ export class DatasetRepo {
   findBySource(source: string): DatasetRow[] {
     return this.bySource.all(source).map(toRow);
   }
+
+  /**
+   * The dataset that holds the same slices as a new one would: same source, size, task and slab
+   * length (a slabbed dataset has other units of evaluation than the same data unslabbed). A job's
+   * data and an imported job's dataset are matched by this one rule.
+   */
+  findSame(d: {
+    source: string;
+    h: number;
+    w: number;
+    task: string;
+    slab: number | null;
+  }): DatasetRow | null {
+    return (
+      this.findBySource(d.source).find(
+        (x) =>
+          x.h === d.h &&
+          x.w === d.w &&
+          x.task === d.task &&
+          (typeof x.meta?.slab === 'number' ? x.meta.slab : null) === d.slab,
+      ) ?? null
+    );
+  }
 }
