@@ -10,15 +10,14 @@
  * order): the format is a short text header before raw values, and no maintained npm package reads it
  * without pulling in a numeric library.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { PNG } from 'pngjs';
 import type { MaskSpec } from '../contract/domain.js';
+import { readFileBounded } from '../data/limits.js';
 
 /** Largest side a mask file may have (the line count a MaskSpec can carry). */
 export const MAX_MASK_SIDE = 4096;
-/** Largest mask file read (a 4096² float64 .npy plus its header). */
-const MAX_MASK_FILE_BYTES = MAX_MASK_SIDE * MAX_MASK_SIDE * 8 + 65536;
 
 export interface MaskPlaneFile {
   h: number;
@@ -29,19 +28,13 @@ export interface MaskPlaneFile {
 
 /** The H×W 0/1 plane of a PNG or .npy mask; errors name the file and what is wrong. */
 export function readMaskPlane(path: string): MaskPlaneFile {
-  let size: number;
   try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new Error('not a file');
-    size = st.size;
+    if (!statSync(path).isFile()) throw new Error('not a file');
   } catch (e) {
     throw new Error(`mask file ${path}: cannot read (${(e as Error).message})`);
   }
-  if (size > MAX_MASK_FILE_BYTES)
-    throw new Error(
-      `mask file ${path}: ${size} bytes is too large for a mask of at most ${MAX_MASK_SIDE}² lines`,
-    );
-  const bytes = readFileSync(path);
+  // the file-size cap of the input limits (data/limits.ts), like every file the app reads
+  const bytes = readFileBounded(path);
   if (/\.png$/i.test(path)) return pngPlane(path, bytes);
   if (/\.npy$/i.test(path)) return npyPlane(path, bytes);
   throw new Error(`mask file ${path}: expected a .png or .npy file`);
