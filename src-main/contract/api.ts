@@ -317,7 +317,8 @@ export interface ResultsTable {
   columns: { key: string; label: string; detail: string; acceleration: number | null }[];
   rows: { model: string; cells: (ResultsCell | null)[] }[];
   /** Study only, per column key: the share of the student→teacher PSNR gap that KD closes. */
-  kdGain?: Record<string, { fraction: number; low: number; high: number }>;
+  /** KD's share of the student→teacher PSNR gap, its 95 % interval, and the gap itself (dB; ≤ 0: no gap). */
+  kdGain?: Record<string, { fraction: number; low: number; high: number; teacherMinusStudent: number }>;
   /** Study only, per column key: KD against the student and against student-long. */
   paired?: Record<string, PairedComparison[]>;
   notes: string[];

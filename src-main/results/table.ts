@@ -231,7 +231,8 @@ export function studyTable(db: TableSource, studyId: string): ResultsTable {
         return t - s === 0 ? NaN : (k - s) / (t - s);
       };
       const ci = hierarchicalBootstrap(groups, gap);
-      kdGain[c.key] = { fraction: ci.estimate, low: ci.low, high: ci.high };
+      const [t, s] = [0, 1].map((arm) => mean(groups.flatMap((g) => g[arm])));
+      kdGain[c.key] = { fraction: ci.estimate, low: ci.low, high: ci.high, teacherMinusStudent: t - s };
     }
     paired[c.key] = [compare(evals, 'kd', 'student'), compare(evals, 'kd', 'student-long')].filter(
       (p): p is PairedComparison => p !== null,
@@ -292,7 +293,12 @@ function gainLines(t: ResultsTable): string[] {
   const out: string[] = [];
   for (const c of t.columns) {
     const g = t.kdGain?.[c.key];
-    if (g)
+    // a share of a gap means nothing when there is no gap: say so rather than print "closes −87 %"
+    if (g && !(g.teacherMinusStudent > 0))
+      out.push(
+        `${c.label}: the teacher is not above the student (teacher − student = ${g.teacherMinusStudent.toFixed(3)} dB): there is no gap for KD to close`,
+      );
+    else if (g)
       out.push(
         `${c.label}: KD closes ${(100 * g.fraction).toFixed(0)} % of the student→teacher gap (95 % interval ${(100 * g.low).toFixed(0)} to ${(100 * g.high).toFixed(0)} %)`,
       );

@@ -230,6 +230,14 @@ test('a study table: mean ± std over seeds, KD gain with its interval, paired c
   const row = j.rows.find((r) => r.model === 'kd' && r.acc === 4)!;
   assert.deepEqual(Object.keys(row.psnr), ['mean', 'std']);
   assert.match(renderTable(t, 'text'), /KD closes 50 % of the student→teacher gap/);
+  assert.ok(Math.abs(g.teacherMinusStudent - 3) < 1e-9);
+  // a teacher no better than its student leaves no gap: no percentage of it is printed
+  const noGap = { ...t, kdGain: { '4': { ...g, teacherMinusStudent: -0.16 } } };
+  assert.match(
+    renderTable(noGap, 'text'),
+    /the teacher is not above the student \(teacher − student = -0\.160 dB\)/,
+  );
+  assert.doesNotMatch(renderTable(noGap, 'text'), /KD closes/);
 });
 
 test('migration 3: old evaluations get a split (validation when their job wrote them) and keep their values', () => {
