@@ -8,17 +8,15 @@
 // temporary upload folder removed. The page's screenshot goes to resources/screenshots/studies.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { unzipSync } from 'fflate';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { Volume } from '../../src-main/contract/domain.js';
-import { createServices, type Services } from '../../src-main/services/index.js';
-import { startServer, type RunningServer } from '../../src-main/server/server.js';
+import type { Services } from '../../src-main/services/index.js';
 import { searchSeries, storeInstances } from '../../src-main/studies/dicomweb.js';
 import { writeDicomSeries } from '../../src-main/studies/export.js';
-import { chromiumSkip, ensureRenderer, launchChromium, RENDERER_DIR, ROOT } from './browser.js';
+import { root as ROOT, skip as chromiumSkip, startWorkstation, type Workstation } from './harness.js';
 import {
   orthancSkip,
   ORTHANC_PASS,
@@ -30,13 +28,12 @@ import {
 const skip = chromiumSkip || orthancSkip;
 const e2e = (name: string, fn: () => Promise<void>) => test(name, { skip }, fn);
 
+let ws: Workstation;
 let home: string;
 let services: Services;
-let server: RunningServer;
 let orthanc: RunningOrthanc;
-let browser: Browser;
 let page: Page;
-const consoleErrors: string[] = [];
+let consoleErrors: string[] = [];
 let seeded: { studyUid: string; seriesUid: string; slope: number; volume: Volume };
 
 function phantom(s: number, h: number, w: number, phase: number): Volume {
@@ -52,7 +49,6 @@ const identity = (id: string, name: string, date: string, description: string) =
 
 before(async () => {
   if (skip) return;
-  await ensureRenderer();
   orthanc = await startOrthanc();
   // the PACS holds one MR study of Jane Doe (and one CT study of someone else)
   const volume = phantom(3, 32, 32, 0);
@@ -80,25 +76,14 @@ before(async () => {
   }
   seeded = { studyUid: exp.studyUid, seriesUid: exp.seriesUid, slope: exp.slope, volume };
 
-  home = mkdtempSync(join(tmpdir(), 'kdmri-e2e-studies-'));
-  services = createServices({ dbPath: join(home, 'kdmri.db'), dataDir: home, mode: 'web' });
-  server = await startServer({ services, staticDir: RENDERER_DIR });
-  browser = await launchChromium();
-  page = await browser.newPage({ viewport: { width: 1500, height: 1000 }, acceptDownloads: true });
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
-  await page.goto(server.url);
+  ws = await startWorkstation(join(ROOT, 'test-artifacts', 'screenshots-studies'));
+  ({ home, services, page, consoleErrors } = ws);
   await page.getByTestId('nav-studies').click();
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.close();
-  await services?.close();
+  await ws?.close();
   await orthanc?.stop();
-  if (home) rmSync(home, { recursive: true, force: true });
 });
 
 e2e(
