@@ -85,10 +85,20 @@ static inline void input_tile(const float *x, const float *mask, float *V, float
   v4 d[6], o[6];
   const long at = (long)n * H * W * C + c;
   const int inside = i0 >= 0 && i0 + 6 <= H && j0 >= 0 && j0 + 6 <= W;
-  UNROLL for (int b = 0; b < 6; b++) {
-    UNROLL for (int a = 0; a < 6; a++) d[a] = tap(x, mask, at, i0 + a, j0 + b, H, W, C, inside);
-    BT6(d, 0, 1, o, 0, 1);
-    UNROLL for (int a = 0; a < 6; a++) wasm_v128_store(stage + 4 * (a * 6 + b), o[a]);
+  if (inside && !mask) {
+    const float *xp = x + at + ((long)i0 * W + j0) * C;
+    const long rs = (long)W * C;
+    UNROLL for (int b = 0; b < 6; b++) {
+      UNROLL for (int a = 0; a < 6; a++) d[a] = wasm_v128_load(xp + a * rs + b * C);
+      BT6(d, 0, 1, o, 0, 1);
+      UNROLL for (int a = 0; a < 6; a++) wasm_v128_store(stage + 4 * (a * 6 + b), o[a]);
+    }
+  } else {
+    UNROLL for (int b = 0; b < 6; b++) {
+      UNROLL for (int a = 0; a < 6; a++) d[a] = tap(x, mask, at, i0 + a, j0 + b, H, W, C, inside);
+      BT6(d, 0, 1, o, 0, 1);
+      UNROLL for (int a = 0; a < 6; a++) wasm_v128_store(stage + 4 * (a * 6 + b), o[a]);
+    }
   }
   float *vt = V + t * C + c;
   UNROLL for (int a = 0; a < 6; a++) {
