@@ -219,6 +219,37 @@ export function inflateRawBounded(
   return out;
 }
 
+/**
+ * The first `n` bytes a raw DEFLATE stream inflates to (fewer when it is shorter or corrupt there):
+ * enough to read a header before deciding whether the rest may be inflated at all.
+ */
+export function inflateRawHead(input: Uint8Array, n: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const enough = new Error('enough');
+  const inf = new Inflate((chunk) => {
+    parts.push(chunk);
+    total += chunk.length;
+    if (total >= n) throw enough;
+  });
+  try {
+    for (let o = 0; o < input.length && total < n; o += INFLATE_PIECE) {
+      const end = Math.min(input.length, o + INFLATE_PIECE);
+      inf.push(input.subarray(o, end), end === input.length);
+    }
+  } catch {
+    // enough, or a corrupt stream: the caller reads what there is
+  }
+  const out = new Uint8Array(Math.min(total, n));
+  let o = 0;
+  for (const p of parts) {
+    if (o >= out.length) break;
+    out.set(p.subarray(0, out.length - o), o);
+    o += p.length;
+  }
+  return out;
+}
+
 /** A file read front to back, gunzipped on the fly when it starts with the gzip magic. */
 export interface ByteStream {
   readonly compressed: boolean;

@@ -40,7 +40,7 @@ export interface WorkRunner {
    * start, so that the first import or Compare does not pay for it).
    */
   warm(): Promise<void>;
-  /** Stop the threads (tasks still queued fail); the in-thread runner has nothing to stop. */
+  /** Stop the threads (tasks still queued fail; not waiting for them); in-thread: nothing to stop. */
   close(): Promise<void>;
 }
 
@@ -219,13 +219,9 @@ export function createWorkerPool(size = 2): WorkRunner {
       for (const lane of [general, compare]) {
         for (const p of lane.queue.splice(0))
           settle(p, () => p.reject(new ApiFailure('unavailable', 'the work threads are closed')));
-        // referenced again, or the loop could end before the threads have stopped
-        await Promise.all(
-          lane.threads.map((t) => {
-            t.worker.ref();
-            return t.worker.terminate();
-          }),
-        );
+        // not awaited: a thread still loading its modules takes a while to stop, and closing (the
+        // app quitting) must not wait for it; a stopped thread's open transaction is rolled back
+        for (const t of lane.threads) void t.worker.terminate();
         lane.threads = [];
       }
     },

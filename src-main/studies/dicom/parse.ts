@@ -7,7 +7,13 @@
  * DicomError with a one-line reason meant for the per-file import report.
  */
 import dicomParser from 'dicom-parser';
-import { LimitError, checkFrames, checkVolume, inflateRawBounded } from '../../data/limits.js';
+import {
+  LimitError,
+  checkFrames,
+  checkVolume,
+  inflateRawBounded,
+  inflateRawHead,
+} from '../../data/limits.js';
 
 export class DicomError extends Error {
   constructor(
@@ -179,10 +185,39 @@ export function looksLikeDicom(b: Uint8Array): boolean {
 }
 
 /**
+ * The image size a deflated data set declares, read from the first 256 KiB it inflates to, checked
+ * against the limits before the rest (the pixels) is inflated: a 512 MiB stream of zeros behind
+ * Rows×Columns 16384² is refused in milliseconds, not after inflating it (found by the fuzzer).
+ * A head that does not parse is left to the full parse to judge.
+ */
+function checkDeflatedImageSize(byteArray: Uint8Array, position: number): void {
+  const head = inflateRawHead(byteArray.subarray(position), 256 * 1024);
+  const bytes = new Uint8Array(position + head.length);
+  bytes.set(byteArray.subarray(0, position), 0);
+  bytes.set(head, position);
+  let ds: DpDataSet;
+  try {
+    ds = dicomParser.parseDicom(bytes, {
+      inflater: (b: Uint8Array) => b,
+      untilTag: T.PixelData,
+    } as dicomParser.ParseDicomOptions);
+  } catch {
+    return;
+  }
+  const rows = ds.uint16('x00280010') ?? 0;
+  const columns = ds.uint16('x00280011') ?? 0;
+  if (!rows || !columns) return;
+  const frames = Number.parseInt(ds.string('x00280008') ?? '1', 10);
+  const samples = ds.uint16('x00280002') ?? 1;
+  checkVolume([columns, rows, Number.isSafeInteger(frames) && frames > 0 ? frames : 1], 4 * samples, 'image');
+}
+
+/**
  * Deflated Explicit VR Little Endian: the data set after the File Meta is inflated within the byte
  * cap (limits.ts), instead of dicom-parser's unbounded zlib.inflateRawSync.
  */
 function boundedInflater(byteArray: Uint8Array, position: number): Uint8Array {
+  checkDeflatedImageSize(byteArray, position);
   const inflated = inflateRawBounded(byteArray.subarray(position), 'Deflated Explicit VR data set');
   const full = Buffer.allocUnsafe(position + inflated.length);
   full.set(byteArray.subarray(0, position), 0);
