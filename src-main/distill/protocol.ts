@@ -52,7 +52,7 @@ export interface MeasureInit {
   size?: number;
   config: DistillConfig;
   backend?: BackendName;
-  /** Int32Array(1) over this buffer: 1 = stop (checked between measurements; the worker then exits itself). */
+  /** Int32Array(2) over this buffer: word 0 = 1: stop (checked between timed calls); word 1 = 1: the worker has closed the library. */
   cancelFlag: SharedArrayBuffer;
 }
 

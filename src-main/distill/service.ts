@@ -51,7 +51,8 @@ export function endedResult(
 
 export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => void): JobHandle {
   const jobId = request.jobId ?? randomUUID();
-  const cancelFlag = new SharedArrayBuffer(4);
+  // word 0: stop, set by us; word 1: the worker has closed the library
+  const cancelFlag = new SharedArrayBuffer(8);
   const init: WorkerInit = { request, jobId, cancelFlag };
   const worker = spawnWorker('worker', init);
   let settled = false;
@@ -88,9 +89,9 @@ export function startJob(request: JobRequest, onEvent: (e: ProgressEvent) => voi
 /**
  * Measure what a job's networks cost here (distill/estimate.ts) in a worker thread, as a job would
  * run; `startupMs` is the worker's start-up to a ready backend and library, as a job pays it. An
- * abort asks the worker to stop between two timed calls; the promise settles once the worker has
- * stopped (so a job started next is not measured along). The worker is never killed mid-way: a
- * thread killed inside a library write could leave the database locked.
+ * abort stops the worker at once when it has closed the library (it only reads it, and closes it
+ * before measuring), else at its next check; the promise settles once the worker has stopped (so a
+ * job started next is not measured along). A thread is never killed with the library open.
  */
 export function measureJob(
   init: Omit<MeasureInit, 'cancelFlag'>,
@@ -98,12 +99,20 @@ export function measureJob(
 ): Promise<MeasureResult & { startupMs: number }> {
   if (signal?.aborted) return Promise.reject(new Error('measurement cancelled'));
   const t0 = performance.now();
-  const cancelFlag = new SharedArrayBuffer(4);
+  // word 0: stop, set by us; word 1: the worker has closed the library
+  const cancelFlag = new SharedArrayBuffer(8);
   const worker = spawnWorker('measure-worker', { ...init, cancelFlag } satisfies MeasureInit);
   let startupMs = 0;
   let onAbort = () => {};
   return new Promise<MeasureResult & { startupMs: number }>((resolve, reject) => {
-    onAbort = () => Atomics.store(new Int32Array(cancelFlag), 0, 1);
+    onAbort = () => {
+      const words = new Int32Array(cancelFlag);
+      Atomics.store(words, 0, 1);
+      if (Atomics.load(words, 1) === 1) {
+        void worker.terminate();
+        reject(new Error('measurement cancelled'));
+      }
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     worker.on('message', (m: MeasureMessage) => {
       if (m.type === 'ready') startupMs = performance.now() - t0;

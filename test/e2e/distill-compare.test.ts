@@ -134,7 +134,19 @@ e2e(
         .waitFor({ timeout: 120_000 })
         .catch(async (e: Error) => {
           // say what the page says instead
-          throw new Error(`${e.message}; status: ${await page.getByTestId('compare-status').textContent()}`);
+          const direct = await Promise.race([
+            ws.services
+              .call('compare', {
+                source: { datasetId },
+                sliceIndex: 0,
+                degradation: { kind: 'lowres', keep: 0.25 },
+              })
+              .then((r) => (r.ok ? 'answers' : JSON.stringify(r.error))),
+            new Promise((ok) => setTimeout(() => ok('no answer in 20 s'), 20_000)),
+          ]);
+          throw new Error(
+            `${e.message}; status: ${await page.getByTestId('compare-status').textContent()}; the service itself: ${String(direct)}`,
+          );
         });
     await page.getByTestId('metrics-kd').waitFor({ timeout: 60_000 });
     assert.match((await page.getByTestId('viewport-zf').textContent()) ?? '', /Low resolution/);
