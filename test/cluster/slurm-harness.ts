@@ -90,7 +90,8 @@ export async function startSlurm(dir: string): Promise<Slurm> {
       'AccountingStorageType=accounting_storage/none',
       'ReturnToService=2',
       'MpiDefault=none',
-      'KillWait=20',
+      // time for a cancelled task's clean stop (SIGTERM → checkpoint, lease released) on a loaded machine
+      'KillWait=120',
       `SlurmctldPort=${base}`,
       `SlurmdPort=${base + 1}`,
       `NodeName=${node} CPUs=${cpus().length} RealMemory=${memory} State=UNKNOWN`,

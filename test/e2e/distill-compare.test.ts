@@ -189,7 +189,9 @@ e2e(
     });
     assert.ok(r.ok);
     const cmp = r.value as CompareResult;
-    for (const v of cmp.viewports) {
+    // restoration has no compressed-sensing baseline (CS undersamples k-space): its viewport is empty
+    assert.equal(cmp.viewports.find((v) => v.name === 'cs')?.image ?? null, null, 'no CS for SR');
+    for (const v of cmp.viewports.filter((x) => x.name !== 'cs')) {
       assert.ok(v.image, `${v.name} has an image`);
       const ref = numpyMeasure(v.image, [rect]);
       if (!ref) {
