@@ -31,11 +31,19 @@ import * as tf from '@tensorflow/tfjs-core';
 const require = createRequire(import.meta.url);
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 
-/** The knob, from the environment: KDMRI_WASM_THREADS=1 forces the single-threaded path. */
+/**
+ * The knob, from the environment: KDMRI_WASM_THREADS=N (1–64) asks for N XNNPACK threads.
+ *
+ * Default: one thread. The threaded path (this module's worker plumbing around Emscripten's pthreads)
+ * was seen on Node 20 to leave a training worker blocked for good, intermittently and more often
+ * under load (a job that never started, a sweep task that never ended, a CLI `eval` that hung for
+ * 600 s in CI); we could not find the cause in time, and a run that hangs loses more than a run
+ * that is ~1.6× slower. Single-threaded runs (dozens of reproduction jobs, all the CI jobs) never
+ * hung. Ask for threads explicitly where the speed matters and a hang would be noticed.
+ */
 export function wantedWasmThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const cores = os.availableParallelism();
   const raw = env.KDMRI_WASM_THREADS;
-  if (raw === undefined || raw === '') return Math.min(cores, 8);
+  if (raw === undefined || raw === '') return 1;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
     throw new Error(`KDMRI_WASM_THREADS must be an integer from 1 to 64, got '${raw}'`);
