@@ -169,7 +169,10 @@ test('kill -9 of web mode during training: restart shows the job interrupted; it
     kind: 'mask',
     mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 42 },
   });
-  const config = { ...base, steps: ['teacher'], training: { ...base.training, epochs: 4 } };
+  // enough epochs that the kill lands mid-training however fast the machine is (the lease check in
+  // between starts a CLI process, seconds long)
+  const EPOCHS = 30;
+  const config = { ...base, steps: ['teacher'], training: { ...base.training, epochs: EPOCHS } };
   const { jobId } = await a.call<{ jobId: string }>('startDistillation', {
     datasetId: datasets[0].id,
     config,
@@ -200,7 +203,7 @@ test('kill -9 of web mode during training: restart shows the job interrupted; it
   const atKill = db.runs.list({ jobId })[0];
   assert.equal(atKill.status, 'running', 'the run was cut short');
   const epochsAtKill = atKill.epochsDone;
-  assert.ok(epochsAtKill >= 1 && epochsAtKill < 4, `killed mid-training (${epochsAtKill} epochs done)`);
+  assert.ok(epochsAtKill >= 1 && epochsAtKill < EPOCHS, `killed mid-training (${epochsAtKill} epochs done)`);
   db.close();
 
   const b = await serve(home);
@@ -219,18 +222,18 @@ test('kill -9 of web mode during training: restart shows the job interrupted; it
     start.startEpoch >= epochsAtKill,
     `resumed at epoch ${start.startEpoch}, ${epochsAtKill} were done`,
   );
-  t.diagnostic(`killed with ${epochsAtKill} of 4 epochs done; resumed at epoch ${start.startEpoch}`);
+  t.diagnostic(`killed with ${epochsAtKill} of ${EPOCHS} epochs done; resumed at epoch ${start.startEpoch}`);
   const trained = seen.filter((e) => e.type === 'epoch').map((e) => (e.type === 'epoch' ? e.epoch : -1));
-  assert.deepEqual(trained, [...Array(4).keys()].slice(start.startEpoch));
+  assert.deepEqual(trained, [...Array(EPOCHS).keys()].slice(start.startEpoch));
   const runs = await b.call<RunInfo[]>('listRuns', { jobId });
   assert.deepEqual(
     runs.map((r) => [r.kind, r.status, r.epochs]),
-    [['teacher', 'finished', 4]],
+    [['teacher', 'finished', EPOCHS]],
   );
   const epochs = await b.call<{ epoch: number }[]>('runEpochs', { runId: runs[0].id });
   assert.deepEqual(
     epochs.map((e) => e.epoch),
-    [0, 1, 2, 3],
+    [...Array(EPOCHS).keys()],
   );
   b.child.kill('SIGTERM');
   await died(b.child);

@@ -313,7 +313,7 @@ function el(group: number, element: number, vr: string, value: Buffer, length = 
 }
 const ui = (s: string) => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
 
-test('a deflated data set that inflates past the byte cap is refused while inflating', () => {
+test('a deflated data set whose image is past the byte cap is refused before its pixels are inflated', () => {
   const n = 8192; // 8192×8192 16-bit: 64 M voxels (at the voxel cap), 128 MiB of zero pixels
   const body = Buffer.concat([
     el(0x0008, 0x0016, 'UI', ui('1.2.840.10008.5.1.4.1.1.4')),
@@ -349,7 +349,8 @@ test('a deflated data set that inflates past the byte cap is refused while infla
   try {
     assert.throws(
       () => parseDicom(file),
-      /Deflated Explicit VR data set inflates to more than 32 M bytes, over the byte limit; raise it with --max-bytes/,
+      // the image size, read from the first inflated bytes, is refused before its pixels are inflated
+      /image 8192×8192×1 \(256 M bytes\) is over the 32 M byte limit; raise it with --max-bytes/,
     );
   } finally {
     resetInputLimits();
