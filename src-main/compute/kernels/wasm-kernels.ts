@@ -77,7 +77,20 @@ export interface ThinConvProblem {
   relu: boolean;
 }
 
-export interface WinogradProblem {
+/** The geometry of a stride-1 conv on unpadded NHWC input: sizes, channels and top/left padding. */
+export interface ConvGeometry {
+  batch: number;
+  H: number;
+  W: number;
+  oH: number;
+  oW: number;
+  C: number;
+  O: number;
+  padTop: number;
+  padLeft: number;
+}
+
+export interface WinogradProblem extends ConvGeometry {
   /** [batch][H][W][C], unpadded. */
   x: number;
   /** x's shape, x read as 0 where mask ≤ 0 (a ReLU layer's output, for its input gradient), or 0 for none. */
@@ -90,20 +103,11 @@ export interface WinogradProblem {
   y: number;
   /** WasmKernels.winogradScratchFloats(C, O) float32 of scratch. */
   scratch: number;
-  batch: number;
-  H: number;
-  W: number;
-  oH: number;
-  oW: number;
-  C: number;
-  O: number;
-  padTop: number;
-  padLeft: number;
   relu: boolean;
 }
 
 /** A filter-gradient problem for winograd_filter_rows: x unpadded, the conv's top/left padding. */
-export interface WinogradFilterProblem {
+export interface WinogradFilterProblem extends ConvGeometry {
   /** [batch][H][W][C], unpadded. */
   x: number;
   /** [batch][oH][oW][O]. */
@@ -112,15 +116,6 @@ export interface WinogradFilterProblem {
   mask: number;
   /** WasmKernels.winogradFilterScratchFloats(C, O) float32 of scratch. */
   scratch: number;
-  batch: number;
-  H: number;
-  W: number;
-  oH: number;
-  oW: number;
-  C: number;
-  O: number;
-  padTop: number;
-  padLeft: number;
 }
 
 /** Tiles per block in winograd.c's filter gradient (WGF_TB). */
