@@ -32,18 +32,16 @@ const require = createRequire(import.meta.url);
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 
 /**
- * The knob, from the environment: KDMRI_WASM_THREADS=N (1–64) asks for N XNNPACK threads.
+ * The knob, from the environment: KDMRI_WASM_THREADS=N (1–64) asks for N XNNPACK threads; the
+ * default is the machine's cores, at most 8.
  *
- * Default: one thread. The threaded path (this module's worker plumbing around Emscripten's pthreads)
- * was seen on Node 20 to leave a training worker blocked for good, intermittently and more often
- * under load (a job that never started, a sweep task that never ended, a CLI `eval` that hung for
- * 600 s in CI); we could not find the cause in time, and a run that hangs loses more than a run
- * that is ~1.6× slower. Single-threaded runs (dozens of reproduction jobs, all the CI jobs) never
- * hung. Ask for threads explicitly where the speed matters and a hang would be noticed.
+ * (From b5da3e1 to the write-once fix below the default was one thread, because threaded starts
+ * intermittently hung; the cause was the pool script being rewritten while a worker read it.)
  */
 export function wantedWasmThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const cores = os.availableParallelism();
   const raw = env.KDMRI_WASM_THREADS;
-  if (raw === undefined || raw === '') return 1;
+  if (raw === undefined || raw === '') return Math.min(cores, 8);
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
     throw new Error(`KDMRI_WASM_THREADS must be an integer from 1 to 64, got '${raw}'`);
@@ -64,6 +62,24 @@ function bundleImports(): string {
     out += `var ${m[1]} = require(${JSON.stringify(m[2])});\n`;
   }
   return out;
+}
+
+/**
+ * Write a pool script the first time only. The library builds the worker's Blob once per pool worker
+ * (8 of them), each just before starting that worker; rewriting the file each time truncated it
+ * while an earlier worker was still reading it, and that worker then ran an empty script and exited
+ * (code 0) before its 'load' message, so the module waited for it for ever — the intermittent hang
+ * of threaded runs on a busy machine (1 start in 5–30 with three backends starting at once). The
+ * text is the same every time, so a file once written is never touched again.
+ */
+const written = new Map<string, string>();
+function writeOnce(path: string, text: string): void {
+  const before = written.get(path);
+  if (before === text) return;
+  if (before !== undefined)
+    throw new Error(`wasm pool script ${path} would change while workers may read it`);
+  writeFileSync(path, text);
+  written.set(path, text);
 }
 
 let scriptDir: string | null = null;
@@ -105,7 +121,7 @@ export async function setWasmBackend(threads: number): Promise<number> {
       if (parts && parts.every((p) => typeof p === 'string')) {
         const text = parts.join('');
         texts.set(this, text);
-        if (text.startsWith('var WasmBackendModuleThreadedSimd')) writeFileSync(mainPath, imports + text);
+        if (text.startsWith('var WasmBackendModuleThreadedSimd')) writeOnce(mainPath, imports + text);
       }
     }
   }
@@ -113,15 +129,30 @@ export async function setWasmBackend(threads: number): Promise<number> {
   const createObjectURL = (blob: Blob): string => {
     const text = texts.get(blob);
     if (text === undefined || !text.includes('ENVIRONMENT_IS_PTHREAD')) return nativeCreateObjectURL(blob);
-    writeFileSync(workerPath, text + workerEpilogue);
+    writeOnce(workerPath, text + workerEpilogue);
     return workerPath;
   };
+  // Emscripten waits for every pool worker's 'loaded' and never looks at a worker that exits first:
+  // such an exit would wedge the initialisation for ever, so it fails it instead, with the reason.
+  let failPool: (e: Error) => void = () => undefined;
+  const poolFailed = new Promise<never>((_, reject) => {
+    failPool = reject;
+  });
+  poolFailed.catch(() => undefined);
   class PoolWorker extends NodeWorker {
     constructor(filename: string | URL, options?: WorkerOptions) {
       // No inherited execArgv: the pool scripts are plain CommonJS, and flags such as --input-type or a
       // loader (--import tsx) would break or slow every worker
       super(filename, { ...options, execArgv: [] });
       this.unref();
+      let loaded = false;
+      this.on('message', (m: unknown) => {
+        if ((m as { cmd?: unknown } | null)?.cmd === 'loaded') loaded = true;
+      });
+      this.once('exit', (code) => {
+        if (!loaded)
+          failPool(new Error(`a wasm pool thread exited (code ${code}) before it loaded the module`));
+      });
     }
     override ref(): void {
       // Emscripten refs a worker while it runs a pthread; XNNPACK's pool threads run for ever.
@@ -144,7 +175,8 @@ export async function setWasmBackend(threads: number): Promise<number> {
   // event loop open until the backend is ready.
   const hold = setInterval(() => undefined, 60_000);
   try {
-    if (!(await tf.setBackend('wasm'))) throw new Error('the threaded wasm backend failed to initialise');
+    if (!(await Promise.race([tf.setBackend('wasm'), poolFailed])))
+      throw new Error('the threaded wasm backend failed to initialise');
   } catch (e) {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     wasm.setThreadsCount(1);

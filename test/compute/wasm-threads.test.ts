@@ -8,7 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { tinyDcCnnPrelude } from './tiny-dccnn.js';
+import { compiledTwin } from '../../src-main/workers/spawn.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -18,6 +20,20 @@ interface Run {
   losses: number[];
   weightSum: number;
   ms: number;
+}
+
+/** Run an ES module snippet in a fresh Node (tsx) with KDMRI_WASM_THREADS set; its `RESULT {json}` line. */
+function runScript<T>(code: string, threads: number, timeout: number): T {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout,
+    env: { ...process.env, KDMRI_WASM_THREADS: String(threads) },
+  });
+  assert.equal(r.status, 0, `threads=${threads}: exit ${r.status ?? r.signal}; ${r.stderr.slice(-800)}`);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  assert.ok(line, `threads=${threads}: no result in ${r.stdout.slice(-400)} ${r.stderr.slice(-400)}`);
+  return JSON.parse(line.slice(7)) as T;
 }
 
 function train(threads: number): Run {
@@ -34,16 +50,7 @@ function train(threads: number): Run {
     const weightSum = net.variables.reduce((s, v) => s + tf.sum(tf.abs(v)).dataSync()[0], 0);
     console.log('RESULT ' + JSON.stringify({ backend: info.name, threads: info.threads, losses, weightSum, ms }));
 `;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, KDMRI_WASM_THREADS: String(threads) },
-  });
-  assert.equal(r.status, 0, `threads=${threads}: exit ${r.status ?? r.signal}; ${r.stderr.slice(-800)}`);
-  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  assert.ok(line, `threads=${threads}: no result in ${r.stdout.slice(-400)}`);
-  return JSON.parse(line.slice(7)) as Run;
+  return runScript<Run>(code, threads, 120_000);
 }
 
 test('wasm with two XNNPACK threads trains exactly like one thread, and the process exits by itself', () => {
@@ -67,11 +74,74 @@ test('wasm with two XNNPACK threads trains exactly like one thread, and the proc
 
 test('KDMRI_WASM_THREADS is checked, and defaults to the machine’s cores', async () => {
   const { wantedWasmThreads } = await import('../../src-main/compute/wasm-threads.js');
-  assert.equal(wantedWasmThreads({}), 1, 'one thread unless asked (the threaded path can hang: see wasm-threads.ts)');
+  assert.equal(wantedWasmThreads({}), Math.min(availableParallelism(), 8));
   assert.equal(wantedWasmThreads({ KDMRI_WASM_THREADS: '3' }), 3);
   assert.throws(
     () => wantedWasmThreads({ KDMRI_WASM_THREADS: 'two' }),
     /KDMRI_WASM_THREADS must be an integer/,
   );
   assert.throws(() => wantedWasmThreads({ KDMRI_WASM_THREADS: '0' }), /KDMRI_WASM_THREADS/);
+});
+
+test('threaded backends started at once in several worker threads all become ready', () => {
+  // The library builds the pool worker's script once per pool worker (8 per backend); rewriting the
+  // script file each time let a starting worker read it truncated, run nothing and exit, and the
+  // backend then waited for it for ever (about 1 start in 5 with three starting at once under load).
+  // Eight concurrent starts would have hit that with near certainty.
+  const source = new URL('../../src-main/compute/backend.ts', import.meta.url).href;
+  const twin = compiledTwin(source);
+  const load = twin
+    ? `import(${JSON.stringify(twin)})`
+    : `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(source)}); })`;
+  const code = `
+    const { Worker } = await import('node:worker_threads');
+    const body = ${JSON.stringify(`
+      (async () => {
+        const { parentPort } = await import('node:worker_threads');
+        try {
+          const { initBackend } = await ${load};
+          parentPort.postMessage((await initBackend({ prefer: 'wasm' })).threads);
+        } catch (e) {
+          parentPort.postMessage(String(e));
+        }
+      })();
+    `)};
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 8 }, () => new Promise((resolve) => {
+      const w = new Worker(body, { eval: true });
+      const t = setTimeout(() => { resolve('timed out'); w.terminate(); }, 90_000);
+      w.once('message', (m) => { clearTimeout(t); resolve(m); w.terminate(); });
+      w.once('error', (e) => { clearTimeout(t); resolve(String(e)); });
+    })));
+    console.log('RESULT ' + JSON.stringify({ results, ms: Date.now() - started }));
+  `;
+  const { results } = runScript<{ results: unknown[] }>(code, 2, 150_000);
+  assert.deepEqual(results, Array(8).fill(2), `backends: ${JSON.stringify(results)}`);
+});
+
+test('the threaded backend writes each pool script once, before any pool worker can read it', () => {
+  // The deterministic half of the test above: count the writes of the pool worker's script while a
+  // threaded backend starts (8 pool workers). Rewriting it per worker was the cause of the hang.
+  const code = `
+    import fs from 'node:fs';
+    import { syncBuiltinESMExports } from 'node:module';
+    const writes = {};
+    const real = fs.writeFileSync;
+    fs.writeFileSync = (p, ...rest) => {
+      const name = String(p).split('/').pop();
+      writes[name] = (writes[name] ?? 0) + 1;
+      return real(p, ...rest);
+    };
+    syncBuiltinESMExports();
+    const { initBackend } = await import('./src-main/compute/backend.ts');
+    const info = await initBackend({ prefer: 'wasm' });
+    console.log('RESULT ' + JSON.stringify({ threads: info.threads, writes }));
+  `;
+  const { threads, writes } = runScript<{
+    threads: number;
+    writes: Record<string, number>;
+  }>(code, 2, 120_000);
+  assert.equal(threads, 2);
+  assert.equal(writes['pthread-worker.cjs'], 1, `pool worker script writes: ${JSON.stringify(writes)}`);
+  assert.equal(writes['module.cjs'], 1, `module script writes: ${JSON.stringify(writes)}`);
 });
