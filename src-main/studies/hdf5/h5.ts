@@ -4,8 +4,10 @@
  * by hyperslab, and attributes. h5wasm's WebAssembly module is loaded once (top-level await), so the
  * functions below are synchronous.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { basename } from 'node:path';
 import h5wasm from 'h5wasm/node';
+import { checkGlobalHeaps, findSuperblock } from './gheap.js';
 
 await h5wasm.ready;
 
@@ -38,22 +40,22 @@ function isComplexDtype(d: Dtype): boolean {
   return names[0] === 'r' && names[1] === 'i';
 }
 
-const SIGNATURE = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** The HDF5 superblock signature sits at 0, 512, 1024, 2048, … (after an optional user block). */
+/** Whether the file has an HDF5 superblock (checked before h5wasm sees the file). */
 function hasSignature(path: string): boolean {
   const fd = openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
-    const b = Buffer.alloc(8);
-    for (let off = 0; off + 8 <= size && off <= 1 << 20; off = off === 0 ? 512 : off * 2) {
-      readSync(fd, b, 0, 8, off);
-      if (b.equals(SIGNATURE)) return true;
-    }
-    return false;
+    return findSuperblock(fd, fstatSync(fd).size) !== null;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Whether reading a value of this type goes through the file's global heap: variable-length strings
+ * and sequences (class 9, or a string with vlen set) and references (class 7).
+ */
+function usesGlobalHeap(md: { type: number; vlen?: boolean }): boolean {
+  return md.vlen === true || md.type === 9 || md.type === 7;
 }
 
 export function openH5(path: string): H5File {
@@ -65,19 +67,39 @@ export function openH5(path: string): H5File {
     throw new Error(`not a readable HDF5 file: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (!f.file_id || f.file_id < 0n) throw new Error('not a readable HDF5 file');
+  // The object, with its metadata read (h5wasm reads it lazily). h5wasm reports an object header
+  // HDF5 refuses (e.g. a contiguous dataset whose declared dimensions need more bytes than the file
+  // holds: "invalid dataset size, likely file corruption") as "error - name not defined!".
+  const open = (name: string) => {
+    try {
+      const d = f.get(name);
+      if (d instanceof h5wasm.Dataset) void d.metadata;
+      return d;
+    } catch {
+      throw new Error(
+        `${basename(path)}: dataset "${name}" cannot be opened: HDF5 refuses its header as corrupt (e.g. declared dimensions past the data it stores)`,
+      );
+    }
+  };
   const get = (name: string) => {
-    const d = f.get(name);
+    const d = open(name);
     if (!(d instanceof h5wasm.Dataset)) throw new Error(`no dataset "${name}"`);
     return d;
   };
+  let heapsChecked = false;
+  const heapsOk = () => {
+    if (!heapsChecked) checkGlobalHeaps(path);
+    heapsChecked = true;
+  };
   const read = (name: string, ranges?: Range[]): unknown => {
     const d = get(name);
+    if (usesGlobalHeap(d.metadata)) heapsOk();
     return ranges ? d.slice(ranges) : d.value;
   };
   return {
     keys: () => f.keys(),
     dataset(name) {
-      const d = f.get(name);
+      const d = open(name);
       if (!(d instanceof h5wasm.Dataset)) return null;
       const dt = d.dtype as Dtype;
       // HDF5 type classes: 0 integer, 1 float, 3 string, 6 compound, 8 enum (h5py's bool)
@@ -120,7 +142,9 @@ export function openH5(path: string): H5File {
     },
     attrs() {
       const out: Record<string, string | number> = {};
-      for (const [k, a] of Object.entries(f.attrs)) {
+      const all = Object.entries(f.attrs);
+      if (all.some(([, a]) => usesGlobalHeap(a.metadata))) heapsOk();
+      for (const [k, a] of all) {
         const v = a.value;
         out[k] =
           typeof v === 'number'

@@ -21,6 +21,7 @@
  * it is read — k-space is read one slice (and coil) at a time, so the caps apply to the volumes
  * produced (float32 image, and k-space re/im when kept), not to the coil count.
  */
+import { basename } from 'node:path';
 import type { Volume } from '../../contract/domain.js';
 import { checkVolume } from '../../data/limits.js';
 import { fft2 } from '../../kspace/fft.js';
@@ -242,10 +243,24 @@ function readKdMri(f: H5File): Hdf5Volume[] {
 
 /** Volumes of a fastMRI or KD-MRI HDF5 file. Throws with a reason for other HDF5 layouts. */
 export function readHdf5(path: string): Hdf5Volume[] {
+  try {
+    return readLayouts(path);
+  } catch (e) {
+    // a refusal names the file (convert's and the engine's messages have no other place for it); the
+    // class is kept, so that limit errors stay limit errors and our own bugs stay internal
+    const name = basename(path);
+    if (e instanceof Error && !(e instanceof TypeError || e instanceof RangeError))
+      if (!e.message.startsWith(`${name}: `)) e.message = `${name}: ${e.message}`;
+    throw e;
+  }
+}
+
+function readLayouts(path: string): Hdf5Volume[] {
   const f = openH5(path);
   try {
-    if (f.dataset('kspace')) return readFastMri(f);
-    if (f.dataset('volfs')) return readKdMri(f);
+    const keys = f.keys();
+    if (keys.includes('kspace')) return readFastMri(f);
+    if (keys.includes('volfs')) return readKdMri(f);
     throw new Error(
       `neither the fastMRI layout ("kspace") nor the KD-MRI layout ("volfs") (datasets: ${f.keys().join(', ') || 'none'})`,
     );
