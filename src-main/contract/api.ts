@@ -666,7 +666,7 @@ export const API = {
   ),
   cancelImport: op<{ cancelled: boolean }>()(
     z.object({ importId: z.string().min(1).max(100) }).strict(),
-    'Stop a running import after the series it is storing (what is stored stays); false when it already ended.',
+    'Stop a running import before its next file, or after the series it is storing (stored series stay whole; nothing of an unfinished one is stored); false when it already ended.',
   ),
   importSample: op<ImportSummary>()(
     Empty,

@@ -391,7 +391,11 @@ export interface ImportOrigin {
 export interface ImportOptions {
   /** Default: a file is named by its own path. */
   origin?: ImportOrigin;
-  /** Asked between two series; true stops the import (what is stored stays stored). */
+  /**
+   * Asked before each file and between two series; true stops the import. Each series (and each
+   * NIfTI/HDF5 file) is stored in its own transaction, so what is stored stays whole and nothing of
+   * the one being read is.
+   */
   cancelled?: () => boolean;
 }
 
@@ -414,7 +418,7 @@ export async function importPaths(
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
-    // between two series (each stored in its own transactions): what is stored stays stored
+    // before a file or between two series (each stored in its own transactions): what is stored stays
     if (opts.cancelled?.()) throw new ApiFailure('conflict', 'import cancelled');
     await new Promise((res) => setImmediate(res)); // let progress events out between series
   }
@@ -455,6 +459,8 @@ function* importSteps(
   const series = new Map<string, Img[]>();
   const bySop = new Map<string, string>();
   for (const c of candidates) {
+    // a cancel point before each file: a cancel while headers are read (a large folder) stores nothing
+    yield;
     const p = c.path;
     if (isNifti(p)) {
       try {
