@@ -36,6 +36,11 @@ export function stackOfVolume(vol: Volume): SliceStack {
   };
 }
 
+/** A volume in memory or a SliceStack, as a SliceStack. */
+export function asStack(v: Volume | SliceStack): SliceStack {
+  return 'read' in v ? v : stackOfVolume(v);
+}
+
 /** A SliceStack read whole into a Volume (one allocation, checked slice sizes). */
 export function volumeOfStack(stack: SliceStack): Volume {
   const hw = stack.h * stack.w;
