@@ -308,7 +308,9 @@ function* gzipPieces(pieces: Iterable<Uint8Array>): Generator<Uint8Array> {
     const input = Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
-    return deflateRawSync(input, { finishFlush: final ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH });
+    return deflateRawSync(input, {
+      finishFlush: final ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH,
+    });
   };
   for (const p of pieces) {
     crc = crc32(p, crc);

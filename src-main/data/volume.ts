@@ -48,7 +48,9 @@ export function volumeOfStack(stack: SliceStack): Volume {
   let s = 0;
   for (const slice of stack.read()) {
     if (s >= stack.slices || slice.length !== hw)
-      throw new Error(`slice ${s} of ${stack.slices} has ${slice.length} values, expected ${stack.h}×${stack.w}`);
+      throw new Error(
+        `slice ${s} of ${stack.slices} has ${slice.length} values, expected ${stack.h}×${stack.w}`,
+      );
     data.set(slice, s * hw);
     s++;
   }

@@ -85,11 +85,13 @@ export function readConvertInput(input: string): ConvertInput {
   if (!existsSync(abs)) throw new ApiFailure('not-found', `${abs}: no such file or folder`, 'input');
   const guarded = (r: ConvertInput): ConvertInput => ({ ...r, volumes: r.volumes.map(guardReads) });
   try {
-    if (/\.nii(\.gz)?$/i.test(abs)) return guarded({ volumes: [openNiftiSlices(abs)], labels: ['NIfTI volume'] });
+    if (/\.nii(\.gz)?$/i.test(abs))
+      return guarded({ volumes: [openNiftiSlices(abs)], labels: ['NIfTI volume'] });
     const h5 = readHdf5Volumes(abs);
     if (h5) return { volumes: h5.map((v) => stackOfVolume(v.volume)), labels: h5.map((v) => v.label) };
     const dcm = openDicomSeries(abs, 'disk');
-    if (dcm) return guarded({ volumes: dcm.stacks, labels: dcm.labels, warnings: dcm.warnings, close: dcm.close });
+    if (dcm)
+      return guarded({ volumes: dcm.stacks, labels: dcm.labels, warnings: dcm.warnings, close: dcm.close });
   } catch (e) {
     throw inputFailure(e);
   }

@@ -83,7 +83,6 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
     return { stack: seriesSlices(db, uid), detail };
   }
 
-
   /**
    * Run an import in the background under a new id: its per-file progress, then its summary (or its
    * error), go out as import events. Answers the id at once.

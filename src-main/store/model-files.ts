@@ -125,7 +125,9 @@ export function writeFileAtomic(path: string, data: FileContent, opts: { mode?: 
     !(data instanceof Uint8Array) &&
     typeof (data as Partial<Iterable<Uint8Array>> | null)?.[Symbol.iterator] !== 'function'
   ) {
-    throw new StoreError(`writeFileAtomic(${path}): data must be a string, Uint8Array or iterable of Uint8Array`);
+    throw new StoreError(
+      `writeFileAtomic(${path}): data must be a string, Uint8Array or iterable of Uint8Array`,
+    );
   }
   const final = resolve(path);
   mkdirSync(dirname(final), { recursive: true });

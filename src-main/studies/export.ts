@@ -300,7 +300,10 @@ function* seriesFiles(
     };
     yield {
       sopUid,
-      bytes: writePart10(ds, q.words(slice), { deidentify: opts.deidentify, descriptions: plan.descriptions }),
+      bytes: writePart10(ds, q.words(slice), {
+        deidentify: opts.deidentify,
+        descriptions: plan.descriptions,
+      }),
     };
     s++;
   }
@@ -455,7 +458,11 @@ export function writeVolumeNifti(vol: Volume | SliceStack, path: string): void {
  * slices share one grey scale: a first pass for the range (unless given), then one slice at a time.
  * The files are staged in a temporary folder: a failure leaves none of them.
  */
-export function writeVolumePngs(vol: Volume | SliceStack, outDir: string, range?: [number, number]): string[] {
+export function writeVolumePngs(
+  vol: Volume | SliceStack,
+  outDir: string,
+  range?: [number, number],
+): string[] {
   const stack = asStack(vol);
   const [lo, hi] = range ? [Infinity, -Infinity] : finiteRange(stack);
   const r: [number, number] = range ?? [

@@ -494,7 +494,9 @@ export function seriesSlices(db: Db, uid: string): SliceStack {
   if (!r) throw new Error(`no series ${uid} in the library`);
   const indexes = (
     db.sqlite
-      .prepare(`SELECT slice_index FROM series_slices WHERE series_ref = ? AND slice_index >= 0 ORDER BY slice_index`)
+      .prepare(
+        `SELECT slice_index FROM series_slices WHERE series_ref = ? AND slice_index >= 0 ORDER BY slice_index`,
+      )
       .all(r.id) as { slice_index: number }[]
   ).map((x) => x.slice_index);
   const one = db.sqlite.prepare(`SELECT data FROM series_slices WHERE series_ref = ? AND slice_index = ?`);
@@ -510,7 +512,9 @@ export function seriesSlices(db: Db, uid: string): SliceStack {
         if (!row) throw new Error(`slice ${k} of series ${uid} is no longer in the library`);
         const slice = floats(row.data);
         if (slice.length !== n)
-          throw new Error(`slice ${k} of series ${uid} has ${slice.length} values, expected ${r.rows}×${r.cols}`);
+          throw new Error(
+            `slice ${k} of series ${uid} has ${slice.length} values, expected ${r.rows}×${r.cols}`,
+          );
         yield slice;
       }
     },

@@ -3,7 +3,16 @@
  * `kdmri convert` read (convert slice by slice, see openDicomSeries). DICOM goes through a throw-away in-memory library (so grouping, sorting and
  * decoding are exactly the import's); HDF5 through the registered raw-data readers.
  */
-import { existsSync, readdirSync, statSync, openSync, readSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  statSync,
+  openSync,
+  readSync,
+  closeSync,
+  mkdtempSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, basename } from 'node:path';
 import type { Volume } from '../contract/domain.js';
@@ -117,7 +126,11 @@ export function readDicomVolumes(
   const read = openDicomSeries(path, 'memory');
   if (!read) return null;
   try {
-    return { volumes: read.stacks.map((_, i) => read.volume(i)), labels: read.labels, warnings: read.warnings };
+    return {
+      volumes: read.stacks.map((_, i) => read.volume(i)),
+      labels: read.labels,
+      warnings: read.warnings,
+    };
   } finally {
     read.close();
   }
