@@ -136,7 +136,10 @@ test('writeFolderAtomic: all files or none; an existing folder keeps its other f
   assert.throws(() => writeFolderAtomic(dir, failAfter(2)), /slice 3 unreadable/);
   assert.deepEqual(readdirSync(root), [], 'no folder, no temporary left');
   const paths = writeFolderAtomic(dir, failAfter(3));
-  assert.deepEqual(paths, [1, 2, 3].map((n) => join(dir, `IM${n}.dcm`)));
+  assert.deepEqual(
+    paths,
+    [1, 2, 3].map((n) => join(dir, `IM${n}.dcm`)),
+  );
   assert.deepEqual([...readFileSync(paths[2])], [3]);
   // a folder the user chose, with a file of theirs: replaced files and theirs, nothing half-written
   writeFileSync(join(dir, 'notes.txt'), 'mine');
