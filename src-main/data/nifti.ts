@@ -8,10 +8,11 @@
  * Spacing is [pixdim1, pixdim2, pixdim3] in the file's units (normally mm).
  */
 import { existsSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { constants as zlibConstants, crc32, deflateRawSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
 import type { Volume } from '../contract/domain.js';
 import { writeFileAtomic } from '../store/model-files.js';
+import { stackOfVolume, volumeOfStack, type SliceStack } from './volume.js';
 import {
   LimitError,
   checkVolume,
@@ -109,64 +110,88 @@ function voxelReader(
 /** The deflate format's largest expansion (a run of one byte): no gzip file inflates further. */
 const MAX_DEFLATE_RATIO = 1032;
 
-/** Voxels are converted in pieces of this many bytes, so no second whole-volume buffer exists. */
-const PIECE = 4 * 2 ** 20;
+/**
+ * A NIfTI volume as a SliceStack, read one k plane at a time. Everything that can be refused is
+ * checked here, before any voxel is read or any output begun: the declared size (dims × datatype)
+ * against the caps (limits.ts) and against what the file can hold. Each `read()` opens the file again
+ * and inflates a gzip file only as far as the slice it is on: memory is one slice, whatever nz is.
+ */
+export function openNiftiSlices(path: string): SliceStack {
+  const { header, stream, consumed } = openHeader(path);
+  let layout: { nx: number; ny: number; nz: number; start: number; need: number };
+  const vox = (() => {
+    try {
+      const nd = header.dims[0];
+      if (nd < 2 || nd > 7) throw new Error(`${path}: NIfTI has ${nd} dimensions; expected 2 to 4`);
+      const nx = header.dims[1];
+      const ny = header.dims[2];
+      const nz = nd >= 3 ? Math.max(1, header.dims[3]) : 1;
+      if (!(nx > 0 && ny > 0)) throw new Error(`${path}: NIfTI image size ${nx}×${ny} is empty`);
+      const vox = voxelReader(header.datatypeCode, header.littleEndian, path);
+      const offset = header.vox_offset;
+      if (!Number.isFinite(offset) || offset < consumed)
+        throw new Error(`${path}: invalid vox_offset ${offset} (inside the ${consumed}-byte header)`);
+      const start = Math.floor(offset);
+      const limits = inputLimits();
+      // the output is float32; the declared voxels' bytes are what is read and inflated
+      checkVolume([nx, ny, nz], Math.max(4, vox.bytes), `${path}: volume`, limits);
+      const need = nx * ny * nz * vox.bytes;
+      const holds = stream.compressed ? stream.fileSize * MAX_DEFLATE_RATIO : stream.fileSize;
+      if (start + need > holds)
+        throw new LimitError(
+          `${path}: truncated: the header declares ${nx}×${ny}×${nz} ${vox.name} (${formatSize(need)} bytes after offset ${start}), ` +
+            `more than the ${stream.compressed ? 'compressed ' : ''}file of ${formatSize(stream.fileSize)} bytes can hold`,
+        );
+      if (start + need > limits.maxBytes)
+        throw new LimitError(
+          `${path}: ${formatSize(start + need)} bytes to read is over the ${formatSize(limits.maxBytes)} byte limit; raise it with --max-bytes`,
+        );
+      layout = { nx, ny, nz, start, need };
+      return vox;
+    } finally {
+      stream.close();
+    }
+  })();
+  const { nx, ny, nz, start, need } = layout!;
+  const slope = header.scl_slope && Number.isFinite(header.scl_slope) ? header.scl_slope : 1;
+  const inter = header.scl_slope && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
+  const p = header.pixDims;
+  const spacing: [number, number, number] = [Math.abs(p[1]) || 1, Math.abs(p[2]) || 1, Math.abs(p[3]) || 1];
+  const hw = nx * ny;
+  const sliceBytes = hw * vox.bytes;
+  return {
+    slices: nz,
+    h: ny,
+    w: nx,
+    spacing,
+    *read() {
+      const again = openHeader(path);
+      try {
+        again.stream.skip(start - again.consumed);
+        const out = new Float32Array(hw);
+        for (let k = 0; k < nz; k++) {
+          const b = again.stream.read(sliceBytes);
+          if (b.length < sliceBytes)
+            throw new Error(
+              `${path}: truncated (needs ${need} bytes of voxels after offset ${start}, has ${k * sliceBytes + b.length})`,
+            );
+          const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+          for (let i = 0; i < hw; i++) out[i] = vox.get(dv, i * vox.bytes) * slope + inter;
+          yield out;
+        }
+      } finally {
+        again.stream.close();
+      }
+    },
+  };
+}
 
 /**
- * Read a NIfTI volume. The declared size (dims × datatype) is checked against the caps (limits.ts)
- * and against what the file can hold before anything is allocated; a gzip file is inflated only up
- * to the voxels needed, piece by piece straight into the float32 result.
+ * Read a NIfTI volume whole (see openNiftiSlices: the same checks before anything is allocated, the
+ * same values).
  */
 export function readNifti(path: string): Volume {
-  const { header, stream, consumed } = openHeader(path);
-  try {
-    const nd = header.dims[0];
-    if (nd < 2 || nd > 7) throw new Error(`${path}: NIfTI has ${nd} dimensions; expected 2 to 4`);
-    const nx = header.dims[1];
-    const ny = header.dims[2];
-    const nz = nd >= 3 ? Math.max(1, header.dims[3]) : 1;
-    if (!(nx > 0 && ny > 0)) throw new Error(`${path}: NIfTI image size ${nx}×${ny} is empty`);
-    const vox = voxelReader(header.datatypeCode, header.littleEndian, path);
-    const offset = header.vox_offset;
-    if (!Number.isFinite(offset) || offset < consumed)
-      throw new Error(`${path}: invalid vox_offset ${offset} (inside the ${consumed}-byte header)`);
-    const start = Math.floor(offset);
-    const limits = inputLimits();
-    // the output is float32; the declared voxels' bytes are what is read and inflated
-    checkVolume([nx, ny, nz], Math.max(4, vox.bytes), `${path}: volume`, limits);
-    const count = nx * ny * nz;
-    const need = count * vox.bytes;
-    const holds = stream.compressed ? stream.fileSize * MAX_DEFLATE_RATIO : stream.fileSize;
-    if (start + need > holds)
-      throw new LimitError(
-        `${path}: truncated: the header declares ${nx}×${ny}×${nz} ${vox.name} (${formatSize(need)} bytes after offset ${start}), ` +
-          `more than the ${stream.compressed ? 'compressed ' : ''}file of ${formatSize(stream.fileSize)} bytes can hold`,
-      );
-    if (start + need > limits.maxBytes)
-      throw new LimitError(
-        `${path}: ${formatSize(start + need)} bytes to read is over the ${formatSize(limits.maxBytes)} byte limit; raise it with --max-bytes`,
-      );
-    stream.skip(start - consumed);
-    const slope = header.scl_slope && Number.isFinite(header.scl_slope) ? header.scl_slope : 1;
-    const inter = header.scl_slope && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
-    const data = new Float32Array(count);
-    const per = Math.max(1, Math.floor(PIECE / vox.bytes));
-    for (let i = 0; i < count; i += per) {
-      const n = Math.min(per, count - i);
-      const b = stream.read(n * vox.bytes);
-      if (b.length < n * vox.bytes)
-        throw new Error(
-          `${path}: truncated (needs ${need} bytes of voxels after offset ${start}, has ${i * vox.bytes + b.length})`,
-        );
-      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      for (let k = 0; k < n; k++) data[i + k] = vox.get(dv, k * vox.bytes) * slope + inter;
-    }
-    const p = header.pixDims;
-    const spacing: [number, number, number] = [Math.abs(p[1]) || 1, Math.abs(p[2]) || 1, Math.abs(p[3]) || 1];
-    return { data, slices: nz, h: ny, w: nx, spacing };
-  } finally {
-    stream.close();
-  }
+  return volumeOfStack(openNiftiSlices(path));
 }
 
 /**
@@ -219,27 +244,19 @@ export function readNiftiWithGeometry(path: string): { volume: Volume; geometry:
   };
 }
 
-/**
- * Write a float32 NIfTI-1 (.nii, or gzip-compressed when the name ends in .gz), atomically; with
- * `geometry` (a source's, from readNiftiWithGeometry) the output keeps the source's place in space.
- */
-export function writeNifti(path: string, vol: Volume, geometry?: NiftiGeometry): void {
-  if (!/\.nii(\.gz)?$/i.test(path)) throw new Error(`${path}: a NIfTI file name must end in .nii or .nii.gz`);
-  const n = vol.slices * vol.h * vol.w;
-  if (vol.data.length !== n)
-    throw new Error(`writeNifti: ${vol.data.length} values for ${vol.slices}×${vol.h}×${vol.w}`);
-  const voxOffset = 352;
-  const out = new ArrayBuffer(voxOffset + n * 4);
+/** The 352-byte header (348 + the empty extension flag) of a float32 NIfTI-1 of `stack`'s shape. */
+function float32Header(stack: Omit<SliceStack, 'read'>, geometry?: NiftiGeometry): Uint8Array {
+  const out = new ArrayBuffer(VOX_OFFSET);
   const dv = new DataView(out);
   const le = true;
   dv.setInt32(0, 348, le);
-  const dims = [3, vol.w, vol.h, vol.slices, 1, 1, 1, 1];
+  const dims = [3, stack.w, stack.h, stack.slices, 1, 1, 1, 1];
   dims.forEach((d, i) => dv.setInt16(40 + 2 * i, d, le));
   dv.setInt16(70, 16, le); // datatype float32
   dv.setInt16(72, 32, le); // bitpix
-  const [sx, sy, sz] = geometry?.pixdim ?? vol.spacing ?? [1, 1, 1];
+  const [sx, sy, sz] = geometry?.pixdim ?? stack.spacing ?? [1, 1, 1];
   [geometry?.qfac ?? 1, sx, sy, sz, 1, 1, 1, 1].forEach((v, i) => dv.setFloat32(76 + 4 * i, v, le));
-  dv.setFloat32(108, voxOffset, le);
+  dv.setFloat32(108, VOX_OFFSET, le);
   dv.setFloat32(112, 1, le); // scl_slope
   dv.setFloat32(116, 0, le); // scl_inter
   dv.setUint8(123, geometry?.xyztUnits ?? 10 | 8); // xyzt_units: mm, s
@@ -251,7 +268,80 @@ export function writeNifti(path: string, vol: Volume, geometry?: NiftiGeometry):
   }
   new Uint8Array(out, 148, 24).set(new TextEncoder().encode('KD-MRI Workstation'));
   new Uint8Array(out, 344, 4).set([0x6e, 0x2b, 0x31, 0]); // "n+1\0"
-  new Float32Array(out, voxOffset, n).set(vol.data);
-  const bytes = new Uint8Array(out);
-  writeFileAtomic(path, /\.gz$/i.test(path) ? gzipSync(bytes) : bytes);
+  return new Uint8Array(out);
+}
+
+const VOX_OFFSET = 352;
+
+/** The header, then each slice's float32 values (host order: little endian on every supported host). */
+function* float32Nifti(stack: SliceStack, geometry?: NiftiGeometry): Generator<Uint8Array> {
+  const hw = stack.h * stack.w;
+  yield float32Header(stack, geometry);
+  let s = 0;
+  for (const slice of stack.read()) {
+    if (s >= stack.slices || slice.length !== hw)
+      throw new Error(`writeNifti: slice ${s} has ${slice.length} values, expected ${stack.h}×${stack.w}`);
+    // a copy, as Float32Array: the reader may reuse its slice buffer once the next one is asked for
+    yield new Uint8Array(Float32Array.from(slice).buffer);
+    s++;
+  }
+  if (s !== stack.slices) throw new Error(`writeNifti: ${s} slices for ${stack.slices}`);
+}
+
+/** Input is deflated in pieces of this size: each piece is one native deflate call. */
+const DEFLATE_PIECE = 4 * 2 ** 20;
+
+/**
+ * One gzip member (RFC 1952) of the concatenated pieces, written as it goes. Each DEFLATE_PIECE is
+ * deflated by a separate native zlib call ending in a sync flush (byte-aligned, not final), the last
+ * one with the final block, so the blocks form one valid deflate stream (pigz does the same); any
+ * gzip reader reads it. The compression lost at the piece boundaries is a few hundred bytes per piece.
+ */
+function* gzipPieces(pieces: Iterable<Uint8Array>): Generator<Uint8Array> {
+  // the header gzipSync writes: no name, no time, OS = Unix
+  yield Uint8Array.of(0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3);
+  let crc = 0;
+  let size = 0;
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const flush = (final: boolean) => {
+    const input = Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    return deflateRawSync(input, {
+      finishFlush: final ? zlibConstants.Z_FINISH : zlibConstants.Z_SYNC_FLUSH,
+    });
+  };
+  for (const p of pieces) {
+    crc = crc32(p, crc);
+    size += p.byteLength;
+    pending.push(p);
+    pendingBytes += p.byteLength;
+    if (pendingBytes >= DEFLATE_PIECE) yield flush(false);
+  }
+  yield flush(true);
+  const trailer = new DataView(new ArrayBuffer(8));
+  trailer.setUint32(0, crc >>> 0, true);
+  trailer.setUint32(4, size % 2 ** 32, true);
+  yield new Uint8Array(trailer.buffer);
+}
+
+/**
+ * Write a float32 NIfTI-1 (.nii, or gzip-compressed when the name ends in .gz) of a SliceStack,
+ * atomically and one slice at a time: memory is a slice (and one deflate piece), whatever the slice
+ * count. With `geometry` (a source's, from readNiftiWithGeometry) the output keeps the source's place
+ * in space. A reader's error part-way (a truncated input) leaves no output file.
+ */
+export function writeNiftiSlices(path: string, stack: SliceStack, geometry?: NiftiGeometry): void {
+  if (!/\.nii(\.gz)?$/i.test(path)) throw new Error(`${path}: a NIfTI file name must end in .nii or .nii.gz`);
+  const bytes = float32Nifti(stack, geometry);
+  writeFileAtomic(path, /\.gz$/i.test(path) ? gzipPieces(bytes) : bytes);
+}
+
+/** Write a float32 NIfTI-1 of a volume in memory (see writeNiftiSlices). */
+export function writeNifti(path: string, vol: Volume, geometry?: NiftiGeometry): void {
+  const n = vol.slices * vol.h * vol.w;
+  if (vol.data.length !== n)
+    throw new Error(`writeNifti: ${vol.data.length} values for ${vol.slices}×${vol.h}×${vol.w}`);
+  writeNiftiSlices(path, stackOfVolume(vol), geometry);
 }

@@ -1,7 +1,79 @@
 /**
- * Pure operations on slice stacks (slice-major S×H×W float32).
+ * Pure operations on slice stacks (slice-major S×H×W float32), and SliceStack: a volume read one
+ * slice at a time, for conversions and exports whose memory must not grow with the slice count.
  */
 import type { Volume } from '../contract/domain.js';
+
+/**
+ * A volume as its slices in order (slice k = Volume.data[k·h·w, (k+1)·h·w)), read on demand: a file
+ * or library series behind it is read afresh on every `read()`, so a writer that needs a statistic of
+ * the whole volume first (a global intensity range) makes two passes instead of holding the volume.
+ * A reader's error (a truncated file) is thrown from the iteration, mid-write: writers go through the
+ * atomic writes, so nothing partial is left.
+ */
+export interface SliceStack {
+  slices: number;
+  h: number;
+  w: number;
+  spacing?: [number, number, number];
+  /** The slices, each h·w values; the caller must not keep one past the next (it may be reused). */
+  read(): Iterable<Float32Array>;
+}
+
+/** A volume already in memory as a SliceStack (views into its data, no copy). */
+export function stackOfVolume(vol: Volume): SliceStack {
+  const hw = vol.h * vol.w;
+  if (vol.data.length !== vol.slices * hw)
+    throw new Error(`volume data has ${vol.data.length} values, expected ${vol.slices}×${vol.h}×${vol.w}`);
+  return {
+    slices: vol.slices,
+    h: vol.h,
+    w: vol.w,
+    spacing: vol.spacing,
+    *read() {
+      for (let s = 0; s < vol.slices; s++) yield vol.data.subarray(s * hw, (s + 1) * hw);
+    },
+  };
+}
+
+/** A volume in memory or a SliceStack, as a SliceStack. */
+export function asStack(v: Volume | SliceStack): SliceStack {
+  return 'read' in v ? v : stackOfVolume(v);
+}
+
+/** A SliceStack read whole into a Volume (one allocation, checked slice sizes). */
+export function volumeOfStack(stack: SliceStack): Volume {
+  const hw = stack.h * stack.w;
+  const data = new Float32Array(stack.slices * hw);
+  let s = 0;
+  for (const slice of stack.read()) {
+    if (s >= stack.slices || slice.length !== hw)
+      throw new Error(
+        `slice ${s} of ${stack.slices} has ${slice.length} values, expected ${stack.h}×${stack.w}`,
+      );
+    data.set(slice, s * hw);
+    s++;
+  }
+  if (s !== stack.slices) throw new Error(`volume ends after ${s} of ${stack.slices} slices`);
+  return { data, slices: stack.slices, h: stack.h, w: stack.w, spacing: stack.spacing };
+}
+
+/**
+ * The finite [min, max] over every slice (a first pass), [Infinity, -Infinity] when there is no
+ * finite value. Non-finite values are left out, as every writer's quantisation does.
+ */
+export function finiteRange(stack: SliceStack): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const slice of stack.read()) {
+    for (const v of slice) {
+      if (!Number.isFinite(v)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return [lo, hi];
+}
 
 /** Divide each slice by its own maximum (method spec §4.2); an all-zero slice stays zero. */
 export function normalizeSlices(vol: Volume): Volume {

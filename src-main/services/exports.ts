@@ -61,7 +61,7 @@ import {
   type DicomSource,
   type DisplayWindow,
 } from '../studies/export.js';
-import { getSeries, loadSeriesVolume, parseSeriesSource, seriesContext } from '../studies/library.js';
+import { getSeries, parseSeriesSource, seriesContext, seriesSlices } from '../studies/library.js';
 import { fileHash, syntheticIdentity } from '../studies/uids.js';
 import { montagePng, type SliceOrigin } from './compare.js';
 import type { WorkRunner } from '../workers/pool.js';
@@ -158,7 +158,10 @@ export function copyModelFolder(dir: string, dest: string, deidentify: Deidentif
 // ---------------------------------------------------------------------------------------------------
 // Series.
 
-/** A library series as files: `out` is a folder (dicom, png) or the folder of the NIfTI file. */
+/**
+ * A library series as files: `out` is a folder (dicom, png) or the folder of the NIfTI file. Each
+ * format reads the series one slice at a time (DICOM and PNG twice: the range, then the files).
+ */
 export function exportSeriesFiles(
   db: Db,
   uid: string,
@@ -193,10 +196,10 @@ export function exportSeriesFiles(
       ? `${d.patient(ctx.patient.id, ctx.patient.name)}-series${ctx.series.number ?? ''}.nii.gz`
       : `${uid}.nii.gz`;
     const p = join(out, name);
-    writeVolumeNifti(loadSeriesVolume(db, uid), p);
+    writeVolumeNifti(seriesSlices(db, uid), p);
     return { paths: [p], kind: 'file', path: p, extra: {} };
   }
-  return { paths: writeVolumePngs(loadSeriesVolume(db, uid), out), kind: 'folder', path: out, extra: {} };
+  return { paths: writeVolumePngs(seriesSlices(db, uid), out), kind: 'folder', path: out, extra: {} };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import {
   type Pixels,
   type SeriesDetail,
 } from '../contract/api.js';
-import type { Volume } from '../contract/domain.js';
-import { getSeries, getSeriesSlice, listStudies, loadSeriesVolume } from '../studies/index.js';
+import type { SliceStack } from '../data/volume.js';
+import { getSeries, getSeriesSlice, listStudies, seriesSlices } from '../studies/index.js';
 import type { PacsSettings } from '../studies/dicomweb.js';
 import type { ImportOrigin } from '../studies/import.js';
 import type { ConvertSummary } from './convert.js';
@@ -77,10 +77,10 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
     return s;
   }
 
-  /** A library series as a volume (float32 after rescale). */
-  function seriesVolume(uid: string): { volume: Volume; detail: SeriesDetail } {
+  /** A library series as a SliceStack (float32 after rescale, read one slice at a time). */
+  function seriesStack(uid: string): { stack: SliceStack; detail: SeriesDetail } {
     const detail = series(uid);
-    return { volume: loadSeriesVolume(db, uid), detail };
+    return { stack: seriesSlices(db, uid), detail };
   }
 
   /**
@@ -124,7 +124,7 @@ export function createStudies(ctx: ServiceContext, datasets: ReturnType<typeof c
     retrieveNow,
     convertNow,
     trackImport,
-    seriesVolume,
+    seriesStack,
     handlers: {
       async listStudies(req: ApiRequest<'listStudies'>): Promise<PatientSummary[]> {
         return listStudies(db, req.search);

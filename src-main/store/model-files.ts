@@ -85,15 +85,25 @@ export function describeWriteFailure(err: unknown, dbPath: string): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * What a single-file write takes: the whole content, or its pieces in order (a generator), so that a
+ * large output (a NIfTI volume written slice by slice) never exists whole in memory. A generator that
+ * throws part-way aborts the write like any other failure: the temporary file is removed.
+ */
+export type FileContent = Uint8Array | string | Iterable<Uint8Array>;
+
 /** Write and fsync one file (created or truncated); a full disk is a DiskFullError naming the file. */
-function writeDurable(path: string, data: Uint8Array | string, mode?: number): void {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+function writeDurable(path: string, data: FileContent, mode?: number): void {
+  const pieces: Iterable<Uint8Array> =
+    typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   try {
     // a private file (a secret) is created with its mode, so it is never readable by others, not even briefly
     const fd = openSync(path, 'w', mode);
     try {
-      let off = 0;
-      while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+      for (const bytes of pieces) {
+        let off = 0;
+        while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+      }
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -109,9 +119,15 @@ function writeDurable(path: string, data: Uint8Array | string, mode?: number): v
  * Replace (or create) the file at `path` atomically: write `<path>.tmp-<pid>-<random>` in the same
  * folder, fsync, rename over `path`. Readers see the old content or the new, never a torn file.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string, opts: { mode?: number } = {}): void {
-  if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
-    throw new StoreError(`writeFileAtomic(${path}): data must be a string or Uint8Array`);
+export function writeFileAtomic(path: string, data: FileContent, opts: { mode?: number } = {}): void {
+  if (
+    typeof data !== 'string' &&
+    !(data instanceof Uint8Array) &&
+    typeof (data as Partial<Iterable<Uint8Array>> | null)?.[Symbol.iterator] !== 'function'
+  ) {
+    throw new StoreError(
+      `writeFileAtomic(${path}): data must be a string, Uint8Array or iterable of Uint8Array`,
+    );
   }
   const final = resolve(path);
   mkdirSync(dirname(final), { recursive: true });
@@ -124,6 +140,43 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, opts: {
     throw err;
   }
   fsyncDir(dirname(final));
+}
+
+/**
+ * Write a folder of files (a DICOM series, PNG slices) so that a failure part-way never leaves some of
+ * them: the files go into a temporary sibling `<dir>.tmp-<pid>-<hex>/` (removed on error, and by
+ * sweepTempFiles if this process dies), which takes the name `dir` once all are written. A `dir` that
+ * exists already and is not empty (a folder the user chose) keeps its other files: the new ones are
+ * renamed into it after all were written. `files` yields [name, content] in order, one at a time, so
+ * only one file need be in memory. Returns the final paths, in order.
+ */
+export function writeFolderAtomic(dir: string, files: Iterable<[string, FileContent]>): string[] {
+  const final = resolve(dir);
+  mkdirSync(dirname(final), { recursive: true });
+  const tmp = tempSibling(final);
+  const names: string[] = [];
+  try {
+    mkdirSync(tmp);
+    for (const [name, data] of files) {
+      checkName(name, `${final}: file`);
+      writeDurable(join(tmp, name), data);
+      names.push(name);
+    }
+    fsyncDir(tmp);
+    if (existsSync(final) && readdirSync(final).length > 0) {
+      for (const name of names) renameSync(join(tmp, name), join(final, name));
+      rmSync(tmp, { recursive: true, force: true });
+      fsyncDir(final);
+    } else {
+      if (existsSync(final)) rmSync(final, { recursive: true });
+      renameSync(tmp, final);
+    }
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  fsyncDir(dirname(final));
+  return names.map((n) => join(final, n));
 }
 
 /** Write every file of `files` into the (existing, empty) folder `dir`, fsyncing each and the folder. */

@@ -9,16 +9,16 @@
  * characters) and the stored words computed from the values as written, so that
  * |stored·slope + intercept − value| ≤ slope/2 (+ float32 rounding): within 1/65535 of the range.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Volume } from '../contract/domain.js';
-import { writeFileAtomic } from '../store/model-files.js';
-import { writeNifti } from '../data/nifti.js';
-import { writeGrayPng } from '../data/png.js';
+import { writeFolderAtomic } from '../store/model-files.js';
+import { writeNiftiSlices } from '../data/nifti.js';
+import { encodeGrayPng } from '../data/png.js';
+import { asStack, finiteRange, stackOfVolume, type SliceStack } from '../data/volume.js';
 import type { Db } from '../store/db.js';
 import { writePart10, type NaturalDataset } from './dicom/write.js';
 import {
-  loadSeriesVolume,
+  seriesSlices,
   seriesContext,
   seriesInstances,
   type PatientAttrs,
@@ -99,21 +99,19 @@ export function dsString(x: number): string {
   return '0';
 }
 
-/** The 16-bit quantisation of a volume: words, and slope/intercept exactly as written. */
-export function quantise16(data: Float32Array): {
-  words: Uint16Array;
+/** The series-wide 16-bit quantisation: slope/intercept exactly as written, and each value's word. */
+export interface Quantiser {
   slope: number;
   intercept: number;
   slopeText: string;
   interceptText: string;
-} {
-  let min = Infinity;
-  let max = -Infinity;
-  for (const v of data) {
-    if (!Number.isFinite(v)) continue;
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
+  /** Stored words of some values (a slice); a non-finite value is stored as the minimum. */
+  words(data: Float32Array): Uint16Array;
+}
+
+/** The quantisation of values whose finite [min, max] is `range` ([Infinity, -Infinity]: none finite). */
+export function quantiser(range: [number, number]): Quantiser {
+  let [min, max] = range;
   if (min === Infinity) {
     min = 0;
     max = 0;
@@ -127,12 +125,27 @@ export function quantise16(data: Float32Array): {
     slopeText = dsString(slope * (1 + 1e-12) + Number.EPSILON);
     slope = Number(slopeText);
   }
-  const words = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) {
-    const v = Number.isFinite(data[i]) ? data[i] : min;
-    words[i] = Math.min(65535, Math.max(0, Math.round((v - intercept) / slope)));
-  }
-  return { words, slope, intercept, slopeText, interceptText };
+  const words = (data: Float32Array) => {
+    const out = new Uint16Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      const v = Number.isFinite(data[i]) ? data[i] : min;
+      out[i] = Math.min(65535, Math.max(0, Math.round((v - intercept) / slope)));
+    }
+    return out;
+  };
+  return { slope, intercept, slopeText, interceptText, words };
+}
+
+/** The 16-bit quantisation of a volume: words, and slope/intercept exactly as written. */
+export function quantise16(data: Float32Array): {
+  words: Uint16Array;
+  slope: number;
+  intercept: number;
+  slopeText: string;
+  interceptText: string;
+} {
+  const q = quantiser(finiteRange(stackOfVolume({ data, slices: 1, h: 1, w: data.length })));
+  return { ...q, words: q.words(data) };
 }
 
 function derivationText(d: DerivationInfo | undefined): string {
@@ -158,45 +171,70 @@ const today = () => {
   };
 };
 
-/** Build the derived series' files (not written). */
-export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): DicomExport {
-  const n = vol.h * vol.w;
-  if (vol.data.length !== vol.slices * n)
-    throw new Error(`volume data has ${vol.data.length} values, expected ${vol.slices}×${vol.h}×${vol.w}`);
-  const q = quantise16(vol.data);
+/** What every file of a derived series shares, fixed before the first file is built. */
+interface SeriesPlan {
+  q: Quantiser;
+  seriesUid: string;
+  studyUid: string;
+  frameOfRef: string;
+  date: string;
+  time: string;
+  orientation: number[];
+  normal: number[];
+  win: DisplayWindow;
+  descriptions?: Record<string, string>;
+}
+
+/**
+ * The first pass over a series: the finite [min, max] of all its slices, which fixes the one
+ * RescaleSlope/Intercept and the default window; nothing else of the volume is kept.
+ */
+function planSeries(stack: SliceStack, opts: DicomExportOptions): SeriesPlan {
+  const [lo, hi] = finiteRange(stack);
+  const q = quantiser([lo, hi]);
   const src = opts.source ?? null;
-  const seriesUid = opts.seriesUid ?? newUid();
-  const studyUid = src?.study.uid ?? opts.studyUid ?? newUid();
-  const frameOfRef = src?.frameOfReferenceUid ?? newUid();
-  const { date, time } = today();
-  const [colSp, rowSp, sliceSp] = vol.spacing ?? [1, 1, 1];
   const orientation = src?.orientation && src.orientation.length === 6 ? src.orientation : [1, 0, 0, 0, 1, 0];
-  const normal = [
-    orientation[1] * orientation[5] - orientation[2] * orientation[4],
-    orientation[2] * orientation[3] - orientation[0] * orientation[5],
-    orientation[0] * orientation[4] - orientation[1] * orientation[3],
-  ];
-  const files: DicomExport['files'] = [];
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of vol.data) {
-    if (!Number.isFinite(v)) continue;
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
-  }
   const win: DisplayWindow = opts.window ?? {
     center: Number.isFinite(lo) ? (lo + hi) / 2 : 0,
     width: Number.isFinite(lo) && hi > lo ? hi - lo : 1,
   };
   if (!(Number.isFinite(win.center) && Number.isFinite(win.width) && win.width > 0))
     throw new Error(`window: centre ${win.center} and width ${win.width} must be finite, width > 0`);
-  const descriptions = opts.deidentify
-    ? {
-        SeriesDescription: generatedDescription(opts.derivation, opts.seriesDescription),
-        DerivationDescription: derivationText(opts.derivation && { ...opts.derivation, note: undefined }),
-      }
-    : undefined;
-  for (let s = 0; s < vol.slices; s++) {
+  return {
+    q,
+    seriesUid: opts.seriesUid ?? newUid(),
+    studyUid: src?.study.uid ?? opts.studyUid ?? newUid(),
+    frameOfRef: src?.frameOfReferenceUid ?? newUid(),
+    ...today(),
+    orientation,
+    normal: [
+      orientation[1] * orientation[5] - orientation[2] * orientation[4],
+      orientation[2] * orientation[3] - orientation[0] * orientation[5],
+      orientation[0] * orientation[4] - orientation[1] * orientation[3],
+    ],
+    win,
+    descriptions: opts.deidentify
+      ? {
+          SeriesDescription: generatedDescription(opts.derivation, opts.seriesDescription),
+          DerivationDescription: derivationText(opts.derivation && { ...opts.derivation, note: undefined }),
+        }
+      : undefined,
+  };
+}
+
+/** The second pass: one Part 10 file per slice, built as the slice is read (through the one writer). */
+function* seriesFiles(
+  stack: SliceStack,
+  opts: DicomExportOptions,
+  plan: SeriesPlan,
+): Generator<{ sopUid: string; bytes: Buffer }> {
+  const src = opts.source ?? null;
+  const { q, date, time, orientation, normal, win } = plan;
+  const [colSp, rowSp, sliceSp] = stack.spacing ?? [1, 1, 1];
+  let s = 0;
+  for (const slice of stack.read()) {
+    if (s >= stack.slices || slice.length !== stack.h * stack.w)
+      throw new Error(`slice ${s} has ${slice.length} values, expected ${stack.h}×${stack.w}`);
     const sopUid = newUid();
     const pos = src?.positions?.[s] ?? normal.map((x) => x * ((src?.firstSlice ?? 0) + s) * sliceSp);
     const ds: NaturalDataset = {
@@ -234,19 +272,19 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
       EchoTrainLength: '',
       SliceThickness: dsString(sliceSp),
       SpacingBetweenSlices: dsString(sliceSp),
-      StudyInstanceUID: studyUid,
-      SeriesInstanceUID: seriesUid,
+      StudyInstanceUID: plan.studyUid,
+      SeriesInstanceUID: plan.seriesUid,
       StudyID: src?.study.studyId ?? '',
       SeriesNumber: opts.seriesNumber ?? 900,
       InstanceNumber: s + 1,
       ImagePositionPatient: pos.map((x) => dsString(x)),
       ImageOrientationPatient: orientation.map((x) => dsString(x)),
-      FrameOfReferenceUID: frameOfRef,
+      FrameOfReferenceUID: plan.frameOfRef,
       PositionReferenceIndicator: '',
       SamplesPerPixel: 1,
       PhotometricInterpretation: 'MONOCHROME2',
-      Rows: vol.h,
-      Columns: vol.w,
+      Rows: stack.h,
+      Columns: stack.w,
       // PixelSpacing = row spacing (between rows) \ column spacing (between columns)
       PixelSpacing: [dsString(rowSp), dsString(colSp)],
       BitsAllocated: 16,
@@ -260,41 +298,69 @@ export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): Dicom
       RescaleType: 'US',
       LossyImageCompression: '00',
     };
-    files.push({
+    yield {
       sopUid,
-      bytes: writePart10(ds, q.words.subarray(s * n, (s + 1) * n), {
+      bytes: writePart10(ds, q.words(slice), {
         deidentify: opts.deidentify,
-        descriptions,
+        descriptions: plan.descriptions,
       }),
-    });
+    };
+    s++;
   }
-  const d = opts.deidentify;
-  // a de-identified export reports the UIDs its files carry (the key map's pseudonyms)
-  return d
-    ? {
-        seriesUid: d.uid(seriesUid),
-        studyUid: d.uid(studyUid),
-        slope: q.slope,
-        intercept: q.intercept,
-        files: files.map((f) => ({ ...f, sopUid: d.uid(f.sopUid) })),
-      }
-    : { seriesUid, studyUid, slope: q.slope, intercept: q.intercept, files };
+  if (s !== stack.slices) throw new Error(`series ends after ${s} of ${stack.slices} slices`);
 }
 
-/** Write a derived series into `outDir` as IM0001.dcm, IM0002.dcm, … Returns the export and paths. */
+/** A written series' UIDs as its files carry them (a de-identified export: the key map's pseudonyms). */
+function seriesInfo(
+  plan: SeriesPlan,
+  d: Deidentifier | null | undefined,
+): Omit<DicomExport, 'files'> & { uid(sop: string): string } {
+  const uid = (x: string) => (d ? d.uid(x) : x);
+  return {
+    seriesUid: uid(plan.seriesUid),
+    studyUid: uid(plan.studyUid),
+    slope: plan.q.slope,
+    intercept: plan.q.intercept,
+    uid,
+  };
+}
+
+/** Build the derived series' files in memory (not written; a large series: writeDicomSeries). */
+export function volumeToDicom(vol: Volume, opts: DicomExportOptions = {}): DicomExport {
+  const stack = stackOfVolume(vol);
+  const plan = planSeries(stack, opts);
+  const files = [...seriesFiles(stack, opts, plan)];
+  const { uid, ...info } = seriesInfo(plan, opts.deidentify);
+  return { ...info, files: files.map((f) => ({ ...f, sopUid: uid(f.sopUid) })) };
+}
+
+/** A derived series as written: its UIDs, quantisation, and files (IM0001.dcm, … in slice order). */
+export type WrittenSeries = Omit<DicomExport, 'files'> & { sopUids: string[]; paths: string[] };
+
+/**
+ * Write a derived series into `outDir` as IM0001.dcm, IM0002.dcm, … in two passes over the slices
+ * (the series' value range, then one file at a time), so that a SliceStack source is never held
+ * whole. The files are staged in a temporary folder: a failure leaves none of them.
+ */
 export function writeDicomSeries(
-  vol: Volume,
+  vol: Volume | SliceStack,
   outDir: string,
   opts: DicomExportOptions = {},
-): DicomExport & { paths: string[] } {
-  const exp = volumeToDicom(vol, opts);
-  mkdirSync(outDir, { recursive: true });
-  const paths = exp.files.map((f, i) => {
-    const p = join(outDir, `IM${String(i + 1).padStart(4, '0')}.dcm`);
-    writeFileAtomic(p, f.bytes);
-    return p;
-  });
-  return { ...exp, paths };
+): WrittenSeries {
+  const stack = asStack(vol);
+  const plan = planSeries(stack, opts);
+  const sops: string[] = [];
+  const paths = writeFolderAtomic(
+    outDir,
+    (function* () {
+      for (const f of seriesFiles(stack, opts, plan)) {
+        sops.push(f.sopUid);
+        yield [`IM${String(sops.length).padStart(4, '0')}.dcm`, f.bytes] as [string, Buffer];
+      }
+    })(),
+  );
+  const { uid, ...info } = seriesInfo(plan, opts.deidentify);
+  return { ...info, sopUids: sops.map(uid), paths };
 }
 
 /** Source attributes of a library series (patient, study, geometry) for a derived export. */
@@ -331,8 +397,9 @@ export function exportSeriesDicom(
     window?: DisplayWindow;
     deidentify?: Deidentifier | null;
   } = {},
-): DicomExport & { paths: string[] } {
-  const vol = opts.recon ?? loadSeriesVolume(db, seriesUid);
+): WrittenSeries {
+  // a plain re-export reads the series one slice at a time (twice: its range, then the files)
+  const vol = opts.recon ?? seriesSlices(db, seriesUid);
   const source = dicomSourceFromSeries(db, seriesUid);
   if (source?.positions && source.positions.length !== vol.slices) source.positions = undefined;
   const detail = seriesContext(db, seriesUid)?.series;
@@ -361,7 +428,7 @@ export function writeDicomComparison(
   outDir: string,
   source: DicomSource | null = null,
   opts: { window?: DisplayWindow; deidentify?: Deidentifier | null } = {},
-): (DicomExport & { paths: string[]; label: string })[] {
+): (WrittenSeries & { label: string })[] {
   const studyUid = source?.study.uid ?? newUid();
   return items.map((it, k) => ({
     label: it.label,
@@ -381,32 +448,38 @@ export function writeDicomComparison(
   }));
 }
 
-/** float32 NIfTI of a volume (pixels after rescale, spacing kept). */
-export function writeVolumeNifti(vol: Volume, path: string): void {
-  writeNifti(path, vol);
+/** float32 NIfTI of a volume or SliceStack (pixels after rescale, spacing kept), slice by slice. */
+export function writeVolumeNifti(vol: Volume | SliceStack, path: string): void {
+  writeNiftiSlices(path, asStack(vol));
 }
 
 /**
  * One 8-bit PNG per slice (slice_0001.png …) windowed to the volume's [min, max] (or `range`), so all
- * slices share one grey scale.
+ * slices share one grey scale: a first pass for the range (unless given), then one slice at a time.
+ * The files are staged in a temporary folder: a failure leaves none of them.
  */
-export function writeVolumePngs(vol: Volume, outDir: string, range?: [number, number]): string[] {
-  mkdirSync(outDir, { recursive: true });
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of vol.data) {
-    if (!Number.isFinite(v)) continue;
-    lo = Math.min(lo, v);
-    hi = Math.max(hi, v);
-  }
+export function writeVolumePngs(
+  vol: Volume | SliceStack,
+  outDir: string,
+  range?: [number, number],
+): string[] {
+  const stack = asStack(vol);
+  const [lo, hi] = range ? [Infinity, -Infinity] : finiteRange(stack);
   const r: [number, number] = range ?? [
     Number.isFinite(lo) ? lo : 0,
     Number.isFinite(hi) && hi > lo ? hi : lo + 1,
   ];
-  const n = vol.h * vol.w;
-  return Array.from({ length: vol.slices }, (_, s) => {
-    const p = join(outDir, `slice_${String(s + 1).padStart(4, '0')}.png`);
-    writeGrayPng(p, vol.data.subarray(s * n, (s + 1) * n), vol.h, vol.w, r);
-    return p;
-  });
+  return writeFolderAtomic(
+    outDir,
+    (function* () {
+      let s = 0;
+      for (const slice of stack.read()) {
+        s++;
+        yield [`slice_${String(s).padStart(4, '0')}.png`, encodeGrayPng(slice, stack.h, stack.w, r)] as [
+          string,
+          Buffer,
+        ];
+      }
+    })(),
+  );
 }

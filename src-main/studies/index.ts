@@ -16,6 +16,7 @@ export {
   getSeries,
   getSeriesSlice,
   loadSeriesVolume,
+  seriesSlices,
   loadSeriesSource,
   parseSeriesSource,
   createDatasetFromSeries,

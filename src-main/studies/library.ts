@@ -5,6 +5,7 @@
  */
 import type { PatientSummary, Pixels, SeriesDetail, StudySummary } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
+import type { SliceStack } from '../data/volume.js';
 import type { Db, DatasetRow, JsonObject } from '../store/db.js';
 import { pidExists } from '../store/lease.js';
 
@@ -483,6 +484,49 @@ export function getSeriesSlice(db: Db, uid: string, index: number): Pixels | nul
   return r ? { h: r.h, w: r.w, data: floats(r.data) } : null;
 }
 
+/**
+ * A series as a SliceStack: one slice of the pixel cache in memory at a time (a query per slice, so
+ * that the connection stays free for other statements between slices, e.g. the de-identifier's key
+ * map). Throws for an unknown UID.
+ */
+export function seriesSlices(db: Db, uid: string): SliceStack {
+  const r = seriesRow(db, uid);
+  if (!r) throw new Error(`no series ${uid} in the library`);
+  const indexes = (
+    db.sqlite
+      .prepare(
+        `SELECT slice_index FROM series_slices WHERE series_ref = ? AND slice_index >= 0 ORDER BY slice_index`,
+      )
+      .all(r.id) as { slice_index: number }[]
+  ).map((x) => x.slice_index);
+  const one = db.sqlite.prepare(`SELECT data FROM series_slices WHERE series_ref = ? AND slice_index = ?`);
+  const n = r.rows * r.cols;
+  return {
+    slices: indexes.length,
+    h: r.rows,
+    w: r.cols,
+    spacing: seriesSpacing(r),
+    *read() {
+      for (const k of indexes) {
+        const row = one.get(r.id, k) as { data: Buffer } | undefined;
+        if (!row) throw new Error(`slice ${k} of series ${uid} is no longer in the library`);
+        const slice = floats(row.data);
+        if (slice.length !== n)
+          throw new Error(
+            `slice ${k} of series ${uid} has ${slice.length} values, expected ${r.rows}×${r.cols}`,
+          );
+        yield slice;
+      }
+    },
+  };
+}
+
+function seriesSpacing(r: SeriesSql): [number, number, number] | undefined {
+  return r.spacing_col !== null && r.spacing_row !== null
+    ? [r.spacing_col, r.spacing_row, r.slice_spacing ?? r.slice_thickness ?? 1]
+    : undefined;
+}
+
 /** The whole series as a Volume (with acquired k-space for raw-data series). Throws for an unknown UID. */
 export function loadSeriesVolume(db: Db, uid: string, sops?: readonly string[]): Volume {
   const r = seriesRow(db, uid);
@@ -515,8 +559,8 @@ export function loadSeriesVolume(db: Db, uid: string, sops?: readonly string[]):
   const data = new Float32Array(rows.length * n);
   rows.forEach((s, i) => data.set(floats(s.data), i * n));
   const vol: Volume = { data, slices: rows.length, h: r.rows, w: r.cols };
-  if (r.spacing_col !== null && r.spacing_row !== null)
-    vol.spacing = [r.spacing_col, r.spacing_row, r.slice_spacing ?? r.slice_thickness ?? 1];
+  const spacing = seriesSpacing(r);
+  if (spacing) vol.spacing = spacing;
   if (mask.kspace_mask && rows.every((s) => s.kspace_re && s.kspace_im)) {
     const re = new Float32Array(rows.length * n);
     const im = new Float32Array(rows.length * n);

@@ -1,14 +1,25 @@
 /**
  * Volumes straight from files, without the user's library: what `kdmri distill --data` and
- * `kdmri convert` read. DICOM goes through a throw-away in-memory library (so grouping, sorting and
+ * `kdmri convert` read (convert slice by slice, see openDicomSeries). DICOM goes through a throw-away in-memory library (so grouping, sorting and
  * decoding are exactly the import's); HDF5 through the registered raw-data readers.
  */
-import { existsSync, readdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  statSync,
+  openSync,
+  readSync,
+  closeSync,
+  mkdtempSync,
+  rmSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve, basename } from 'node:path';
 import type { Volume } from '../contract/domain.js';
-import { openDatabase } from '../store/db.js';
+import type { SliceStack } from '../data/volume.js';
+import { openDatabase, type Db } from '../store/db.js';
 import { importPathsSync } from './import.js';
-import { listStudies, loadSeriesVolume } from './library.js';
+import { listStudies, loadSeriesVolume, seriesSlices } from './library.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
 
 function head(path: string, n: number): Uint8Array {
@@ -39,15 +50,41 @@ function hasDicom(dir: string, depth = 0): boolean {
   return false;
 }
 
-/** Every series found at `path` as a Volume (DICOM series in library order), or null if none is DICOM. */
-export function readDicomVolumes(
-  path: string,
-): { volumes: Volume[]; labels: string[]; warnings: string[] } | null {
+/** The DICOM series found at a path, read slice by slice from the library they were imported into. */
+export interface DicomStacks {
+  stacks: SliceStack[];
+  labels: string[];
+  /** Repairs (derived UIDs, frame counts) and files left out of a series. */
+  warnings: string[];
+  /** Series `i` whole, as the library loads it (with acquired k-space for a raw-data series). */
+  volume(i: number): Volume;
+  /** Close the library (and remove it when it was a temporary file). */
+  close(): void;
+}
+
+/**
+ * Every series found at `path` (DICOM series in library order), or null if none is DICOM. The files
+ * go through a throw-away library, so grouping, sorting and decoding are exactly the import's: in
+ * memory (`library: 'memory'`), or in a temporary file that is removed on close (`'disk'`), so that
+ * the decoded slices wait on disk and a writer holds one at a time.
+ */
+export function openDicomSeries(path: string, library: 'memory' | 'disk'): DicomStacks | null {
   const abs = resolve(path);
   if (!existsSync(abs)) return null;
   const dir = statSync(abs).isDirectory();
   if (dir ? !hasDicom(abs) : !isDicomFile(abs)) return null;
-  const db = openDatabase(':memory:');
+  const tmp = library === 'disk' ? mkdtempSync(join(tmpdir(), 'kdmri-convert-')) : null;
+  const close = () => {
+    db.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  };
+  let db: Db;
+  try {
+    db = openDatabase(tmp ? join(tmp, 'library.db') : ':memory:');
+  } catch (e) {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
   try {
     const res = importPathsSync(db, [abs]);
     const uids = listStudies(db).flatMap((p) =>
@@ -70,12 +107,32 @@ export function readDicomVolumes(
       ...(r.status === 'failed' ? [`${r.path}: not read: ${r.message}`] : []),
     ]);
     return {
-      volumes: uids.map((u) => loadSeriesVolume(db, u.uid)),
+      stacks: uids.map((u) => seriesSlices(db, u.uid)),
       labels: uids.map((u) => u.label),
       warnings,
+      volume: (i) => loadSeriesVolume(db, uids[i].uid),
+      close,
+    };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/** Every series found at `path` as a Volume (DICOM series in library order), or null if none is DICOM. */
+export function readDicomVolumes(
+  path: string,
+): { volumes: Volume[]; labels: string[]; warnings: string[] } | null {
+  const read = openDicomSeries(path, 'memory');
+  if (!read) return null;
+  try {
+    return {
+      volumes: read.stacks.map((_, i) => read.volume(i)),
+      labels: read.labels,
+      warnings: read.warnings,
     };
   } finally {
-    db.close();
+    read.close();
   }
 }
 

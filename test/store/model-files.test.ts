@@ -11,6 +11,7 @@ import {
   saveModelAtomically,
   sweepModelRoot,
   writeFileAtomic,
+  writeFolderAtomic,
   writeModelDir,
   type ModelFiles,
 } from '../../src-main/store/model-files.js';
@@ -104,8 +105,50 @@ test('writeFileAtomic replaces a file whole and leaves no temporary file', () =>
   writeFileAtomic(file, new Uint8Array([104, 105]));
   assert.equal(readFileSync(file, 'utf8'), 'hi');
   assert.deepEqual(readdirSync(join(root, 'sub')), ['card.json']);
-  assert.throws(() => writeFileAtomic(file, 5 as never), /must be a string or Uint8Array/);
+  assert.throws(() => writeFileAtomic(file, 5 as never), /must be a string, Uint8Array or iterable/);
   assert.equal(readFileSync(file, 'utf8'), 'hi');
+});
+
+test('writeFileAtomic writes pieces in order; a piece source failing part-way leaves the old file', () => {
+  const root = tempDir();
+  const file = join(root, 'v.bin');
+  writeFileAtomic(file, [Uint8Array.of(1, 2), Uint8Array.of(), Uint8Array.of(3)]);
+  assert.deepEqual([...readFileSync(file)], [1, 2, 3]);
+  function* broken() {
+    yield Uint8Array.of(9, 9);
+    throw new Error('truncated input');
+  }
+  assert.throws(() => writeFileAtomic(file, broken()), /truncated input/);
+  assert.deepEqual([...readFileSync(file)], [1, 2, 3]);
+  assert.deepEqual(readdirSync(root), ['v.bin']);
+});
+
+test('writeFolderAtomic: all files or none; an existing folder keeps its other files', () => {
+  const root = tempDir();
+  const dir = join(root, 'series');
+  const one = (n: number): [string, Uint8Array] => [`IM${n}.dcm`, Uint8Array.of(n)];
+  function* failAfter(k: number) {
+    for (let n = 1; n <= 3; n++) {
+      if (n > k) throw new Error(`slice ${n} unreadable`);
+      yield one(n);
+    }
+  }
+  assert.throws(() => writeFolderAtomic(dir, failAfter(2)), /slice 3 unreadable/);
+  assert.deepEqual(readdirSync(root), [], 'no folder, no temporary left');
+  const paths = writeFolderAtomic(dir, failAfter(3));
+  assert.deepEqual(
+    paths,
+    [1, 2, 3].map((n) => join(dir, `IM${n}.dcm`)),
+  );
+  assert.deepEqual([...readFileSync(paths[2])], [3]);
+  // a folder the user chose, with a file of theirs: replaced files and theirs, nothing half-written
+  writeFileSync(join(dir, 'notes.txt'), 'mine');
+  assert.throws(() => writeFolderAtomic(dir, failAfter(1)), /slice 2/);
+  assert.deepEqual(readdirSync(dir).sort(), ['IM1.dcm', 'IM2.dcm', 'IM3.dcm', 'notes.txt']);
+  writeFolderAtomic(dir, [[`IM1.dcm`, Uint8Array.of(7)]]);
+  assert.deepEqual([...readFileSync(join(dir, 'IM1.dcm'))], [7]);
+  assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'mine');
+  assert.deepEqual(readdirSync(root), ['series']);
 });
 
 test('saveModelAtomically: folder + row; a failing insert removes the folder (no orphan files)', () => {

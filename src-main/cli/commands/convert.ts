@@ -3,7 +3,12 @@
  * KD-MRI HDF5; or `series:<UID>` from the library) to a float32 NIfTI with pixels after rescale.
  */
 import type { Command } from 'commander';
-import { readConvertInput, writeConverted, type ConvertInput } from '../../services/convert.js';
+import {
+  convertFile,
+  writeConverted,
+  type ConvertInput,
+  type ConvertSummary,
+} from '../../services/convert.js';
 import { UserError } from '../errors.js';
 import { withServices } from '../library.js';
 import { addLimitOptions, applyLimitOptions, intArg, type LimitOptions } from '../options.js';
@@ -15,16 +20,20 @@ interface ConvertOptions extends LimitOptions {
   json: boolean;
 }
 
-/** The input's volumes: a library series through the studies service, a file through the convert service. */
-async function readInput(input: string, o: ConvertOptions): Promise<ConvertInput> {
+/**
+ * Read the input and write it: a library series through the studies service (written while the
+ * library is open, one slice at a time), a file through the convert service.
+ */
+async function convert(input: string, out: string, o: ConvertOptions): Promise<ConvertSummary> {
   if (input.startsWith('series:')) {
     const uid = input.slice('series:'.length);
     return withServices(o, (services) => {
-      const { volume, detail } = services.studies.seriesVolume(uid);
-      return { volumes: [volume], labels: [`${detail.modality} ${detail.description}`] };
+      const { stack, detail } = services.studies.seriesStack(uid);
+      const read: ConvertInput = { volumes: [stack], labels: [`${detail.modality} ${detail.description}`] };
+      return writeConverted(read, input, out, o.index);
     });
   }
-  return readConvertInput(input);
+  return convertFile(input, out, o.index);
 }
 
 export function register(program: Command): void {
@@ -45,8 +54,7 @@ export function register(program: Command): void {
   addLimitOptions(cmd).action(async (input: string, out: string, o: ConvertOptions) => {
     if (!/\.nii(\.gz)?$/i.test(out)) throw new UserError(`output must end in .nii or .nii.gz, got ${out}`);
     applyLimitOptions(o);
-    const read = await readInput(input, o);
-    const summary = writeConverted(read, input, out, o.index);
+    const summary = await convert(input, out, o);
     if (o.json) printJson(summary);
     else {
       for (const w of summary.warnings) process.stderr.write(`warning: ${w}\n`);
