@@ -140,7 +140,14 @@ const WINO_G = [
 ] as const;
 
 type KernelFn = (...args: number[]) => void;
-const KERNELS = ['filter_bias_grad_rows', 'conv_thin_rows', 'winograd_rows', 'winograd_filter_rows'] as const;
+const KERNELS = [
+  'filter_bias_grad_rows',
+  'conv_thin_rows',
+  'winograd_rows',
+  'winograd_filter_rows',
+  'dc_fft',
+  'dc_fft_scratch_doubles',
+] as const;
 
 // One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
 // tag·64 + part, where tag is the sequence mod 2^24, so a thread still looking for work of an earlier
@@ -192,8 +199,29 @@ for (;;) {
 }
 `;
 
+/** A data-consistency problem for dc_fft (wasm/dc-fft.c): byte addresses, one real image after another. */
+export interface DcFftProblem {
+  /** [batch][H][W] float32: the CNN output (or dy, for the input gradient). */
+  x: number;
+  /** [batch][H][W] float32 each, or 0 for zero k-space (the input gradient). */
+  k0re: number;
+  k0im: number;
+  /** [H][W] float32, 1 = sampled. */
+  mask: number;
+  /** [batch][H][W] float32. */
+  out: number;
+  /** WasmKernels.dcFftScratchDoubles(H, W) float64, 8-byte aligned. */
+  scratch: number;
+  batch: number;
+  H: number;
+  W: number;
+  /** Soft DC's λ, or −1 for hard replacement. */
+  lambda: number;
+}
+
 export class WasmKernels {
   private readonly fns: KernelFn[];
+  private readonly memory: WebAssembly.Memory;
   private readonly workers: Worker[] = [];
   private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_WORDS));
   private seq = 0;
@@ -205,6 +233,7 @@ export class WasmKernels {
     );
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     this.fns = KERNELS.map((n) => exports[n] as KernelFn);
+    this.memory = memory;
     const n = shared ? Math.max(1, Math.min(threads, PARTS)) : 1;
     for (let w = 1; w < n; w++) {
       const worker = new Worker(WORKER_SOURCE, {
@@ -407,6 +436,37 @@ export class WasmKernels {
         }
     }
     return [dw, Float32Array.from(db)];
+  }
+
+  /** Whether dc_fft runs images of this size: powers of two, H ≥ 2 (rows go in pairs), W ≥ 2. */
+  static dcFft(H: number, W: number): boolean {
+    const pow2 = (n: number) => n >= 2 && (n & (n - 1)) === 0;
+    return pow2(H) && pow2(W);
+  }
+
+  /** Float64 scratch of dc_fft for an H×W image (its transposed rows, half spectrum and twiddles). */
+  dcFftScratchDoubles(H: number, W: number): number {
+    return (this.fns[5] as unknown as (h: number, w: number) => number)(H, W);
+  }
+
+  /**
+   * out = Re F⁻¹(D ⊙ F(x) + E ⊙ k0) per image, in float64 on this thread (wasm/dc-fft.c: the same
+   * butterflies as kspace/fft.ts's real-input path, so the same values). `twiddles(n)` gives fft.ts's
+   * radix-2 tables of length n (cos and sin of −2πk/n, k < n/2), copied to the scratch's end.
+   */
+  dataConsistency(p: DcFftProblem, twiddles: (n: number) => { cos: Float64Array; sin: Float64Array }): void {
+    if (!WasmKernels.dcFft(p.H, p.W))
+      throw new Error(`wasm kernel dc_fft: ${p.H}×${p.W} is not a power-of-two size`);
+    if (p.scratch % 8 !== 0) throw new Error('wasm kernel dc_fft: the scratch is not 8-byte aligned');
+    const total = this.dcFftScratchDoubles(p.H, p.W);
+    const tw = new Float64Array(this.memory.buffer, p.scratch + 8 * (total - p.W - p.H), p.W + p.H);
+    const a = twiddles(p.W);
+    const b = twiddles(p.H);
+    tw.set(a.cos, 0);
+    tw.set(a.sin, p.W / 2);
+    tw.set(b.cos, p.W);
+    tw.set(b.sin, p.W + p.H / 2);
+    this.fns[4](p.x, p.k0re, p.k0im, p.mask, p.lambda, p.out, p.scratch, p.batch, p.H, p.W, 1 / Math.sqrt(p.H * p.W));
   }
 
   /** y = act(conv(x, w) + bias) into y, for a layer where thin(C, O). */
