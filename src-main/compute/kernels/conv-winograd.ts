@@ -27,6 +27,13 @@ export function useWinograd(on: boolean): void {
   enabled = on;
 }
 
+let tileOverride: WinogradTile | null = null;
+
+/** Tests and the bench only: one tile size for every layer (null: by output size, WasmKernels.winogradTile). */
+export function forceWinogradTile(tile: WinogradTile | null): void {
+  tileOverride = tile;
+}
+
 /** Whether winogradConv runs this layer's shapes on this backend (else it returns null). */
 export function winogradApplies(backend: KernelBackend, C: number, O: number, kh = 3, kw = 3): boolean {
   return (
@@ -61,7 +68,7 @@ export function winogradConv(
   if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== O)) return null;
   const kernels = wasmKernelsFor(backend);
   if (!kernels) return null;
-  const tile = WasmKernels.winogradTile(pad.outHeight, pad.outWidth);
+  const tile = tileOverride ?? WasmKernels.winogradTile(pad.outHeight, pad.outWidth);
   let uv: Float32Array;
   if ('values' in w) uv = WasmKernels.winogradFilter(w.values, C, O, tile);
   else {

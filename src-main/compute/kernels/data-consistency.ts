@@ -253,6 +253,13 @@ function checkShapes(x: TensorInfo, k0re: TensorInfo, k0im: TensorInfo, mask: Te
   if (mask.shape.length !== 2 || mask.shape[0] !== h || mask.shape[1] !== w) throw bad('mask', mask, [h, w]);
 }
 
+let wasmDc = true;
+
+/** Tests and the bench only: run the DC layer in JS on wasm too (false), as before dc_fft. */
+export function useWasmDc(on: boolean): void {
+  wasmDc = on;
+}
+
 /**
  * On wasm, for power-of-two sizes: every image through our WebAssembly kernel dc_fft (wasm/dc-fft.c),
  * the real-input path below (applyDiagonalDcOne) in float64 SIMD on the backend's memory, with no copy
@@ -266,7 +273,7 @@ function dcOnWasm(
   lambda: number,
 ): TensorInfo | null {
   const [b, h, w] = dims(x);
-  if (!isWasmBackend(backend) || !WasmKernels.dcFft(h, w)) return null;
+  if (!wasmDc || !isWasmBackend(backend) || !WasmKernels.dcFft(h, w)) return null;
   if ([x, mask, ...(k0 ?? [])].some((t) => t.dtype !== 'float32')) return null;
   const kernels = wasmKernelsFor(backend);
   if (!kernels) return null;
