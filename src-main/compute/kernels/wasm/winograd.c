@@ -12,8 +12,8 @@
  *
  * The filter transform U = G g GT is done once per call in TypeScript (wasm-kernels.ts), U[p][c][o]
  * for the (m+2)^2 positions p = (m+2)a + b. This file transforms input tiles (V[p][t][c] = BT d B), multiplies
- * per position (M[p] = V[p] U[p], a [tiles x C] x [C x O] product) and transforms back, fusing bias and
- * ReLU into the output transform:
+ * per position (M[p] = V[p] U[p], a [tiles x C] x [C x O] product, the bias added at one position)
+ * and transforms back, fusing ReLU into the output transform:
  *
  *   y[n][i][j][o] = act(bias[o] + sum_{a,b,c} x[n][i+a-pt][j+b-pl][c] * w[a][b][c][o])
  *
@@ -177,8 +177,13 @@ static inline void input_tile8(const float *x, const float *mask, float *V, floa
   }
 }
 
-/* M[p][t][o] = sum_c V[p][t][c] U[p][c][o] for tiles [0, nt) (nt % 4 = 0), positions [0, np). */
-static void multiply(const float *V, const float *U, float *M, int nt, int C, int O, int np) {
+/*
+ * M[p][t][o] = sum_c V[p][t][c] U[p][c][o] for tiles [0, nt) (nt % 4 = 0), positions [0, np), plus
+ * bias[o] at position pb = (m+2) + 1 when bias is not 0: column 1 of AT is all ones for both tile
+ * sizes, so AT (bias at (1, 1)) A adds the bias to every output of the tile, at one add per tile
+ * position instead of one per output (the sums then start from the bias instead of 0).
+ */
+static void multiply(const float *V, const float *U, const float *bias, float *M, int nt, int C, int O, int np, int pb) {
   for (int p = 0; p < np; p++) {
     const float *Vp = V + p * WINO_PS(C);
     const float *Up = U + (long)p * C * O;
@@ -186,8 +191,9 @@ static void multiply(const float *V, const float *U, float *M, int nt, int C, in
     for (int t = 0; t < nt; t += 4) {
       const float *v0 = Vp + t * C, *v1 = v0 + C, *v2 = v1 + C, *v3 = v2 + C;
       for (int ob = 0; ob < O; ob += 8) {
-        v4 a00 = wasm_f32x4_splat(0.0f), a01 = a00, a10 = a00, a11 = a00;
-        v4 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        v4 a00 = wasm_f32x4_splat(0.0f), a01 = a00;
+        if (bias && p == pb) a00 = wasm_v128_load(bias + ob), a01 = wasm_v128_load(bias + ob + 4);
+        v4 a10 = a00, a11 = a01, a20 = a00, a21 = a01, a30 = a00, a31 = a01;
         const float *u = Up + ob;
         for (int c = 0; c < C; c++) {
           const v4 u0 = wasm_v128_load(u), u1 = wasm_v128_load(u + 4);
@@ -218,7 +224,7 @@ static void multiply(const float *V, const float *U, float *M, int nt, int C, in
 }
 
 /* y for the 4x4 output tile at (i0, j0) of image n, channels o..o+3, from M[.][t][o..]; staged as input_tile. */
-static inline void output_tile(const float *M, const float *bias, float *y, float *stage, int t, int o, int n, int i0,
+static inline void output_tile(const float *M, float *y, float *stage, int t, int o, int n, int i0,
                                int j0, int oH, int oW, int O, int relu) {
   v4 m[6], r[4];
   const float *mt = M + t * O + o;
@@ -228,7 +234,6 @@ static inline void output_tile(const float *M, const float *bias, float *y, floa
     AT6(m, 0, 1, r, 0, 1);
     UNROLL for (int i = 0; i < 4; i++) wasm_v128_store(stage + 4 * (i * 6 + b), r[i]);
   }
-  const v4 bv = bias ? wasm_v128_load(bias + o) : wasm_f32x4_splat(0.0f);
   const v4 zero = wasm_f32x4_splat(0.0f);
   float *yn = y + (long)n * oH * oW * O + o;
   UNROLL for (int i = 0; i < 4; i++) {
@@ -238,7 +243,7 @@ static inline void output_tile(const float *M, const float *bias, float *y, floa
     float *yr = yn + ((long)(i0 + i) * oW + j0) * O;
     UNROLL for (int j = 0; j < 4; j++) {
       if (j0 + j < oW) {
-        v4 val = add(r[j], bv);
+        v4 val = r[j];
         if (relu) val = wasm_f32x4_max(val, zero);
         wasm_v128_store(yr + j * O, val);
       }
@@ -262,15 +267,15 @@ void winograd_rows(const float *x, const float *mask, const float *U, const floa
       /* tiles past the row's end (up to a multiple of 4) read zeros or spare columns; never written */
       for (int t = 0; t < nt4; t++)
         for (int c = 0; c < C; c += 4) input_tile(x, mask, V, stage, WINO_PS(C), t, c, n, i0 - pt, (tb + t) * 4 - pl, H, W, C);
-      multiply(V, U, M, nt4, C, O, 36);
+      multiply(V, U, bias, M, nt4, C, O, 36, 7);
       for (int t = 0; t < nt; t++)
-        for (int o = 0; o < O; o += 4) output_tile(M, bias, y, stage, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
+        for (int o = 0; o < O; o += 4) output_tile(M, y, stage, t, o, n, i0, (tb + t) * 4, oH, oW, O, relu);
     }
   }
 }
 
 /* output_tile for F(6x6, 3x3): the 6x6 output tile at (i0, j0) from M's 64 positions. */
-static inline void output_tile8(const float *M, const float *bias, float *y, float *stage, int t, int o, int n, int i0,
+static inline void output_tile8(const float *M, float *y, float *stage, int t, int o, int n, int i0,
                                 int j0, int oH, int oW, int O, int relu) {
   v4 m[8], r[6];
   const float *mt = M + t * O + o;
@@ -280,7 +285,6 @@ static inline void output_tile8(const float *M, const float *bias, float *y, flo
     AT8(m, 0, 1, r, 0, 1);
     UNROLL for (int i = 0; i < 6; i++) wasm_v128_store(stage + 4 * (i * 8 + b), r[i]);
   }
-  const v4 bv = bias ? wasm_v128_load(bias + o) : wasm_f32x4_splat(0.0f);
   const v4 zero = wasm_f32x4_splat(0.0f);
   float *yn = y + (long)n * oH * oW * O + o;
   UNROLL for (int i = 0; i < 6; i++) {
@@ -290,7 +294,7 @@ static inline void output_tile8(const float *M, const float *bias, float *y, flo
     float *yr = yn + ((long)(i0 + i) * oW + j0) * O;
     UNROLL for (int j = 0; j < 6; j++) {
       if (j0 + j < oW) {
-        v4 val = add(r[j], bv);
+        v4 val = r[j];
         if (relu) val = wasm_f32x4_max(val, zero);
         wasm_v128_store(yr + j * O, val);
       }
@@ -314,9 +318,9 @@ void winograd6_rows(const float *x, const float *mask, const float *U, const flo
       const int nt4 = (nt + 3) & ~3;
       for (int t = 0; t < nt4; t++)
         for (int c = 0; c < C; c += 4) input_tile8(x, mask, V, stage, WINO_PS(C), t, c, n, i0 - pt, (tb + t) * 6 - pl, H, W, C);
-      multiply(V, U, M, nt4, C, O, 64);
+      multiply(V, U, bias, M, nt4, C, O, 64, 9);
       for (int t = 0; t < nt; t++)
-        for (int o = 0; o < O; o += 4) output_tile8(M, bias, y, stage, t, o, n, i0, (tb + t) * 6, oH, oW, O, relu);
+        for (int o = 0; o < O; o += 4) output_tile8(M, y, stage, t, o, n, i0, (tb + t) * 6, oH, oW, O, relu);
     }
   }
 }
