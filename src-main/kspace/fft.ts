@@ -64,6 +64,12 @@ function tablesFor(n: number): Radix2Tables {
   return t;
 }
 
+/** The radix-2 twiddles of length n (a power of two): cos and sin of −2πk/n for k < n/2 (shared, never mutate). */
+export function radix2Twiddles(n: number): { cos: Float64Array; sin: Float64Array } {
+  if (!isPowerOfTwo(n)) throw new Error(`radix2Twiddles: ${n} is not a power of two`);
+  return tablesFor(n);
+}
+
 function radix2Plan(n: number): Plan {
   const { rev, cos, sin } = tablesFor(n);
   return {

@@ -1,5 +1,5 @@
 /**
- * Our WebAssembly filter-gradient and Winograd kernels (src-main/compute/kernels/wasm/*.c) on their own,
+ * Our WebAssembly filter-gradient, Winograd and data-consistency kernels (src-main/compute/kernels/wasm/*.c) on their own,
  * without TensorFlow.js: against a float64 reference on a shared and on a plain memory, with the same
  * bits whatever the number of threads; and the committed binary against a rebuild from the C source.
  */
@@ -14,7 +14,10 @@ import {
   type FilterGradProblem,
   type WinogradFilterProblem,
   type WinogradProblem,
+  type WinogradTile,
 } from '../../src-main/compute/kernels/wasm-kernels.js';
+import { applyDiagonalDc } from '../../src-main/compute/kernels/data-consistency.js';
+import { radix2Twiddles } from '../../src-main/kspace/fft.js';
 import { Rng } from '../../src-main/util/random.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -224,6 +227,7 @@ function winogradProblem(
   C: number,
   O: number,
   pad: number,
+  tile: WinogradTile,
 ) {
   const memory = new WebAssembly.Memory({
     initial: 256,
@@ -237,7 +241,7 @@ function winogradProblem(
   const x = Float32Array.from({ length: B * H * W * C }, () => rng.uniform(-1, 1));
   const w = Float32Array.from({ length: 9 * C * O }, () => rng.uniform(-0.3, 0.3));
   const bias = Float32Array.from({ length: O }, () => rng.uniform(-0.1, 0.1));
-  const u = WasmKernels.winogradFilter(w, C, O);
+  const u = WasmKernels.winogradFilter(w, C, O, tile);
   const xAt = 64;
   const uAt = xAt + 4 * x.length + 64;
   const biasAt = uAt + 4 * u.length + 64;
@@ -249,6 +253,7 @@ function winogradProblem(
   const p: WinogradProblem = {
     x: xAt,
     mask: 0,
+    tile,
     u: uAt,
     bias: biasAt,
     y: yAt,
@@ -284,30 +289,100 @@ function winogradProblem(
   return { memory, p, read, ref };
 }
 
-test('Winograd F(4×4,3×3) kernel matches a float64 direct conv (bias, ReLU, edge tiles), same bits on 1, 2 or 3 threads', () => {
-  // 13×11: the last tile row and column are partial; 3 images: parts cross image boundaries
-  const { memory, p, read, ref } = winogradProblem(true, 3, 13, 11, 8, 16, 1);
-  const results = [1, 2, 3].map((threads) => {
-    new Float32Array(memory.buffer, p.y, ref.length).fill(NaN);
-    const k = new WasmKernels(memory, threads);
-    try {
-      assert.equal(k.threads, threads);
-      k.convWinograd(p);
-      return read();
-    } finally {
-      k.dispose();
-    }
+for (const tile of [4, 6] as const) {
+  test(`Winograd F(${tile}×${tile},3×3) kernel matches a float64 direct conv (bias, ReLU, edge tiles), same bits on 1, 2 or 3 threads`, () => {
+    // 13×11: the last tile row and column are partial (for 4 and 6); 3 images: parts cross image boundaries
+    const { memory, p, read, ref } = winogradProblem(true, 3, 13, 11, 8, 16, 1, tile);
+    const results = [1, 2, 3].map((threads) => {
+      new Float32Array(memory.buffer, p.y, ref.length).fill(NaN);
+      const k = new WasmKernels(memory, threads);
+      try {
+        assert.equal(k.threads, threads);
+        k.convWinograd(p);
+        return read();
+      } finally {
+        k.dispose();
+      }
+    });
+    assert.ok(maxRel(results[0], ref) < 1e-5, `y: ${maxRel(results[0], ref)}`);
+    for (const r of results.slice(1)) assert.deepEqual(r, results[0]);
   });
-  assert.ok(maxRel(results[0], ref) < 1e-5, `y: ${maxRel(results[0], ref)}`);
-  for (const r of results.slice(1)) assert.deepEqual(r, results[0]);
+
+  test(`Winograd F(${tile}×${tile}) kernel, valid padding on a plain (unshared) memory, 32→32: one thread, matches`, () => {
+    const { memory, p, read, ref } = winogradProblem(false, 2, 10, 19, 32, 32, 0, tile);
+    const k = new WasmKernels(memory, 4);
+    assert.equal(k.threads, 1);
+    k.convWinograd(p);
+    assert.ok(maxRel(read(), ref) < 1e-5, `y: ${maxRel(read(), ref)}`);
+    k.dispose();
+  });
+}
+
+test('Winograd tile choice: F(6×6) where its tiles cover less, F(4×4) for small or badly divided sizes', () => {
+  assert.equal(WasmKernels.winogradTile(256, 256), 6);
+  assert.equal(WasmKernels.winogradTile(240, 368), 6);
+  assert.equal(WasmKernels.winogradTile(16, 16), 4); // 9 tiles of 64 = 16 of 36: a tie goes to F(4×4)
+  assert.equal(WasmKernels.winogradTile(8, 8), 4);
 });
 
-test('Winograd kernel, valid padding on a plain (unshared) memory, 32→32: one thread, matches', () => {
-  const { memory, p, read, ref } = winogradProblem(false, 2, 10, 19, 32, 32, 0);
-  const k = new WasmKernels(memory, 4);
-  assert.equal(k.threads, 1);
-  k.convWinograd(p);
-  assert.ok(maxRel(read(), ref) < 1e-5, `y: ${maxRel(read(), ref)}`);
+test('dc_fft: the wasm data-consistency layer gives the JS real-input path bit for bit (hard and soft, batch 3)', () => {
+  const [B, H, W] = [3, 16, 32];
+  const n = H * W;
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 } as WebAssembly.MemoryDescriptor);
+  const k = new WasmKernels(memory, 1);
+  const rng = new Rng(5);
+  const x = Float32Array.from({ length: B * n }, () => rng.uniform(-1, 1));
+  const mask = Float32Array.from({ length: n }, () => (rng.uniform(0, 1) < 0.4 ? 1 : 0));
+  const kre = Float32Array.from({ length: B * n }, (_, i) => rng.uniform(-1, 1) * mask[i % n]);
+  const kim = Float32Array.from({ length: B * n }, (_, i) => rng.uniform(-1, 1) * mask[i % n]);
+  const at = { x: 64, k0re: 64 + 4 * B * n, k0im: 64 + 8 * B * n, mask: 64 + 12 * B * n };
+  const outAt = at.mask + 4 * n;
+  const scratchAt = outAt + 4 * B * n + 64;
+  const f32 = new Float32Array(memory.buffer);
+  f32.set(x, at.x / 4);
+  f32.set(kre, at.k0re / 4);
+  f32.set(kim, at.k0im / 4);
+  f32.set(mask, at.mask / 4);
+  for (const lambda of [-1, 0.5]) {
+    for (const zeroK0 of [false, true]) {
+      k.dataConsistency(
+        {
+          ...at,
+          ...(zeroK0 ? { k0re: 0, k0im: 0 } : {}),
+          out: outAt,
+          scratch: scratchAt,
+          batch: B,
+          H,
+          W,
+          lambda,
+        },
+        radix2Twiddles,
+      );
+      const got = new Float32Array(memory.buffer, outAt, B * n).slice();
+      const d = new Float64Array(n);
+      const e = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const m = mask[i];
+        d[i] = lambda > 0 ? 1 - m + m / (1 + lambda) : 1 - m;
+        e[i] = lambda > 0 ? (m * lambda) / (1 + lambda) : m;
+      }
+      for (let b = 0; b < B; b++) {
+        // one image at a time: applyDiagonalDc's path for a batch of 1 (the half spectrum of a real image)
+        const want = new Float32Array(n);
+        const part = (a: Float32Array) => a.subarray(b * n, (b + 1) * n);
+        applyDiagonalDc(part(x), zeroK0 ? null : part(kre), zeroK0 ? null : part(kim), 1, H, W, d, e, want);
+        assert.deepEqual(got.subarray(b * n, (b + 1) * n), want, `lambda ${lambda}, image ${b}`);
+      }
+    }
+  }
+  assert.throws(
+    () =>
+      k.dataConsistency(
+        { ...at, out: outAt, scratch: scratchAt, batch: 1, H: 12, W: 16, lambda: -1 },
+        radix2Twiddles,
+      ),
+    /12×16 is not a power-of-two size/,
+  );
   k.dispose();
 });
 

@@ -1,14 +1,14 @@
 /**
  * The wide 3×3 convolutions on the wasm backend (C % 4 = 0, O % 8 = 0, C ≥ 8: the 32→32 layers that
- * hold almost all of a DC-CNN's work) by our Winograd F(4×4, 3×3) kernel winograd_rows
- * (wasm-kernels.ts, wasm/winograd.c): a quarter of the direct form's multiply-adds, bias and ReLU
- * fused into the output transform. Used by FusedConv2D (forward) and Conv2DBackpropInput (the input
+ * hold almost all of a DC-CNN's work) by our Winograd kernels winograd_rows / winograd6_rows
+ * (wasm-kernels.ts, wasm/winograd.c): F(4×4, 3×3) or F(6×6, 3×3) by output size (WasmKernels.winogradTile),
+ * a quarter or a fifth of the direct form's multiply-adds, bias and ReLU fused into the output transform. Used by FusedConv2D (forward) and Conv2DBackpropInput (the input
  * gradient is a forward conv with the filter flipped in space and in/out swapped), registered in
  * conv-thin.ts and conv-backprop.ts. Conventions: NHWC, HWIO, float32, stride 1, dilation 1.
  */
 import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
 import { makeF32, readF32, release } from './backend-io.js';
-import { WasmKernels, addressOf, isWasmBackend, wasmKernelsFor } from './wasm-kernels.js';
+import { WasmKernels, addressOf, isWasmBackend, wasmKernelsFor, type WinogradTile } from './wasm-kernels.js';
 
 /** Top/left zero padding and the output size (bottom/right padding follows from them). */
 export type ConvPad = { top: number; left: number; outHeight: number; outWidth: number };
@@ -20,11 +20,18 @@ let enabled = true;
  * optimizer step, are new data). Inference runs the same weights slice after slice, and the transform
  * (about 1 ms in JS per 32→32 filter) would otherwise be paid per layer per call.
  */
-const transformed = new WeakMap<object, Float32Array>();
+const transformed = new WeakMap<object, Map<WinogradTile, Float32Array>>();
 
 /** Tests and the bench only: run the wide layers on XNNPACK's direct kernel instead. */
 export function useWinograd(on: boolean): void {
   enabled = on;
+}
+
+let tileOverride: WinogradTile | null = null;
+
+/** Tests and the bench only: one tile size for every layer (null: by output size, WasmKernels.winogradTile). */
+export function forceWinogradTile(tile: WinogradTile | null): void {
+  tileOverride = tile;
 }
 
 /** Whether winogradConv runs this layer's shapes on this backend (else it returns null). */
@@ -61,20 +68,24 @@ export function winogradConv(
   if (bias && (bias.dtype !== 'float32' || bias.shape.length !== 1 || bias.shape[0] !== O)) return null;
   const kernels = wasmKernelsFor(backend);
   if (!kernels) return null;
+  const tile = tileOverride ?? WasmKernels.winogradTile(pad.outHeight, pad.outWidth);
   let uv: Float32Array;
-  if ('values' in w) uv = WasmKernels.winogradFilter(w.values, C, O);
+  if ('values' in w) uv = WasmKernels.winogradFilter(w.values, C, O, tile);
   else {
     const key = w.dataId as object;
-    uv = transformed.get(key) ?? WasmKernels.winogradFilter(readF32(backend, w), C, O);
-    transformed.set(key, uv);
+    const byTile = transformed.get(key) ?? new Map<WinogradTile, Float32Array>();
+    uv = byTile.get(tile) ?? WasmKernels.winogradFilter(readF32(backend, w), C, O, tile);
+    byTile.set(tile, uv);
+    transformed.set(key, byTile);
   }
-  const u = makeF32(backend, [36, C, O], uv);
-  const scratch = backend.makeOutput([WasmKernels.winogradScratchFloats(C, O)], 'float32');
+  const u = makeF32(backend, [(tile + 2) ** 2, C, O], uv);
+  const scratch = backend.makeOutput([WasmKernels.winogradScratchFloats(C, O, tile)], 'float32');
   const y = backend.makeOutput([B, pad.outHeight, pad.outWidth, O], 'float32');
   try {
     kernels.convWinograd({
       x: addressOf(backend, x),
       mask: mask ? addressOf(backend, mask) : 0,
+      tile,
       u: addressOf(backend, u),
       bias: bias ? addressOf(backend, bias) : 0,
       y: addressOf(backend, y),

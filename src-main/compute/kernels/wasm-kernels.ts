@@ -6,9 +6,11 @@
  *    32→32 on 2 threads: 114 ms, against 505 ms as im2col GEMMs and 116 ms for the forward conv;
  *  - conv_thin_rows: the forward conv of the thin layers (1→32 and 32→1, and so their input
  *    gradients), which XNNPACK runs at a few GFLOP/s;
- *  - winograd_rows: Winograd F(4×4, 3×3) for the wide 3×3 layers (32→32) and their input gradients,
- *    a quarter of the direct form's multiply-adds (measured single-threaded at 4×256×256, 32→32: 57 ms
- *    of CPU, about 85 GFLOP/s counted as direct-form FLOPs).
+ *  - winograd_rows, winograd6_rows: Winograd F(4×4, 3×3) and F(6×6, 3×3) for the wide 3×3 layers
+ *    (32→32) and their input gradients, a quarter and a fifth of the direct form's multiply-adds
+ *    (F(4×4) measured single-threaded at 4×256×256, 32→32: 57 ms of CPU, about 85 GFLOP/s counted as
+ *    direct-form FLOPs; F(6×6) about 18 % faster at 256×256);
+ *  - dc_fft: the data-consistency layer's float64 FFTs (see data-consistency.ts).
  *
  * How: the kernel module imports TensorFlow.js' own wasm memory, so it reads and writes tensors by
  * address. Work is split by output-grid rows into PARTS fixed parts; the filter gradient sums each
@@ -95,16 +97,21 @@ export interface WinogradProblem extends ConvGeometry {
   x: number;
   /** x's shape, x read as 0 where mask ≤ 0 (a ReLU layer's output, for its input gradient), or 0 for none. */
   mask: number;
-  /** The transformed filter, [36][C][O] (WasmKernels.winogradFilter). */
+  /** Output tile size m of F(m×m, 3×3): 4 or 6 (WasmKernels.winogradTile). */
+  tile: WinogradTile;
+  /** The transformed filter, [(m+2)²][C][O] (WasmKernels.winogradFilter). */
   u: number;
   /** [O], or 0 for none. */
   bias: number;
   /** [batch][oH][oW][O]. */
   y: number;
-  /** WasmKernels.winogradScratchFloats(C, O) float32 of scratch. */
+  /** WasmKernels.winogradScratchFloats(C, O, tile) float32 of scratch. */
   scratch: number;
   relu: boolean;
 }
+
+/** The output tile size m of a Winograd F(m×m, 3×3) forward kernel. */
+export type WinogradTile = 4 | 6;
 
 /** A filter-gradient problem for winograd_filter_rows: x unpadded, the conv's top/left padding. */
 export interface WinogradFilterProblem extends ConvGeometry {
@@ -121,7 +128,7 @@ export interface WinogradFilterProblem extends ConvGeometry {
 /** Tiles per block in winograd.c's filter gradient (WGF_TB). */
 const WGF_TB = 32;
 
-/** Floats of each part's staging area for one tile's transform in winograd.c (36 v128). */
+/** Floats of each part's staging area for one F(4×4) tile's transform in winograd.c (36 v128). */
 const WINO_STAGE = 144;
 /** Floats added to each position's block in winograd.c's scratch (WINO_PS, WGF_PS): no 4 KB aliasing. */
 const WINO_SKEW = 16;
@@ -139,8 +146,28 @@ const WINO_G = [
   [0, 0, 1],
 ] as const;
 
+/** G of F(6×6, 3×3) for the points 0, ±1, ±2, ±1/2 (NNPACK's): U = G g Gᵀ. */
+const WINO_G6 = [
+  [1, 0, 0],
+  [-2 / 9, -2 / 9, -2 / 9],
+  [-2 / 9, 2 / 9, -2 / 9],
+  [1 / 90, 1 / 45, 2 / 45],
+  [1 / 90, -1 / 45, 2 / 45],
+  [32 / 45, 16 / 45, 8 / 45],
+  [32 / 45, -16 / 45, 8 / 45],
+  [0, 0, 1],
+] as const;
+
 type KernelFn = (...args: number[]) => void;
-const KERNELS = ['filter_bias_grad_rows', 'conv_thin_rows', 'winograd_rows', 'winograd_filter_rows'] as const;
+const KERNELS = [
+  'filter_bias_grad_rows',
+  'conv_thin_rows',
+  'winograd_rows',
+  'winograd_filter_rows',
+  'dc_fft',
+  'dc_fft_scratch_doubles',
+  'winograd6_rows',
+] as const;
 
 // One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
 // tag·64 + part, where tag is the sequence mod 2^24, so a thread still looking for work of an earlier
@@ -192,8 +219,29 @@ for (;;) {
 }
 `;
 
+/** A data-consistency problem for dc_fft (wasm/dc-fft.c): byte addresses, one real image after another. */
+export interface DcFftProblem {
+  /** [batch][H][W] float32: the CNN output (or dy, for the input gradient). */
+  x: number;
+  /** [batch][H][W] float32 each, or 0 for zero k-space (the input gradient). */
+  k0re: number;
+  k0im: number;
+  /** [H][W] float32, 1 = sampled. */
+  mask: number;
+  /** [batch][H][W] float32. */
+  out: number;
+  /** WasmKernels.dcFftScratchDoubles(H, W) float64, 8-byte aligned. */
+  scratch: number;
+  batch: number;
+  H: number;
+  W: number;
+  /** Soft DC's λ, or −1 for hard replacement. */
+  lambda: number;
+}
+
 export class WasmKernels {
   private readonly fns: KernelFn[];
+  private readonly memory: WebAssembly.Memory;
   private readonly workers: Worker[] = [];
   private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_WORDS));
   private seq = 0;
@@ -205,6 +253,7 @@ export class WasmKernels {
     );
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     this.fns = KERNELS.map((n) => exports[n] as KernelFn);
+    this.memory = memory;
     const n = shared ? Math.max(1, Math.min(threads, PARTS)) : 1;
     for (let w = 1; w < n; w++) {
       const worker = new Worker(WORKER_SOURCE, {
@@ -312,42 +361,63 @@ export class WasmKernels {
     return kh === 3 && kw === 3 && C % 4 === 0 && O % 8 === 0 && C >= 8;
   }
 
-  static winogradScratchFloats(C: number, O: number): number {
-    return PARTS * (36 * (WINO_TB * (C + O) + 2 * WINO_SKEW) + WINO_STAGE);
+  /**
+   * The tile size for an oH×oW output: F(6×6) where its tiles cover fewer input-tile positions than
+   * F(4×4)'s ((m+2)² per tile, edge tiles counted whole; at 256×256: 118,336 against 147,456), F(4×4)
+   * otherwise (small images, where 6 divides badly) and on ties, being the more accurate.
+   */
+  static winogradTile(oH: number, oW: number): WinogradTile {
+    const work = (m: number) => Math.ceil(oH / m) * Math.ceil(oW / m) * (m + 2) ** 2;
+    return work(6) < work(4) ? 6 : 4;
   }
 
-  /** U[p][c][o] = (G g Gᵀ)[p] of every (c, o) filter g of a 3×3 HWIO filter, summed in float64. */
-  static winogradFilter(w: ArrayLike<number>, C: number, O: number): Float32Array {
+  private static winogradPartFloats(C: number, O: number, tile: WinogradTile): number {
+    const positions = (tile + 2) ** 2;
+    return positions * (WINO_TB * (C + O) + 2 * WINO_SKEW) + 4 * positions;
+  }
+
+  static winogradScratchFloats(C: number, O: number, tile: WinogradTile = 4): number {
+    return PARTS * WasmKernels.winogradPartFloats(C, O, tile);
+  }
+
+  /**
+   * U[p][c][o] = (G g Gᵀ)[p] of every (c, o) filter g of a 3×3 HWIO filter, summed in float64:
+   * (m+2)² positions p, G of F(m×m, 3×3).
+   */
+  static winogradFilter(w: ArrayLike<number>, C: number, O: number, tile: WinogradTile = 4): Float32Array {
+    const Gm = tile === 4 ? WINO_G : WINO_G6;
+    const a6 = tile + 2;
     const CO = C * O;
-    const u = new Float32Array(36 * CO);
+    const u = new Float32Array(a6 * a6 * CO);
     const g = new Float64Array(9);
-    const t = new Float64Array(18); // t[k][b] = Σ_l g[k][l] G[b][l]
+    const t = new Float64Array(3 * a6); // t[k][b] = Σ_l g[k][l] G[b][l]
     for (let q = 0; q < CO; q++) {
       for (let k = 0; k < 9; k++) g[k] = w[k * CO + q];
       for (let k = 0; k < 3; k++)
-        for (let b = 0; b < 6; b++) {
-          const G = WINO_G[b];
-          t[k * 6 + b] = g[k * 3] * G[0] + g[k * 3 + 1] * G[1] + g[k * 3 + 2] * G[2];
+        for (let b = 0; b < a6; b++) {
+          const G = Gm[b];
+          t[k * a6 + b] = g[k * 3] * G[0] + g[k * 3 + 1] * G[1] + g[k * 3 + 2] * G[2];
         }
-      for (let a = 0; a < 6; a++) {
-        const G = WINO_G[a];
-        for (let b = 0; b < 6; b++)
-          u[(a * 6 + b) * CO + q] = G[0] * t[b] + G[1] * t[6 + b] + G[2] * t[12 + b];
+      for (let a = 0; a < a6; a++) {
+        const G = Gm[a];
+        for (let b = 0; b < a6; b++)
+          u[(a * a6 + b) * CO + q] = G[0] * t[b] + G[1] * t[a6 + b] + G[2] * t[2 * a6 + b];
       }
     }
     return u;
   }
 
-  /** y = act(conv(x, w) + bias) by Winograd F(4×4, 3×3), for a layer where winograd(3, 3, C, O). */
+  /** y = act(conv(x, w) + bias) by Winograd F(m×m, 3×3), m = p.tile, for a layer where winograd(3, 3, C, O). */
   convWinograd(p: WinogradProblem): void {
+    const name = p.tile === 4 ? 'winograd_rows' : 'winograd6_rows';
     if (!WasmKernels.winograd(3, 3, p.C, p.O))
-      throw new Error(`wasm kernel winograd_rows: C=${p.C}, O=${p.O} is not supported`);
+      throw new Error(`wasm kernel ${name}: C=${p.C}, O=${p.O} is not supported`);
     this.dispatch(
-      2,
+      KERNELS.indexOf(name),
       [p.x, p.mask, p.u, p.bias, p.y],
       p.scratch,
-      36 * (WINO_TB * (p.C + p.O) + 2 * WINO_SKEW) + WINO_STAGE,
-      p.batch * Math.ceil(p.oH / 4),
+      WasmKernels.winogradPartFloats(p.C, p.O, p.tile),
+      p.batch * Math.ceil(p.oH / p.tile),
       [p.H, p.W, p.oH, p.oW, p.C, p.O, p.padTop, p.padLeft, p.relu ? 1 : 0],
     );
   }
@@ -407,6 +477,49 @@ export class WasmKernels {
         }
     }
     return [dw, Float32Array.from(db)];
+  }
+
+  /** Whether dc_fft runs images of this size: powers of two, H ≥ 2 (rows go in pairs), W ≥ 2. */
+  static dcFft(H: number, W: number): boolean {
+    const pow2 = (n: number) => n >= 2 && (n & (n - 1)) === 0;
+    return pow2(H) && pow2(W);
+  }
+
+  /** Float64 scratch of dc_fft for an H×W image (its transposed rows, half spectrum and twiddles). */
+  dcFftScratchDoubles(H: number, W: number): number {
+    return (this.fns[5] as unknown as (h: number, w: number) => number)(H, W);
+  }
+
+  /**
+   * out = Re F⁻¹(D ⊙ F(x) + E ⊙ k0) per image, in float64 on this thread (wasm/dc-fft.c: the same
+   * butterflies as kspace/fft.ts's real-input path, so the same values). `twiddles(n)` gives fft.ts's
+   * radix-2 tables of length n (cos and sin of −2πk/n, k < n/2), copied to the scratch's end.
+   */
+  dataConsistency(p: DcFftProblem, twiddles: (n: number) => { cos: Float64Array; sin: Float64Array }): void {
+    if (!WasmKernels.dcFft(p.H, p.W))
+      throw new Error(`wasm kernel dc_fft: ${p.H}×${p.W} is not a power-of-two size`);
+    if (p.scratch % 8 !== 0) throw new Error('wasm kernel dc_fft: the scratch is not 8-byte aligned');
+    const total = this.dcFftScratchDoubles(p.H, p.W);
+    const tw = new Float64Array(this.memory.buffer, p.scratch + 8 * (total - p.W - p.H), p.W + p.H);
+    const a = twiddles(p.W);
+    const b = twiddles(p.H);
+    tw.set(a.cos, 0);
+    tw.set(a.sin, p.W / 2);
+    tw.set(b.cos, p.W);
+    tw.set(b.sin, p.W + p.H / 2);
+    this.fns[4](
+      p.x,
+      p.k0re,
+      p.k0im,
+      p.mask,
+      p.lambda,
+      p.out,
+      p.scratch,
+      p.batch,
+      p.H,
+      p.W,
+      1 / Math.sqrt(p.H * p.W),
+    );
   }
 
   /** y = act(conv(x, w) + bias) into y, for a layer where thin(C, O). */
