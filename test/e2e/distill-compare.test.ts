@@ -2,15 +2,14 @@
 // with its duration estimated before launch (and checked against the job's measured duration),
 // compared on the Compare page with residues; every mask kind, axis and seed on Compare; an ROI and
 // a line profile measured on all five viewports, the ROI statistics equal to numpy's on the same
-// pixels. The Distill and Compare screenshots for the README go to resources/screenshots/.
+// pixels. The Distill and Compare screenshots for the README go to readmeShots (harness.ts).
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { CompareResult } from '../../src-main/contract/api.js';
 import { numpyMeasure } from '../renderer/numpy-measure.js';
-import { e2e, root, skip, startWorkstation, type Workstation } from './harness.js';
+import { e2e, readmeShots as readme, root, skip, startWorkstation, type Workstation } from './harness.js';
 
-const readme = join(root, 'resources', 'screenshots');
 let ws: Workstation;
 let datasetId = 0;
 

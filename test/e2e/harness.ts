@@ -14,6 +14,16 @@ import { createServices, type Services } from '../../src-main/services/index.js'
 import { startServer, type RunningServer } from '../../src-main/server/server.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Where the README's page screenshots go: resources/screenshots only when asked
+ * (KDMRI_README_SHOTS=1 npm test -- test/e2e/…), so that a test run leaves the checkout clean.
+ */
+export const readmeShots =
+  process.env.KDMRI_README_SHOTS === '1'
+    ? join(root, 'resources', 'screenshots')
+    : join(root, 'test-artifacts', 'readme-screenshots');
+mkdirSync(readmeShots, { recursive: true });
 const rendererDir = join(root, 'build', 'renderer');
 export const CHROMIUM = '/usr/bin/chromium';
 /** The one reason to skip: the system browser these tests drive is not installed. */

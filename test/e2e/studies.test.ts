@@ -5,7 +5,7 @@
 // seeded ones; the series is exported as DICOM, downloaded through the browser (a zip of Part 10
 // files), and sent back (STOW-RS), where Orthanc lists the derived series. Files dropped into the
 // browser (a synthesized DataTransfer) are uploaded and imported, per-file results shown, the
-// temporary upload folder removed. The page's screenshot goes to resources/screenshots/studies.png.
+// temporary upload folder removed. The page's screenshot goes to readmeShots (harness.ts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -16,7 +16,13 @@ import type { Volume } from '../../src-main/contract/domain.js';
 import type { Services } from '../../src-main/services/index.js';
 import { searchSeries, storeInstances } from '../../src-main/studies/dicomweb.js';
 import { writeDicomSeries } from '../../src-main/studies/export.js';
-import { root as ROOT, skip as chromiumSkip, startWorkstation, type Workstation } from './harness.js';
+import {
+  readmeShots,
+  root as ROOT,
+  skip as chromiumSkip,
+  startWorkstation,
+  type Workstation,
+} from './harness.js';
 import {
   orthancSkip,
   ORTHANC_PASS,
@@ -286,6 +292,6 @@ e2e('Studies page screenshot; no console errors', async () => {
   await page.getByTestId('series-item').first().click();
   await page.locator('[data-testid=series-viewer] canvas').waitFor({ timeout: 30_000 });
   await page.waitForTimeout(300);
-  await page.screenshot({ path: join(ROOT, 'resources', 'screenshots', 'studies.png'), fullPage: true });
+  await page.screenshot({ path: join(readmeShots, 'studies.png'), fullPage: true });
   assert.deepEqual(consoleErrors, []);
 });
