@@ -20,7 +20,10 @@ export function mse(a: tf.Tensor, b: tf.Tensor): tf.Scalar {
 /** F.normalize's eps: the norm is clamped from below so all-zero vectors stay zero. */
 const NORM_EPS = 1e-12;
 
-/** Σ_c a_c² (p = 2) of an activation [B,H,W,C]: the un-normalised attention map, [B,H,W]. */
+/**
+ * Σ_c a_c² (p = 2) of an activation [B,H,W,C]: the un-normalised attention map, [B,H,W]. The networks
+ * compute it inside their conv stacks (networks/conv.ts convStackWithEnergy); this is the reference.
+ */
 export function attentionEnergy(activation: tf.Tensor4D): tf.Tensor3D {
   return tf.tidy(() => tf.sum(tf.square(activation), 3) as tf.Tensor3D);
 }
@@ -49,25 +52,26 @@ export function attentionMap(activation: tf.Tensor4D, norm: DistillConfig['atNor
 /**
  * Attention-transfer loss: the average over paired layers (one per cascade for the DC-CNN) of the
  * distance between teacher and student attention maps. Training uses L1 (`metric = 'l1'`); step-2
- * validation in the recon code uses MSE, in the SR code L1. The teacher's side is given as its
- * un-normalised maps (attentionEnergy of its activations), which do not depend on the batch and can
- * therefore be computed once per slice and cached (distill/teacher-cache.ts).
+ * validation in the recon code uses MSE, in the SR code L1. Both sides are given as un-normalised
+ * maps (attentionEnergy of the activations, as the networks return them in `attention`): the
+ * teacher's do not depend on the batch and can therefore be computed once per slice and cached
+ * (distill/teacher-cache.ts); the batch-wise normalisation is applied here.
  */
 export function attentionLoss(
   teacherEnergy: tf.Tensor3D[],
-  student: tf.Tensor4D[],
+  studentEnergy: tf.Tensor3D[],
   norm: DistillConfig['atNorm'],
   metric: 'l1' | 'mse' = 'l1',
 ): tf.Scalar {
-  if (teacherEnergy.length !== student.length || teacherEnergy.length === 0) {
+  if (teacherEnergy.length !== studentEnergy.length || teacherEnergy.length === 0) {
     throw new Error(
-      `attention transfer needs the same number of paired layers: teacher ${teacherEnergy.length}, student ${student.length}`,
+      `attention transfer needs the same number of paired layers: teacher ${teacherEnergy.length}, student ${studentEnergy.length}`,
     );
   }
   return tf.tidy(() => {
     const dist = metric === 'l1' ? l1 : mse;
     const terms = teacherEnergy.map((t, i) =>
-      dist(normaliseAttention(t, norm), attentionMap(student[i], norm)),
+      dist(normaliseAttention(t, norm), normaliseAttention(studentEnergy[i], norm)),
     );
     return tf.div(tf.addN(terms), terms.length) as tf.Scalar;
   });

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Network } from '../networks/index.js';
-import { attentionEnergy } from './losses.js';
 import { batchesOf, disposeBatch, makeBatch, type SliceBank } from './slice-bank.js';
 
 /** Default memory budget for one cache; the rest spills to disk. KDMRI_TEACHER_CACHE_MB overrides it. */
@@ -85,7 +84,7 @@ export class TeacherCache {
             throw new Error(
               `teacher returned ${o.attention.length} attention layers, expected ${this.layers}`,
             );
-          for (const a of o.attention) parts.push(tf.reshape(attentionEnergy(a), [idx.length, this.hw]));
+          for (const e of o.attention) parts.push(tf.reshape(e, [idx.length, this.hw]));
         }
         return tf.concat(parts, 1);
       });

@@ -12,7 +12,7 @@ import type { DistillConfig, ProgressEvent, RunKind } from '../contract/domain.j
 import type { Network, NetOutputs } from '../networks/index.js';
 import { namedWeights, setNamedWeights } from '../networks/index.js';
 import { Rng } from '../util/random.js';
-import { attentionEnergy, attentionLoss, kdLoss, l1, mse, stepLr } from './losses.js';
+import { attentionLoss, kdLoss, l1, mse, stepLr } from './losses.js';
 import { cacheBudget, disposeTeacherBatch, TeacherCache, type TeacherBatch } from './teacher-cache.js';
 import { batchesOf, disposeBatch, makeBatch, type Batch, type SliceBank } from './slice-bank.js';
 
@@ -136,7 +136,7 @@ function teacherSource(plan: RunPlan, valNeeded: boolean): TeacherSource {
       get: (_bank, b) => {
         const o = tf.tidy(() => {
           const r = t.apply({ input: b.input, kspace: b.kspace });
-          return { out: r.out, energy: r.attention.map(attentionEnergy) };
+          return { out: r.out, energy: r.attention };
         });
         if (!needs.out) o.out.dispose();
         if (!needs.energy) tf.dispose(o.energy);

@@ -55,6 +55,63 @@ function layerGrads(
   });
 }
 
+/** The layer outputs y_1..y_n of a stack run forward. */
+function forwardLayers(
+  x: tf.Tensor4D,
+  ws: readonly tf.Tensor4D[],
+  bs: readonly tf.Tensor1D[],
+  relu: readonly boolean[],
+): tf.Tensor4D[] {
+  const ys: tf.Tensor4D[] = [];
+  let h = x;
+  for (let k = 0; k < relu.length; k++) {
+    h = tf
+      .engine()
+      .runKernel(
+        tf.FusedConv2D,
+        { x: h, filter: ws[k], bias: bs[k] },
+        { ...ATTRS, dilations: [1, 1], activation: relu[k] ? 'relu' : 'linear' },
+      ) as tf.Tensor4D;
+    ys.push(h);
+  }
+  return ys;
+}
+
+/**
+ * [dx, dW_1..dW_n, db_1..db_n] of a stack given the gradient dy of its output; with `energy`, also
+ * the gradient dE of E = Σ_c y_at,c² (1-based layer `at`), which joins the layer's output gradient as
+ * y_at · 2dE (dE broadcast over channels) on its way down.
+ */
+function backwardLayers(
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  ws: readonly tf.Tensor4D[],
+  ys: readonly tf.Tensor4D[],
+  relu: readonly boolean[],
+  energy?: { at: number; dE: tf.Tensor3D },
+): tf.Tensor[] {
+  const n = relu.length;
+  const dws: tf.Tensor[] = new Array<tf.Tensor>(n);
+  const dbs: tf.Tensor[] = new Array<tf.Tensor>(n);
+  let g = dy;
+  for (let k = n - 1; k >= 0; k--) {
+    if (energy && k === energy.at - 1) {
+      const a = ys[k];
+      const { dE } = energy;
+      const joined = tf.tidy(() => tf.add(g, tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3)))) as tf.Tensor4D;
+      if (g !== dy) g.dispose();
+      g = joined;
+    }
+    const [dx, dw, db] = layerGrads(g, k > 0 ? ys[k - 1] : x, ws[k], relu[k] ? ys[k] : undefined);
+    // the layer's own dy is no longer needed (the stack's dy belongs to the tape)
+    if (g !== dy) g.dispose();
+    dws[k] = dw;
+    dbs[k] = db;
+    g = dx as tf.Tensor4D;
+  }
+  return [g, ...dws, ...dbs];
+}
+
 const stacks = new Map<string, (...inputs: tf.Tensor[]) => tf.Tensor>();
 
 /** The differentiable op for a stack with these activations (ReLU or not per layer), built once. */
@@ -68,43 +125,89 @@ function stackOp(relu: readonly boolean[]): (...inputs: tf.Tensor[]) => tf.Tenso
     const x = args[0] as tf.Tensor4D;
     const ws = args.slice(1, 1 + n) as tf.Tensor4D[];
     const bs = args.slice(1 + n, 1 + 2 * n) as tf.Tensor1D[];
-    const ys: tf.Tensor4D[] = [];
-    let h = x;
-    for (let k = 0; k < n; k++) {
-      h = tf
-        .engine()
-        .runKernel(
-          tf.FusedConv2D,
-          { x: h, filter: ws[k], bias: bs[k] },
-          { ...ATTRS, dilations: [1, 1], activation: relu[k] ? 'relu' : 'linear' },
-        ) as tf.Tensor4D;
-      ys.push(h);
-    }
+    const ys = forwardLayers(x, ws, bs, relu);
     save([x, ...ws, ...ys]);
     return {
-      value: h,
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const sx = saved[0] as tf.Tensor4D;
-        const sw = saved.slice(1, 1 + n) as tf.Tensor4D[];
-        const sy = saved.slice(1 + n) as tf.Tensor4D[];
-        const dws: tf.Tensor[] = new Array<tf.Tensor>(n);
-        const dbs: tf.Tensor[] = new Array<tf.Tensor>(n);
-        let g = dy;
-        for (let k = n - 1; k >= 0; k--) {
-          const [dx, dw, db] = layerGrads(g, k > 0 ? sy[k - 1] : sx, sw[k], relu[k] ? sy[k] : undefined);
-          // the layer's own dy is no longer needed (the stack's dy belongs to the tape)
-          if (g !== dy) g.dispose();
-          dws[k] = dw;
-          dbs[k] = db;
-          g = dx as tf.Tensor4D;
-        }
-        return [g, ...dws, ...dbs];
-      },
+      value: ys[n - 1],
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) =>
+        backwardLayers(
+          dy,
+          saved[0] as tf.Tensor4D,
+          saved.slice(1, 1 + n) as tf.Tensor4D[],
+          saved.slice(1 + n) as tf.Tensor4D[],
+          relu,
+        ),
     };
   });
   const f = (...inputs: tf.Tensor[]) => op(...inputs);
   stacks.set(key, f);
   return f;
+}
+
+/**
+ * The part of tfjs-core's engine that runs an op with several outputs and its own gradient
+ * (tf.customGrad allows one output). Internal in tfjs-core's typings, stable since tfjs 2.
+ */
+interface MultiOutputEngine {
+  runKernelFunc(params: {
+    forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor[];
+    backwardsFunc: (dys: tf.Tensor[], saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+    inputs: Record<string, tf.Tensor>;
+  }): tf.Tensor[];
+}
+
+/**
+ * A stack that also yields the attention energy E = Σ_c a_c² [B,H,W] of its layer `at`'s output a,
+ * as one differentiable op with two outputs [h_n, E].
+ *
+ * Why not two stacks cut at a plus tf.sum(tf.square(a), 3): tfjs keeps every gradient and every
+ * temporary of a backward pass until the pass ends, so the cut kept a's two incoming gradients and
+ * their sum, and the autodiff of the energy four more activation-sized temporaries (dy tiled by a
+ * multiply with ones, a cast of a, 2a, their product), per cascade: at 4×256×256×32 the student's
+ * attention step peaked at 1.5 GB against 0.4 GB for a step on its output, and spent ~0.2 s per step
+ * on those passes. Here the energy's gradient joins the layer gradient inside the stack and is freed
+ * with it. Bitwise the autodiff result: it computes dy·(2a) + the upper layers' gradient, this
+ * a·(2dE) + the same, and doubling is exact.
+ */
+export function convStackWithEnergy(
+  x: tf.Tensor4D,
+  ws: readonly tf.Tensor4D[],
+  bs: readonly tf.Tensor1D[],
+  relu: readonly boolean[],
+  at: number,
+): { out: tf.Tensor4D; energy: tf.Tensor3D } {
+  const n = relu.length;
+  if (n === 0 || ws.length !== n || bs.length !== n || at < 1 || at > n) {
+    throw new Error(
+      `convStackWithEnergy: ${ws.length} filters, ${bs.length} biases, ${n} activations, energy at ${at}`,
+    );
+  }
+  const inputs: Record<string, tf.Tensor> = {};
+  [x, ...ws, ...bs].forEach((t, i) => (inputs[i] = t));
+  const engine = tf.engine() as unknown as MultiOutputEngine;
+  const [out, energy] = engine.runKernelFunc({
+    inputs,
+    forwardFunc: (_backend, save) => {
+      const ys = forwardLayers(x, ws, bs, relu);
+      save([x, ...ws, ...ys]);
+      const a = ys[at - 1];
+      return [ys[n - 1], tf.tidy(() => tf.sum(tf.square(a), 3))];
+    },
+    backwardsFunc: ([dy, dE], saved) => {
+      const grads = backwardLayers(
+        dy as tf.Tensor4D,
+        saved[0] as tf.Tensor4D,
+        saved.slice(1, 1 + n) as tf.Tensor4D[],
+        saved.slice(1 + n) as tf.Tensor4D[],
+        relu,
+        { at, dE: dE as tf.Tensor3D },
+      );
+      const map: Record<string, () => tf.Tensor> = {};
+      grads.forEach((g, i) => (map[i] = () => g));
+      return map;
+    },
+  });
+  return { out: out as tf.Tensor4D, energy: energy as tf.Tensor3D };
 }
 
 /**

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { NetworkSpecSchema, type DcCnnSpec, type NetworkSpec, type VdsrSpec } from '../contract/domain.js';
 import { Rng } from '../util/random.js';
 import { registerKdmriKernels } from '../compute/kernels/index.js';
-import { convStack } from './conv.js';
+import { convStack, convStackWithEnergy } from './conv.js';
 import { dataConsistency } from './data-consistency.js';
 
 export { dataConsistency } from './data-consistency.js';
@@ -26,9 +26,8 @@ export interface NetInputs {
   kspace?: { re: tf.Tensor3D; im: tf.Tensor3D; mask: tf.Tensor2D };
   /**
    * false when the caller does not read `attention` (training on the reconstruction alone, inference):
-   * the conv stacks are then not cut at the attention layer, and the backward pass keeps fewer
-   * activation-sized tensors (tfjs keeps a cut's input gradient until the pass ends; measured on the
-   * teacher: 34 activations at the peak with the cut, 26 without). Default true.
+   * no attention maps are computed, and a backward pass does not join their (zero) gradients into
+   * every cascade's. Default true.
    */
   attention?: boolean;
 }
@@ -37,11 +36,13 @@ export interface NetOutputs {
   /** reconstruction [B,H,W,1] */
   out: tf.Tensor4D;
   /**
-   * Post-ReLU activations for attention transfer: the spec.atLayer-th conv of every cascade (DC-CNN, nc
-   * tensors) or the atLayer-th conv (VDSR, one tensor); [B,H,W,nf]. If atLayer is the last conv (which
-   * has no ReLU) its linear output is returned. Empty when the inputs said attention: false.
+   * Un-normalised attention maps for attention transfer, Σ_c a_c² (p = 2) [B,H,W] of the post-ReLU
+   * activations a [B,H,W,nf] of the spec.atLayer-th conv of every cascade (DC-CNN, nc maps) or of the
+   * atLayer-th conv (VDSR, one map). If atLayer is the last conv (which has no ReLU) its linear output
+   * is used. Computed inside the conv stack (conv.ts convStackWithEnergy), so the activations never
+   * cross the gradient tape. Empty when the inputs said attention: false.
    */
-  attention: tf.Tensor4D[];
+  attention: tf.Tensor3D[];
 }
 
 export interface Network {
@@ -153,9 +154,9 @@ export function createNetwork(spec: NetworkSpec, seed: number): Network {
 type ApplyFn = (x: NetInputs) => NetOutputs;
 
 /**
- * Layers [first, first+count) as at most two conv stacks (see conv.ts: gradients inside a stack are
- * freed early), cut after the attention layer `atLayer` (1-based within the block), whose output is
- * pushed to `attention`.
+ * Layers [first, first+count) as one conv stack (see conv.ts: gradients inside a stack are freed
+ * early); with the attention layer `atLayer` (1-based within the block) in range, the stack also
+ * yields that layer's attention energy, pushed to `attention`.
  */
 function stacksWithAttention(
   x: tf.Tensor4D,
@@ -165,19 +166,15 @@ function stacksWithAttention(
   plan: ConvPlan[],
   ws: tf.Variable<tf.Rank.R4>[],
   bs: tf.Variable<tf.Rank.R1>[],
-  attention: tf.Tensor4D[],
+  attention: tf.Tensor3D[],
 ): tf.Tensor4D {
-  const run = (h: tf.Tensor4D, from: number, to: number) =>
-    convStack(
-      h,
-      ws.slice(from, to),
-      bs.slice(from, to),
-      plan.slice(from, to).map((l) => l.relu),
-    );
-  if (atLayer < 1 || atLayer > count) return run(x, first, first + count);
-  const a = run(x, first, first + atLayer);
-  attention.push(a);
-  return atLayer === count ? a : run(a, first + atLayer, first + count);
+  const w = ws.slice(first, first + count);
+  const b = bs.slice(first, first + count);
+  const relu = plan.slice(first, first + count).map((l) => l.relu);
+  if (atLayer < 1 || atLayer > count) return convStack(x, w, b, relu);
+  const { out, energy } = convStackWithEnergy(x, w, b, relu, atLayer);
+  attention.push(energy);
+  return out;
 }
 
 function dccnnApply(
@@ -188,7 +185,7 @@ function dccnnApply(
 ): ApplyFn {
   return ({ input, kspace, attention: wanted = true }) => {
     if (!kspace) throw new Error('DC-CNN: apply() needs kspace {re, im, mask} for data consistency');
-    const attention: tf.Tensor4D[] = [];
+    const attention: tf.Tensor3D[] = [];
     const at = wanted ? spec.atLayer : 0;
     let x = input;
     for (let c = 0; c < spec.nc; c++) {
@@ -206,7 +203,7 @@ function vdsrApply(
   bs: tf.Variable<tf.Rank.R1>[],
 ): ApplyFn {
   return ({ input, attention: wanted = true }) => {
-    const attention: tf.Tensor4D[] = [];
+    const attention: tf.Tensor3D[] = [];
     const h = stacksWithAttention(input, 0, spec.depth, wanted ? spec.atLayer : 0, plan, ws, bs, attention);
     // global residual: out = input + last conv
     return { out: tf.add(input, h), attention };

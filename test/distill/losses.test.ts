@@ -35,7 +35,7 @@ test('with batch normalisation a single-sample batch gives maps of ones and a ze
   const s = tf.randomUniform([1, 4, 4, 3], 0.1, 1, 'float32', 2) as tf.Tensor4D;
   const m = attentionMap(t, 'batch').dataSync();
   for (const v of m) close(v, 1);
-  close(attentionLoss([attentionEnergy(t)], [s], 'batch').dataSync()[0], 0);
+  close(attentionLoss([attentionEnergy(t)], [attentionEnergy(s)], 'batch').dataSync()[0], 0);
 });
 
 test('spatial normalisation gives every sample a unit-norm map', () => {
@@ -50,10 +50,10 @@ test('attention loss averages the per-layer L1 distances, and MSE for validation
   const t = [mk(1), mk(2)];
   const s = [mk(3), mk(4)];
   const per = t.map((x, i) => l1(attentionMap(x, 'batch'), attentionMap(s[i], 'batch')).dataSync()[0]);
-  close(attentionLoss(t.map(attentionEnergy), s, 'batch').dataSync()[0], (per[0] + per[1]) / 2);
+  close(attentionLoss(t.map(attentionEnergy), s.map(attentionEnergy), 'batch').dataSync()[0], (per[0] + per[1]) / 2);
   const perMse = t.map((x, i) => mse(attentionMap(x, 'batch'), attentionMap(s[i], 'batch')).dataSync()[0]);
-  close(attentionLoss(t.map(attentionEnergy), s, 'batch', 'mse').dataSync()[0], (perMse[0] + perMse[1]) / 2);
-  assert.throws(() => attentionLoss(t.map(attentionEnergy), [s[0]], 'batch'), /same number of paired layers/);
+  close(attentionLoss(t.map(attentionEnergy), s.map(attentionEnergy), 'batch', 'mse').dataSync()[0], (perMse[0] + perMse[1]) / 2);
+  assert.throws(() => attentionLoss(t.map(attentionEnergy), [attentionEnergy(s[0])], 'batch'), /same number of paired layers/);
 });
 
 test('kd loss modes: off, numel (reference code), unit (SR code), alpha (paper)', () => {
