@@ -50,10 +50,19 @@ test('attention loss averages the per-layer L1 distances, and MSE for validation
   const t = [mk(1), mk(2)];
   const s = [mk(3), mk(4)];
   const per = t.map((x, i) => l1(attentionMap(x, 'batch'), attentionMap(s[i], 'batch')).dataSync()[0]);
-  close(attentionLoss(t.map(attentionEnergy), s.map(attentionEnergy), 'batch').dataSync()[0], (per[0] + per[1]) / 2);
+  close(
+    attentionLoss(t.map(attentionEnergy), s.map(attentionEnergy), 'batch').dataSync()[0],
+    (per[0] + per[1]) / 2,
+  );
   const perMse = t.map((x, i) => mse(attentionMap(x, 'batch'), attentionMap(s[i], 'batch')).dataSync()[0]);
-  close(attentionLoss(t.map(attentionEnergy), s.map(attentionEnergy), 'batch', 'mse').dataSync()[0], (perMse[0] + perMse[1]) / 2);
-  assert.throws(() => attentionLoss(t.map(attentionEnergy), [attentionEnergy(s[0])], 'batch'), /same number of paired layers/);
+  close(
+    attentionLoss(t.map(attentionEnergy), s.map(attentionEnergy), 'batch', 'mse').dataSync()[0],
+    (perMse[0] + perMse[1]) / 2,
+  );
+  assert.throws(
+    () => attentionLoss(t.map(attentionEnergy), [attentionEnergy(s[0])], 'batch'),
+    /same number of paired layers/,
+  );
 });
 
 test('kd loss modes: off, numel (reference code), unit (SR code), alpha (paper)', () => {

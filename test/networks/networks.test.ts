@@ -11,6 +11,7 @@ import { PRESET_NETWORKS, type NetworkSpec } from '../../src-main/contract/domai
 import {
   convFlopsPerSlice,
   createNetwork,
+  dataConsistency,
   namedWeights,
   setNamedWeights,
   type NetInputs,
@@ -203,25 +204,37 @@ for (const spec of [
   });
 }
 
-test('attention outputs: one post-ReLU tensor per cascade (DC-CNN), one for VDSR', async () => {
+test('attention outputs: Σ_c a_c² of the atLayer-th conv per cascade (DC-CNN), one for VDSR', async () => {
   await onBackend('wasm', () => {
     const s = slices(2, 8, 8, 4);
     const net = createNetwork(tiny, 1);
     tf.tidy(() => {
-      const o = net.apply(inputs(s));
+      const x = inputs(s);
+      const o = net.apply(x);
       assert.equal(o.attention.length, 2);
-      for (const a of o.attention) {
-        assert.deepEqual(a.shape, [2, 8, 8, 4]);
-        assert.ok((a.min().dataSync()[0] ?? -1) >= 0);
-      }
       assert.deepEqual(o.out.shape, [2, 8, 8, 1]);
+      // reference: plain tfjs ops on the network's variables, conv by conv, DC from the network
+      const v = net.variables;
+      const conv = (h: tf.Tensor4D, l: number, relu: boolean) => {
+        const y = tf.add(tf.conv2d(h, v[2 * l] as tf.Tensor4D, 1, 'same'), v[2 * l + 1]) as tf.Tensor4D;
+        return relu ? tf.relu(y) : y;
+      };
+      let h = x.input;
+      for (let c = 0; c < 2; c++) {
+        const a = conv(conv(h, 3 * c, true), 3 * c + 1, true);
+        const e = o.attention[c];
+        assert.deepEqual(e.shape, [2, 8, 8]);
+        assert.ok(relErr(e.dataSync(), tf.sum(tf.square(a), 3).dataSync()) < 1e-5);
+        const k = x.kspace!;
+        h = dataConsistency(conv(a, 3 * c + 2, false), k.re, k.im, k.mask, null);
+      }
     });
     net.dispose();
     const v = createNetwork({ arch: 'vdsr', depth: 4, nf: 6, atLayer: 2 }, 1);
     tf.tidy(() => {
       const o = v.apply({ input: tf.zeros([1, 8, 8, 1]) as tf.Tensor4D });
       assert.equal(o.attention.length, 1);
-      assert.deepEqual(o.attention[0].shape, [1, 8, 8, 6]);
+      assert.deepEqual(o.attention[0].shape, [1, 8, 8]);
     });
     v.dispose();
   });

@@ -1,0 +1,139 @@
+/**
+ * convStackWithEnergy (networks/conv.ts): a conv stack that also yields Σ_c a_c² of one layer's output
+ * as a second output with its own gradient. Checked against plain tfjs ops with tfjs autodiff on the
+ * cpu backend (tf.conv2d, add, relu, sum(square)): both outputs and the gradients of a loss that reads
+ * both (and one that reads the energy only, as the last cascade of the attention step does) with
+ * respect to the input, every filter and every bias; on cpu and on wasm (KD-MRI kernels).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
+import { convStackWithEnergy } from '../../src-main/networks/conv.js';
+import { Rng } from '../../src-main/util/random.js';
+
+registerKdmriKernels();
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+interface Case {
+  chans: number[];
+  relu: boolean[];
+  at: number;
+  readOut: boolean;
+}
+
+const B = 2;
+const H = 6;
+const W = 7;
+
+/** Deterministic inputs as plain arrays, so both backends get the same values. */
+function values(c: Case, seed: number) {
+  const rng = new Rng(seed);
+  const arr = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => rng.uniform(lo, hi));
+  const n = c.relu.length;
+  return {
+    x: arr(B * H * W * c.chans[0], 0, 1),
+    ws: Array.from({ length: n }, (_, k) => arr(9 * c.chans[k] * c.chans[k + 1], -0.5, 0.5)),
+    bs: Array.from({ length: n }, (_, k) => arr(c.chans[k + 1], -0.1, 0.2)),
+    rOut: arr(B * H * W * c.chans[n]),
+    rE: arr(B * H * W),
+  };
+}
+
+/** [out, energy, loss, d/dx, d/dW_k…, d/db_k…] with our op or with autodiff of plain ops. */
+function run(c: Case, v: ReturnType<typeof values>, ours: boolean): Float32Array[] {
+  return tf.tidy(() => {
+    const n = c.relu.length;
+    const x = tf.tensor4d(v.x, [B, H, W, c.chans[0]]);
+    const ws = v.ws.map((w, k) => tf.tensor4d(w, [3, 3, c.chans[k], c.chans[k + 1]]));
+    const bs = v.bs.map((b) => tf.tensor1d(b));
+    const rOut = tf.tensor4d(v.rOut, [B, H, W, c.chans[n]]);
+    const rE = tf.tensor3d(v.rE, [B, H, W]);
+    const forward = (xx: tf.Tensor4D, ww: tf.Tensor4D[], bb: tf.Tensor1D[]) => {
+      if (ours) return convStackWithEnergy(xx, ww, bb, c.relu, c.at);
+      let h = xx;
+      let energy: tf.Tensor3D | null = null;
+      for (let k = 0; k < n; k++) {
+        const y = tf.add(tf.conv2d(h, ww[k], 1, 'same'), bb[k]) as tf.Tensor4D;
+        h = c.relu[k] ? tf.relu(y) : y;
+        if (k === c.at - 1) energy = tf.sum(tf.square(h), 3) as tf.Tensor3D;
+      }
+      return { out: h, energy: energy! };
+    };
+    // with the output not read, the layers above `at` do not affect the loss (tfjs refuses their gradient)
+    const m = c.readOut ? n : c.at;
+    const loss = (...args: tf.Tensor[]) => {
+      const ww = [...(args.slice(1, 1 + m) as tf.Tensor4D[]), ...ws.slice(m)];
+      const bb = [...(args.slice(1 + m) as tf.Tensor1D[]), ...bs.slice(m)];
+      const o = forward(args[0] as tf.Tensor4D, ww, bb);
+      const e = tf.sum(tf.mul(o.energy, rE));
+      return (c.readOut ? tf.add(e, tf.sum(tf.mul(o.out, rOut))) : e) as tf.Scalar;
+    };
+    const o = forward(x, ws, bs);
+    const { value, grads } = tf.valueAndGrads(loss)([x, ...ws.slice(0, m), ...bs.slice(0, m)]);
+    return [o.out, o.energy, value, ...grads].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+async function on<T>(backend: string, f: () => T): Promise<T> {
+  await tf.setBackend(backend);
+  await tf.ready();
+  return f();
+}
+
+const cases: Case[] = [
+  // a student cascade: 1 → 5 → 5 → 1, energy after the second conv, both outputs read
+  { chans: [1, 5, 5, 1], relu: [true, true, false], at: 2, readOut: true },
+  // the last cascade of the attention step: its output is not read
+  { chans: [1, 5, 5, 1], relu: [true, true, false], at: 2, readOut: false },
+  // energy at the stack's last, linear layer (the op's two outputs come from one tensor)
+  { chans: [3, 4, 6], relu: [true, false], at: 2, readOut: true },
+  // energy at the first layer
+  { chans: [2, 4, 4, 3], relu: [true, true, true], at: 1, readOut: true },
+];
+
+for (const [i, c] of cases.entries()) {
+  test(`convStackWithEnergy equals autodiff of plain ops (value and gradients): case ${i + 1}`, async () => {
+    const v = values(c, 11 + i);
+    const ref = await on('cpu', () => run(c, v, false));
+    const m = c.readOut ? c.relu.length : c.at;
+    const layers = Array.from({ length: m }, (_, k) => k + 1);
+    const names = [
+      'out',
+      'energy',
+      'loss',
+      'dx',
+      ...layers.map((k) => `dW${k}`),
+      ...layers.map((k) => `db${k}`),
+    ];
+    for (const backend of ['cpu', 'wasm']) {
+      const got = await on(backend, () => run(c, v, true));
+      assert.equal(got.length, ref.length);
+      // cpu: the same arithmetic up to summation order; wasm: other conv kernels (Winograd, GEMM)
+      const tol = backend === 'cpu' ? 1e-5 : 1e-4;
+      for (let k = 0; k < ref.length; k++) {
+        const err = relErr(got[k], ref[k]);
+        assert.ok(err < tol, `${backend} ${names[k]}: relative error ${err}`);
+      }
+    }
+  });
+}
+
+test('convStackWithEnergy refuses an energy layer outside the stack', () => {
+  const x = tf.zeros([1, 4, 4, 1]) as tf.Tensor4D;
+  const w = tf.zeros([3, 3, 1, 2]) as tf.Tensor4D;
+  const b = tf.zeros([2]) as tf.Tensor1D;
+  assert.throws(() => convStackWithEnergy(x, [w], [b], [true], 2), /energy at 2/);
+  assert.throws(() => convStackWithEnergy(x, [w], [b], [true], 0), /energy at 0/);
+  tf.dispose([x, w, b]);
+});
