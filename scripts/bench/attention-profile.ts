@@ -27,8 +27,7 @@ const energy = tf.tidy(() => teacher.apply({ input: b.input, kspace: b.kspace })
 const net = createNetwork(cfg.student, 3);
 const opt = tf.train.adam(1e-3);
 const steps = {
-  attention: () =>
-    attentionLoss(energy, net.apply({ input: b.input, kspace: b.kspace, attention: true }).attention, cfg.atNorm),
+  attention: () => attentionLoss(energy, net.attentionMaps({ input: b.input, kspace: b.kspace }), cfg.atNorm),
   kd: () => l1(net.apply({ input: b.input, kspace: b.kspace, attention: false }).out, b.target),
 };
 const step = (k: keyof typeof steps) => {
@@ -43,7 +42,9 @@ step('attention');
 step('kd');
 const times: Record<string, number[]> = { attention: [], kd: [] };
 for (let i = 0; i < 5; i++) for (const k of ['attention', 'kd'] as const) times[k].push(step(k));
-console.log(`backend ${info.name}; step ms median of 5: attention ${median(times.attention).toFixed(0)}, kd ${median(times.kd).toFixed(0)}`);
+console.log(
+  `backend ${info.name}; step ms median of 5: attention ${median(times.attention).toFixed(0)}, kd ${median(times.kd).toFixed(0)}`,
+);
 for (const k of ['attention', 'kd'] as const) {
   const p = await tf.profile(() => void step(k));
   const by = new Map<string, { calls: number; ms: number }>();
@@ -57,5 +58,6 @@ for (const k of ['attention', 'kd'] as const) {
   const rows = [...by.entries()].sort((x, y) => y[1].ms - x[1].ms);
   const total = rows.reduce((s, r) => s + r[1].ms, 0);
   console.log(`\n${k}: kernels ${total.toFixed(0)} ms, peak ${(p.peakBytes / 2 ** 20).toFixed(0)} MB`);
-  for (const [n, e] of rows) console.log(`  ${n.padEnd(28)} ${String(e.calls).padStart(4)} ${e.ms.toFixed(1).padStart(8)}`);
+  for (const [n, e] of rows)
+    console.log(`  ${n.padEnd(28)} ${String(e.calls).padStart(4)} ${e.ms.toFixed(1).padStart(8)}`);
 }

@@ -87,20 +87,25 @@ export interface RunResult {
   stoppedEarly: boolean;
 }
 
-/** Only attention transfer reads the attention maps; without them the network keeps less for backward. */
-function forward(net: Network, b: Batch, kind: RunKind): NetOutputs {
-  return net.apply({ input: b.input, kspace: b.kspace, attention: kind === 'attention' });
+/** A step on the reconstruction: without attention maps the network keeps less for backward. */
+function forward(net: Network, b: Batch): NetOutputs {
+  return net.apply({ input: b.input, kspace: b.kspace, attention: false });
+}
+
+/** The attention step reads the student's attention maps only: nothing past the last one runs. */
+function studentMaps(net: Network, b: Batch): tf.Tensor3D[] {
+  return net.attentionMaps({ input: b.input, kspace: b.kspace });
 }
 
 function trainingLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): tf.Scalar {
-  const out = forward(plan.net, b, plan.kind);
   const cfg = plan.config;
+  if (plan.kind === 'attention')
+    return attentionLoss(teacher!.energy!, studentMaps(plan.net, b), cfg.atNorm, 'l1');
+  const out = forward(plan.net, b);
   switch (plan.kind) {
     case 'teacher':
     case 'student':
       return l1(out.out, b.target);
-    case 'attention':
-      return attentionLoss(teacher!.energy!, out.attention, cfg.atNorm, 'l1');
     case 'kd':
       // the teacher's reconstruction only matters to the imitation term; 'off' never asks for it
       return kdLoss(out.out, b.target, teacher?.out ?? out.out, cfg.imitation, cfg.alpha);
@@ -109,12 +114,16 @@ function trainingLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): tf
 
 function validationLoss(plan: RunPlan, b: Batch, teacher: TeacherBatch | null): number {
   return tf.tidy(() => {
-    const out = forward(plan.net, b, plan.kind);
     if (plan.kind === 'attention') {
       const metric = plan.config.task === 'sr' ? 'l1' : 'mse';
-      return attentionLoss(teacher!.energy!, out.attention, plan.config.atNorm, metric).dataSync()[0];
+      return attentionLoss(
+        teacher!.energy!,
+        studentMaps(plan.net, b),
+        plan.config.atNorm,
+        metric,
+      ).dataSync()[0];
     }
-    return mse(out.out, b.target).dataSync()[0];
+    return mse(forward(plan.net, b).out, b.target).dataSync()[0];
   });
 }
 

@@ -83,7 +83,7 @@ function forwardLayers(
  * y_at · 2dE (dE broadcast over channels) on its way down.
  */
 function backwardLayers(
-  dy: tf.Tensor4D,
+  dy: tf.Tensor4D | null,
   x: tf.Tensor4D,
   ws: readonly tf.Tensor4D[],
   ys: readonly tf.Tensor4D[],
@@ -98,10 +98,14 @@ function backwardLayers(
     if (energy && k === energy.at - 1) {
       const a = ys[k];
       const { dE } = energy;
-      const joined = tf.tidy(() => tf.add(g, tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3)))) as tf.Tensor4D;
-      if (g !== dy) g.dispose();
+      const joined = tf.tidy(() => {
+        const fromEnergy = tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3));
+        return g ? tf.add(g, fromEnergy) : fromEnergy;
+      }) as tf.Tensor4D;
+      if (g && g !== dy) g.dispose();
       g = joined;
     }
+    if (!g) throw new Error('conv stack backward: no gradient reaches its last layer');
     const [dx, dw, db] = layerGrads(g, k > 0 ? ys[k - 1] : x, ws[k], relu[k] ? ys[k] : undefined);
     // the layer's own dy is no longer needed (the stack's dy belongs to the tape)
     if (g !== dy) g.dispose();
@@ -109,7 +113,7 @@ function backwardLayers(
     dbs[k] = db;
     g = dx as tf.Tensor4D;
   }
-  return [g, ...dws, ...dbs];
+  return [g as tf.Tensor4D, ...dws, ...dbs];
 }
 
 const stacks = new Map<string, (...inputs: tf.Tensor[]) => tf.Tensor>();
@@ -176,26 +180,56 @@ export function convStackWithEnergy(
   relu: readonly boolean[],
   at: number,
 ): { out: tf.Tensor4D; energy: tf.Tensor3D } {
+  const [out, energy] = energyStack(x, ws, bs, relu, at, true);
+  return { out: out as tf.Tensor4D, energy: energy as tf.Tensor3D };
+}
+
+/**
+ * Only the energy Σ_c h_n,c² [B,H,W] of a stack's last layer: for a caller that reads the attention
+ * map but not what follows it (the last cascade of the attention step), so neither the layers above
+ * nor their backward with a zero gradient run.
+ */
+export function convStackEnergy(
+  x: tf.Tensor4D,
+  ws: readonly tf.Tensor4D[],
+  bs: readonly tf.Tensor1D[],
+  relu: readonly boolean[],
+): tf.Tensor3D {
+  return energyStack(x, ws, bs, relu, relu.length, false)[0] as tf.Tensor3D;
+}
+
+/** [h_n, E_at] (withOut) or [E_at] (at = n) as one op; see convStackWithEnergy. */
+function energyStack(
+  x: tf.Tensor4D,
+  ws: readonly tf.Tensor4D[],
+  bs: readonly tf.Tensor1D[],
+  relu: readonly boolean[],
+  at: number,
+  withOut: boolean,
+): tf.Tensor[] {
   const n = relu.length;
   if (n === 0 || ws.length !== n || bs.length !== n || at < 1 || at > n) {
     throw new Error(
-      `convStackWithEnergy: ${ws.length} filters, ${bs.length} biases, ${n} activations, energy at ${at}`,
+      `conv stack with energy: ${ws.length} filters, ${bs.length} biases, ${n} activations, energy at ${at}`,
     );
   }
   const inputs: Record<string, tf.Tensor> = {};
   [x, ...ws, ...bs].forEach((t, i) => (inputs[i] = t));
   const engine = tf.engine() as unknown as MultiOutputEngine;
-  const [out, energy] = engine.runKernelFunc({
+  return engine.runKernelFunc({
     inputs,
     forwardFunc: (_backend, save) => {
       const ys = forwardLayers(x, ws, bs, relu);
       save([x, ...ws, ...ys]);
       const a = ys[at - 1];
-      return [ys[n - 1], tf.tidy(() => tf.sum(tf.square(a), 3))];
+      const energy = tf.tidy(() => tf.sum(tf.square(a), 3));
+      return withOut ? [ys[n - 1], energy] : [energy];
     },
-    backwardsFunc: ([dy, dE], saved) => {
+    backwardsFunc: (dys, saved) => {
+      // the engine passes an op with one output its dy alone, not in a list
+      const [dy, dE] = withOut ? (dys as tf.Tensor[]) : [null, dys as unknown as tf.Tensor];
       const grads = backwardLayers(
-        dy as tf.Tensor4D,
+        dy as tf.Tensor4D | null,
         saved[0] as tf.Tensor4D,
         saved.slice(1, 1 + n) as tf.Tensor4D[],
         saved.slice(1 + n) as tf.Tensor4D[],
@@ -207,7 +241,6 @@ export function convStackWithEnergy(
       return map;
     },
   });
-  return { out: out as tf.Tensor4D, energy: energy as tf.Tensor3D };
 }
 
 /**

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { NetworkSpecSchema, type DcCnnSpec, type NetworkSpec, type VdsrSpec } from '../contract/domain.js';
 import { Rng } from '../util/random.js';
 import { registerKdmriKernels } from '../compute/kernels/index.js';
-import { convStack, convStackWithEnergy } from './conv.js';
+import { convStack, convStackEnergy, convStackWithEnergy } from './conv.js';
 import { dataConsistency } from './data-consistency.js';
 
 export { dataConsistency } from './data-consistency.js';
@@ -53,6 +53,12 @@ export interface Network {
   readonly names: readonly string[];
   /** differentiable w.r.t. variables (usable inside optimizer.minimize / tf.variableGrads) */
   apply(x: NetInputs): NetOutputs;
+  /**
+   * `apply(x).attention` alone, for a caller that reads nothing else (the attention step): the last
+   * cascade (VDSR: the network) stops at its attention layer, so the layers past it, the last data
+   * consistency and their backward with a zero gradient do not run. Differentiable like apply.
+   */
+  attentionMaps(x: NetInputs): tf.Tensor3D[];
   paramCount(): number;
   dispose(): void;
 }
@@ -131,16 +137,24 @@ export function createNetwork(spec: NetworkSpec, seed: number): Network {
   const apply =
     s.arch === 'dccnn' ? dccnnApply(s, plan, weights, biases) : vdsrApply(s, plan, weights, biases);
   let disposed = false;
+  const checkInput = (fn: string, x: NetInputs) => {
+    if (disposed) throw new Error(`network: ${fn}() after dispose()`);
+    const shape = x.input.shape;
+    if (x.input.rank !== 4 || shape[3] !== 1)
+      throw new Error(`network: input must be [B,H,W,1], got [${shape}]`);
+  };
   return {
     spec: s,
     variables,
     names,
     apply(x: NetInputs): NetOutputs {
-      if (disposed) throw new Error('network: apply() after dispose()');
-      const shape = x.input.shape;
-      if (x.input.rank !== 4 || shape[3] !== 1)
-        throw new Error(`network: input must be [B,H,W,1], got [${shape}]`);
-      return apply(x);
+      checkInput('apply', x);
+      const o = apply(x, false);
+      return { out: o.out!, attention: o.attention };
+    },
+    attentionMaps(x: NetInputs): tf.Tensor3D[] {
+      checkInput('attentionMaps', x);
+      return apply({ ...x, attention: true }, true).attention;
     },
     paramCount: () => variables.reduce((n, v) => n + v.size, 0),
     dispose() {
@@ -151,7 +165,8 @@ export function createNetwork(spec: NetworkSpec, seed: number): Network {
   };
 }
 
-type ApplyFn = (x: NetInputs) => NetOutputs;
+/** With mapsOnly, `out` is null and the last block stops at its attention layer. */
+type ApplyFn = (x: NetInputs, mapsOnly: boolean) => { out: tf.Tensor4D | null; attention: tf.Tensor3D[] };
 
 /**
  * Layers [first, first+count) as one conv stack (see conv.ts: gradients inside a stack are freed
@@ -177,18 +192,40 @@ function stacksWithAttention(
   return out;
 }
 
+/** The attention energy of layers [first, first+atLayer) and nothing past them (Network.attentionMaps). */
+function blockEnergy(
+  x: tf.Tensor4D,
+  first: number,
+  atLayer: number,
+  plan: ConvPlan[],
+  ws: tf.Variable<tf.Rank.R4>[],
+  bs: tf.Variable<tf.Rank.R1>[],
+): tf.Tensor3D {
+  const to = first + atLayer;
+  return convStackEnergy(
+    x,
+    ws.slice(first, to),
+    bs.slice(first, to),
+    plan.slice(first, to).map((l) => l.relu),
+  );
+}
+
 function dccnnApply(
   spec: DcCnnSpec,
   plan: ConvPlan[],
   ws: tf.Variable<tf.Rank.R4>[],
   bs: tf.Variable<tf.Rank.R1>[],
 ): ApplyFn {
-  return ({ input, kspace, attention: wanted = true }) => {
+  return ({ input, kspace, attention: wanted = true }, mapsOnly) => {
     if (!kspace) throw new Error('DC-CNN: apply() needs kspace {re, im, mask} for data consistency');
     const attention: tf.Tensor3D[] = [];
     const at = wanted ? spec.atLayer : 0;
     let x = input;
     for (let c = 0; c < spec.nc; c++) {
+      if (mapsOnly && c === spec.nc - 1) {
+        attention.push(blockEnergy(x, c * spec.nd, spec.atLayer, plan, ws, bs));
+        return { out: null, attention };
+      }
       const h = stacksWithAttention(x, c * spec.nd, spec.nd, at, plan, ws, bs, attention);
       x = dataConsistency(spec.residual ? tf.add(h, x) : h, kspace.re, kspace.im, kspace.mask, spec.dcLambda);
     }
@@ -202,11 +239,12 @@ function vdsrApply(
   ws: tf.Variable<tf.Rank.R4>[],
   bs: tf.Variable<tf.Rank.R1>[],
 ): ApplyFn {
-  return ({ input, attention: wanted = true }) => {
+  return ({ input, attention: wanted = true }, mapsOnly) => {
+    if (mapsOnly) return { out: null, attention: [blockEnergy(input, 0, spec.atLayer, plan, ws, bs)] };
     const attention: tf.Tensor3D[] = [];
     const h = stacksWithAttention(input, 0, spec.depth, wanted ? spec.atLayer : 0, plan, ws, bs, attention);
     // global residual: out = input + last conv
-    return { out: tf.add(input, h), attention };
+    return { out: tf.add(input, h) as tf.Tensor4D, attention };
   };
 }
 

@@ -3,14 +3,15 @@
  * as a second output with its own gradient. Checked against plain tfjs ops with tfjs autodiff on the
  * cpu backend (tf.conv2d, add, relu, sum(square)): both outputs and the gradients of a loss that reads
  * both (and one that reads the energy only, as the last cascade of the attention step does) with
- * respect to the input, every filter and every bias; on cpu and on wasm (KD-MRI kernels).
+ * respect to the input, every filter and every bias; on cpu and on wasm (KD-MRI kernels). Likewise
+ * convStackEnergy, the stack cut after that layer with the energy as its only output.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
-import { convStackWithEnergy } from '../../src-main/networks/conv.js';
+import { convStackEnergy, convStackWithEnergy } from '../../src-main/networks/conv.js';
 import { Rng } from '../../src-main/util/random.js';
 
 registerKdmriKernels();
@@ -50,8 +51,13 @@ function values(c: Case, seed: number) {
   };
 }
 
-/** [out, energy, loss, d/dx, d/dW_k…, d/db_k…] with our op or with autodiff of plain ops. */
-function run(c: Case, v: ReturnType<typeof values>, ours: boolean): Float32Array[] {
+type Mode = 'reference' | 'ours' | 'energy-only';
+
+/**
+ * [energy, loss, d/dx, d/dW_k…, d/db_k…, out] with autodiff of plain ops ('reference'), our two-output
+ * op ('ours') or our energy-only op on the stack cut after layer `at` ('energy-only', no out).
+ */
+function run(c: Case, v: ReturnType<typeof values>, mode: Mode): Float32Array[] {
   return tf.tidy(() => {
     const n = c.relu.length;
     const x = tf.tensor4d(v.x, [B, H, W, c.chans[0]]);
@@ -60,7 +66,14 @@ function run(c: Case, v: ReturnType<typeof values>, ours: boolean): Float32Array
     const rOut = tf.tensor4d(v.rOut, [B, H, W, c.chans[n]]);
     const rE = tf.tensor3d(v.rE, [B, H, W]);
     const forward = (xx: tf.Tensor4D, ww: tf.Tensor4D[], bb: tf.Tensor1D[]) => {
-      if (ours) return convStackWithEnergy(xx, ww, bb, c.relu, c.at);
+      if (mode === 'energy-only') {
+        const at = c.at;
+        return {
+          out: null,
+          energy: convStackEnergy(xx, ww.slice(0, at), bb.slice(0, at), c.relu.slice(0, at)),
+        };
+      }
+      if (mode === 'ours') return convStackWithEnergy(xx, ww, bb, c.relu, c.at);
       let h = xx;
       let energy: tf.Tensor3D | null = null;
       for (let k = 0; k < n; k++) {
@@ -77,11 +90,12 @@ function run(c: Case, v: ReturnType<typeof values>, ours: boolean): Float32Array
       const bb = [...(args.slice(1 + m) as tf.Tensor1D[]), ...bs.slice(m)];
       const o = forward(args[0] as tf.Tensor4D, ww, bb);
       const e = tf.sum(tf.mul(o.energy, rE));
-      return (c.readOut ? tf.add(e, tf.sum(tf.mul(o.out, rOut))) : e) as tf.Scalar;
+      return (c.readOut ? tf.add(e, tf.sum(tf.mul(o.out!, rOut))) : e) as tf.Scalar;
     };
     const o = forward(x, ws, bs);
     const { value, grads } = tf.valueAndGrads(loss)([x, ...ws.slice(0, m), ...bs.slice(0, m)]);
-    return [o.out, o.energy, value, ...grads].map((t) => t.dataSync() as Float32Array);
+    const all = [o.energy, value, ...grads, ...(o.out ? [o.out] : [])];
+    return all.map((t) => t.dataSync() as Float32Array);
   });
 }
 
@@ -103,27 +117,31 @@ const cases: Case[] = [
 ];
 
 for (const [i, c] of cases.entries()) {
-  test(`convStackWithEnergy equals autodiff of plain ops (value and gradients): case ${i + 1}`, async () => {
+  const modes: Mode[] = c.readOut ? ['ours'] : ['ours', 'energy-only'];
+  const ops = c.readOut ? 'convStackWithEnergy' : 'convStackWithEnergy and convStackEnergy';
+  test(`${ops} equal autodiff of plain ops (values and gradients): case ${i + 1}`, async () => {
     const v = values(c, 11 + i);
-    const ref = await on('cpu', () => run(c, v, false));
+    const ref = await on('cpu', () => run(c, v, 'reference'));
     const m = c.readOut ? c.relu.length : c.at;
     const layers = Array.from({ length: m }, (_, k) => k + 1);
     const names = [
-      'out',
       'energy',
       'loss',
       'dx',
       ...layers.map((k) => `dW${k}`),
       ...layers.map((k) => `db${k}`),
+      'out',
     ];
-    for (const backend of ['cpu', 'wasm']) {
-      const got = await on(backend, () => run(c, v, true));
-      assert.equal(got.length, ref.length);
-      // cpu: the same arithmetic up to summation order; wasm: other conv kernels (Winograd, GEMM)
-      const tol = backend === 'cpu' ? 1e-5 : 1e-4;
-      for (let k = 0; k < ref.length; k++) {
-        const err = relErr(got[k], ref[k]);
-        assert.ok(err < tol, `${backend} ${names[k]}: relative error ${err}`);
+    for (const mode of modes) {
+      for (const backend of ['cpu', 'wasm']) {
+        const got = await on(backend, () => run(c, v, mode));
+        assert.equal(got.length, mode === 'energy-only' ? ref.length - 1 : ref.length);
+        // cpu: the same arithmetic up to summation order; wasm: other conv kernels (Winograd, GEMM)
+        const tol = backend === 'cpu' ? 1e-5 : 1e-4;
+        for (let k = 0; k < got.length; k++) {
+          const err = relErr(got[k], ref[k]);
+          assert.ok(err < tol, `${mode} on ${backend}, ${names[k]}: relative error ${err}`);
+        }
       }
     }
   });

@@ -240,6 +240,42 @@ test('attention outputs: Σ_c a_c² of the atLayer-th conv per cascade (DC-CNN),
   });
 });
 
+test('attentionMaps: the same maps and weight gradients as apply().attention, nothing past the last map', async () => {
+  await onBackend('wasm', () => {
+    const s = slices(2, 12, 12, 6);
+    for (const spec of [
+      { ...tiny, nf: 16 },
+      { arch: 'vdsr', depth: 4, nf: 6, atLayer: 2 },
+    ] as NetworkSpec[]) {
+      const net = createNetwork(spec, 4);
+      const r = tf.tidy(() => {
+        const x = inputs(s);
+        const weights = tf.randomUniform([2, 12, 12], 0, 1, 'float32', 9);
+        const lossOf = (maps: tf.Tensor3D[]) =>
+          tf.addN(maps.map((m) => tf.sum(tf.mul(tf.sqrt(m), weights)))) as tf.Scalar;
+        const run = (f: () => tf.Tensor3D[]) => {
+          const { value, grads } = tf.variableGrads(() => lossOf(f()), net.variables);
+          return [value, ...f(), ...net.variables.map((v) => grads[v.name] ?? tf.zeros(v.shape))].map(
+            (t) => t.dataSync() as Float32Array,
+          );
+        };
+        // the convs past the last attention layer get no gradient from the maps (tfjs leaves them out): zeros
+        return {
+          whole: run(() => net.apply(x).attention),
+          maps: run(() => net.attentionMaps(x)),
+        };
+      });
+      assert.equal(r.maps.length, r.whole.length);
+      for (let i = 0; i < r.whole.length; i++)
+        assert.ok(
+          maxAbs(r.maps[i], r.whole[i]) === 0,
+          `${spec.arch} tensor ${i}: ${maxAbs(r.maps[i], r.whole[i])}`,
+        );
+      net.dispose();
+    }
+  });
+});
+
 test('attention: false (stacks not cut) gives the same output and weight gradients, and no attention maps', async () => {
   await onBackend('wasm', () => {
     const s = slices(2, 12, 12, 5);
