@@ -29,6 +29,7 @@ import { table } from '../../src-main/cli/output.js';
 import { choiceArg, intArg } from '../../src-main/cli/options.js';
 import { benchOnnx } from './onnx-bench.js';
 import { benchTeacherCache, teacherCacheText } from './teacher-cache-bench.js';
+import { profileStep, type StepProfile } from './profile.js';
 
 interface Figures {
   train_slices_per_s: number;
@@ -104,35 +105,8 @@ if (o.onlyTeacherCache) {
   process.exit(0);
 }
 
-interface KernelTime {
-  kernel: string;
-  calls: number;
-  ms: number;
-}
-type StepProfile = { step_ms: number; peak_tensor_mb: number; kernels: KernelTime[] };
 // set by run() (the cast keeps TypeScript from narrowing it to null at the top level)
 let profile = null as StepProfile | null;
-
-/** Wall time per kernel name over one call of `step` (tf.profile; outermost kernels only). */
-async function profileStep(step: () => void) {
-  const t = performance.now();
-  const p = await tf.profile(step);
-  const stepMs = performance.now() - t;
-  const by = new Map<string, KernelTime>();
-  for (const k of p.kernels) {
-    // customGrad ops appear as a wrapper ('forward') around the kernels they run; count the kernels
-    if (k.name === 'forward') continue;
-    const e = by.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0 };
-    e.calls++;
-    e.ms += Number(k.kernelTimeMs) || 0;
-    by.set(k.name, e);
-  }
-  return {
-    step_ms: stepMs,
-    peak_tensor_mb: p.peakBytes / 2 ** 20,
-    kernels: [...by.values()].sort((a, b) => b.ms - a.ms),
-  };
-}
 
 /**
  * Whether a training step fits wasm32's 4 GB memory: the peak holds about nc·(nd−1) + 6 activations
