@@ -306,7 +306,8 @@ function* importDicomSeries(db: Db, uid: string, imgs: Img[]): Generator<void, I
       writer = null;
       stored = w.finish({ sliceSpacing });
     } catch (e) {
-      for (const g of good) report(g, { status: 'failed', message: `series ${uid} not stored: ${errMsg(e)}` });
+      for (const g of good)
+        report(g, { status: 'failed', message: `series ${uid} not stored: ${errMsg(e)}` });
       return results;
     }
     const total = existingInstances(db, uid).size;

@@ -318,7 +318,8 @@ export function beginSeries(
     discardPending(db, ref);
   };
   const open = () => {
-    if (state !== 'open') throw new Error(`series ${series.uid}: import already ${state === 'done' ? 'finished' : 'aborted'}`);
+    if (state !== 'open')
+      throw new Error(`series ${series.uid}: import already ${state === 'done' ? 'finished' : 'aborted'}`);
   };
 
   return {
