@@ -2,8 +2,9 @@
  * Import files, folders and DICOMDIR media into the library.
  *
  * Pass 1 reads every file's header (DICOM up to Pixel Data); pass 2 groups images by series, drops
- * duplicate SOP Instance UIDs, rejects inconsistent series, sorts slices, decodes pixels and writes
- * each series in ONE transaction. Every input file gets a result: imported, skipped (a valid object we
+ * duplicate SOP Instance UIDs, rejects inconsistent series, sorts slices by their headers, then
+ * decodes and stores pixels one file at a time (library.beginSeries: batches invisible until the
+ * series' last transaction), so memory does not grow with the series. Every input file gets a result: imported, skipped (a valid object we
  * do not import: SR, RT plan, colour, DICOMDIR, duplicate, already stored) or failed (with the reason).
  * NIfTI and HDF5 files become one synthetic study/series each (uids.ts).
  *
@@ -21,7 +22,15 @@ import type { Db } from '../store/db.js';
 import { decodeFrames, unsupportedImageReason } from './dicom/decode.js';
 import { headerOf, sopClassName, type DicomHeader } from './dicom/header.js';
 import { DicomError, dicomdirReferencedFiles, looksLikeDicom, parseDicom } from './dicom/parse.js';
-import { existingInstances, storeSeries, type InstanceAttrs, type SeriesRecord } from './library.js';
+import {
+  beginSeries,
+  existingInstances,
+  storeSeries,
+  type InstanceAttrs,
+  type SeriesHead,
+  type SeriesRecord,
+  type SeriesWriter,
+} from './library.js';
 import { bytesHash, derivedDicomUids, deterministicUid, fileHash, syntheticIdentity } from './uids.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
 // side effects: the HDF5 reader and the compressed-syntax codecs register themselves, so every entry
@@ -189,8 +198,20 @@ function median(v: number[]): number | null {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Build and store one DICOM series; returns per-file results for its (non-existing) files. */
-function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[] {
+/**
+ * Hook for tests: called with the number of decoded slices held in memory each time a file's frames
+ * are handed to the library (what proves an import holds a bounded part of a series, not all of it).
+ */
+export const importProbe: { decodedHeld?: (slices: number) => void } = {};
+
+/**
+ * Build and store one DICOM series; returns per-file results for its (non-existing) files. The slice
+ * order comes from the headers (read in pass 1), so pixels are decoded and handed to the library one
+ * file at a time, in that order: memory holds one file's frames and one write batch, whatever the
+ * size of the series. Yields before each file after the first stored one (a cancel point: the
+ * caller's `return()` runs the `finally` below, which removes what was added of this series).
+ */
+function* importDicomSeries(db: Db, uid: string, imgs: Img[]): Generator<void, ImportFileResult[]> {
   const results: ImportFileResult[] = [];
   const report = (img: Img, r: Omit<ImportFileResult, 'path'>) => {
     if (!img.existing) results.push({ path: img.path, ...r });
@@ -208,51 +229,114 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
     return results;
   }
   imgs.sort(sortKey(imgs));
-  const slices: Float32Array[] = [];
   const instances: InstanceAttrs[] = [];
   const good: Img[] = [];
   const frameCount = new Map<Img, number>();
   const limits = inputLimits();
   const px0 = imgs[0].header.pixel;
-  for (const img of imgs) {
-    try {
-      const obj = parseDicom(readFileBounded(img.path, limits));
-      // the series is one volume: its frames so far plus this object's stay under the caps
-      if (px0 && obj.pixel)
-        checkVolume([px0.columns, px0.rows, slices.length + obj.pixel.frames], 4, `series ${uid}`, limits);
-      const frames = decodeFrames(obj);
-      img.warnings.push(...obj.warnings);
-      frameCount.set(img, frames.length);
+  let frames = 0;
+  // opened with the first image that decodes (its header names the patient, study and series)
+  let writer: SeriesWriter | null = null;
+  let storeError: string | null = null;
+  const normalOf = (o: DicomHeader['orientation']): [number, number, number] | null =>
+    o ? [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]] : null;
+  try {
+    for (const img of imgs) {
+      if (storeError !== null) {
+        report(img, { status: 'failed', message: `series ${uid} not stored: ${storeError}` });
+        continue;
+      }
+      if (writer) yield;
+      let decoded: Float32Array[];
+      try {
+        const obj = parseDicom(readFileBounded(img.path, limits));
+        // the series is one volume: its frames so far plus this object's stay under the caps
+        if (px0 && obj.pixel)
+          checkVolume([px0.columns, px0.rows, frames + obj.pixel.frames], 4, `series ${uid}`, limits);
+        decoded = decodeFrames(obj);
+        img.warnings.push(...obj.warnings);
+      } catch (e) {
+        const skip = e instanceof DicomError && e.kind === 'skip';
+        report(img, { status: skip ? 'skipped' : 'failed', message: errMsg(e) });
+        continue;
+      }
       const h = img.header;
-      frames.forEach((f, k) => {
-        slices.push(f);
-        instances.push({
-          sopUid: k === 0 ? h.sopInstanceUid : `${h.sopInstanceUid}#${k + 1}`,
-          sopClassUid: h.sopClassUid,
-          path: img.path,
-          frame: k,
-          instanceNumber: h.instanceNumber,
-          position: frames.length === 1 ? h.position : null,
-        });
-      });
+      try {
+        writer ??= beginSeries(db, seriesHead(uid, h, img.path, normalOf(h.orientation)));
+        if (!writer) throw new Error('nothing to add'); // not reached: no sopUids given
+        importProbe.decodedHeld?.(decoded.length);
+        for (const [k, f] of decoded.entries()) {
+          const inst: InstanceAttrs = {
+            sopUid: k === 0 ? h.sopInstanceUid : `${h.sopInstanceUid}#${k + 1}`,
+            sopClassUid: h.sopClassUid,
+            path: img.path,
+            frame: k,
+            instanceNumber: h.instanceNumber,
+            position: decoded.length === 1 ? h.position : null,
+          };
+          writer.add(inst, f);
+          instances.push(inst);
+        }
+      } catch (e) {
+        // the writer removed what it had added; this file and every other good one fail with the reason
+        writer = null;
+        storeError = errMsg(e);
+        for (const g of [...good, img])
+          report(g, { status: 'failed', message: `series ${uid} not stored: ${storeError}` });
+        continue;
+      }
+      frames += decoded.length;
+      frameCount.set(img, decoded.length);
       good.push(img);
-    } catch (e) {
-      const skip = e instanceof DicomError && e.kind === 'skip';
-      report(img, { status: skip ? 'skipped' : 'failed', message: errMsg(e) });
     }
+    if (!writer || good.length === 0) return results;
+    const first = good[0].header;
+    const positions = instances.flatMap((i) => (i.position ? [i.position] : []));
+    const o = first.orientation;
+    let sliceSpacing: number | null = null;
+    if (o && positions.length === instances.length && positions.length > 1) {
+      const n = normalOf(o)!;
+      const proj = positions.map((p) => p[0] * n[0] + p[1] * n[1] + p[2] * n[2]);
+      sliceSpacing = median(proj.slice(1).map((p, i) => Math.abs(p - proj[i])));
+    }
+    sliceSpacing ??= first.spacingBetweenSlices ?? first.sliceThickness;
+    let stored;
+    try {
+      const w = writer;
+      writer = null;
+      stored = w.finish({ sliceSpacing });
+    } catch (e) {
+      for (const g of good)
+        report(g, { status: 'failed', message: `series ${uid} not stored: ${errMsg(e)}` });
+      return results;
+    }
+    const total = existingInstances(db, uid).size;
+    for (const g of good) {
+      const n = frameCount.get(g) ?? 1;
+      report(g, {
+        status: 'imported',
+        message:
+          `${n > 1 ? `${n} frames` : 'slice'} of series ${uid} (${total} slices` +
+          `${stored.created ? '' : `, ${stored.added} added`})`,
+        seriesUid: uid,
+        ...(g.warnings.length ? { warnings: g.warnings } : {}),
+      });
+    }
+    return results;
+  } finally {
+    // cancelled (the caller returned the generator) or an unexpected throw: nothing of it stays
+    (writer as SeriesWriter | null)?.abort();
   }
-  if (good.length === 0 || !good.some((g) => !g.existing)) return results;
-  const first = good[0].header;
-  const positions = instances.flatMap((i) => (i.position ? [i.position] : []));
-  const o = first.orientation;
-  let sliceSpacing: number | null = null;
-  if (o && positions.length === instances.length && positions.length > 1) {
-    const n = [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
-    const proj = positions.map((p) => p[0] * n[0] + p[1] * n[1] + p[2] * n[2]);
-    sliceSpacing = median(proj.slice(1).map((p, i) => Math.abs(p - proj[i])));
-  }
-  sliceSpacing ??= first.spacingBetweenSlices ?? first.sliceThickness;
-  const rec: SeriesRecord = {
+}
+
+/** Patient, study and series attributes of a DICOM series, from its first image that decodes. */
+function seriesHead(
+  uid: string,
+  first: DicomHeader,
+  source: string,
+  normal: [number, number, number] | null,
+): SeriesHead {
+  return {
     patient: { id: first.patientId, name: first.patientName, birthDate: first.birthDate, sex: first.sex },
     study: {
       uid: first.studyUid || deterministicUid('study-of-series', uid),
@@ -272,35 +356,14 @@ function importDicomSeries(db: Db, uid: string, imgs: Img[]): ImportFileResult[]
       spacingRow: first.pixelSpacing?.[0] ?? null,
       spacingCol: first.pixelSpacing?.[1] ?? null,
       sliceThickness: first.sliceThickness,
-      sliceSpacing,
+      // replaced once every slice's position is known (finish)
+      sliceSpacing: first.spacingBetweenSlices ?? first.sliceThickness,
       sourceKind: 'dicom',
-      source: good.find((g) => !g.existing)?.path ?? good[0].path,
+      source,
       attributes: first.attributes,
     },
-    instances,
-    slices,
-    normal: o ? [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]] : null,
+    normal,
   };
-  let stored;
-  try {
-    stored = storeSeries(db, rec);
-  } catch (e) {
-    for (const g of good) report(g, { status: 'failed', message: `series ${uid} not stored: ${errMsg(e)}` });
-    return results;
-  }
-  const total = existingInstances(db, uid).size;
-  for (const g of good) {
-    const frames = frameCount.get(g) ?? 1;
-    report(g, {
-      status: 'imported',
-      message:
-        `${frames > 1 ? `${frames} frames` : 'slice'} of series ${uid} (${total} slices` +
-        `${stored.created ? '' : `, ${stored.added} added`})`,
-      seriesUid: uid,
-      ...(g.warnings.length ? { warnings: g.warnings } : {}),
-    });
-  }
-  return results;
 }
 
 /** One synthetic study/series per volume of a NIfTI / HDF5 file. */
@@ -392,9 +455,9 @@ export interface ImportOptions {
   /** Default: a file is named by its own path. */
   origin?: ImportOrigin;
   /**
-   * Asked before each file and between two series; true stops the import. Each series (and each
-   * NIfTI/HDF5 file) is stored in its own transaction, so what is stored stays whole and nothing of
-   * the one being read is.
+   * Asked before each file (headers, then pixels) and between two series; true stops the import. A
+   * series (and each NIfTI/HDF5 file) is shown only once all its slices are in place, and the one
+   * being read is removed on a cancel, so what is stored stays whole and nothing of the other is.
    */
   cancelled?: () => boolean;
 }
@@ -418,8 +481,12 @@ export async function importPaths(
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
-    // before a file or between two series (each stored in its own transactions): what is stored stays
-    if (opts.cancelled?.()) throw new ApiFailure('conflict', 'import cancelled');
+    // before a file or between two series: what is stored stays; the series being read is removed
+    // (returning the steps runs their clean-up)
+    if (opts.cancelled?.()) {
+      steps.return([]);
+      throw new ApiFailure('conflict', 'import cancelled');
+    }
     await new Promise((res) => setImmediate(res)); // let progress events out between series
   }
 }
@@ -586,7 +653,7 @@ function* importSteps(
       imgs = imgs.filter((i) => !stored.has(i.header.sopInstanceUid));
       if (imgs.length === 0) continue;
     }
-    emit(importDicomSeries(db, uid, imgs));
+    emit(yield* importDicomSeries(db, uid, imgs));
     yield;
   }
   return results;

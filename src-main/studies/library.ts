@@ -1,6 +1,6 @@
 /**
- * The studies library in SQLite (schema: store/migrations/002_library.ts): write a whole series in one
- * transaction, list patients → studies → series, read a series' metadata, one slice, or the whole
+ * The studies library in SQLite (schema: store/migrations/002_library.ts): add a series slice by slice
+ * (shown only once whole), list patients → studies → series, read a series' metadata, one slice, or the whole
  * volume from the float32 pixel cache, and turn series into distillation datasets.
  */
 import type { PatientSummary, Pixels, SeriesDetail, StudySummary } from '../contract/api.js';
@@ -95,24 +95,55 @@ export interface StoredSeries {
   created: boolean;
 }
 
+/** A series' patient, study and series attributes: what beginSeries needs before any slice. */
+export interface SeriesHead {
+  patient: PatientAttrs;
+  study: StudyAttrs;
+  series: SeriesAttrs;
+  /** The slice normal (row × column direction cosines), to sort slices added to a stored series. */
+  normal?: [number, number, number] | null;
+  /** Acquired k-space mask H×W (raw-data series). */
+  kspaceMask?: Float32Array;
+}
+
+/**
+ * Adds slices to one series, a bounded batch at a time (see beginSeries). Every method throws after
+ * removing what it had written when a write fails.
+ */
+export interface SeriesWriter {
+  /**
+   * Add one slice (float32, rows×cols; with its acquired k-space for raw-data series). Returns false,
+   * writing nothing, when the series already has this SOP Instance UID (re-import only adds).
+   */
+  add(inst: InstanceAttrs, slice: Float32Array, kspace?: { re: Float32Array; im: Float32Array }): boolean;
+  /** Slices added so far (pending: invisible until finish). */
+  readonly added: number;
+  /**
+   * Put every added slice in its place at once (readers then see them all) and clear the import mark.
+   * `sliceSpacing`, when known only once every slice is read, replaces the series' value if this
+   * writer created it.
+   */
+  finish(update?: { sliceSpacing?: number | null }): StoredSeries;
+  /** Remove what this writer added and has not put in place (a new series left empty goes). */
+  abort(): void;
+}
+
 /**
  * Add a series to the library, or add to one that is there: it only ever ADDS. Instances the library
  * already has (by SOP Instance UID) are left as they are; new ones are added and the series re-sorted
  * (by position along `rec.normal` when every slice has one, else instance number, then SOP UID). A
  * series is never rebuilt, so no slice it had is lost, whatever became of its original files.
  *
- * Slices are written in batches of IMPORT_BATCH_BYTES, each its own short transaction, with negative
- * slice indices that readers ignore; one last transaction puts them in place (the series then shows
- * the new slices all at once) and clears series.import_pid. If the process dies before, start-up
- * recovery (recoverImports) removes what it had written. Throws when another live process is adding
- * to the same series, or when the new slices' size differs from the series'.
+ * Slices are written through beginSeries (batches of IMPORT_BATCH_BYTES, each its own short
+ * transaction, invisible until one last transaction puts them in place). Throws when another live
+ * process is adding to the same series, or when the new slices' size differs from the series'.
  */
 export function storeSeries(
   db: Db,
   rec: SeriesRecord,
   opts: { batchBytes?: number; between?: () => void } = {},
 ): StoredSeries {
-  const { patient, study, series } = rec;
+  const { series } = rec;
   if (rec.slices.length === 0) throw new Error(`series ${series.uid}: no slices`);
   if (rec.instances.length !== rec.slices.length)
     throw new Error(
@@ -121,7 +152,45 @@ export function storeSeries(
   const n = series.rows * series.cols;
   for (const s of rec.slices)
     if (s.length !== n) throw new Error(`series ${series.uid}: slice of ${s.length} values, expected ${n}`);
+  const w = beginSeries(
+    db,
+    { patient: rec.patient, study: rec.study, series, normal: rec.normal, kspaceMask: rec.kspace?.mask },
+    { ...opts, sopUids: rec.instances.map((i) => i.sopUid) },
+  );
+  if (!w) return { added: 0, created: false };
+  try {
+    rec.instances.forEach((inst, i) =>
+      w.add(inst, rec.slices[i], rec.kspace ? { re: rec.kspace.re[i], im: rec.kspace.im[i] } : undefined),
+    );
+  } catch (err) {
+    w.abort();
+    throw err;
+  }
+  return w.finish();
+}
+
+/**
+ * Start adding slices to a series (new, or one in the library): the patient, the study and, for a new
+ * series, its row (hidden until its slices are in place) are written at once; the series is marked
+ * as being imported by this process (series.import_pid). Slices then go in with `add`, at negative
+ * slice indices that readers ignore, in transactions of `batchBytes` (default IMPORT_BATCH_BYTES) so
+ * that memory holds one batch, whatever the size of the series, and no transaction holds the write
+ * lock for long; `between` runs between two batches. `finish` puts them in place in one last
+ * transaction. If the process dies before, start-up recovery (recoverImports) removes what it had
+ * written; `abort` does the same at once.
+ *
+ * With `sopUids` (every instance to come), returns null and writes nothing more when the series
+ * already has all of them. Throws when another live process is adding to the same series, or when the
+ * series in the library is not rows×cols.
+ */
+export function beginSeries(
+  db: Db,
+  head: SeriesHead,
+  opts: { batchBytes?: number; between?: () => void; sopUids?: readonly string[] } = {},
+): SeriesWriter | null {
+  const { patient, study, series } = head;
   const q = db.sqlite;
+  const n = series.rows * series.cols;
 
   // 1. the patient, the study, the series row (new: hidden until its slices are in place)
   const start = db.transaction(() => {
@@ -164,9 +233,9 @@ export function storeSeries(
           }[]
         ).map((r) => r.sop_uid),
       );
-      const fresh = rec.instances.flatMap((inst, i) => (stored.has(inst.sopUid) ? [] : [i]));
-      if (fresh.length) q.prepare(`UPDATE series SET import_pid = ? WHERE id = ?`).run(process.pid, found.id);
-      return { ref: found.id, fresh, created: false };
+      const anyFresh = !opts.sopUids || opts.sopUids.some((u) => !stored.has(u));
+      if (anyFresh) q.prepare(`UPDATE series SET import_pid = ? WHERE id = ?`).run(process.pid, found.id);
+      return { ref: found.id, stored, created: false, anyFresh };
     }
     const info = q
       .prepare(
@@ -182,7 +251,8 @@ export function storeSeries(
         series.number,
         series.rows,
         series.cols,
-        rec.slices.length,
+        // the count is set when the slices are in place (the row is hidden until then)
+        Math.max(1, opts.sopUids?.length ?? 1),
         series.spacingRow,
         series.spacingCol,
         series.sliceThickness,
@@ -190,16 +260,16 @@ export function storeSeries(
         series.sourceKind,
         series.source,
         JSON.stringify(series.attributes),
-        rec.kspace ? blob(rec.kspace.mask) : null,
+        head.kspaceMask ? blob(head.kspaceMask) : null,
         Date.now(),
         process.pid,
       );
-    return { ref: Number(info.lastInsertRowid), fresh: rec.instances.map((_, i) => i), created: true };
+    return { ref: Number(info.lastInsertRowid), stored: new Set<string>(), created: true, anyFresh: true };
   });
-  if (start.fresh.length === 0) return { added: 0, created: false };
-  const { ref, fresh } = start;
+  if (!start.anyFresh) return null;
+  const { ref, stored, created } = start;
 
-  // 2. the new slices, in batches, at negative indices -1, -2, … (invisible to readers)
+  // 2. the new slices, a batch at a time, at negative indices -1, -2, … (invisible to readers)
   const insI = q.prepare(
     `INSERT INTO instances (series_ref, sop_uid, sop_class_uid, path, frame, instance_number, position, slice_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   );
@@ -207,82 +277,135 @@ export function storeSeries(
     `INSERT INTO series_slices (series_ref, slice_index, data, kspace_re, kspace_im) VALUES (?, ?, ?, ?, ?)`,
   );
   const limit = opts.batchBytes ?? IMPORT_BATCH_BYTES;
-  try {
-    for (let k = 0; k < fresh.length;) {
-      let bytes = 0;
-      const batch: number[] = [];
-      while (k < fresh.length && (batch.length === 0 || bytes < limit)) {
-        batch.push(k);
-        bytes += rec.slices[fresh[k]].byteLength * (rec.kspace ? 3 : 1);
-        k++;
-      }
-      db.transaction(() => {
-        for (const j of batch) {
-          const i = fresh[j];
-          const inst = rec.instances[i];
-          const pending = -1 - j;
-          insI.run(
-            ref,
-            inst.sopUid,
-            inst.sopClassUid,
-            inst.path,
-            inst.frame,
-            inst.instanceNumber,
-            inst.position ? JSON.stringify(inst.position) : null,
-            pending,
-          );
-          insS.run(
-            ref,
-            pending,
-            blob(rec.slices[i]),
-            rec.kspace ? blob(rec.kspace.re[i]) : null,
-            rec.kspace ? blob(rec.kspace.im[i]) : null,
-          );
-        }
-      });
-      if (k < fresh.length) opts.between?.();
-    }
+  type Pending = { inst: InstanceAttrs; data: Buffer; re: Buffer | null; im: Buffer | null; index: number };
+  let batch: Pending[] = [];
+  let bytes = 0;
+  let added = 0;
+  // a batch committed and more to come: `between` runs before the next batch starts
+  let committed = false;
+  let state: 'open' | 'done' | 'aborted' = 'open';
 
-    // 3. put every slice in its place at once
-    db.transaction(() => {
-      const rows = q
-        .prepare(
-          `SELECT slice_index AS idx, sop_uid AS sop, frame, instance_number AS num, position FROM instances WHERE series_ref = ?`,
-        )
-        .all(ref) as {
-        idx: number;
-        sop: string;
-        frame: number;
-        num: number | null;
-        position: string | null;
-      }[];
-      const order = sliceOrder(rows, rec.normal ?? null);
-      // old indices ≥ 0 and pending ones < 0 → final 0…n-1, through a range neither uses
-      const park = -1_000_000_000;
-      q.prepare(
-        `UPDATE instances SET slice_index = ? - slice_index WHERE series_ref = ? AND slice_index >= 0`,
-      ).run(park, ref);
-      q.prepare(
-        `UPDATE series_slices SET slice_index = ? - slice_index WHERE series_ref = ? AND slice_index >= 0`,
-      ).run(park, ref);
-      const moveI = q.prepare(
-        `UPDATE instances SET slice_index = ? WHERE series_ref = ? AND slice_index = ?`,
-      );
-      const moveS = q.prepare(
-        `UPDATE series_slices SET slice_index = ? WHERE series_ref = ? AND slice_index = ?`,
-      );
-      order.forEach((r, final) => {
-        const now = r.idx >= 0 ? park - r.idx : r.idx;
-        moveI.run(final, ref, now);
-        moveS.run(final, ref, now);
-      });
-      q.prepare(`UPDATE series SET slices = ?, import_pid = NULL WHERE id = ?`).run(order.length, ref);
-    });
-  } catch (err) {
-    discardPending(db, ref);
+  const fail = (err: unknown): never => {
+    abort();
     throw err;
-  }
-  return { added: fresh.length, created: start.created };
+  };
+  const flush = () => {
+    if (batch.length === 0) return;
+    const rows = batch;
+    batch = [];
+    bytes = 0;
+    db.transaction(() => {
+      for (const r of rows) {
+        insI.run(
+          ref,
+          r.inst.sopUid,
+          r.inst.sopClassUid,
+          r.inst.path,
+          r.inst.frame,
+          r.inst.instanceNumber,
+          r.inst.position ? JSON.stringify(r.inst.position) : null,
+          r.index,
+        );
+        insS.run(ref, r.index, r.data, r.re, r.im);
+      }
+    });
+    committed = true;
+  };
+  const abort = () => {
+    if (state !== 'open') return;
+    state = 'aborted';
+    batch = [];
+    discardPending(db, ref);
+  };
+  const open = () => {
+    if (state !== 'open')
+      throw new Error(`series ${series.uid}: import already ${state === 'done' ? 'finished' : 'aborted'}`);
+  };
+
+  return {
+    get added() {
+      return added;
+    },
+    add(inst, slice, kspace) {
+      open();
+      if (slice.length !== n)
+        fail(new Error(`series ${series.uid}: slice of ${slice.length} values, expected ${n}`));
+      if (stored.has(inst.sopUid)) return false;
+      stored.add(inst.sopUid);
+      try {
+        if (committed) {
+          committed = false;
+          opts.between?.();
+        }
+        batch.push({
+          inst,
+          data: blob(slice),
+          re: kspace ? blob(kspace.re) : null,
+          im: kspace ? blob(kspace.im) : null,
+          index: -1 - added,
+        });
+        added++;
+        bytes += slice.byteLength * (kspace ? 3 : 1);
+        if (bytes >= limit) flush();
+      } catch (err) {
+        fail(err);
+      }
+      return true;
+    },
+    finish(update = {}) {
+      open();
+      try {
+        flush();
+        if (added === 0) {
+          // nothing new: a new series goes, a stored one loses its import mark
+          abort();
+          return { added: 0, created: false };
+        }
+        // 3. put every slice in its place at once
+        db.transaction(() => {
+          const rows = q
+            .prepare(
+              `SELECT slice_index AS idx, sop_uid AS sop, frame, instance_number AS num, position FROM instances WHERE series_ref = ?`,
+            )
+            .all(ref) as {
+            idx: number;
+            sop: string;
+            frame: number;
+            num: number | null;
+            position: string | null;
+          }[];
+          const order = sliceOrder(rows, head.normal ?? null);
+          // old indices ≥ 0 and pending ones < 0 → final 0…n-1, through a range neither uses
+          const park = -1_000_000_000;
+          q.prepare(
+            `UPDATE instances SET slice_index = ? - slice_index WHERE series_ref = ? AND slice_index >= 0`,
+          ).run(park, ref);
+          q.prepare(
+            `UPDATE series_slices SET slice_index = ? - slice_index WHERE series_ref = ? AND slice_index >= 0`,
+          ).run(park, ref);
+          const moveI = q.prepare(
+            `UPDATE instances SET slice_index = ? WHERE series_ref = ? AND slice_index = ?`,
+          );
+          const moveS = q.prepare(
+            `UPDATE series_slices SET slice_index = ? WHERE series_ref = ? AND slice_index = ?`,
+          );
+          order.forEach((r, final) => {
+            const now = r.idx >= 0 ? park - r.idx : r.idx;
+            moveI.run(final, ref, now);
+            moveS.run(final, ref, now);
+          });
+          q.prepare(`UPDATE series SET slices = ?, import_pid = NULL WHERE id = ?`).run(order.length, ref);
+          if (created && update.sliceSpacing !== undefined)
+            q.prepare(`UPDATE series SET slice_spacing = ? WHERE id = ?`).run(update.sliceSpacing, ref);
+        });
+      } catch (err) {
+        fail(err);
+      }
+      state = 'done';
+      return { added, created };
+    },
+    abort,
+  };
 }
 
 /** Slice order: by position along `normal` when every slice has one, else instance number; then SOP UID, frame. */
