@@ -215,9 +215,8 @@ export interface NiftiGeometry {
   xyztUnits: number;
 }
 
-/** The volume and its geometry (see NiftiGeometry). */
-export function readNiftiWithGeometry(path: string): { volume: Volume; geometry: NiftiGeometry } {
-  const volume = readNifti(path);
+/** Where the volume in `path` sits in space (see NiftiGeometry), from its header alone. */
+export function readNiftiGeometry(path: string): NiftiGeometry {
   const { header, stream } = openHeader(path);
   stream.close();
   const p = header.pixDims;
@@ -230,18 +229,20 @@ export function readNiftiWithGeometry(path: string): { volume: Volume; geometry:
           [0, 0, 0, 0],
         ] as [number[], number[], number[]]);
   return {
-    volume,
-    geometry: {
-      qformCode: header.qform_code,
-      sformCode: header.sform_code,
-      quatern: [header.quatern_b, header.quatern_c, header.quatern_d],
-      qoffset: [header.qoffset_x, header.qoffset_y, header.qoffset_z],
-      qfac: p[0],
-      pixdim: [p[1], p[2], p[3] ?? 1],
-      srow,
-      xyztUnits: header.xyzt_units,
-    },
+    qformCode: header.qform_code,
+    sformCode: header.sform_code,
+    quatern: [header.quatern_b, header.quatern_c, header.quatern_d],
+    qoffset: [header.qoffset_x, header.qoffset_y, header.qoffset_z],
+    qfac: p[0],
+    pixdim: [p[1], p[2], p[3] ?? 1],
+    srow,
+    xyztUnits: header.xyzt_units,
   };
+}
+
+/** The volume and its geometry (see NiftiGeometry). */
+export function readNiftiWithGeometry(path: string): { volume: Volume; geometry: NiftiGeometry } {
+  return { volume: readNifti(path), geometry: readNiftiGeometry(path) };
 }
 
 /** The 352-byte header (348 + the empty extension flag) of a float32 NIfTI-1 of `stack`'s shape. */

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ApiFailure } from '../contract/api.js';
-import { openNiftiSlices, writeNiftiSlices } from '../data/nifti.js';
+import { openNiftiSlices, readNiftiGeometry, writeNiftiSlices, type NiftiGeometry } from '../data/nifti.js';
 import { stackOfVolume, type SliceStack } from '../data/volume.js';
 import { readHdf5Volumes } from '../studies/hdf5-registry.js';
 import { openDicomSeries } from '../studies/volumes.js';
@@ -22,6 +22,11 @@ export interface ConvertInput {
   /** The input's volumes, read slice by slice when written (a file is read afresh, not held). */
   volumes: SliceStack[];
   labels: string[];
+  /**
+   * Where each volume sits in space, when the input says so in NIfTI terms (a NIfTI input's qform and
+   * sform, written back unchanged so that the output overlays its source); absent: spacing only.
+   */
+  geometries?: (NiftiGeometry | undefined)[];
   /** Repairs and left-out files, reported with the result. */
   warnings?: string[];
   /** Release what the slices are read from (a temporary library); call once written. */
@@ -86,7 +91,11 @@ export function readConvertInput(input: string): ConvertInput {
   const guarded = (r: ConvertInput): ConvertInput => ({ ...r, volumes: r.volumes.map(guardReads) });
   try {
     if (/\.nii(\.gz)?$/i.test(abs))
-      return guarded({ volumes: [openNiftiSlices(abs)], labels: ['NIfTI volume'] });
+      return guarded({
+        volumes: [openNiftiSlices(abs)],
+        labels: ['NIfTI volume'],
+        geometries: [readNiftiGeometry(abs)],
+      });
     const h5 = readHdf5Volumes(abs);
     if (h5) return { volumes: h5.map((v) => stackOfVolume(v.volume)), labels: h5.map((v) => v.label) };
     const dcm = openDicomSeries(abs, 'disk');
@@ -130,7 +139,7 @@ export function writeConverted(
     );
   const vol = volumes[k];
   const path = resolve(out);
-  writeNiftiSlices(path, vol);
+  writeNiftiSlices(path, vol, read.geometries?.[k]);
   return {
     out: path,
     label: labels[k],

@@ -27,6 +27,9 @@ const BEFORE = {
   nifti: '2db355e6a234feadda3a971703afba7e52eef910e7907a0c064bf13845daaf6a',
   pngs: '40:855f1edaea204da7b5ac7bc4eb79456dd76cc23949e6d5cd569ff649f9b191c5',
   dicom: '40:48c97723c2aeaac77ac313ffd587348ce7331d6bcc4f7e31ef43faba33e8ec75',
+  // NIfTI → NIfTI since the input's qform/sform are kept (4a00e03 wrote neither): the same voxels,
+  // the header's geometry fields now the input's (the affine is checked with nibabel below)
+  niftiKeepingGeometry: 'a76e05be0047363cf6b7b9945fbc268008b08755b8754c627f5a2aeaec2f4143',
 };
 
 const CHECK = String.raw`
@@ -44,6 +47,7 @@ for name in sys.argv[2:]:
         'shape': list(got.shape), 'dtype': str(got.dtype),
         'equal': bool(got.shape == want.shape and np.array_equal(got, want)),
         'zooms': [float(z) for z in img.header.get_zooms()],
+        'same_affine': bool(np.allclose(img.affine, ref.affine)),
     }
 files = sorted(glob.glob(os.path.join(d, 'export-dicom', '*.dcm')))
 worst = 0.0; slopes = set(); order = []
@@ -72,8 +76,8 @@ test(
       const o = runPairs(dir);
       const fp = fingerprints(o);
       assert.deepEqual(fp, {
-        niiToNii: BEFORE.nifti,
-        niigzToNiigz: BEFORE.nifti,
+        niiToNii: BEFORE.niftiKeepingGeometry,
+        niigzToNiigz: BEFORE.niftiKeepingGeometry,
         dicomToNiigz: BEFORE.nifti,
         seriesNifti: BEFORE.nifti,
         seriesPngs: BEFORE.pngs,
@@ -87,7 +91,7 @@ test(
       assert.equal(r.status, 0, r.stderr);
       const got = JSON.parse(r.stdout) as Record<
         string,
-        { shape: number[]; dtype: string; equal: boolean; zooms: number[] }
+        { shape: number[]; dtype: string; equal: boolean; zooms: number[]; same_affine: boolean }
       > & {
         dicom: {
           files: number;
@@ -108,6 +112,9 @@ test(
           p,
         );
       }
+      // a NIfTI input's qform/sform are written back: the output overlays its source
+      for (const p of [o.niiToNii, o.niigzToNiigz])
+        assert.ok(got[p].same_affine, `${p}: nibabel's affine differs from the input's`);
       const dcm = got.dicom;
       assert.equal(dcm.files, SHAPE.nz);
       assert.equal(dcm.rescales, 1, 'one RescaleSlope/Intercept for the whole series (first pass)');
