@@ -23,8 +23,9 @@ export interface ConvertInput {
   volumes: SliceStack[];
   labels: string[];
   /**
-   * Where each volume sits in space, when the input says so in NIfTI terms (a NIfTI input's qform and
-   * sform, written back unchanged so that the output overlays its source); absent: spacing only.
+   * Where each volume sits in space, when the input says so (a NIfTI input's qform and sform, written
+   * back unchanged; a DICOM series' from its IOP/IPP, see niftiGeometryOfDicom), so that the output
+   * overlays its source; absent: spacing only.
    */
   geometries?: (NiftiGeometry | undefined)[];
   /** Repairs and left-out files, reported with the result. */
@@ -100,7 +101,13 @@ export function readConvertInput(input: string): ConvertInput {
     if (h5) return { volumes: h5.map((v) => stackOfVolume(v.volume)), labels: h5.map((v) => v.label) };
     const dcm = openDicomSeries(abs, 'disk');
     if (dcm)
-      return guarded({ volumes: dcm.stacks, labels: dcm.labels, warnings: dcm.warnings, close: dcm.close });
+      return guarded({
+        volumes: dcm.stacks,
+        labels: dcm.labels,
+        geometries: dcm.geometries,
+        warnings: dcm.warnings,
+        close: dcm.close,
+      });
   } catch (e) {
     throw inputFailure(e);
   }

@@ -61,7 +61,13 @@ import {
   type DicomSource,
   type DisplayWindow,
 } from '../studies/export.js';
-import { getSeries, parseSeriesSource, seriesContext, seriesSlices } from '../studies/library.js';
+import {
+  getSeries,
+  parseSeriesSource,
+  seriesContext,
+  seriesNiftiGeometry,
+  seriesSlices,
+} from '../studies/library.js';
 import { fileHash, syntheticIdentity } from '../studies/uids.js';
 import { montagePng, type SliceOrigin } from './compare.js';
 import type { WorkRunner } from '../workers/pool.js';
@@ -196,8 +202,9 @@ export function exportSeriesFiles(
       ? `${d.patient(ctx.patient.id, ctx.patient.name)}-series${ctx.series.number ?? ''}.nii.gz`
       : `${uid}.nii.gz`;
     const p = join(out, name);
-    writeVolumeNifti(seriesSlices(db, uid), p);
-    return { paths: [p], kind: 'file', path: p, extra: {} };
+    const { geometry, warnings } = seriesNiftiGeometry(db, uid);
+    writeVolumeNifti(seriesSlices(db, uid), p, geometry);
+    return { paths: [p], kind: 'file', path: p, extra: warnings.length ? { warnings } : {} };
   }
   return { paths: writeVolumePngs(seriesSlices(db, uid), out), kind: 'folder', path: out, extra: {} };
 }

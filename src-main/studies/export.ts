@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import type { Volume } from '../contract/domain.js';
 import { writeFolderAtomic } from '../store/model-files.js';
-import { writeNiftiSlices } from '../data/nifti.js';
+import { writeNiftiSlices, type NiftiGeometry } from '../data/nifti.js';
 import { encodeGrayPng } from '../data/png.js';
 import { asStack, finiteRange, stackOfVolume, type SliceStack } from '../data/volume.js';
 import type { Db } from '../store/db.js';
@@ -448,9 +448,12 @@ export function writeDicomComparison(
   }));
 }
 
-/** float32 NIfTI of a volume or SliceStack (pixels after rescale, spacing kept), slice by slice. */
-export function writeVolumeNifti(vol: Volume | SliceStack, path: string): void {
-  writeNiftiSlices(path, asStack(vol));
+/**
+ * float32 NIfTI of a volume or SliceStack (pixels after rescale, spacing kept), slice by slice; with
+ * `geometry` (a series', see seriesNiftiGeometry) placed in space.
+ */
+export function writeVolumeNifti(vol: Volume | SliceStack, path: string, geometry?: NiftiGeometry): void {
+  writeNiftiSlices(path, asStack(vol), geometry);
 }
 
 /**

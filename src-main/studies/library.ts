@@ -6,6 +6,8 @@
 import type { PatientSummary, Pixels, SeriesDetail, StudySummary } from '../contract/api.js';
 import type { Volume } from '../contract/domain.js';
 import type { SliceStack } from '../data/volume.js';
+import { niftiGeometryOfDicom } from '../data/dicom-geometry.js';
+import type { NiftiGeometry } from '../data/nifti.js';
 import type { Db, DatasetRow, JsonObject } from '../store/db.js';
 import { pidExists } from '../store/lease.js';
 
@@ -858,4 +860,30 @@ export function createDatasetFromSeries(
       instances: Object.fromEntries(uids.map((u) => [u, seriesInstances(db, u).map((i) => i.sopUid)])),
     },
   });
+}
+
+/**
+ * The NIfTI geometry of a series (see niftiGeometryOfDicom: IOP from its attributes, the IPP of its
+ * first and last stored slice, PixelSpacing), or none with a warning saying the orientation is
+ * unknown (the NIfTI then has the voxel spacing only). Throws for an unknown UID.
+ */
+export function seriesNiftiGeometry(db: Db, uid: string): { geometry?: NiftiGeometry; warnings: string[] } {
+  const r = seriesRow(db, uid);
+  if (!r) throw new Error(`no series ${uid} in the library`);
+  const positions = seriesInstances(db, uid).map((i) => i.position);
+  const iop = (JSON.parse(r.attributes) as Record<string, string>).ImageOrientationPatient;
+  const res = niftiGeometryOfDicom({
+    orientation: iop ? iop.split('\\').map(Number) : null,
+    first: positions.length && positions.every((p) => p) ? positions[0] : null,
+    last: positions.length && positions.every((p) => p) ? positions[positions.length - 1] : null,
+    slices: positions.length,
+    pixelSpacing: [r.spacing_row ?? NaN, r.spacing_col ?? NaN],
+    sliceStep: r.slice_spacing ?? r.slice_thickness ?? NaN,
+  });
+  if ('geometry' in res) return { geometry: res.geometry, warnings: [] };
+  return {
+    warnings: [
+      `series ${uid}: orientation unknown (${res.unknown}); the NIfTI has the voxel spacing only, not its place in space`,
+    ],
+  };
 }

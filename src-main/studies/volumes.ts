@@ -19,7 +19,8 @@ import type { Volume } from '../contract/domain.js';
 import type { SliceStack } from '../data/volume.js';
 import { openDatabase, type Db } from '../store/db.js';
 import { importPathsSync } from './import.js';
-import { listStudies, loadSeriesVolume, seriesSlices } from './library.js';
+import { listStudies, loadSeriesVolume, seriesNiftiGeometry, seriesSlices } from './library.js';
+import type { NiftiGeometry } from '../data/nifti.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
 
 function head(path: string, n: number): Uint8Array {
@@ -54,6 +55,8 @@ function hasDicom(dir: string, depth = 0): boolean {
 export interface DicomStacks {
   stacks: SliceStack[];
   labels: string[];
+  /** Each series' place in space (IOP/IPP/PixelSpacing), undefined when unknown (told in warnings). */
+  geometries: (NiftiGeometry | undefined)[];
   /** Repairs (derived UIDs, frame counts) and files left out of a series. */
   warnings: string[];
   /** Series `i` whole, as the library loads it (with acquired k-space for a raw-data series). */
@@ -106,10 +109,12 @@ export function openDicomSeries(path: string, library: 'memory' | 'disk'): Dicom
       ...(r.warnings ?? []).map((w) => `${r.path}: ${w}`),
       ...(r.status === 'failed' ? [`${r.path}: not read: ${r.message}`] : []),
     ]);
+    const geo = uids.map((u) => seriesNiftiGeometry(db, u.uid));
     return {
       stacks: uids.map((u) => seriesSlices(db, u.uid)),
       labels: uids.map((u) => u.label),
-      warnings,
+      geometries: geo.map((g) => g.geometry),
+      warnings: [...warnings, ...geo.flatMap((g) => g.warnings)],
       volume: (i) => loadSeriesVolume(db, uids[i].uid),
       close,
     };

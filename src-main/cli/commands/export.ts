@@ -92,6 +92,9 @@ export function register(program: Command): void {
         else {
           const where = files.length === 1 ? files[0] : o.format === 'onnx' ? dirname(files[0]) : out;
           process.stdout.write(`wrote ${files.length} file${files.length > 1 ? 's' : ''} to ${where}\n`);
+          // e.g. a NIfTI of a series whose orientation is unknown (voxel spacing only)
+          const warnings = Array.isArray(extra.warnings) ? (extra.warnings as string[]) : [];
+          for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
         }
       };
       // the library is needed for a series, and for the key map of a de-identified export
