@@ -1,7 +1,8 @@
 // End to end in Chromium, web mode in-process: a large import (400 generated DICOM slices in two
 // series, typed as server paths) is cancelled from the Studies page's Cancel button. The panel says it
 // was cancelled, and the library holds no partial series: every series in it has all its slices (in
-// practice none is there, as the cancel lands while the headers are read). A screenshot of the panel
+// practice none is there: the test holds the library's write lock until the click, so the cancel
+// lands before the first series is stored). A screenshot of the panel
 // with the button goes to test-artifacts/screenshots-import-cancel/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,11 +58,22 @@ after(async () => {
 e2e('Cancel on a running import: the panel says so and no partial series is in the library', async () => {
   const { page, services } = ws;
   await page.getByTestId('import-paths').fill(join(ws.home, 'big'));
-  await page.getByTestId('import-button').click();
+  // The library's write lock, held from here until Cancel is clicked: the import reads its headers,
+  // then waits (SQLite's busy timeout, 5 s) to store the first series, so the click lands while it
+  // runs however fast this machine imports 400 small slices (unheld, a quiet machine could finish
+  // the import before the click).
+  const lock = new Database(join(ws.home, 'kdmri.db'));
+  lock.exec('BEGIN IMMEDIATE');
   const cancel = page.getByTestId('import-cancel');
-  await cancel.waitFor({ timeout: 30_000 });
-  await ws.shot('import-running');
-  await cancel.click();
+  try {
+    await page.getByTestId('import-button').click();
+    await cancel.waitFor({ timeout: 4_000 });
+    await ws.shot('import-running');
+    await cancel.click({ timeout: 3_000 });
+  } finally {
+    lock.exec('ROLLBACK');
+    lock.close();
+  }
   const message = page.getByTestId('import-message');
   await page
     .getByText(/Import cancelled: nothing of an unfinished series was stored/)
