@@ -71,9 +71,14 @@ export async function benchTeacherCache(
   const teacherNet = createNetwork(base.teacher, 7);
   let calls = 0;
   const apply = teacherNet.apply.bind(teacherNet);
+  const maps = teacherNet.attentionMaps.bind(teacherNet);
   teacherNet.apply = (x) => {
     calls++;
     return apply(x);
+  };
+  teacherNet.attentionMaps = (x) => {
+    calls++;
+    return maps(x);
   };
 
   async function time(kind: RunKind, imitation: DistillConfig['imitation'], cacheTeacher: boolean) {

@@ -76,9 +76,12 @@ export class TeacherCache {
     for (const idx of batchesOf(order, opts.batchSize)) {
       const b = makeBatch(bank, idx);
       const values = tf.tidy(() => {
-        const o = teacher.apply({ input: b.input, kspace: b.kspace });
+        // only what is cached: the maps alone stop at the teacher's last attention layer
+        const o = opts.out
+          ? teacher.apply({ input: b.input, kspace: b.kspace, attention: opts.energy })
+          : { out: null, attention: teacher.attentionMaps({ input: b.input, kspace: b.kspace }) };
         const parts: tf.Tensor[] = [];
-        if (opts.out) parts.push(tf.reshape(o.out, [idx.length, this.hw]));
+        if (o.out) parts.push(tf.reshape(o.out, [idx.length, this.hw]));
         if (opts.energy) {
           if (o.attention.length !== this.layers)
             throw new Error(

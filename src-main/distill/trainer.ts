@@ -143,13 +143,15 @@ function teacherSource(plan: RunPlan, valNeeded: boolean): TeacherSource {
   if (plan.cacheTeacher === false) {
     return {
       get: (_bank, b) => {
+        // only what the step reads: the maps alone stop at the last attention layer (attention step);
+        // a KD step reads the reconstruction alone (no energies computed)
+        if (!needs.out)
+          return { out: null, energy: tf.tidy(() => t.attentionMaps({ input: b.input, kspace: b.kspace })) };
         const o = tf.tidy(() => {
-          const r = t.apply({ input: b.input, kspace: b.kspace });
+          const r = t.apply({ input: b.input, kspace: b.kspace, attention: needs.energy });
           return { out: r.out, energy: r.attention };
         });
-        if (!needs.out) o.out.dispose();
-        if (!needs.energy) tf.dispose(o.energy);
-        return { out: needs.out ? o.out : null, energy: needs.energy ? o.energy : null };
+        return { out: o.out, energy: needs.energy ? o.energy : null };
       },
       dispose: () => {},
     };

@@ -27,14 +27,19 @@ const base = defaultDistillConfig('recon', {
 const train = buildSliceBank(split.train, base.degradation);
 const val = buildSliceBank(split.val, base.degradation);
 
-/** The teacher, counting its forward passes. */
+/** The teacher, counting its forward passes (whole, or to its last attention layer). */
 function countingTeacher(): { net: Network; calls: () => number } {
   const net = createNetwork(base.teacher, 7);
   let calls = 0;
   const apply = net.apply.bind(net);
+  const maps = net.attentionMaps.bind(net);
   net.apply = (x) => {
     calls++;
     return apply(x);
+  };
+  net.attentionMaps = (x) => {
+    calls++;
+    return maps(x);
   };
   return { net, calls: () => calls };
 }
