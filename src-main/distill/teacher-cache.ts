@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Network } from '../networks/index.js';
-import { batchesOf, disposeBatch, makeBatch, type SliceBank } from './slice-bank.js';
+import { batchesOf, disposeBatch, makeBatch, type Batch, type SliceBank } from './slice-bank.js';
 
 /** Default memory budget for one cache; the rest spills to disk. KDMRI_TEACHER_CACHE_MB overrides it. */
 export const DEFAULT_CACHE_BYTES = 1024 * 2 ** 20;
@@ -31,6 +31,26 @@ export interface TeacherBatch {
   out: tf.Tensor4D | null;
   /** Un-normalised attention maps [B,H,W], one per paired layer, when the cache keeps them. */
   energy: tf.Tensor3D[] | null;
+}
+
+/**
+ * One frozen-teacher pass computing only what a step reads, cached or not: the maps alone stop at the
+ * teacher's last attention layer (attentionMaps); a reconstruction without maps computes no energies.
+ * Unrequested parts are null; intermediate tensors are freed.
+ */
+export function teacherPass(
+  teacher: Network,
+  b: Batch,
+  needs: { out: boolean; energy: boolean },
+): TeacherBatch {
+  const x = { input: b.input, kspace: b.kspace };
+  const kept = tf.tidy((): tf.Tensor[] => {
+    if (!needs.out) return needs.energy ? teacher.attentionMaps(x) : [];
+    const r = teacher.apply({ ...x, attention: needs.energy });
+    return [r.out, ...(needs.energy ? r.attention : [])];
+  });
+  const out = needs.out ? (kept.shift() as tf.Tensor4D) : null;
+  return { out, energy: needs.energy ? (kept as tf.Tensor3D[]) : null };
 }
 
 export interface TeacherCacheOptions {
@@ -76,18 +96,13 @@ export class TeacherCache {
     for (const idx of batchesOf(order, opts.batchSize)) {
       const b = makeBatch(bank, idx);
       const values = tf.tidy(() => {
-        // only what is cached: the maps alone stop at the teacher's last attention layer
-        const o = opts.out
-          ? teacher.apply({ input: b.input, kspace: b.kspace, attention: opts.energy })
-          : { out: null, attention: teacher.attentionMaps({ input: b.input, kspace: b.kspace }) };
+        const o = teacherPass(teacher, b, opts);
         const parts: tf.Tensor[] = [];
         if (o.out) parts.push(tf.reshape(o.out, [idx.length, this.hw]));
-        if (opts.energy) {
-          if (o.attention.length !== this.layers)
-            throw new Error(
-              `teacher returned ${o.attention.length} attention layers, expected ${this.layers}`,
-            );
-          for (const e of o.attention) parts.push(tf.reshape(e, [idx.length, this.hw]));
+        if (o.energy) {
+          if (o.energy.length !== this.layers)
+            throw new Error(`teacher returned ${o.energy.length} attention layers, expected ${this.layers}`);
+          for (const e of o.energy) parts.push(tf.reshape(e, [idx.length, this.hw]));
         }
         return tf.concat(parts, 1);
       });

@@ -13,7 +13,13 @@ import type { Network, NetOutputs } from '../networks/index.js';
 import { namedWeights, setNamedWeights } from '../networks/index.js';
 import { Rng } from '../util/random.js';
 import { attentionLoss, kdLoss, l1, mse, stepLr } from './losses.js';
-import { cacheBudget, disposeTeacherBatch, TeacherCache, type TeacherBatch } from './teacher-cache.js';
+import {
+  cacheBudget,
+  disposeTeacherBatch,
+  TeacherCache,
+  teacherPass,
+  type TeacherBatch,
+} from './teacher-cache.js';
 import { batchesOf, disposeBatch, makeBatch, type Batch, type SliceBank } from './slice-bank.js';
 
 export interface OptimizerSlot {
@@ -142,17 +148,7 @@ function teacherSource(plan: RunPlan, valNeeded: boolean): TeacherSource {
   if (!t || (!needs.out && !needs.energy)) return { get: () => null, dispose: () => {} };
   if (plan.cacheTeacher === false) {
     return {
-      get: (_bank, b) => {
-        // only what the step reads: the maps alone stop at the last attention layer (attention step);
-        // a KD step reads the reconstruction alone (no energies computed)
-        if (!needs.out)
-          return { out: null, energy: tf.tidy(() => t.attentionMaps({ input: b.input, kspace: b.kspace })) };
-        const o = tf.tidy(() => {
-          const r = t.apply({ input: b.input, kspace: b.kspace, attention: needs.energy });
-          return { out: r.out, energy: r.attention };
-        });
-        return { out: o.out, energy: needs.energy ? o.energy : null };
-      },
+      get: (_bank, b) => teacherPass(t, b, needs),
       dispose: () => {},
     };
   }

@@ -56,29 +56,6 @@ export interface FilterGradProblem {
   kw: number;
 }
 
-export interface ThinConvProblem {
-  /** [batch][H][W][C], unpadded. */
-  x: number;
-  /** [kh][kw][C][O]. */
-  w: number;
-  /** [O], or 0 for none. */
-  bias: number;
-  /** [batch][oH][oW][O]. */
-  y: number;
-  batch: number;
-  H: number;
-  W: number;
-  oH: number;
-  oW: number;
-  C: number;
-  O: number;
-  kh: number;
-  kw: number;
-  padTop: number;
-  padLeft: number;
-  relu: boolean;
-}
-
 /** The geometry of a stride-1 conv on unpadded NHWC input: sizes, channels and top/left padding. */
 export interface ConvGeometry {
   batch: number;
@@ -90,6 +67,20 @@ export interface ConvGeometry {
   O: number;
   padTop: number;
   padLeft: number;
+}
+
+export interface ThinConvProblem extends ConvGeometry {
+  /** [batch][H][W][C], unpadded. */
+  x: number;
+  /** [kh][kw][C][O]. */
+  w: number;
+  /** [O], or 0 for none. */
+  bias: number;
+  /** [batch][oH][oW][O]. */
+  y: number;
+  kh: number;
+  kw: number;
+  relu: boolean;
 }
 
 export interface WinogradProblem extends ConvGeometry {
