@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+// the union package's gradient functions, as the app registers them (compute/kernels/index.ts)
+import '../../src-main/compute/kernels/index.js';
 import {
   attentionEnergy,
   attentionLoss,
@@ -9,6 +11,7 @@ import {
   kdLoss,
   l1,
   mse,
+  normaliseAttention,
   stepLr,
 } from '../../src-main/distill/losses.js';
 
@@ -62,6 +65,67 @@ test('attention loss averages the per-layer L1 distances, and MSE for validation
   assert.throws(
     () => attentionLoss(t.map(attentionEnergy), [attentionEnergy(s[0])], 'batch'),
     /same number of paired layers/,
+  );
+});
+
+/** The loss as the chain of tfjs ops it replaced: normalise each side, then L1 or MSE, averaged over layers. */
+function chainLoss(t: tf.Tensor3D[], s: tf.Tensor3D[], norm: 'batch' | 'spatial', metric: 'l1' | 'mse') {
+  const dist = metric === 'l1' ? l1 : mse;
+  return tf.div(
+    tf.addN(t.map((x, i) => dist(normaliseAttention(x, norm), normaliseAttention(s[i], norm)))),
+    t.length,
+  ) as tf.Scalar;
+}
+
+test('attention loss and its gradient equal the tfjs op chain (autodiff), every normalisation and metric', () => {
+  const maps = (seed: number) =>
+    [0, 1, 2].map((i) => tf.randomUniform([4, 6, 5], 0, 3, 'float32', seed + i) as tf.Tensor3D);
+  const t = maps(1);
+  const s = maps(20);
+  for (const norm of ['batch', 'spatial'] as const) {
+    for (const metric of ['l1', 'mse'] as const) {
+      const fused = tf.grads((...xs: tf.Tensor[]) => attentionLoss(t, xs as tf.Tensor3D[], norm, metric));
+      const chain = tf.grads((...xs: tf.Tensor[]) => chainLoss(t, xs as tf.Tensor3D[], norm, metric));
+      close(
+        attentionLoss(t, s, norm, metric).dataSync()[0],
+        chainLoss(t, s, norm, metric).dataSync()[0],
+        1e-6,
+      );
+      const a = fused(s).map((g) => g.dataSync());
+      const b = chain(s).map((g) => g.dataSync());
+      const scale = Math.max(...b.flatMap((g) => [...g].map(Math.abs)));
+      a.forEach((g, k) =>
+        g.forEach((v, i) =>
+          assert.ok(
+            Math.abs(v - b[k][i]) <= 1e-5 * scale,
+            `${norm}/${metric} layer ${k} element ${i}: ${v} vs ${b[k][i]}`,
+          ),
+        ),
+      );
+    }
+  }
+});
+
+test('attention loss gradient scales with the upstream gradient and stays finite where a map vector is all zero', () => {
+  const t = [tf.randomUniform([2, 3, 3], 0, 1, 'float32', 5) as tf.Tensor3D];
+  // pixel (0,0) is zero in both samples: its batch vector has norm 0 (the op chain's sqrt gave NaN)
+  const sv = tf.randomUniform([2, 3, 3], 0.1, 1, 'float32', 6).bufferSync();
+  sv.set(0, 0, 0, 0);
+  sv.set(0, 1, 0, 0);
+  const s = [sv.toTensor() as tf.Tensor3D];
+  const g1 = tf
+    .grads((x: tf.Tensor) => attentionLoss(t, [x as tf.Tensor3D], 'batch'))([s[0]])[0]
+    .dataSync();
+  const g3 = tf
+    .grads((x: tf.Tensor) => tf.mul(attentionLoss(t, [x as tf.Tensor3D], 'batch'), 3) as tf.Scalar)([s[0]])[0]
+    .dataSync();
+  for (let i = 0; i < g1.length; i++) {
+    assert.ok(Number.isFinite(g1[i]), `element ${i} is ${g1[i]}`);
+    close(g3[i], 3 * g1[i], 1e-6);
+  }
+  assert.throws(
+    () => attentionLoss(t, [tf.zeros([2, 3, 4]) as tf.Tensor3D], 'batch'),
+    /layer 1 maps differ in shape/,
   );
 });
 
