@@ -21,12 +21,13 @@
  * XNNPACK splits a convolution's output tiles across threads; each output element is still summed
  * in the same order, so results equal the single-threaded ones (test/compute/wasm-threads.test.ts).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Worker as NodeWorker, type WorkerOptions } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
+import { makeScratchDir } from '../util/scratch.js';
 
 const require = createRequire(import.meta.url);
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
@@ -85,9 +86,8 @@ function writeOnce(path: string, text: string): void {
 let scriptDir: string | null = null;
 function privateDir(): string {
   if (scriptDir) return scriptDir;
-  scriptDir = mkdtempSync(join(os.tmpdir(), 'kdmri-wasm-'));
-  const dir = scriptDir;
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const dir = makeScratchDir('kdmri-wasm-');
+  scriptDir = dir;
   return dir;
 }
 

@@ -10,10 +10,7 @@ import {
   openSync,
   readSync,
   closeSync,
-  mkdtempSync,
-  rmSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve, basename } from 'node:path';
 import type { Volume } from '../contract/domain.js';
 import type { SliceStack } from '../data/volume.js';
@@ -21,6 +18,7 @@ import { openDatabase, type Db } from '../store/db.js';
 import { importPathsSync } from './import.js';
 import { listStudies, loadSeriesVolume, seriesNiftiGeometry, seriesSlices } from './library.js';
 import type { NiftiGeometry } from '../data/nifti.js';
+import { makeScratchDir, removeScratchDir } from '../util/scratch.js';
 import { readHdf5Volumes } from './hdf5-registry.js';
 
 function head(path: string, n: number): Uint8Array {
@@ -76,16 +74,16 @@ export function openDicomSeries(path: string, library: 'memory' | 'disk'): Dicom
   if (!existsSync(abs)) return null;
   const dir = statSync(abs).isDirectory();
   if (dir ? !hasDicom(abs) : !isDicomFile(abs)) return null;
-  const tmp = library === 'disk' ? mkdtempSync(join(tmpdir(), 'kdmri-convert-')) : null;
+  const tmp = library === 'disk' ? makeScratchDir('kdmri-convert-') : null;
   const close = () => {
     db.close();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeScratchDir(tmp);
   };
   let db: Db;
   try {
     db = openDatabase(tmp ? join(tmp, 'library.db') : ':memory:');
   } catch (e) {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    if (tmp) removeScratchDir(tmp);
     throw e;
   }
   try {

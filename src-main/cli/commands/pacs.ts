@@ -8,8 +8,6 @@
  * Options are declared on the leaf commands only: commander gives an option declared on both a parent
  * and its subcommand to the parent, so `kdmri pacs nodes add --url …` would lose it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiFailure, PACS_AUTH, type PacsAuthKind } from '../../contract/api.js';
@@ -20,6 +18,7 @@ import { UserError } from '../errors.js';
 import { withServices } from '../library.js';
 import { choiceArg } from '../options.js';
 import { printJson, table } from '../output.js';
+import { makeScratchDir, removeScratchDir } from '../../util/scratch.js';
 
 interface PacsOptions {
   url?: string;
@@ -221,7 +220,7 @@ export function register(program: Command): void {
       withServices(o, async (svc) => {
         if (!o.series === !o.dir) throw new UserError('give exactly one of --series UID or --dir FOLDER');
         const s = settings(o, svc.pacs.settingsByName);
-        const tmp = mkdtempSync(join(tmpdir(), 'kdmri-stow-'));
+        const tmp = makeScratchDir('kdmri-stow-');
         try {
           let paths: string[];
           if (o.dir) {
@@ -244,7 +243,7 @@ export function register(program: Command): void {
           if (r.stored.length === 0)
             throw new UserError(`the PACS stored none of the ${paths.length} instances`, 1);
         } finally {
-          rmSync(tmp, { recursive: true, force: true });
+          removeScratchDir(tmp);
         }
       }),
     );
