@@ -17,7 +17,15 @@ export interface DicomGeometryInput {
   pixelSpacing: readonly [number, number];
   /** The slice step for a single slice (SpacingBetweenSlices or SliceThickness), mm. */
   sliceStep: number;
+  /**
+   * Every slice's ImagePositionPatient in stored order, when known: the steps between them are checked
+   * against the even step the NIfTI affine assumes.
+   */
+  positions?: readonly (readonly number[])[];
 }
+
+/** A step between neighbouring slices that differs from the mean step by more than this fraction is told. */
+const UNEVEN_STEP = 0.05;
 
 const dot = (a: Vec3, b: Vec3) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 const cross = (a: Vec3, b: Vec3): Vec3 => [
@@ -44,7 +52,7 @@ const finite3 = (v: readonly number[] | null): v is Vec3 => !!v && v.length === 
  */
 export function niftiGeometryOfDicom(
   g: DicomGeometryInput,
-): { geometry: NiftiGeometry } | { unknown: string } {
+): { geometry: NiftiGeometry; warning?: string } | { unknown: string } {
   const o = g.orientation;
   if (!o || o.length !== 6 || !o.every(Number.isFinite)) return { unknown: 'no ImageOrientationPatient' };
   const r: Vec3 = [o[0], o[1], o[2]];
@@ -84,6 +92,7 @@ export function niftiGeometryOfDicom(
   const qfac = dot(cross(u[0], u[1]), u[2]) < 0 ? -1 : 1;
   const R = [0, 1, 2].map((row) => [u[0][row], u[1][row], qfac * u[2][row]]);
   return {
+    warning: unevenSteps(g.positions, s, ds),
     geometry: {
       qformCode: orthogonal ? 1 : 0,
       sformCode: 1,
@@ -95,6 +104,31 @@ export function niftiGeometryOfDicom(
       xyztUnits: 10, // mm, s
     },
   };
+}
+
+/**
+ * Why the slices are not evenly spaced along the mean step s (|s| = ds), or undefined when they are
+ * (every neighbour step within UNEVEN_STEP·ds of s): a missing slice, a gap between stacks, or slices
+ * out of line. NIfTI has one step, so such a series' inner slices are placed approximately.
+ */
+function unevenSteps(positions: DicomGeometryInput['positions'], s: Vec3, ds: number): string | undefined {
+  if (!positions || positions.length < 3 || !positions.every(finite3)) return undefined;
+  let worst = 0;
+  let at = 0;
+  const lengths: number[] = [];
+  for (let k = 1; k < positions.length; k++) {
+    const step = [0, 1, 2].map((a) => positions[k][a] - positions[k - 1][a]) as Vec3;
+    const off = Math.hypot(step[0] - s[0], step[1] - s[1], step[2] - s[2]);
+    lengths.push(Math.hypot(...step));
+    if (off > worst) [worst, at] = [off, k];
+  }
+  if (worst <= UNEVEN_STEP * ds) return undefined;
+  const fmt = (x: number) => x.toFixed(2);
+  return (
+    `slices are unevenly spaced: steps of ${fmt(Math.min(...lengths))}–${fmt(Math.max(...lengths))} mm ` +
+    `(the largest departure, ${fmt(worst)} mm, between stored slices ${at} and ${at + 1}, counting from 1); the NIfTI ` +
+    `assumes one step of ${fmt(ds)} mm, so slices between the first and the last are placed approximately`
+  );
 }
 
 /** (b, c, d) of the unit quaternion of rotation matrix R (a ≥ 0), as nifti1_io's nifti_mat44_to_quatern. */

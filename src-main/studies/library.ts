@@ -879,8 +879,10 @@ export function seriesNiftiGeometry(db: Db, uid: string): { geometry?: NiftiGeom
     slices: positions.length,
     pixelSpacing: [r.spacing_row ?? NaN, r.spacing_col ?? NaN],
     sliceStep: r.slice_spacing ?? r.slice_thickness ?? NaN,
+    positions: positions.every((p) => p) ? (positions as number[][]) : undefined,
   });
-  if ('geometry' in res) return { geometry: res.geometry, warnings: [] };
+  if ('geometry' in res)
+    return { geometry: res.geometry, warnings: res.warning ? [`series ${uid}: ${res.warning}`] : [] };
   return {
     warnings: [
       `series ${uid}: orientation unknown (${res.unknown}); the NIfTI has the voxel spacing only, not its place in space`,

@@ -193,6 +193,40 @@ test('niftiGeometryOfDicom: an axial series is RAS-flipped LPS; bad or missing I
     assert.ok('unknown' in niftiGeometryOfDicom({ ...base, ...bad }), JSON.stringify(bad));
 });
 
+test('niftiGeometryOfDicom: a series with a missing slice or out-of-line slices is told it is unevenly spaced', () => {
+  const at = (zs: number[], x = () => 10) => zs.map((z) => [x(), 20, z]);
+  const base = {
+    orientation: [1, 0, 0, 0, 1, 0],
+    pixelSpacing: [0.5, 0.5] as [number, number],
+    sliceStep: 2,
+  };
+  const geo = (positions: number[][]) =>
+    niftiGeometryOfDicom({
+      ...base,
+      positions,
+      first: positions[0],
+      last: positions[positions.length - 1],
+      slices: positions.length,
+    });
+  const even = geo(at([0, 2, 4, 6, 8]));
+  assert.ok('geometry' in even && even.warning === undefined);
+  // rounding in the scanner's positions (well under 5 % of the step) is not a gap
+  const jitter = geo(at([0, 2.02, 3.99, 6.01, 8]));
+  assert.ok('geometry' in jitter && jitter.warning === undefined);
+  // slice 3 of 6 missing: mean step 2.4 mm, steps 2 and 4
+  const gap = geo(at([0, 2, 4, 8, 10, 12]));
+  assert.ok('geometry' in gap);
+  assert.match(
+    gap.warning ?? '',
+    /unevenly spaced: steps of 2\.00–4\.00 mm .*between stored slices 3 and 4.*one step of 2\.40 mm/,
+  );
+  // even along z but one slice shifted 1 mm sideways
+  let k = 0;
+  const side = geo(at([0, 2, 4, 6], () => (k++ === 2 ? 11 : 10)));
+  assert.ok('geometry' in side);
+  assert.match(side.warning ?? '', /unevenly spaced/);
+});
+
 test(
   'a DICOM series without ImageOrientationPatient converts with spacing only and a warning',
   {
