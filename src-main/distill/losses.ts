@@ -97,6 +97,7 @@ export function attentionLoss(
         H * W,
         norm,
         metric,
+        1 / K,
       );
       loss += layer.loss;
       return layer.grad;
@@ -104,7 +105,7 @@ export function attentionLoss(
     return {
       value: tf.scalar(loss / K),
       gradFunc: (dy: tf.Tensor) => {
-        const scale = dy.dataSync()[0] / K;
+        const scale = dy.dataSync()[0];
         return grads.map((g, k) => {
           if (scale !== 1) for (let i = 0; i < g.length; i++) g[i] *= scale;
           return tf.tensor3d(g, students[k].shape);
@@ -118,7 +119,7 @@ export function attentionLoss(
 /**
  * One layer's distance between normalised maps t, s [B][HW] (float64 sums), and its gradient with
  * respect to s's un-normalised values. Vectors are the B values at each pixel ('batch') or each map
- * ('spatial'). With q = s / max(‖s‖, ε) and g = ∂L/∂q: ∂L/∂s = g/‖s‖ − s·⟨g, s⟩/‖s‖³ where ‖s‖ ≥ ε,
+ * ('spatial'); the gradient is of gradScale × the distance. With q = s / max(‖s‖, ε) and g = ∂L/∂q: ∂L/∂s = g/‖s‖ − s·⟨g, s⟩/‖s‖³ where ‖s‖ ≥ ε,
  * g/ε below it.
  */
 function layerLoss(
@@ -128,13 +129,15 @@ function layerLoss(
   HW: number,
   norm: DistillConfig['atNorm'],
   metric: 'l1' | 'mse',
+  gradScale: number,
 ): { loss: number; grad: Float32Array } {
   const N = s.length;
   const grad = new Float32Array(N);
   const l1Metric = metric === 'l1';
   let sum = 0;
-  // g = ∂(distance)/∂q_s of one element, d = q_t − q_s; mean over N elements
-  const gOf = (d: number) => (l1Metric ? (d > 0 ? -1 : 1) : -2 * d) / N;
+  // g = ∂(gradScale · distance)/∂q_s of one element, d = q_t − q_s; mean over N elements
+  const gUnit = gradScale / N;
+  const gOf = (d: number) => (l1Metric ? (d > 0 ? -gUnit : gUnit) : -2 * d * gUnit);
   if (norm === 'batch') {
     const qs = new Float64Array(B);
     const gs = new Float64Array(B);
