@@ -637,6 +637,8 @@ export const DisplayWindowSchema = z
 export const STUDY_LIMITS = {
   maxAccs: 8,
   maxSeeds: 10,
+  /** The student-long control trains 2 × the epochs, within a job's 10000. */
+  maxEpochs: 5000,
   acc: { min: 1.01, max: 64 },
   seed: { min: 0, max: 2 ** 31 },
 } as const;
@@ -674,6 +676,12 @@ export const StartStudyRequestSchema = z
         path: ['config', 'task'],
         message:
           'a study compares reconstructions under undersampling masks (task recon): a restoration (sr) job cannot run as a study',
+      });
+    if (r.config.training.epochs > STUDY_LIMITS.maxEpochs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['config', 'training', 'epochs'],
+        message: `a study's student-long control trains 2 × the epochs: at most ${STUDY_LIMITS.maxEpochs} epochs in a study`,
       });
   });
 

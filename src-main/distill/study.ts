@@ -240,7 +240,8 @@ export function refreshStudyStatus(db: Db, studyId: string): ExperimentRow | nul
     return j ? [j] : [];
   });
   const s = studyState(jobs);
-  return db.experiments.update(studyId, { ...s, startedAt: s.startedAt ?? study.startedAt });
+  // a study started when its first job first did: a resumed job's new start does not move it
+  return db.experiments.update(studyId, { ...s, startedAt: study.startedAt ?? s.startedAt });
 }
 
 /**

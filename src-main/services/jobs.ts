@@ -186,6 +186,12 @@ export function createJobs(
   const studyOf = (jobId: string): string | null =>
     db.open ? (db.experiments.ofJob(jobId)?.experimentId ?? null) : null;
 
+  /** A job's label in the queue; a study's member says which (its role and seed). */
+  function jobLabel(jobId: string, config: DistillConfig): string {
+    const m = db.open ? db.experiments.ofJob(jobId) : null;
+    return m ? `${labelOf(config)} · study ${m.role} · seed ${m.seed ?? '–'}` : labelOf(config);
+  }
+
   /** A study member started or ended: the study's status follows its jobs. */
   function followStudy(jobId: string): void {
     const studyId = studyOf(jobId);
@@ -455,7 +461,7 @@ export function createJobs(
           id: q.jobId,
           datasetId: datasetIdOf(q),
           status: 'queued',
-          label: labelOf(q.config),
+          label: jobLabel(q.jobId, q.config),
           config: q.config,
           backend: q.backend ?? null,
           startedAt: q.queuedAt,
@@ -471,7 +477,7 @@ export function createJobs(
             id: j.id,
             datasetId: j.datasetId,
             status: live.has(j.id) && j.status === 'queued' ? 'running' : j.status,
-            label: labelOf(j.config),
+            label: jobLabel(j.id, j.config),
             config: j.config,
             backend: j.backend,
             startedAt: j.startedAt,
@@ -486,7 +492,7 @@ export function createJobs(
             id: l.q.jobId,
             datasetId: datasetIdOf(l.q),
             status: l.status,
-            label: labelOf(l.q.config),
+            label: jobLabel(l.q.jobId, l.q.config),
             config: l.q.config,
             backend: l.q.backend ?? null,
             startedAt: l.startedAt,

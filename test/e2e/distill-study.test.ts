@@ -56,6 +56,13 @@ e2e(
     await page.getByTestId('study-seeds').fill('1,1');
     assert.match((await page.getByTestId('study-seeds-error').textContent()) ?? '', /seed 1 is given twice/);
     assert.equal(await page.getByTestId('launch').isDisabled(), true);
+    // the student-long control trains 2 × the epochs: a study keeps within a job's maximum
+    await page.getByTestId('distill-epochs').fill('6000');
+    assert.match(
+      (await page.getByTestId('study-epochs-error').textContent()) ?? '',
+      /at most 5000 epochs in a study/,
+    );
+    await page.getByTestId('distill-epochs').fill('1');
     await page.getByTestId('study-seeds').fill('1,2');
     assert.equal(await page.getByTestId('study-seeds-error').count(), 0);
     assert.equal((await page.getByTestId('launch').textContent())?.trim(), 'Launch a study of 4 jobs');

@@ -221,6 +221,17 @@ test('startStudy refuses bad requests with a clear message and records nothing',
       message: /^seeds: at most 10 seeds in a study$/,
     },
     {
+      body: {
+        datasetId,
+        config: { ...tinyConfig(), training: { ...tinyConfig().training, epochs: 6000 } },
+        accs: [4],
+        seeds: [1],
+      },
+      code: 'bad-request',
+      message:
+        /^config\.training\.epochs: a study's student-long control trains 2 × the epochs: at most 5000 epochs in a study$/,
+    },
+    {
       body: { datasetId: 999, config: tinyConfig(), accs: [4], seeds: [1] },
       code: 'not-found',
       message: /^no dataset 999$/,
