@@ -7,26 +7,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultDistillConfig, type DistillConfig } from '../../src-main/contract/domain.js';
 import { createStudy, runStudy } from '../../src-main/distill/study.js';
 import { openDatabase } from '../../src-main/store/db.js';
+import { tinyReconConfig } from './tiny-config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kdmri-study-run-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function tiny(): DistillConfig {
-  const c = defaultDistillConfig('recon', {
-    kind: 'mask',
-    mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 42 },
-  });
-  return {
-    ...c,
-    teacher: { arch: 'dccnn', nc: 2, nd: 3, nf: 8, residual: false, dcLambda: null, atLayer: 3 },
-    student: { arch: 'dccnn', nc: 2, nd: 2, nf: 4, residual: false, dcLambda: null, atLayer: 2 },
-    training: { ...c.training, epochs: 1, batchSize: 8 },
-    cs: null,
-  };
-}
+const tiny = () => ({ ...tinyReconConfig(), cs: null });
 
 test('runStudy: stopped in its first job the study is cancelled (its waiting job too); run again it finishes', async () => {
   const dbPath = join(dir, 'kdmri.db');

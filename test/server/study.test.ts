@@ -18,10 +18,11 @@ import {
   type JobInfo,
   type ResultsTable,
 } from '../../src-main/contract/api.js';
-import { defaultDistillConfig, type DistillConfig } from '../../src-main/contract/domain.js';
+import { defaultDistillConfig } from '../../src-main/contract/domain.js';
 import { studyState } from '../../src-main/distill/study.js';
 import { startServer, type RunningServer } from '../../src-main/server/server.js';
 import { createServices, type Services } from '../../src-main/services/index.js';
+import { tinyReconConfig } from '../distill/tiny-config.js';
 
 let dir: string;
 let services: Services;
@@ -71,19 +72,7 @@ async function call<T>(op: string, body: unknown): Promise<ApiResult<T>> {
   return decodeWire<ApiResult<T>>(text);
 }
 
-/** The method's protocol with tiny networks and one epoch per step: seconds per job at 16×16. */
-function tinyConfig(): DistillConfig {
-  const c = defaultDistillConfig('recon', {
-    kind: 'mask',
-    mask: { kind: 'cartesian', acc: 4, axis: 'rows', seed: 42 },
-  });
-  return {
-    ...c,
-    teacher: { arch: 'dccnn', nc: 2, nd: 3, nf: 8, residual: false, dcLambda: null, atLayer: 3 },
-    student: { arch: 'dccnn', nc: 2, nd: 2, nf: 4, residual: false, dcLambda: null, atLayer: 2 },
-    training: { ...c.training, epochs: 1, batchSize: 8 },
-  };
-}
+const tinyConfig = tinyReconConfig;
 
 const rowCount = () => {
   const db = services.db;
