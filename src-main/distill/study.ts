@@ -248,10 +248,10 @@ export function refreshStudyStatus(db: Db, studyId: string): ExperimentRow | nul
  * Mark a study's members still 'queued' as cancelled: the study stopped, they will not start until
  * resumed (as start-up recovery leaves jobs queued by a process that closed). Returns their ids.
  */
-export function cancelQueuedMembers(db: Db, studyId: string, except?: string): string[] {
+export function cancelQueuedMembers(db: Db, studyId: string): string[] {
   const out: string[] = [];
   for (const m of db.experiments.jobs(studyId)) {
-    if (m.jobId === except || db.jobs.get(m.jobId)?.status !== 'queued') continue;
+    if (db.jobs.get(m.jobId)?.status !== 'queued') continue;
     db.jobs.update(m.jobId, { status: 'cancelled', endedAt: Date.now() });
     out.push(m.jobId);
   }

@@ -1,9 +1,11 @@
 /**
  * Distillation jobs: a queue (one job trains at a time by default: a CPU box has few cores), start,
- * cancel, resume and list. A study (distill/study.ts: every acceleration × seed, two jobs each) is
- * its jobs queued in plan order; its status follows them (refreshStudyStatus when one starts or
- * ends), and cancelling one of them stops the study: its members still waiting leave the queue. The app reaches them through the contract's operations, the CLI through
+ * cancel, resume and list. The app reaches them through the contract's operations, the CLI through
  * `run`, which waits for the job's end; both end in the same `launch`.
+ *
+ * A study (distill/study.ts: every acceleration × seed, two jobs each) is its jobs queued in plan
+ * order; its status follows them (refreshStudyStatus when one starts or ends), and cancelling one of
+ * them stops the study: its members still waiting leave the queue.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiFailure, toApiError, type ApiRequest, type JobInfo } from '../contract/api.js';
@@ -16,7 +18,7 @@ import {
   type RunStatus,
 } from '../contract/domain.js';
 import { endedResult, type DataRef, type JobHandle, type JobResult } from '../distill/service.js';
-import { createStudy, refreshStudyStatus } from '../distill/study.js';
+import { createStudy, planStudy, refreshStudyStatus } from '../distill/study.js';
 import { openDatabase, type RunRecord, type RunRow } from '../store/db.js';
 import { thisProcess } from '../store/lease.js';
 import type { ServiceContext } from './context.js';
@@ -413,6 +415,14 @@ export function createJobs(
       async startStudy(req: ApiRequest<'startStudy'>): Promise<{ studyId: string; jobIds: string[] }> {
         const ds = db.datasets.get(req.datasetId);
         if (!ds) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+        const refuse = (e: unknown) =>
+          new ApiFailure('bad-request', e instanceof Error ? e.message : String(e), 'config');
+        try {
+          // a plan that cannot be made is refused before the dataset at `size` is made
+          planStudy({ base: req.config, accs: req.accs, seeds: req.seeds });
+        } catch (e) {
+          throw refuse(e);
+        }
         const datasetId = datasets.atSize(ds, req.size).id;
         let study;
         try {
@@ -427,7 +437,7 @@ export function createJobs(
             lease: holder,
           });
         } catch (e) {
-          throw new ApiFailure('bad-request', e instanceof Error ? e.message : String(e), 'config');
+          throw refuse(e);
         }
         for (const m of study.jobs) {
           const row = db.jobs.get(m.jobId)!;

@@ -76,7 +76,11 @@ const tinyConfig = tinyReconConfig;
 
 const rowCount = () => {
   const db = services.db;
-  return { experiments: db.experiments.list().length, jobs: db.jobs.list().length };
+  return {
+    experiments: db.experiments.list().length,
+    jobs: db.jobs.list().length,
+    datasets: db.datasets.list().length,
+  };
 };
 
 async function until<T>(what: string, f: () => T | null | undefined | false, ms = 240_000): Promise<T> {
@@ -219,6 +223,24 @@ test('startStudy refuses bad requests with a clear message and records nothing',
       code: 'bad-request',
       message:
         /^config\.training\.epochs: a study's student-long control trains 2 × the epochs: at most 5000 epochs in a study$/,
+    },
+    {
+      // a mask file has one acceleration, its own (planStudy): refused before the 24×24 dataset is made
+      body: {
+        datasetId,
+        config: {
+          ...tinyConfig(),
+          degradation: {
+            kind: 'mask',
+            mask: { kind: 'file', acc: 4, axis: 'rows', lines: [0, 4, 8], lineCount: 12, name: 'm.png' },
+          },
+        },
+        accs: [4, 8],
+        seeds: [1],
+        size: 24,
+      },
+      code: 'bad-request',
+      message: /^a mask file has one acceleration: give a single --accs value, or a mask kind$/,
     },
     {
       body: { datasetId: 999, config: tinyConfig(), accs: [4], seeds: [1] },
