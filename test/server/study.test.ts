@@ -4,7 +4,7 @@
 // queue; the experiment ends 'finished' and its table has both seeds and the student-long row.
 // Bad requests are refused with a message naming the problem, and leave no rows behind. Cancelling a
 // member stops the study ('cancelled'); resuming its jobs finishes it. The status rule itself
-// (studyState) is checked case by case.
+// (studyState) is checked case by case, and start-up recovery puts a closed process's study right.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,8 @@ import {
   type ResultsTable,
 } from '../../src-main/contract/api.js';
 import { defaultDistillConfig } from '../../src-main/contract/domain.js';
-import { studyState } from '../../src-main/distill/study.js';
+import { createStudy, studyState } from '../../src-main/distill/study.js';
+import { openDatabase } from '../../src-main/store/db.js';
 import { startServer, type RunningServer } from '../../src-main/server/server.js';
 import { createServices, type Services } from '../../src-main/services/index.js';
 import { tinyReconConfig } from '../distill/tiny-config.js';
@@ -329,4 +330,42 @@ test("a study's status from its members' (studyState)", () => {
     endedAt: 6,
     error: null,
   });
+});
+
+test('start-up recovery: a study whose process closed takes the status its jobs are left with', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'kdmri-study-recover-'));
+  try {
+    const dbPath = join(home, 'kdmri.db');
+    const db = openDatabase(dbPath);
+    const ds = db.datasets.create({
+      name: 'd',
+      source: 'sample',
+      task: 'recon',
+      h: 16,
+      w: 16,
+      trainSlices: 4,
+      valSlices: 2,
+    });
+    // queued by a process that is gone (no lease), the study left 'running'
+    const { studyId, jobs } = createStudy(db, {
+      base: tinyConfig(),
+      accs: [4],
+      seeds: [1],
+      data: { kind: 'dataset', datasetId: ds.id },
+      task: 'recon',
+    });
+    db.experiments.update(studyId, { status: 'running', startedAt: Date.now() });
+    db.close();
+    const s = createServices({ dbPath, dataDir: home, workers: 'inline' });
+    try {
+      assert.deepEqual(s.recovered.cancelledJobs.sort(), jobs.map((j) => j.jobId).sort());
+      const study = s.db.experiments.get(studyId)!;
+      assert.equal(study.status, 'cancelled');
+      assert.notEqual(study.endedAt, null);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 });
