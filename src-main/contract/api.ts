@@ -629,6 +629,62 @@ export const DisplayWindowSchema = z
   .object({ center: z.number().finite(), width: z.number().finite().positive() })
   .strict();
 
+/**
+ * Bounds of a study launched from the app (startStudy): each acceleration × seed is two jobs (the
+ * protocol and its student-long control), run one after another; beyond these a study is days long
+ * (kdmri study takes larger grids). Accelerations and seeds as `kdmri study --accs / --seeds` take them.
+ */
+export const STUDY_LIMITS = {
+  maxAccs: 8,
+  maxSeeds: 10,
+  /** The student-long control trains 2 × the epochs, within a job's 10000. */
+  maxEpochs: 5000,
+  acc: { min: 1.01, max: 64 },
+  seed: { min: 0, max: 2 ** 31 },
+} as const;
+
+/** Values of a list that occur more than once. */
+const repeated = (xs: number[]) => [...new Set(xs.filter((x, i) => xs.indexOf(x) !== i))];
+const distinct = (what: string) => (xs: number[], ctx: z.RefinementCtx) => {
+  const r = repeated(xs);
+  if (r.length) ctx.addIssue({ code: 'custom', message: `${what} repeat a value: ${r.join(', ')}` });
+};
+
+export const StartStudyRequestSchema = z
+  .object({
+    datasetId: Id,
+    /** The base configuration: its mask's acceleration and its training seed are set per job. */
+    config: DistillConfigSchema,
+    accs: z
+      .array(z.number().min(STUDY_LIMITS.acc.min).max(STUDY_LIMITS.acc.max))
+      .min(1, 'a study needs at least one acceleration')
+      .max(STUDY_LIMITS.maxAccs, `at most ${STUDY_LIMITS.maxAccs} accelerations in a study`)
+      .superRefine(distinct('accelerations')),
+    seeds: z
+      .array(z.number().int('seeds are integers').min(STUDY_LIMITS.seed.min).max(STUDY_LIMITS.seed.max))
+      .min(1, 'a study needs at least one seed')
+      .max(STUDY_LIMITS.maxSeeds, `at most ${STUDY_LIMITS.maxSeeds} seeds in a study`)
+      .superRefine(distinct('seeds')),
+    size: z.number().int().min(8).max(2048).optional(),
+    name: z.string().trim().min(1).max(200).optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.config.task !== 'recon' || r.config.degradation.kind !== 'mask')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['config', 'task'],
+        message:
+          'a study compares reconstructions under undersampling masks (task recon): a restoration (sr) job cannot run as a study',
+      });
+    if (r.config.training.epochs > STUDY_LIMITS.maxEpochs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['config', 'training', 'epochs'],
+        message: `a study's student-long control trains 2 × the epochs: at most ${STUDY_LIMITS.maxEpochs} epochs in a study`,
+      });
+  });
+
 /** An operation: its request schema and (phantom) response type. */
 export interface Op<Req extends z.ZodType, Res> {
   request: Req;
@@ -717,6 +773,10 @@ export const API = {
       })
       .strict(),
     'Start one distillation job (teacher, student, attention, KD) in a worker.',
+  ),
+  startStudy: op<{ studyId: string; jobIds: string[] }>()(
+    StartStudyRequestSchema,
+    "Start a study (as kdmri study): for every acceleration × seed the protocol's job and its student-long control, queued in that order as one experiment whose table (paperTable studyId) gives mean ± std over seeds.",
   ),
   estimateDistillation: op<{ estimate: DistillEstimate | null; note: string | null }>()(
     z

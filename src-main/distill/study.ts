@@ -23,7 +23,8 @@ import {
   type RunStatus,
   type Task,
 } from '../contract/domain.js';
-import { openDatabase, type Db, type JsonObject } from '../store/db.js';
+import { openDatabase, type Db, type ExperimentRow, type JobRow, type JsonObject } from '../store/db.js';
+import type { LeaseHolder } from '../store/lease.js';
 import { loadJobData } from './job-data.js';
 import type { DataRef, JobResult } from './protocol.js';
 import { startJob } from './service.js';
@@ -102,23 +103,54 @@ export interface StudyRequest {
   backend?: BackendName;
 }
 
+/** What createStudy records: the plan, its data, and what each job row starts with. */
+export interface NewStudy extends Omit<StudyRequest, 'dbPath' | 'modelsRoot' | 'backend'> {
+  /** Every job's folder of model folders and checkpoints (kept by its resumes). */
+  modelsRoot?: string | null;
+  /** The process that will train the jobs (the app's queue): holds every job from its creation. */
+  lease?: LeaseHolder;
+}
+
+/**
+ * The dataset a study names and what its record says about it. A library dataset is taken as it
+ * is (its size and slabs are its own, as a job of it trains on them), without reading its pixels: the
+ * app creates studies on its event loop. A path is loaded once, to make or find its dataset row.
+ */
+function studyData(db: Db, ref: DataRef, task: Task) {
+  if (ref.kind === 'dataset') {
+    const ds = db.datasets.get(ref.datasetId);
+    if (!ds) throw new Error(`no dataset ${ref.datasetId} in the library`);
+    const meta = ds.meta;
+    return {
+      datasetId: ds.id,
+      source: ds.source,
+      description: typeof meta.description === 'string' ? meta.description : ds.name,
+      size: typeof meta.size === 'number' ? meta.size : null,
+      slab: typeof meta.slab === 'number' ? meta.slab : null,
+    };
+  }
+  const data = loadJobData(db, ref, task);
+  return {
+    datasetId: data.datasetId,
+    source: data.source,
+    description: data.split.description,
+    size: ref.size ?? null,
+    slab: ref.slab ?? null,
+  };
+}
+
 /**
  * Record a study and its jobs (all 'queued') in one transaction, data resolved once so that every
  * job names the same dataset. Returns the study id and its jobs in run order.
  */
-export function createStudy(db: Db, req: Omit<StudyRequest, 'dbPath' | 'modelsRoot' | 'backend'>) {
+export function createStudy(db: Db, req: NewStudy) {
   const plan = planStudy({ base: req.base, accs: req.accs, seeds: req.seeds });
-  const data = loadJobData(db, req.data, req.task);
+  const { datasetId, ...data } = studyData(db, req.data, req.task);
   const config: JsonObject = {
     accs: req.accs,
     seeds: req.seeds,
     base: req.base as unknown as JsonObject,
-    data: {
-      source: data.source,
-      description: data.split.description,
-      size: req.data.size ?? null,
-      slab: req.data.slab ?? null,
-    },
+    data,
   };
   return db.transaction(() => {
     const study = db.experiments.create({
@@ -126,11 +158,17 @@ export function createStudy(db: Db, req: Omit<StudyRequest, 'dbPath' | 'modelsRo
       name:
         req.name ??
         `study ${degradationLabel(req.base.degradation).split(' ')[0]} ${req.accs.join('/')}x × ${req.seeds.length} seeds`,
-      datasetId: data.datasetId,
+      datasetId,
       config,
     });
     plan.forEach((p, position) => {
-      const job = db.jobs.create({ datasetId: data.datasetId, config: p.config, status: 'queued' });
+      const job = db.jobs.create({
+        datasetId,
+        config: p.config,
+        status: 'queued',
+        ...(req.modelsRoot !== undefined ? { modelsRoot: req.modelsRoot } : {}),
+        ...(req.lease ? { lease: req.lease } : {}),
+      });
       db.experiments.addJob({
         experimentId: study.id,
         jobId: job.id,
@@ -140,8 +178,84 @@ export function createStudy(db: Db, req: Omit<StudyRequest, 'dbPath' | 'modelsRo
         seed: p.seed,
       });
     });
-    return { studyId: study.id, datasetId: data.datasetId, jobs: db.experiments.jobs(study.id) };
+    return { studyId: study.id, datasetId, jobs: db.experiments.jobs(study.id) };
   });
+}
+
+/** A study's state as its member jobs give it. */
+export interface StudyState {
+  status: RunStatus;
+  startedAt: number | null;
+  endedAt: number | null;
+  error: string | null;
+}
+
+/**
+ * The study's state from its member jobs (in plan order), one rule for the CLI's runner and the
+ * app's queue: running while a member runs; cancelled when a member was cancelled and none runs
+ * (a study stops as a whole; resuming its jobs resumes it); running while members wait behind ones
+ * that have ended, queued while none has started; then failed if any failed, else finished.
+ */
+export function studyState(
+  jobs: Pick<JobRow, 'status' | 'startedAt' | 'endedAt' | 'error'>[],
+  now = Date.now(),
+): StudyState {
+  const has = (s: RunStatus) => jobs.some((j) => j.status === s);
+  const failed = jobs.filter((j) => j.status === 'failed');
+  const starts = jobs.flatMap((j) => (j.startedAt === null ? [] : [j.startedAt]));
+  const ends = jobs.flatMap((j) => (j.endedAt === null ? [] : [j.endedAt]));
+  const startedAt = starts.length ? Math.min(...starts) : null;
+  const status: RunStatus = has('running')
+    ? 'running'
+    : has('cancelled')
+      ? 'cancelled'
+      : has('queued')
+        ? jobs.every((j) => j.status === 'queued')
+          ? 'queued'
+          : 'running'
+        : failed.length
+          ? 'failed'
+          : 'finished';
+  const ended = status === 'finished' || status === 'failed' || status === 'cancelled';
+  return {
+    status,
+    startedAt,
+    endedAt: ended ? (ends.length ? Math.max(...ends) : now) : null,
+    error:
+      status === 'failed'
+        ? `${failed.length} job(s) failed: ${failed.map((j) => j.error ?? 'failed').join('; ')}`
+        : null,
+  };
+}
+
+/**
+ * Set a study's status, start, end and error from its member jobs as the database has them now
+ * (studyState); null when there is no such study. Called when a member job starts or ends.
+ */
+export function refreshStudyStatus(db: Db, studyId: string): ExperimentRow | null {
+  const study = db.experiments.get(studyId);
+  if (!study) return null;
+  const jobs = db.experiments.jobs(studyId).flatMap((m) => {
+    const j = db.jobs.get(m.jobId);
+    return j ? [j] : [];
+  });
+  const s = studyState(jobs);
+  // a study started when its first job first did: a resumed job's new start does not move it
+  return db.experiments.update(studyId, { ...s, startedAt: study.startedAt ?? s.startedAt });
+}
+
+/**
+ * Mark a study's members still 'queued' as cancelled: the study stopped, they will not start until
+ * resumed (as start-up recovery leaves jobs queued by a process that closed). Returns their ids.
+ */
+export function cancelQueuedMembers(db: Db, studyId: string): string[] {
+  const out: string[] = [];
+  for (const m of db.experiments.jobs(studyId)) {
+    if (db.jobs.get(m.jobId)?.status !== 'queued') continue;
+    db.jobs.update(m.jobId, { status: 'cancelled', endedAt: Date.now() });
+    out.push(m.jobId);
+  }
+  return out;
 }
 
 export interface StudyIO {
@@ -178,16 +292,14 @@ export async function runStudy(
     db.close();
   }
   const failed: { jobId: string; error: string }[] = [];
-  let cancelled = false;
+  const missing: string[] = [];
   for (const [i, m] of members.entries()) {
-    if (io.shouldStop()) {
-      cancelled = true;
-      break;
-    }
+    if (io.shouldStop()) break;
     const check = openDatabase(dbPath);
     const row = check.jobs.get(m.jobId);
     check.close();
     if (!row) {
+      missing.push(m.jobId);
       failed.push({ jobId: m.jobId, error: `job ${m.jobId} is missing from the database` });
       continue;
     }
@@ -208,22 +320,38 @@ export async function runStudy(
     }, 200);
     const r: JobResult = await handle.done;
     clearInterval(stopWatch);
-    if (r.status === 'cancelled') {
-      cancelled = true;
-      break;
+    if (r.status === 'cancelled') break;
+    if (r.status === 'failed') {
+      const error = r.error ?? 'failed';
+      failed.push({ jobId: m.jobId, error });
+      // a worker that died could not record its end: the study's status is read from the rows
+      const db2 = openDatabase(dbPath);
+      try {
+        const now = db2.jobs.get(m.jobId);
+        if (now && (now.status === 'queued' || now.status === 'running'))
+          db2.jobs.update(m.jobId, { status: 'failed', error, endedAt: Date.now() });
+      } finally {
+        db2.close();
+      }
     }
-    if (r.status === 'failed') failed.push({ jobId: m.jobId, error: r.error ?? 'failed' });
   }
-  const final: RunStatus = cancelled ? 'cancelled' : failed.length ? 'failed' : 'finished';
   const end = openDatabase(dbPath);
+  let final: RunStatus;
   try {
-    end.experiments.update(studyId, {
-      status: final,
-      endedAt: Date.now(),
-      error: failed.length
-        ? `${failed.length} job(s) failed: ${failed.map((f) => f.error).join('; ')}`
-        : null,
-    });
+    // stopped (a cancelled job, or a stop between jobs): the jobs not yet started stay for a resume
+    if (
+      io.shouldStop() ||
+      end.experiments.jobs(studyId).some((m) => end.jobs.get(m.jobId)?.status === 'cancelled')
+    )
+      cancelQueuedMembers(end, studyId);
+    final = refreshStudyStatus(end, studyId)!.status;
+    if (missing.length && final === 'finished') {
+      final = 'failed';
+      end.experiments.update(studyId, {
+        status: final,
+        error: `${missing.length} job(s) missing from the database: ${missing.join(', ')}`,
+      });
+    }
   } finally {
     end.close();
   }

@@ -157,6 +157,10 @@ export function createServices(opts: ServicesOptions) {
       await estimates.abort();
       return jobs.handlers.startDistillation(req);
     },
+    async startStudy(req) {
+      await estimates.abort();
+      return jobs.handlers.startStudy(req);
+    },
     ...estimates.handlers,
     ...models.handlers,
     ...sweeps.handlers,

@@ -2,6 +2,10 @@
  * Distillation jobs: a queue (one job trains at a time by default: a CPU box has few cores), start,
  * cancel, resume and list. The app reaches them through the contract's operations, the CLI through
  * `run`, which waits for the job's end; both end in the same `launch`.
+ *
+ * A study (distill/study.ts: every acceleration × seed, two jobs each) is its jobs queued in plan
+ * order; its status follows them (refreshStudyStatus when one starts or ends), and cancelling one of
+ * them stops the study: its members still waiting leave the queue.
  */
 import { randomUUID } from 'node:crypto';
 import { ApiFailure, toApiError, type ApiRequest, type JobInfo } from '../contract/api.js';
@@ -14,6 +18,7 @@ import {
   type RunStatus,
 } from '../contract/domain.js';
 import { endedResult, type DataRef, type JobHandle, type JobResult } from '../distill/service.js';
+import { createStudy, planStudy, refreshStudyStatus } from '../distill/study.js';
 import { openDatabase, type RunRecord, type RunRow } from '../store/db.js';
 import { thisProcess } from '../store/lease.js';
 import type { ServiceContext } from './context.js';
@@ -144,6 +149,7 @@ export function createJobs(
           Object.assign(l, { status: event.status, endedAt: Date.now(), error: event.error ?? null });
         q.onEvent?.(event);
         emit({ channel: 'job', jobId: q.jobId, event });
+        if (event.type === 'job-start' && !q.store) followStudy(q.jobId);
         if (event.type === 'job-start' || event.type === 'job-end')
           emit({ channel: 'library', what: 'jobs' });
         if (event.type === 'step-end') emit({ channel: 'library', what: 'models' });
@@ -168,10 +174,38 @@ export function createJobs(
         db.runs.update(run.id, { status: 'failed', error, endedAt: Date.now() });
       db.jobs.update(q.jobId, { status: 'failed', error, endedAt: Date.now() });
     }
-    if (!q.store) release(q.jobId);
+    if (!q.store) {
+      release(q.jobId);
+      if (r.status === 'cancelled') stopStudy(q.jobId);
+      followStudy(q.jobId);
+    }
     emit({ channel: 'library', what: 'jobs' });
     q.settle(r);
     pump();
+  }
+
+  /** The study (experiment) a library job belongs to, if any. */
+  const studyOf = (jobId: string): string | null =>
+    db.open ? (db.experiments.ofJob(jobId)?.experimentId ?? null) : null;
+
+  /** A job's label in the queue; a study's member says which (its role and seed). */
+  function jobLabel(jobId: string, config: DistillConfig): string {
+    const m = db.open ? db.experiments.ofJob(jobId) : null;
+    return m ? `${labelOf(config)} · study ${m.role} · seed ${m.seed ?? '–'}` : labelOf(config);
+  }
+
+  /** A study member started or ended: the study's status follows its jobs. */
+  function followStudy(jobId: string): void {
+    const studyId = studyOf(jobId);
+    if (studyId) refreshStudyStatus(db, studyId);
+  }
+
+  /** A study member was cancelled: the study stops as a whole, its members waiting here leave the queue. */
+  function stopStudy(jobId: string): void {
+    const studyId = studyOf(jobId);
+    if (!studyId) return;
+    for (const m of db.experiments.jobs(studyId))
+      if (m.jobId !== jobId && queue.some((q) => q.jobId === m.jobId && !q.store)) cancel(m.jobId);
   }
 
   /** Give up this process's lease on a job (it ended, or left the queue). */
@@ -235,6 +269,10 @@ export function createJobs(
     emit({ channel: 'job', jobId, event: ev });
     emit({ channel: 'library', what: 'jobs' });
     q.settle(endedResult(q.jobId, 'cancelled', q.backend));
+    if (!q.store) {
+      stopStudy(jobId);
+      followStudy(jobId);
+    }
     return true;
   }
 
@@ -369,6 +407,45 @@ export function createJobs(
         return { jobId };
       },
 
+      /**
+       * A study: every acceleration × seed as its main job and its student-long control, recorded
+       * with its jobs in one transaction (all 'queued', leased to this process, on the dataset at
+       * `size`), then queued in plan order.
+       */
+      async startStudy(req: ApiRequest<'startStudy'>): Promise<{ studyId: string; jobIds: string[] }> {
+        const ds = db.datasets.get(req.datasetId);
+        if (!ds) throw new ApiFailure('not-found', `no dataset ${req.datasetId}`, 'datasetId');
+        const refuse = (e: unknown) =>
+          new ApiFailure('bad-request', e instanceof Error ? e.message : String(e), 'config');
+        try {
+          // a plan that cannot be made is refused before the dataset at `size` is made
+          planStudy({ base: req.config, accs: req.accs, seeds: req.seeds });
+        } catch (e) {
+          throw refuse(e);
+        }
+        const datasetId = datasets.atSize(ds, req.size).id;
+        let study;
+        try {
+          study = createStudy(db, {
+            ...(req.name !== undefined ? { name: req.name } : {}),
+            base: req.config,
+            accs: req.accs,
+            seeds: req.seeds,
+            data: { kind: 'dataset', datasetId },
+            task: req.config.task,
+            modelsRoot: ctx.modelsRoot,
+            lease: holder,
+          });
+        } catch (e) {
+          throw refuse(e);
+        }
+        for (const m of study.jobs) {
+          const row = db.jobs.get(m.jobId)!;
+          enqueue({ jobId: row.id, config: row.config, data: { kind: 'dataset', datasetId }, resume: true });
+        }
+        return { studyId: study.studyId, jobIds: study.jobs.map((m) => m.jobId) };
+      },
+
       async cancelJob(req: ApiRequest<'cancelJob'>): Promise<{ jobId: string; cancelled: boolean }> {
         const cancelled = (() => {
           if (isActive(req.jobId)) return cancel(req.jobId);
@@ -394,7 +471,7 @@ export function createJobs(
           id: q.jobId,
           datasetId: datasetIdOf(q),
           status: 'queued',
-          label: labelOf(q.config),
+          label: jobLabel(q.jobId, q.config),
           config: q.config,
           backend: q.backend ?? null,
           startedAt: q.queuedAt,
@@ -410,7 +487,7 @@ export function createJobs(
             id: j.id,
             datasetId: j.datasetId,
             status: live.has(j.id) && j.status === 'queued' ? 'running' : j.status,
-            label: labelOf(j.config),
+            label: jobLabel(j.id, j.config),
             config: j.config,
             backend: j.backend,
             startedAt: j.startedAt,
@@ -425,7 +502,7 @@ export function createJobs(
             id: l.q.jobId,
             datasetId: datasetIdOf(l.q),
             status: l.status,
-            label: labelOf(l.q.config),
+            label: jobLabel(l.q.jobId, l.q.config),
             config: l.q.config,
             backend: l.q.backend ?? null,
             startedAt: l.startedAt,

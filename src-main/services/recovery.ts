@@ -6,6 +6,7 @@
  *    checkpoints); jobs of a process that is still alive (the CLI next to the app) are left alone;
  *  - jobs it left 'queued' never started: they are marked cancelled, to be resumed by hand (jobs queued
  *    by another live process, whose lease says so, are left alone);
+ *  - studies left running or queued take the status their jobs now give (distill/study.ts);
  *  - files a deletion had still to remove when it died are removed (pending_deletes);
  *  - slices an import had written but not yet put in place are removed (series.import_pid);
  *  - temporary folders and files of dead writers are removed: half-written model folders
@@ -14,6 +15,7 @@
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { refreshStudyStatus } from '../distill/study.js';
 import { leaseAlive } from '../store/lease.js';
 import { sweepModelRoot, sweepTempFiles } from '../store/model-files.js';
 import { recoverImports } from '../studies/library.js';
@@ -44,6 +46,9 @@ export function recoverLibrary(ctx: ServiceContext): Recovered {
     });
     cancelledJobs.push(j.id);
   }
+  // a study left running or waiting: its status follows what became of its jobs above
+  for (const e of db.experiments.list({ kind: 'study' }))
+    if (e.status === 'running' || e.status === 'queued') refreshStudyStatus(db, e.id);
   const swept = [
     // a deletion cut short between its rows and its files
     ...finishPendingDeletes(db, join(ctx.dataDir, 'dicom')),

@@ -74,6 +74,7 @@ export function register(program: Command): void {
             seeds: o.seeds,
             data: { kind: 'path', path: o.data, size: o.size, slab: o.slab },
             task: 'recon',
+            modelsRoot,
           }).studyId;
         } catch (e) {
           throw new UserError((e as Error).message);

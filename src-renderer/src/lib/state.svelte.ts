@@ -38,6 +38,8 @@ export interface JobProgress {
 
 export const app = $state({
   page: 'studies' as Page,
+  /** A results table another page asks the Runs page to show ('study:<id>'), until it does. */
+  openTable: '',
   info: null as AppInfo | null,
   datasets: [] as DatasetInfo[],
   jobs: [] as JobInfo[],
