@@ -21,6 +21,7 @@
  * Layout NHWC, filters HWIO [3,3,cin,cout], float32.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { KDMRI_CHANNEL_ENERGY, KDMRI_CHANNEL_ENERGY_GRAD } from '../compute/kernels/channel-energy.js';
 import { KDMRI_FILTER_BIAS_GRAD, KDMRI_RELU_CONV_GRADS } from '../compute/kernels/conv-backprop.js';
 
 const ATTRS = { strides: [1, 1] as [number, number], pad: 'same' as const, dataFormat: 'NHWC' as const };
@@ -98,10 +99,12 @@ function backwardLayers(
     if (energy && k === energy.at - 1) {
       const a = ys[k];
       const { dE } = energy;
-      const joined = tf.tidy(() => {
-        const fromEnergy = tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3));
-        return g ? tf.add(g, fromEnergy) : fromEnergy;
-      }) as tf.Tensor4D;
+      const joined = tf.getKernel(KDMRI_CHANNEL_ENERGY_GRAD, tf.getBackend())
+        ? (tf.engine().runKernel(KDMRI_CHANNEL_ENERGY_GRAD, g ? { a, dE, g } : { a, dE }) as tf.Tensor4D)
+        : (tf.tidy(() => {
+            const fromEnergy = tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3));
+            return g ? tf.add(g, fromEnergy) : fromEnergy;
+          }) as tf.Tensor4D);
       if (g && g !== dy) g.dispose();
       g = joined;
     }
@@ -172,6 +175,9 @@ interface MultiOutputEngine {
  * on those passes. Here the energy's gradient joins the layer gradient inside the stack and is freed
  * with it. Bitwise the autodiff result: it computes dy·(2a) + the upper layers' gradient, this
  * a·(2dE) + the same, and doubling is exact.
+ * Where the backend registers KDMRI_CHANNEL_ENERGY(_GRAD) (wasm), the energy and the join
+ * g + a·(2dE) are one threaded pass each instead of two or three single-threaded tfjs kernels, with
+ * the same bits (compute/kernels/channel-energy.ts).
  */
 export function convStackWithEnergy(
   x: tf.Tensor4D,
@@ -222,7 +228,9 @@ function energyStack(
       const ys = forwardLayers(x, ws, bs, relu);
       save([x, ...ws, ...ys]);
       const a = ys[at - 1];
-      const energy = tf.tidy(() => tf.sum(tf.square(a), 3));
+      const energy = tf.getKernel(KDMRI_CHANNEL_ENERGY, tf.getBackend())
+        ? (tf.engine().runKernel(KDMRI_CHANNEL_ENERGY, { x: a }) as tf.Tensor3D)
+        : tf.tidy(() => tf.sum(tf.square(a), 3));
       return withOut ? [ys[n - 1], energy] : [energy];
     },
     backwardsFunc: (dys, saved) => {
