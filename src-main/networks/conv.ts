@@ -21,37 +21,48 @@
  * Layout NHWC, filters HWIO [3,3,cin,cout], float32.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { KDMRI_CHANNEL_ENERGY, KDMRI_CHANNEL_ENERGY_GRAD } from '../compute/kernels/channel-energy.js';
 import { KDMRI_FILTER_BIAS_GRAD, KDMRI_RELU_CONV_GRADS } from '../compute/kernels/conv-backprop.js';
 
 const ATTRS = { strides: [1, 1] as [number, number], pad: 'same' as const, dataFormat: 'NHWC' as const };
 
-/** [dx, dW, db] of one layer y = act(conv(x, w) + b), given dy; y is passed for ReLU layers only. */
+/**
+ * [dx, dW, db] of one layer y = act(conv(x, w) + b), given dy; y is passed for ReLU layers only.
+ * Without `inputGrad`, [dW, db] only (the layer's input is data).
+ */
 function layerGrads(
   dy: tf.Tensor4D,
   x: tf.Tensor4D,
   w: tf.Tensor4D,
   y: tf.Tensor4D | undefined,
+  inputGrad = true,
 ): tf.Tensor[] {
   return tf.tidy(() => {
     if (y && tf.getKernel(KDMRI_RELU_CONV_GRADS, tf.getBackend())) {
-      const attrs = { ...ATTRS, filterShape: w.shape, inputShape: x.shape };
-      return tf.engine().runKernel(KDMRI_RELU_CONV_GRADS, { x, dy, filter: w, y }, attrs) as tf.Tensor[];
+      const attrs = { ...ATTRS, filterShape: w.shape, inputShape: x.shape, inputGrad };
+      const r = tf.engine().runKernel(KDMRI_RELU_CONV_GRADS, { x, dy, filter: w, y }, attrs) as tf.Tensor[];
+      // without inputGrad [dW, db]; a kernel that computed dx anyway still gives dW, db last
+      return inputGrad ? r : r.slice(-2);
     }
     const g = y ? tf.mul(dy, tf.step(y)) : dy;
-    const dx = tf
-      .engine()
-      .runKernel(
-        tf.Conv2DBackpropInput,
-        { dy: g, filter: w },
-        { ...ATTRS, inputShape: x.shape },
-      ) as tf.Tensor;
+    const dx = inputGrad
+      ? [
+          tf
+            .engine()
+            .runKernel(
+              tf.Conv2DBackpropInput,
+              { dy: g, filter: w },
+              { ...ATTRS, inputShape: x.shape },
+            ) as tf.Tensor,
+        ]
+      : [];
     const attrs = { ...ATTRS, filterShape: w.shape };
     if (tf.getKernel(KDMRI_FILTER_BIAS_GRAD, tf.getBackend())) {
       const [dw, db] = tf.engine().runKernel(KDMRI_FILTER_BIAS_GRAD, { x, dy: g }, attrs) as tf.Tensor[];
-      return [dx, dw, db];
+      return [...dx, dw, db];
     }
     const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy: g }, attrs) as tf.Tensor;
-    return [dx, dw, tf.sum(g, [0, 1, 2])];
+    return [...dx, dw, tf.sum(g, [0, 1, 2])];
   });
 }
 
@@ -78,9 +89,11 @@ function forwardLayers(
 }
 
 /**
- * [dx, dW_1..dW_n, db_1..db_n] of a stack given the gradient dy of its output; with `energy`, also
- * the gradient dE of E = Σ_c y_at,c² (1-based layer `at`), which joins the layer's output gradient as
- * y_at · 2dE (dE broadcast over channels) on its way down.
+ * dx and [dW_1..dW_n], [db_1..db_n] of a stack given the gradient dy of its output; with `energy`,
+ * also the gradient dE of E = Σ_c y_at,c² (1-based layer `at`), which joins the layer's output
+ * gradient as y_at · 2dE (dE broadcast over channels) on its way down. Without `inputGrad` the first
+ * layer's kernel computes its dW and db only, and dx is a function that computes it if called (from
+ * that layer's dy, kept until then; the caller's scope frees it).
  */
 function backwardLayers(
   dy: tf.Tensor4D | null,
@@ -88,8 +101,9 @@ function backwardLayers(
   ws: readonly tf.Tensor4D[],
   ys: readonly tf.Tensor4D[],
   relu: readonly boolean[],
-  energy?: { at: number; dE: tf.Tensor3D },
-): tf.Tensor[] {
+  energy: { at: number; dE: tf.Tensor3D } | null,
+  inputGrad: boolean,
+): { dx: tf.Tensor | (() => tf.Tensor); dws: tf.Tensor[]; dbs: tf.Tensor[] } {
   const n = relu.length;
   const dws: tf.Tensor[] = new Array<tf.Tensor>(n);
   const dbs: tf.Tensor[] = new Array<tf.Tensor>(n);
@@ -98,66 +112,106 @@ function backwardLayers(
     if (energy && k === energy.at - 1) {
       const a = ys[k];
       const { dE } = energy;
-      const joined = tf.tidy(() => {
-        const fromEnergy = tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3));
-        return g ? tf.add(g, fromEnergy) : fromEnergy;
-      }) as tf.Tensor4D;
+      const joined = tf.getKernel(KDMRI_CHANNEL_ENERGY_GRAD, tf.getBackend())
+        ? (tf.engine().runKernel(KDMRI_CHANNEL_ENERGY_GRAD, g ? { a, dE, g } : { a, dE }) as tf.Tensor4D)
+        : (tf.tidy(() => {
+            const fromEnergy = tf.mul(a, tf.expandDims(tf.mul(dE, 2), 3));
+            return g ? tf.add(g, fromEnergy) : fromEnergy;
+          }) as tf.Tensor4D);
       if (g && g !== dy) g.dispose();
       g = joined;
     }
     if (!g) throw new Error('conv stack backward: no gradient reaches its last layer');
-    const [dx, dw, db] = layerGrads(g, k > 0 ? ys[k - 1] : x, ws[k], relu[k] ? ys[k] : undefined);
+    const y = relu[k] ? ys[k] : undefined;
+    if (k === 0 && !inputGrad) {
+      [dws[0], dbs[0]] = layerGrads(g, x, ws[0], y, false);
+      const g0 = g;
+      return { dx: () => layerGrads(g0, x, ws[0], y)[0], dws, dbs };
+    }
+    const [dx, dw, db] = layerGrads(g, k > 0 ? ys[k - 1] : x, ws[k], y);
     // the layer's own dy is no longer needed (the stack's dy belongs to the tape)
     if (g !== dy) g.dispose();
     dws[k] = dw;
     dbs[k] = db;
     g = dx as tf.Tensor4D;
   }
-  return [g as tf.Tensor4D, ...dws, ...dbs];
-}
-
-const stacks = new Map<string, (...inputs: tf.Tensor[]) => tf.Tensor>();
-
-/** The differentiable op for a stack with these activations (ReLU or not per layer), built once. */
-function stackOp(relu: readonly boolean[]): (...inputs: tf.Tensor[]) => tf.Tensor {
-  const key = relu.map((r) => (r ? 'r' : 'l')).join('');
-  const cached = stacks.get(key);
-  if (cached) return cached;
-  const n = relu.length;
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
-    const x = args[0] as tf.Tensor4D;
-    const ws = args.slice(1, 1 + n) as tf.Tensor4D[];
-    const bs = args.slice(1 + n, 1 + 2 * n) as tf.Tensor1D[];
-    const ys = forwardLayers(x, ws, bs, relu);
-    save([x, ...ws, ...ys]);
-    return {
-      value: ys[n - 1],
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) =>
-        backwardLayers(
-          dy,
-          saved[0] as tf.Tensor4D,
-          saved.slice(1, 1 + n) as tf.Tensor4D[],
-          saved.slice(1 + n) as tf.Tensor4D[],
-          relu,
-        ),
-    };
-  });
-  const f = (...inputs: tf.Tensor[]) => op(...inputs);
-  stacks.set(key, f);
-  return f;
+  return { dx: g as tf.Tensor4D, dws, dbs };
 }
 
 /**
- * The part of tfjs-core's engine that runs an op with several outputs and its own gradient
- * (tf.customGrad allows one output). Internal in tfjs-core's typings, stable since tfjs 2.
+ * The parts of tfjs-core's engine used here: runKernelFunc runs an op with several outputs and its
+ * own gradient functions, one per input, called only for the inputs tfjs needs a gradient of
+ * (tf.customGrad allows one output and computes every input's gradient up front); activeTape is the
+ * tape being recorded. Internal in tfjs-core's typings, stable since tfjs 2.
  */
-interface MultiOutputEngine {
+interface StackEngine {
   runKernelFunc(params: {
     forwardFunc: (backend: unknown, save: tf.GradSaveFunc) => tf.Tensor[];
     backwardsFunc: (dys: tf.Tensor[], saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
     inputs: Record<string, tf.Tensor>;
   }): tf.Tensor[];
+  /** null or absent when no gradient is being recorded */
+  state: { activeTape?: { outputs: tf.Tensor[] }[] | null };
+}
+
+/**
+ * Whether a gradient can reach x from the variables: x is a trainable variable or an output of an op
+ * on the tape being recorded. Otherwise x is data (a network's input), and tfjs asks for its gradient
+ * only when x itself is differentiated against (tape.ts calls the gradient functions of the inputs
+ * on a path from the xs only); the stack then computes its first layer's dx only if asked.
+ */
+function fromTape(engine: StackEngine, x: tf.Tensor): boolean {
+  if (x instanceof tf.Variable) return x.trainable;
+  const tape = engine.state.activeTape;
+  return !!tape && tape.some((node) => node.outputs.some((o) => o.id === x.id));
+}
+
+/**
+ * A stack as one differentiable op. Outputs: [h_n] without energy; with it [h_n, E_at] (withOut) or
+ * [E_at] (see convStackWithEnergy, convStackEnergy).
+ */
+function stackKernel(
+  x: tf.Tensor4D,
+  ws: readonly tf.Tensor4D[],
+  bs: readonly tf.Tensor1D[],
+  relu: readonly boolean[],
+  energy: { at: number; withOut: boolean } | null,
+): tf.Tensor[] {
+  const n = relu.length;
+  const inputs: Record<string, tf.Tensor> = {};
+  [x, ...ws, ...bs].forEach((t, i) => (inputs[i] = t));
+  const engine = tf.engine() as unknown as StackEngine;
+  const inputGrad = fromTape(engine, x);
+  return engine.runKernelFunc({
+    inputs,
+    forwardFunc: (_backend, save) => {
+      const ys = forwardLayers(x, ws, bs, relu);
+      save([x, ...ws, ...ys]);
+      if (!energy) return [ys[n - 1]];
+      const a = ys[energy.at - 1];
+      const e = tf.getKernel(KDMRI_CHANNEL_ENERGY, tf.getBackend())
+        ? (tf.engine().runKernel(KDMRI_CHANNEL_ENERGY, { x: a }) as tf.Tensor3D)
+        : tf.tidy(() => tf.sum(tf.square(a), 3));
+      return energy.withOut ? [ys[n - 1], e] : [e];
+    },
+    backwardsFunc: (dys, saved) => {
+      // the engine passes an op with one output its dy alone, not in a list
+      const one = dys as unknown as tf.Tensor;
+      const [dy, dE] = !energy ? [one, null] : energy.withOut ? dys : [null, one];
+      const { dx, dws, dbs } = backwardLayers(
+        dy as tf.Tensor4D | null,
+        saved[0] as tf.Tensor4D,
+        saved.slice(1, 1 + n) as tf.Tensor4D[],
+        saved.slice(1 + n) as tf.Tensor4D[],
+        relu,
+        energy && { at: energy.at, dE: dE as tf.Tensor3D },
+        inputGrad,
+      );
+      const map: Record<string, () => tf.Tensor> = { 0: typeof dx === 'function' ? dx : () => dx };
+      [...dws, ...dbs].forEach((g, i) => (map[i + 1] = () => g));
+      return map;
+    },
+  });
 }
 
 /**
@@ -172,6 +226,9 @@ interface MultiOutputEngine {
  * on those passes. Here the energy's gradient joins the layer gradient inside the stack and is freed
  * with it. Bitwise the autodiff result: it computes dy·(2a) + the upper layers' gradient, this
  * a·(2dE) + the same, and doubling is exact.
+ * Where the backend registers KDMRI_CHANNEL_ENERGY(_GRAD) (wasm), the energy and the join
+ * g + a·(2dE) are one threaded pass each instead of two or three single-threaded tfjs kernels, with
+ * the same bits (compute/kernels/channel-energy.ts).
  */
 export function convStackWithEnergy(
   x: tf.Tensor4D,
@@ -213,34 +270,7 @@ function energyStack(
       `conv stack with energy: ${ws.length} filters, ${bs.length} biases, ${n} activations, energy at ${at}`,
     );
   }
-  const inputs: Record<string, tf.Tensor> = {};
-  [x, ...ws, ...bs].forEach((t, i) => (inputs[i] = t));
-  const engine = tf.engine() as unknown as MultiOutputEngine;
-  return engine.runKernelFunc({
-    inputs,
-    forwardFunc: (_backend, save) => {
-      const ys = forwardLayers(x, ws, bs, relu);
-      save([x, ...ws, ...ys]);
-      const a = ys[at - 1];
-      const energy = tf.tidy(() => tf.sum(tf.square(a), 3));
-      return withOut ? [ys[n - 1], energy] : [energy];
-    },
-    backwardsFunc: (dys, saved) => {
-      // the engine passes an op with one output its dy alone, not in a list
-      const [dy, dE] = withOut ? (dys as tf.Tensor[]) : [null, dys as unknown as tf.Tensor];
-      const grads = backwardLayers(
-        dy as tf.Tensor4D | null,
-        saved[0] as tf.Tensor4D,
-        saved.slice(1, 1 + n) as tf.Tensor4D[],
-        saved.slice(1 + n) as tf.Tensor4D[],
-        relu,
-        { at, dE: dE as tf.Tensor3D },
-      );
-      const map: Record<string, () => tf.Tensor> = {};
-      grads.forEach((g, i) => (map[i] = () => g));
-      return map;
-    },
-  });
+  return stackKernel(x, ws, bs, relu, { at, withOut });
 }
 
 /**
@@ -256,7 +286,7 @@ export function convStack(
   if (ws.length === 0 || ws.length !== bs.length || ws.length !== relu.length) {
     throw new Error(`convStack: ${ws.length} filters, ${bs.length} biases, ${relu.length} activations`);
   }
-  return stackOp(relu)(x, ...ws, ...bs) as tf.Tensor4D;
+  return stackKernel(x, ws, bs, relu, null)[0] as tf.Tensor4D;
 }
 
 /** y = act(conv3x3_same(x, w) + b), act = ReLU or identity. x [B,H,W,cin], w [3,3,cin,cout], b [cout]. */

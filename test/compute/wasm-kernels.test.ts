@@ -1,5 +1,5 @@
 /**
- * Our WebAssembly filter-gradient, Winograd and data-consistency kernels (src-main/compute/kernels/wasm/*.c) on their own,
+ * Our WebAssembly filter-gradient, Winograd, data-consistency and attention-energy kernels (src-main/compute/kernels/wasm/*.c) on their own,
  * without TensorFlow.js: against a float64 reference on a shared and on a plain memory, with the same
  * bits whatever the number of threads; and the committed binary against a rebuild from the C source.
  */
@@ -385,6 +385,79 @@ test('dc_fft: the wasm data-consistency layer gives the JS real-input path bit f
   );
   k.dispose();
 });
+
+/**
+ * energy_rows and energy_grad_rows against the float32 operations of tfjs-wasm's Square + Sum and
+ * Multiply + Add, replayed one by one with Math.fround: the same bits, on 1, 2 or 3 threads.
+ * 3×5×7 pixels (not a multiple of 4: the scalar tail), C = 32 (the SIMD path) and C = 6 (scalar).
+ */
+for (const C of [32, 6]) {
+  test(`attention energy and its gradient step (C = ${C}): tfjs-wasm's float32 operations bit for bit, same bits on 1, 2 or 3 threads`, () => {
+    const [B, H, W] = [3, 5, 7];
+    const P = B * H * W;
+    const memory = new WebAssembly.Memory({
+      initial: 64,
+      maximum: 65536,
+      shared: true,
+    } as WebAssembly.MemoryDescriptor);
+    const rng = new Rng(9);
+    // post-ReLU activations: a quarter zero, the rest spread over six orders of magnitude
+    const a = Float32Array.from({ length: P * C }, () =>
+      rng.uniform(0, 1) < 0.25 ? 0 : rng.uniform(0.5, 1) * 10 ** rng.uniform(-4, 2),
+    );
+    const de = Float32Array.from({ length: P }, () => rng.uniform(-1, 1));
+    const g = Float32Array.from({ length: P * C }, () => rng.uniform(-1, 1));
+    const at = { a: 64, de: 64 + 4 * P * C, g: 128 + 4 * P * (C + 1) };
+    const eAt = at.g + 4 * P * C + 64;
+    const outAt = eAt + 4 * P + 64;
+    const f32 = new Float32Array(memory.buffer);
+    f32.set(a, at.a / 4);
+    f32.set(de, at.de / 4);
+    f32.set(g, at.g / 4);
+    const f = Math.fround;
+    const wantE = new Float32Array(P);
+    const wantG = new Float32Array(P * C);
+    const wantNoG = new Float32Array(P * C);
+    for (let p = 0; p < P; p++) {
+      let s = 0;
+      for (let c = 0; c < C; c++) s = f(s + f(a[p * C + c] * a[p * C + c]));
+      wantE[p] = s;
+      const k = f(de[p] * 2);
+      for (let c = 0; c < C; c++) {
+        const m = f(a[p * C + c] * k);
+        wantNoG[p * C + c] = m;
+        wantG[p * C + c] = f(g[p * C + c] + m);
+      }
+    }
+    for (const threads of [1, 2, 3]) {
+      const k = new WasmKernels(memory, threads);
+      try {
+        assert.equal(k.threads, threads);
+        new Float32Array(memory.buffer, eAt, P).fill(NaN);
+        k.channelEnergy({ a: at.a, e: eAt, rows: B * H, W, C });
+        assert.deepEqual(
+          new Float32Array(memory.buffer, eAt, P).slice(),
+          wantE,
+          `energy, ${threads} threads`,
+        );
+        for (const [gAt, want] of [
+          [at.g, wantG],
+          [0, wantNoG],
+        ] as const) {
+          new Float32Array(memory.buffer, outAt, P * C).fill(NaN);
+          k.channelEnergyGrad({ a: at.a, de: at.de, g: gAt, out: outAt, rows: B * H, W, C });
+          assert.deepEqual(
+            new Float32Array(memory.buffer, outAt, P * C).slice(),
+            want,
+            `gradient ${gAt ? 'g + a·2dE' : 'a·2dE'}, ${threads} threads`,
+          );
+        }
+      } finally {
+        k.dispose();
+      }
+    }
+  });
+}
 
 test('the committed kernel binary is what scripts/build-wasm-kernels.sh makes from wasm/*.c', (t) => {
   if (!existsSync('/usr/bin/clang-14') || !existsSync('/usr/bin/wasm-ld-14')) {

@@ -4,14 +4,15 @@
  * cpu backend (tf.conv2d, add, relu, sum(square)): both outputs and the gradients of a loss that reads
  * both (and one that reads the energy only, as the last cascade of the attention step does) with
  * respect to the input, every filter and every bias; on cpu and on wasm (KD-MRI kernels). Likewise
- * convStackEnergy, the stack cut after that layer with the energy as its only output.
+ * convStackEnergy, the stack cut after that layer with the energy as its only output. And a stack
+ * whose input is data computes its first layer's input gradient only when tfjs asks for it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
-import { convStackEnergy, convStackWithEnergy } from '../../src-main/networks/conv.js';
+import { convStack, convStackEnergy, convStackWithEnergy } from '../../src-main/networks/conv.js';
 import { Rng } from '../../src-main/util/random.js';
 
 registerKdmriKernels();
@@ -155,3 +156,70 @@ test('convStackWithEnergy refuses an energy layer outside the stack', () => {
   assert.throws(() => convStackWithEnergy(x, [w], [b], [true], 0), /energy at 0/);
   tf.dispose([x, w, b]);
 });
+
+/**
+ * Kernels of one backward pass that compute a layer's input gradient: Conv2DBackpropInput, and the
+ * ReLU layers' KdmriReluConv2DGrads when it gives three outputs [dx, dW, db] (two without dx).
+ */
+function inputGradKernels(p: Awaited<ReturnType<typeof tf.profile>>): number {
+  return p.kernels.filter(
+    (k) =>
+      k.name === tf.Conv2DBackpropInput || (k.name === 'KdmriReluConv2DGrads' && k.outputShapes.length === 3),
+  ).length;
+}
+
+for (const stack of ['convStack', 'convStackWithEnergy', 'convStackEnergy'] as const) {
+  test(`${stack}: the first layer's input gradient only when tfjs asks for it; the same gradients`, async () => {
+    const c: Case = { chans: [1, 4, 4, 1], relu: [true, true, false], at: 2, readOut: true };
+    const v = values(c, 5);
+    const n = stack === 'convStackEnergy' ? c.at : c.relu.length;
+    for (const backend of ['cpu', 'wasm']) {
+      await tf.setBackend(backend);
+      await tf.ready();
+      const x = tf.tensor4d(v.x, [B, H, W, 1]);
+      const ws = v.ws
+        .slice(0, n)
+        .map((w, k) => tf.variable(tf.tensor4d(w, [3, 3, c.chans[k], c.chans[k + 1]])));
+      const bs = v.bs.slice(0, n).map((b) => tf.variable(tf.tensor1d(b)));
+      const xVar = tf.variable(x);
+      const rE = tf.tensor3d(v.rE, [B, H, W]);
+      const loss = (input: tf.Tensor4D) => () => {
+        const r =
+          stack === 'convStack'
+            ? convStack(input, ws, bs, c.relu)
+            : stack === 'convStackEnergy'
+              ? convStackEnergy(input, ws, bs, c.relu.slice(0, n))
+              : convStackWithEnergy(input, ws, bs, c.relu, c.at).energy;
+        return tf.sum(r.rank === 3 ? tf.mul(r, rE) : r) as tf.Scalar;
+      };
+      const vars = [...ws, ...bs];
+      const before = tf.memory().numTensors;
+      // x data: the variables' gradients, no dx of the first layer
+      let gData: tf.Tensor[] = [];
+      const pData = await tf.profile(() => {
+        const r = tf.variableGrads(loss(x), vars);
+        r.value.dispose();
+        gData = vars.map((w) => r.grads[w.name]);
+      });
+      assert.equal(inputGradKernels(pData), n - 1, `${backend}: input gradients with x data`);
+      // x a variable: every layer's dx, and the same bits for the others
+      let gVar: tf.Tensor[] = [];
+      let dxEager: tf.Tensor | null = null;
+      const pVar = await tf.profile(() => {
+        const r = tf.variableGrads(loss(xVar), [xVar, ...vars]);
+        r.value.dispose();
+        dxEager = r.grads[xVar.name];
+        gVar = vars.map((w) => r.grads[w.name]);
+      });
+      assert.equal(inputGradKernels(pVar), n, `${backend}: input gradients with x a variable`);
+      for (let k = 0; k < vars.length; k++)
+        assert.deepEqual(gData[k].dataSync(), gVar[k].dataSync(), `${backend}: ${vars[k].name}`);
+      // x data differentiated against: dx computed when asked, the same as with x a variable
+      const dxLazy = tf.tidy(() => tf.grad((xx: tf.Tensor) => loss(xx as tf.Tensor4D)())(x));
+      assert.deepEqual(dxLazy.dataSync(), dxEager!.dataSync(), `${backend}: dx asked for`);
+      tf.dispose([...gData, ...gVar, dxEager!, dxLazy]);
+      assert.equal(tf.memory().numTensors, before, `${backend}: tensors left behind`);
+      tf.dispose([x, xVar, rE, ...vars]);
+    }
+  });
+}

@@ -416,9 +416,12 @@ export function conv2dBackpropInputVia(
  * y, with g = dy ⊙ (y > 0). On wasm, for wide 3×3 layers, both Winograd kernels read dy masked by y on
  * the fly (no Step, no Multiply, no g tensor: two passes over an activation-sized tensor saved per
  * layer); otherwise g is formed with the backend's kernels and the gradients are the ones above.
- * Inputs {x, dy, filter, y}; attrs: Conv2DBackpropFilter's plus inputShape.
+ * Inputs {x, dy, filter, y}; attrs: Conv2DBackpropFilter's plus inputShape, and inputGrad: false for
+ * [dW, db] alone (the layer's input is data: networks/conv.ts).
  */
 export const KDMRI_RELU_CONV_GRADS = 'KdmriReluConv2DGrads';
+
+type ReluConvGradsAttrs = Conv2DBackpropFilterAttrs & Conv2DBackpropInputAttrs & { inputGrad?: boolean };
 
 function reluConvGrads(
   backendName: string,
@@ -427,7 +430,7 @@ function reluConvGrads(
   dy: TensorInfo,
   filter: TensorInfo,
   y: TensorInfo,
-  attrs: Conv2DBackpropFilterAttrs & Conv2DBackpropInputAttrs,
+  attrs: ReluConvGradsAttrs,
 ): TensorInfo[] {
   const [kh, kw, C, O] = filter.shape;
   const info = backend_util.computeConv2DInfo(
@@ -452,10 +455,11 @@ function reluConvGrads(
     sameShape(dy.shape, y.shape) &&
     winogradApplies(backend, C, O, kh, kw) &&
     winogradApplies(backend, O, C, kh, kw);
+  const inputGrad = attrs.inputGrad !== false;
   if (fused) {
-    const dx = conv2dBackpropInputVia(backendName, backend, dy, filter, attrs, y)!;
+    const dx = inputGrad ? [conv2dBackpropInputVia(backendName, backend, dy, filter, attrs, y)!] : [];
     const r = filterGradByWinograd(backend, x, dy, C, O, p, true, y);
-    return [dx, r.dw, r.db!];
+    return [...dx, r.dw, r.db!];
   }
   const step = kernelOf(
     'Step',
@@ -464,18 +468,21 @@ function reluConvGrads(
   const g = kernelOf('Multiply', backendName)({ inputs: { a: dy, b: step }, backend }) as TensorInfo;
   release(backend, step);
   try {
-    const dx =
-      conv2dBackpropInputVia(backendName, backend, g, filter, attrs) ??
-      (kernelOf(
-        Conv2DBackpropInput,
-        backendName,
-      )({
-        inputs: { dy: g, filter },
-        backend,
-        attrs: attrs as never,
-      }) as TensorInfo);
+    const dx = inputGrad
+      ? [
+          conv2dBackpropInputVia(backendName, backend, g, filter, attrs) ??
+            (kernelOf(
+              Conv2DBackpropInput,
+              backendName,
+            )({
+              inputs: { dy: g, filter },
+              backend,
+              attrs: attrs as never,
+            }) as TensorInfo),
+        ]
+      : [];
     const [dw, db] = conv2dBackpropFilterBiasVia(backendName, backend, x, g, attrs);
-    return [dx, dw, db];
+    return [...dx, dw, db];
   } finally {
     release(backend, g);
   }
@@ -543,7 +550,7 @@ export function registerConvBackprop(
           inputs.dy as TensorInfo,
           inputs.filter as TensorInfo,
           inputs.y as TensorInfo,
-          attrs as unknown as Conv2DBackpropFilterAttrs & Conv2DBackpropInputAttrs,
+          attrs as unknown as ReluConvGradsAttrs,
         ),
     });
   }

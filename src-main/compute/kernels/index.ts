@@ -5,6 +5,8 @@
  *  - FusedConv2D for wasm's thin layers (one input or output channel) and wide 3×3 layers (Winograd) by
  *    our WebAssembly kernels (see conv-thin.ts, conv-winograd.ts), the backend's own kernel otherwise;
  *  - a no-copy Identity for wasm (tfjs clones every tensor saved for a gradient; see identity.ts);
+ *  - KdmriChannelEnergy and KdmriChannelEnergyGrad for wasm: the attention energy Σ_c a_c² and its
+ *    gradient step in one threaded pass each (see channel-energy.ts);
  *  - KdmriDataConsistency (+ KdmriDataConsistencyGrad and its registered gradient) for the wasm, cpu and
  *    webgpu backends (see data-consistency.ts: float64 FFT on cpu/wasm, DFT-matrix products on webgpu).
  *
@@ -17,6 +19,7 @@
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerGradient, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { registerChannelEnergy } from './channel-energy.js';
 import { registerConvBackprop } from './conv-backprop.js';
 import { registerThinConv } from './conv-thin.js';
 import { registerDataConsistency } from './data-consistency.js';
@@ -41,6 +44,7 @@ export function registerKdmriKernels(): void {
   registerConvBackprop('wasm', registerKernel, unregisterKernel);
   registerThinConv('wasm', registerKernel, unregisterKernel);
   registerSharedIdentity('wasm', registerKernel, unregisterKernel);
+  registerChannelEnergy('wasm', registerKernel);
   registerDataConsistency(DC_BACKENDS, registerKernel, registerGradient);
   done = true;
 }

@@ -10,7 +10,9 @@
  *    (32→32) and their input gradients, a quarter and a fifth of the direct form's multiply-adds
  *    (F(4×4) measured single-threaded at 4×256×256, 32→32: 57 ms of CPU, about 85 GFLOP/s counted as
  *    direct-form FLOPs; F(6×6) about 18 % faster at 256×256);
- *  - dc_fft: the data-consistency layer's float64 FFTs (see data-consistency.ts).
+ *  - dc_fft: the data-consistency layer's float64 FFTs (see data-consistency.ts);
+ *  - energy_rows, energy_grad_rows: the attention energy Σ_c a_c² of an activation and its gradient
+ *    (see channel-energy.ts), where tfjs-wasm runs single-threaded elementwise kernels.
  *
  * How: the kernel module imports TensorFlow.js' own wasm memory, so it reads and writes tensors by
  * address. Work is split by output-grid rows into PARTS fixed parts; the filter gradient sums each
@@ -158,6 +160,8 @@ const KERNELS = [
   'dc_fft',
   'dc_fft_scratch_doubles',
   'winograd6_rows',
+  'energy_rows',
+  'energy_grad_rows',
 ] as const;
 
 // One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
@@ -209,6 +213,26 @@ for (;;) {
   );
 }
 `;
+
+/** Byte addresses of an activation a [rows][W][C] and its energy e [rows][W]: NHWC with rows = B·H. */
+export interface ChannelEnergyProblem {
+  a: number;
+  e: number;
+  rows: number;
+  W: number;
+  C: number;
+}
+
+/** The energy's gradient: a and g (0 for none) and out [rows][W][C], de [rows][W]. */
+export interface ChannelEnergyGradProblem {
+  a: number;
+  de: number;
+  g: number;
+  out: number;
+  rows: number;
+  W: number;
+  C: number;
+}
 
 /** A data-consistency problem for dc_fft (wasm/dc-fft.c): byte addresses, one real image after another. */
 export interface DcFftProblem {
@@ -531,6 +555,16 @@ export class WasmKernels {
       p.padLeft,
       p.relu ? 1 : 0,
     ]);
+  }
+
+  /** e[p] = Σ_c a[p][c]² over p < pixels (pixels = rows · W), c in order, float32 (wasm/energy.c). */
+  channelEnergy(p: ChannelEnergyProblem): void {
+    this.dispatch(KERNELS.indexOf('energy_rows'), [p.a], p.e, 0, p.rows, [p.W, p.C]);
+  }
+
+  /** out[p][c] = g[p][c] + a[p][c] · (2 de[p]), or a[p][c] · (2 de[p]) when g is 0 (wasm/energy.c). */
+  channelEnergyGrad(p: ChannelEnergyGradProblem): void {
+    this.dispatch(KERNELS.indexOf('energy_grad_rows'), [p.a, p.de, p.g], p.out, 0, p.rows, [p.W, p.C]);
   }
 
   dispose(): void {
