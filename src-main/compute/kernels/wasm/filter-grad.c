@@ -189,8 +189,9 @@ static inline int col_hi(int b, int pl, int W, int oW) { return W + pl - b < oW 
   } while (0)
 #define C1_IN_TAP(t, j, gv) C1_TAP(t, (j) + (t) % 3, gv)
 
-static void thin_c1_33_row(const float *xr0, const float *g, const float *m, float *acc, float *accb, int oW, int O,
-                           int W, int pl) {
+static inline __attribute__((always_inline)) void thin_c1_33_row_as(const float *xr0, const float *g, const float *m,
+                                                                    float *acc, float *accb, int oW, int O, int W,
+                                                                    int pl, const int masked) {
   /* the interior columns: j - pl >= 0 and j + 2 - pl < W */
   int ja = pl, jb = W - 2 + pl;
   if (jb > oW) jb = oW;
@@ -203,17 +204,17 @@ static void thin_c1_33_row(const float *xr0, const float *g, const float *m, flo
     v128_t sb = wasm_f32x4_splat(0.0f);
     int j = 0;
     for (; j < ja; j++) {
-      const v128_t gv = grad4(g, m, (long)j * O + ob);
+      const v128_t gv = grad4(g, masked ? m : 0, (long)j * O + ob);
       sb = wasm_f32x4_add(sb, gv);
       C1_TAPS(C1_EDGE_TAP, j, gv);
     }
     for (; j < jb; j++) {
-      const v128_t gv = grad4(g, m, (long)j * O + ob);
+      const v128_t gv = grad4(g, masked ? m : 0, (long)j * O + ob);
       sb = wasm_f32x4_add(sb, gv);
       C1_TAPS(C1_IN_TAP, j, gv);
     }
     for (; j < oW; j++) {
-      const v128_t gv = grad4(g, m, (long)j * O + ob);
+      const v128_t gv = grad4(g, masked ? m : 0, (long)j * O + ob);
       sb = wasm_f32x4_add(sb, gv);
       C1_TAPS(C1_EDGE_TAP, j, gv);
     }
@@ -228,6 +229,13 @@ static void thin_c1_33_row(const float *xr0, const float *g, const float *m, flo
     wasm_v128_store(t + 8 * O, s8);
     wasm_v128_store(accb + ob, wasm_f32x4_add(wasm_v128_load(accb + ob), sb));
   }
+}
+
+/* thin_c1_33_row_as inlined for dy masked and not: no mask test per load in the loop */
+static void thin_c1_33_row(const float *xr0, const float *g, const float *m, float *acc, float *accb, int oW, int O,
+                           int W, int pl) {
+  if (m) thin_c1_33_row_as(xr0, g, m, acc, accb, oW, O, W, pl, 1);
+  else thin_c1_33_row_as(xr0, g, 0, acc, accb, oW, O, W, pl, 0);
 }
 
 /* C = 1, any kh x kw, O % 4 = 0, one output row: tap by tap, 4 outputs at a time. */
