@@ -383,7 +383,8 @@ function filterGradByKernel(
  * dx for dy [B,oH,oW,O], filter [kh,kw,C,O] → inputShape [B,H,W,C], or null when the configuration is
  * not stride-1 with padding ≤ k−1 (the caller then uses another implementation). With `mask` (dy's
  * shape: a ReLU layer's output) dy is read as 0 where mask ≤ 0; only the Winograd kernel and the thin
- * kernel with one input channel take a mask (the caller checks winogradApplies or thinReluApplies).
+ * kernel with one output channel (dx of a 1→O layer) take a mask (the caller checks winogradApplies or
+ * WasmKernels.thin(O, 1); it throws otherwise).
  */
 export function conv2dBackpropInputVia(
   backendName: string,
