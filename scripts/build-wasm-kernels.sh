@@ -18,7 +18,8 @@ clang-14 "${common[@]}" -matomics -mbulk-memory -Wl,--shared-memory -o "$tmp/sha
 clang-14 "${common[@]}" -o "$tmp/plain.wasm" "$src"/*.c
 # the kernels share TensorFlow.js' memory: they must not use a shadow stack (a global) of their own
 for v in shared plain; do
-  if llvm-objdump-14 -d "$tmp/$v.wasm" | grep -qE 'global\.(get|set)'; then
+  # (not grep -q: it exits at the first match, objdump dies of SIGPIPE and pipefail hides the match)
+  if llvm-objdump-14 -d "$tmp/$v.wasm" | grep -E 'global\.(get|set)' >/dev/null; then
     echo "build-wasm-kernels: $v.wasm uses the shadow stack; restructure the C source" >&2
     exit 1
   fi

@@ -12,7 +12,13 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { matrixDcKernels, registerKdmriKernels } from '../../src-main/compute/kernels/index.js';
-import { useFilterGradKernel } from '../../src-main/compute/kernels/conv-backprop.js';
+import {
+  KDMRI_FILTER_BIAS_GRAD,
+  KDMRI_RELU_CONV_GRADS,
+  useFilterGradKernel,
+  useThinGradKernels,
+  useThinReluOnePass,
+} from '../../src-main/compute/kernels/conv-backprop.js';
 import { dataConsistency } from '../../src-main/networks/data-consistency.js';
 import { conv3x3 } from '../../src-main/networks/conv.js';
 import { fft2, fft2Real, ifft2 } from '../../src-main/kspace/fft.js';
@@ -169,6 +175,98 @@ for (const [b, h, w, cin, cout, pad, act, withBias] of [
     const ref = await onBackend('cpu', run);
     const got = await onBackend('wasm', run);
     assert.ok(relErr(got, ref) < 1e-5, `relative error ${relErr(got, ref)}`);
+  });
+}
+
+/**
+ * The thin layers' gradient kernels on the current backend: [dx, dW, db] of y = relu(conv(x, W) + b)
+ * by KDMRI_RELU_CONV_GRADS (relu) or [dW, db] of conv(x, W) + b by KDMRI_FILTER_BIAS_GRAD, for the
+ * gradient g at y, with convGrads' inputs (same seeds), so the cpu autodiff of convGrads is the reference.
+ */
+function thinKernelGrads(c: ConvCase, relu: boolean, pad: 'same' | 'valid'): Float32Array[] {
+  const [b, h, w, cin, cout] = c;
+  const x = tf.tensor4d(randArray(b * h * w * cin, 1), [b, h, w, cin]);
+  const f = tf.tensor4d(randArray(9 * cin * cout, 2, -0.3, 0.3), [3, 3, cin, cout]);
+  const bias = tf.tensor1d(randArray(cout, 3, -0.1, 0.1));
+  const oh = pad === 'same' ? h : h - 2;
+  const ow = pad === 'same' ? w : w - 2;
+  const g = tf.tensor4d(randArray(b * oh * ow * cout, 4), [b, oh, ow, cout]);
+  const attrs = {
+    strides: [1, 1],
+    pad,
+    dataFormat: 'NHWC',
+    filterShape: [3, 3, cin, cout],
+    inputShape: x.shape,
+  };
+  const y = tf.fused.conv2d({ x, filter: f, bias, strides: 1, pad, activation: 'relu' });
+  const out = relu
+    ? (tf
+        .engine()
+        .runKernel(KDMRI_RELU_CONV_GRADS, { x, dy: g, filter: f, y }, attrs as never) as tf.Tensor[])
+    : (tf.engine().runKernel(KDMRI_FILTER_BIAS_GRAD, { x, dy: g }, attrs as never) as tf.Tensor[]);
+  const vals = out.map((t) => t.dataSync() as Float32Array);
+  tf.dispose([x, f, bias, g, y, ...out]);
+  return vals;
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+}
+
+for (const [c, pad] of [
+  [[3, 13, 10, 1, 32], 'same'],
+  [[2, 9, 7, 1, 8], 'same'],
+  [[2, 1, 5, 1, 16], 'same'],
+  [[2, 11, 9, 1, 16], 'valid'],
+  [[1, 6, 5, 1, 12], 'valid'],
+] as [ConvCase, 'same' | 'valid'][]) {
+  test(`wasm 1→O ReLU layer gradients by the thin kernels (dy masked on the fly) match cpu, the same bits as g formed by Step and Multiply: [${c}] ${pad}`, async () => {
+    const ref = await onBackend('cpu', () => convGrads(c, true, pad));
+    const got = await onBackend('wasm', () => thinKernelGrads(c, true, pad));
+    for (const [i, what] of ['dx', 'dW', 'db'].entries()) {
+      const e = relErr(got[i], ref[i]);
+      assert.ok(e < 1e-5, `${what} relative error ${e}`);
+    }
+    try {
+      useThinReluOnePass(false);
+      const twoPass = await onBackend('wasm', () => thinKernelGrads(c, true, pad));
+      useThinGradKernels(false);
+      const old = await onBackend('wasm', () => thinKernelGrads(c, true, pad));
+      for (let i = 0; i < 3; i++) {
+        assert.ok(sameBits(got[i], old[i]), `gradient ${i}: not the same bits as the old path`);
+        assert.ok(
+          sameBits(twoPass[i], old[i]),
+          `gradient ${i} (two passes): not the same bits as the old path`,
+        );
+      }
+    } finally {
+      useThinReluOnePass(true);
+      useThinGradKernels(true);
+    }
+  });
+}
+
+for (const [c, pad] of [
+  [[3, 13, 10, 32, 1], 'same'],
+  [[2, 11, 9, 8, 1], 'valid'],
+  [[1, 6, 5, 4, 1], 'same'],
+  [[2, 12, 14, 1, 8], 'valid'],
+  [[2, 7, 9, 1, 32], 'same'],
+] as [ConvCase, 'same' | 'valid'][]) {
+  test(`wasm thin filter and bias gradient (x read unpadded) matches cpu, the same bits as the padded kernel: [${c}] ${pad}`, async () => {
+    const ref = await onBackend('cpu', () => convGrads(c, false, pad));
+    const got = await onBackend('wasm', () => thinKernelGrads(c, false, pad));
+    for (const [i, what] of ['dW', 'db'].entries()) {
+      const e = relErr(got[i], ref[i + 1]);
+      assert.ok(e < 1e-5, `${what} relative error ${e}`);
+    }
+    useThinGradKernels(false);
+    try {
+      const old = await onBackend('wasm', () => thinKernelGrads(c, false, pad));
+      for (let i = 0; i < 2; i++) assert.ok(sameBits(got[i], old[i]), `gradient ${i}: not the same bits`);
+    } finally {
+      useThinGradKernels(true);
+    }
   });
 }
 

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import {
   WasmKernels,
   type FilterGradProblem,
+  type ReluThinGradsProblem,
+  type ThinFilterGradProblem,
   type WinogradFilterProblem,
   type WinogradProblem,
   type WinogradTile,
@@ -456,6 +458,244 @@ for (const C of [32, 6]) {
         k.dispose();
       }
     }
+  });
+}
+
+/**
+ * A thin layer's gradient problem (C = 1 or O = 1, 3×3, pad 0 or 1) on a fresh memory: x unpadded and
+ * zero-padded (for filter_bias_grad_rows), dy, a mask with about half its values ≤ 0 (some exactly 0),
+ * g = dy · step(mask) as tfjs' Step and Multiply form it (−0 where dy < 0 is masked), the flipped
+ * filter of the input gradient, outputs and scratch; and float64 references of dW, db and dx (dx only
+ * for pad 1, the 'same' conv).
+ */
+function thinProblem(shared: boolean, B: number, H: number, W: number, C: number, O: number, pad: number) {
+  const memory = new WebAssembly.Memory({
+    initial: 256,
+    maximum: 65536,
+    shared,
+  } as WebAssembly.MemoryDescriptor);
+  const oH = H + 2 * pad - 2;
+  const oW = W + 2 * pad - 2;
+  const Hp = H + 2 * pad;
+  const Wp = W + 2 * pad;
+  const rng = new Rng(23);
+  const x = Float32Array.from({ length: B * H * W * C }, () => rng.uniform(-1, 1));
+  const dy = Float32Array.from({ length: B * oH * oW * O }, () => rng.uniform(-1, 1));
+  const mask = Float32Array.from({ length: dy.length }, () =>
+    rng.uniform(0, 1) < 0.1 ? 0 : rng.uniform(-1, 1),
+  );
+  const g = dy.map((v, i) => v * (mask[i] > 0 ? 1 : 0));
+  const w = Float32Array.from({ length: 9 * C * O }, () => rng.uniform(-0.3, 0.3));
+  // wf[a][b][o][c] = w[2−a][2−b][c][o]: the input gradient's filter
+  const wf = new Float32Array(9 * C * O);
+  for (let t = 0; t < 9; t++)
+    for (let c = 0; c < C; c++)
+      for (let o = 0; o < O; o++) wf[(t * O + o) * C + c] = w[((8 - t) * C + c) * O + o];
+  const xp = new Float32Array(B * Hp * Wp * C);
+  for (let n = 0; n < B; n++)
+    for (let i = 0; i < H; i++)
+      xp.set(x.subarray((n * H + i) * W * C, (n * H + i + 1) * W * C), ((n * Hp + i + pad) * Wp + pad) * C);
+  const at: Record<string, number> = {};
+  let next = 64;
+  const sizes = {
+    x: x.length,
+    xp: xp.length,
+    dy: dy.length,
+    mask: mask.length,
+    g: g.length,
+    wf: wf.length,
+    dx: B * H * W * C,
+    dx2: B * H * W * C,
+    scratch: Math.max(
+      WasmKernels.scratchFloats({ C, O, kh: 3, kw: 3 }),
+      WasmKernels.reluThinGradsScratchFloats(W, O),
+    ),
+  };
+  for (const [k, n] of Object.entries(sizes)) {
+    at[k] = next;
+    next += 4 * n + 64;
+  }
+  const f32 = new Float32Array(memory.buffer);
+  for (const [k, v] of Object.entries({ x, xp, dy, mask, g, wf })) f32.set(v, at[k] / 4);
+  const geo = { batch: B, H, W, oH, oW, C, O, padTop: pad, padLeft: pad };
+  const thin = (masked: boolean): ThinFilterGradProblem => ({
+    ...geo,
+    x: at.x,
+    dy: at.dy,
+    mask: masked ? at.mask : 0,
+    scratch: at.scratch,
+    kh: 3,
+    kw: 3,
+  });
+  const padded = (masked: boolean): FilterGradProblem => ({
+    xp: at.xp,
+    dy: masked ? at.g : at.dy,
+    scratch: at.scratch,
+    batch: B,
+    Hp,
+    Wp,
+    oH,
+    oW,
+    C,
+    O,
+    kh: 3,
+    kw: 3,
+  });
+  const relu: ReluThinGradsProblem = {
+    x: at.x,
+    dy: at.dy,
+    mask: at.mask,
+    wf: at.wf,
+    dx: at.dx,
+    scratch: at.scratch,
+    batch: B,
+    H,
+    W,
+    O,
+  };
+  const read = () => new Float32Array(memory.buffer, at.scratch, sizes.scratch);
+  const readDx = (k: 'dx' | 'dx2') => new Float32Array(memory.buffer, at[k], sizes.dx).slice();
+  // float64 references, from g (masked) or dy
+  const ref = (masked: boolean) => {
+    const gg = masked ? g : dy;
+    const dw = new Float64Array(9 * C * O);
+    const db = new Float64Array(O);
+    const dx = new Float64Array(B * H * W * C);
+    for (let n = 0; n < B; n++)
+      for (let i = 0; i < oH; i++)
+        for (let j = 0; j < oW; j++)
+          for (let o = 0; o < O; o++) {
+            const gv = gg[((n * oH + i) * oW + j) * O + o];
+            db[o] += gv;
+            for (let a = 0; a < 3; a++)
+              for (let b = 0; b < 3; b++) {
+                const ii = i + a - pad;
+                const jj = j + b - pad;
+                if (ii < 0 || ii >= H || jj < 0 || jj >= W) continue;
+                for (let c = 0; c < C; c++) {
+                  const xi = ((n * H + ii) * W + jj) * C + c;
+                  dw[((a * 3 + b) * C + c) * O + o] += x[xi] * gv;
+                  dx[xi] += w[((a * 3 + b) * C + c) * O + o] * gv;
+                }
+              }
+          }
+    return { dw, db, dx };
+  };
+  return { memory, thin, padded, relu, read, readDx, ref, at, geo };
+}
+
+for (const [C, O, pad] of [
+  [1, 16, 1],
+  [1, 8, 0],
+  [1, 12, 1],
+  [32, 1, 1],
+  [8, 1, 0],
+  [12, 1, 1],
+] as const) {
+  for (const masked of [false, true]) {
+    test(`thin filter gradient (C=${C}, O=${O}, pad ${pad}${masked ? ', dy masked' : ''}) matches a float64 reference, the same bits as the padded kernel${masked ? ' on g = dy ⊙ step(y)' : ''}, and on 1, 2 or 3 threads`, () => {
+      // 3 images of 9×10 (9×13 for pad 0): parts cross image boundaries; odd widths leave edge columns
+      const { memory, thin, padded, read, ref } = thinProblem(true, 3, 9, pad ? 10 : 13, C, O, pad);
+      const { dw, db } = ref(masked);
+      const results = [1, 2, 3].map((threads) => {
+        const k = new WasmKernels(memory, threads);
+        try {
+          return k.filterBiasGradThin(thin(masked), read);
+        } finally {
+          k.dispose();
+        }
+      });
+      assert.ok(maxRel(results[0][0], dw) < 1e-5, `dW: ${maxRel(results[0][0], dw)}`);
+      assert.ok(maxRel(results[0][1], db) < 1e-5, `db: ${maxRel(results[0][1], db)}`);
+      for (const r of results.slice(1)) {
+        assert.deepEqual(r[0], results[0][0]);
+        assert.deepEqual(r[1], results[0][1]);
+      }
+      const k = new WasmKernels(memory, 2);
+      const old = k.filterBiasGrad(padded(masked), read);
+      k.dispose();
+      assert.deepEqual(results[0][0], old[0]);
+      assert.deepEqual(results[0][1], old[1]);
+    });
+  }
+}
+
+test('thin filter gradient on a plain (unshared) memory: one thread, matches', () => {
+  const { memory, thin, read, ref } = thinProblem(false, 2, 7, 11, 1, 8, 1);
+  const { dw, db } = ref(true);
+  const k = new WasmKernels(memory, 4);
+  assert.equal(k.threads, 1);
+  const [gw, gb] = k.filterBiasGradThin(thin(true), read);
+  assert.ok(maxRel(gw, dw) < 1e-5, `dW: ${maxRel(gw, dw)}`);
+  assert.ok(maxRel(gb, db) < 1e-5, `db: ${maxRel(gb, db)}`);
+  k.dispose();
+});
+
+test('thin conv with a mask: the input gradient of a 1→O ReLU layer, the same bits as on g = dy ⊙ step(y)', () => {
+  const { memory, at, geo, readDx, ref } = thinProblem(true, 3, 9, 10, 1, 16, 1);
+  const { dx } = ref(true);
+  // dx = an O→1 'same' conv of g with wf
+  const conv = { ...geo, C: 16, O: 1, w: at.wf, bias: 0, kh: 3, kw: 3, relu: false };
+  const results = [1, 2, 3].map((threads) => {
+    const k = new WasmKernels(memory, threads);
+    try {
+      k.convThin({ ...conv, x: at.dy, mask: at.mask, y: at.dx });
+      return readDx('dx');
+    } finally {
+      k.dispose();
+    }
+  });
+  assert.ok(maxRel(results[0], dx) < 1e-5, `dx: ${maxRel(results[0], dx)}`);
+  for (const r of results.slice(1)) assert.deepEqual(r, results[0]);
+  const k = new WasmKernels(memory, 2);
+  k.convThin({ ...conv, x: at.g, mask: 0, y: at.dx2 });
+  k.dispose();
+  assert.deepEqual(results[0], readDx('dx2'));
+});
+
+for (const [B, H, W, O] of [
+  [3, 9, 10, 16],
+  [2, 1, 6, 4],
+  [1, 2, 3, 8],
+  [4, 5, 4, 12],
+] as const) {
+  test(`1→O ReLU layer gradients in one pass (${B}×${H}×${W}, O=${O}): match float64 references, the same bits as the two masked kernels, on 1, 2 or 3 threads`, () => {
+    const { memory, relu, thin, at, geo, read, readDx, ref } = thinProblem(true, B, H, W, 1, O, 1);
+    const r = ref(true);
+    const results = [1, 2, 3].map((threads) => {
+      new Float32Array(memory.buffer, at.dx, B * H * W).fill(NaN);
+      const k = new WasmKernels(memory, threads);
+      try {
+        const [dw, db] = k.reluThinGrads(relu, read);
+        return [readDx('dx'), dw, db];
+      } finally {
+        k.dispose();
+      }
+    });
+    for (const [i, what] of ['dx', 'dW', 'db'].entries()) {
+      const ref64 = [r.dx, r.dw, r.db][i];
+      assert.ok(maxRel(results[0][i], ref64) < 1e-5, `${what}: ${maxRel(results[0][i], ref64)}`);
+      for (const other of results.slice(1)) assert.deepEqual(other[i], results[0][i]);
+    }
+    const k = new WasmKernels(memory, 2);
+    k.convThin({
+      ...geo,
+      C: O,
+      O: 1,
+      x: at.dy,
+      mask: at.mask,
+      w: at.wf,
+      bias: 0,
+      y: at.dx2,
+      kh: 3,
+      kw: 3,
+      relu: false,
+    });
+    const [dw, db] = k.filterBiasGradThin(thin(true), read);
+    k.dispose();
+    assert.deepEqual(results[0][0], readDx('dx2'));
+    assert.deepEqual(results[0][1], dw);
+    assert.deepEqual(results[0][2], db);
   });
 }
 

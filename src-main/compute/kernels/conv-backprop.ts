@@ -14,9 +14,9 @@
  *    yields dW flipped in space, which is undone while transposing.
  *  - input gradient dx = conv(dy, W flipped in space with in/out swapped), padded by k−1−pad.
  *
- *    On wasm, dW and db are instead computed by our own WebAssembly SIMD kernel (wasm-kernels.ts,
- *    wasm/filter-grad.c) on the backend's memory; the conv form remains where that memory cannot be
- *    reached (another tfjs-backend-wasm build).
+ *    On wasm, dW and db are instead computed by our own WebAssembly SIMD kernels (wasm-kernels.ts,
+ *    wasm/filter-grad.c, wasm/winograd.c) on the backend's memory; the conv form remains where that
+ *    memory cannot be reached (another tfjs-backend-wasm build).
  *
  * Conventions: NHWC activations, HWIO filters, float32. Only stride 1 and dilation 1 are accelerated;
  * Conv2DBackpropInput falls back to the original wasm kernel otherwise, Conv2DBackpropFilter throws.
@@ -156,7 +156,9 @@ function filterGrad(
   // 116 ms), 580 ms by the conv form below (its kernel has 256×256 taps of only B channels each)
   if (useKernel && isWasmBackend(backend) && wasmKernelsFor(backend)) {
     if (useWinogradFilter && WasmKernels.winograd(kh, kw, C, O))
-      return filterGradByWinograd(backend, x, dy, C, O, info.padInfo, withBias);
+      return filterGradInPlace('winograd', backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
+    if (useThinGrad && WasmKernels.thinGrad(C, O))
+      return filterGradInPlace('thin', backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
     return filterGradByKernel(backendName, backend, x, dy, kh, kw, C, O, info.padInfo, withBias);
   }
   const swapped = O < C && top <= kh - 1 && bottom <= kh - 1 && left <= kw - 1 && right <= kw - 1;
@@ -224,11 +226,54 @@ export function useWinogradFilterGrad(on: boolean): void {
   useWinogradFilter = on;
 }
 
-/** dW and db of a wide 3×3 layer by Winograd F(3×3, 4×4) (wasm-kernels.ts), x read unpadded in place. */
-function filterGradByWinograd(
+/**
+ * Run a filter-gradient kernel of wasm-kernels.ts with `floats` float32 of scratch on the backend (its
+ * address, and a reader of it as float32, given to `run`), and wrap its [dW, db] as tensors.
+ */
+function kernelFilterGrad(
+  backend: KernelBackend & WasmBackendInternals,
+  floats: number,
+  dwShape: number[],
+  withBias: boolean,
+  run: (scratch: number, read: () => Float32Array) => [Float32Array, Float32Array],
+): { dw: TensorInfo; db?: TensorInfo } {
+  const scratch = backend.makeOutput([floats], 'float32');
+  let dw: Float32Array;
+  let db: Float32Array;
+  try {
+    [dw, db] = run(addressOf(backend, scratch), () => readF32(backend, scratch));
+  } finally {
+    release(backend, scratch);
+  }
+  const dwT = makeF32(backend, dwShape, dw);
+  return withBias ? { dw: dwT, db: makeF32(backend, [db.length], db) } : { dw: dwT };
+}
+
+let useThinGrad = true;
+
+/**
+ * Tests and the bench only: the thin layers' gradients by the general kernels (x copied padded by
+ * PadV2; for a ReLU layer, g = dy ⊙ (y > 0) formed by Step and Multiply) instead of the thin ones.
+ */
+export function useThinGradKernels(on: boolean): void {
+  useThinGrad = on;
+}
+
+/**
+ * dW (and db) by one of our WebAssembly kernels that read x unpadded and dy in place (with `mask`, dy's
+ * shape, a ReLU layer's output: dy read as 0 where mask ≤ 0), so neither a PadV2 copy of x nor g:
+ *  - 'winograd': a wide 3×3 layer (WasmKernels.winograd) by Winograd F(3×3, 4×4);
+ *  - 'thin': a thin layer (WasmKernels.thinGrad), filterGradByKernel's sums in its order. Measured at
+ *    4×256×256 on 2 threads, dW and db of 32→1: 13.9 ms by filterGradByKernel, whose 4×1 tile waits on
+ *    one sum at a time (and PadV2 copies x), 4.3 ms by this one.
+ */
+function filterGradInPlace(
+  by: 'winograd' | 'thin',
   backend: KernelBackend & WasmBackendInternals,
   x: TensorInfo,
   dy: TensorInfo,
+  kh: number,
+  kw: number,
   C: number,
   O: number,
   pad: { top: number; left: number },
@@ -238,33 +283,30 @@ function filterGradByWinograd(
   const runner = wasmKernelsFor(backend)!;
   const [B, H, W] = x.shape;
   const [, oH, oW] = dy.shape;
-  const scratch = backend.makeOutput([WasmKernels.winogradFilterScratchFloats(C, O)], 'float32');
-  let dw: Float32Array;
-  let db: Float32Array;
-  try {
-    [dw, db] = runner.filterBiasGradWinograd(
-      {
-        x: addressOf(backend, x),
-        dy: addressOf(backend, dy),
-        mask: mask ? addressOf(backend, mask) : 0,
-        scratch: addressOf(backend, scratch),
-        batch: B,
-        H,
-        W,
-        oH,
-        oW,
-        C,
-        O,
-        padTop: pad.top,
-        padLeft: pad.left,
-      },
-      () => readF32(backend, scratch),
-    );
-  } finally {
-    release(backend, scratch);
-  }
-  const dwT = makeF32(backend, [3, 3, C, O], dw);
-  return withBias ? { dw: dwT, db: makeF32(backend, [O], db) } : { dw: dwT };
+  const floats =
+    by === 'winograd'
+      ? WasmKernels.winogradFilterScratchFloats(C, O)
+      : WasmKernels.scratchFloats({ C, O, kh, kw });
+  return kernelFilterGrad(backend, floats, [kh, kw, C, O], withBias, (scratch, read) => {
+    const p = {
+      x: addressOf(backend, x),
+      dy: addressOf(backend, dy),
+      mask: mask ? addressOf(backend, mask) : 0,
+      scratch,
+      batch: B,
+      H,
+      W,
+      oH,
+      oW,
+      C,
+      O,
+      padTop: pad.top,
+      padLeft: pad.left,
+    };
+    return by === 'winograd'
+      ? runner.filterBiasGradWinograd(p, read)
+      : runner.filterBiasGradThin({ ...p, kh, kw }, read);
+  });
 }
 
 /**
@@ -307,40 +349,42 @@ function filterGradByKernel(
       constantValue: 0,
     } as never,
   }) as TensorInfo;
-  const scratch = backend.makeOutput([WasmKernels.scratchFloats({ C, O, kh, kw })], 'float32');
-  let dw: Float32Array;
-  let db: Float32Array;
   try {
-    [dw, db] = runner.filterBiasGrad(
-      {
-        xp: addressOf(backend, xp),
-        dy: addressOf(backend, dy),
-        scratch: addressOf(backend, scratch),
-        batch: B,
-        Hp: H + pad.top + pad.bottom,
-        Wp: W + pad.left + pad.right,
-        oH,
-        oW,
-        C,
-        O,
-        kh,
-        kw,
-      },
-      () => readF32(backend, scratch),
+    return kernelFilterGrad(
+      backend,
+      WasmKernels.scratchFloats({ C, O, kh, kw }),
+      [kh, kw, C, O],
+      withBias,
+      (scratch, read) =>
+        runner.filterBiasGrad(
+          {
+            xp: addressOf(backend, xp),
+            dy: addressOf(backend, dy),
+            scratch,
+            batch: B,
+            Hp: H + pad.top + pad.bottom,
+            Wp: W + pad.left + pad.right,
+            oH,
+            oW,
+            C,
+            O,
+            kh,
+            kw,
+          },
+          read,
+        ),
     );
   } finally {
     release(backend, xp);
-    release(backend, scratch);
   }
-  const dwT = makeF32(backend, [kh, kw, C, O], dw);
-  return withBias ? { dw: dwT, db: makeF32(backend, [O], db) } : { dw: dwT };
 }
 
 /**
  * dx for dy [B,oH,oW,O], filter [kh,kw,C,O] → inputShape [B,H,W,C], or null when the configuration is
  * not stride-1 with padding ≤ k−1 (the caller then uses another implementation). With `mask` (dy's
- * shape: a ReLU layer's output) dy is read as 0 where mask ≤ 0; only the Winograd kernel takes a mask
- * (the caller checks winogradApplies).
+ * shape: a ReLU layer's output) dy is read as 0 where mask ≤ 0; only the Winograd kernel and the thin
+ * kernel with one output channel (dx of a 1→O layer) take a mask (the caller checks winogradApplies or
+ * WasmKernels.thin(O, 1); it throws otherwise).
  */
 export function conv2dBackpropInputVia(
   backendName: string,
@@ -384,17 +428,22 @@ export function conv2dBackpropInputVia(
   const wpad = { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W };
   const wide = winogradConv(backend, dy, { shape: [kh, kw, O, C], values: wf }, null, wpad, false, mask);
   if (wide) return wide;
-  if (mask) throw new Error('kdmri Conv2DBackpropInput: a masked dy needs the Winograd kernel');
   const wt = makeF32(backend, [kh, kw, O, C], wf);
+  const thin = thinConv(
+    backend,
+    dy,
+    wt,
+    null,
+    { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W },
+    false,
+    mask,
+  );
+  if (mask && !thin) {
+    release(backend, wt);
+    throw new Error('kdmri Conv2DBackpropInput: a masked dy needs the Winograd or the thin kernel');
+  }
   const dx =
-    thinConv(
-      backend,
-      dy,
-      wt,
-      null,
-      { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W },
-      false,
-    ) ??
+    thin ??
     conv(backendName, backend, dy, wt, [
       [0, 0],
       [kh - 1 - top, kh - 1 - bottom],
@@ -415,7 +464,10 @@ export function conv2dBackpropInputVia(
  * The kernel KDMRI_RELU_CONV_GRADS: [dx, dW, db] of a ReLU layer y = relu(conv(x, W) + b) from dy and
  * y, with g = dy ⊙ (y > 0). On wasm, for wide 3×3 layers, both Winograd kernels read dy masked by y on
  * the fly (no Step, no Multiply, no g tensor: two passes over an activation-sized tensor saved per
- * layer); otherwise g is formed with the backend's kernels and the gradients are the ones above.
+ * layer); for a 1→O layer (a cascade's first) the thin kernels do the same, in one pass over dy and y
+ * for a 3×3 'same' layer (measured at 4×256×256 → 32 on 2 threads: 24.3 ms with g formed, 17.3 by two
+ * masked passes, 11.1 by one; the same bits, see wasm-kernels.ts); otherwise g is formed with the
+ * backend's kernels and the gradients are the ones above.
  * Inputs {x, dy, filter, y}; attrs: Conv2DBackpropFilter's plus inputShape, and inputGrad: false for
  * [dW, db] alone (the layer's input is data: networks/conv.ts).
  */
@@ -458,8 +510,44 @@ function reluConvGrads(
   const inputGrad = attrs.inputGrad !== false;
   if (fused) {
     const dx = inputGrad ? [conv2dBackpropInputVia(backendName, backend, dy, filter, attrs, y)!] : [];
-    const r = filterGradByWinograd(backend, x, dy, C, O, p, true, y);
+    const r = filterGradInPlace('winograd', backend, x, dy, kh, kw, C, O, p, true, y);
     return [...dx, r.dw, r.db!];
+  }
+  // a 1→O layer: its dx is a thin O→1 conv of g and its dW a thin filter gradient, both read dy masked
+  const thinFused =
+    useKernel &&
+    useThinGrad &&
+    isWasmBackend(backend) &&
+    wasmKernelsFor(backend) !== null &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    (attrs.dataFormat === undefined || attrs.dataFormat === 'NHWC') &&
+    Math.max(p.top, p.bottom, p.left, p.right) <= Math.min(kh, kw) - 1 &&
+    sameShape(dy.shape, y.shape) &&
+    y.dtype === 'float32' &&
+    dy.dtype === 'float32' &&
+    C === 1 &&
+    WasmKernels.thinGrad(C, O) &&
+    WasmKernels.thin(O, C);
+  if (thinFused && !inputGrad) {
+    // the network's first layer: dW and db alone, one masked pass
+    const r = filterGradInPlace('thin', backend, x, dy, kh, kw, C, O, p, true, y);
+    return [r.dw, r.db!];
+  }
+  if (
+    thinFused &&
+    useThinOnePass &&
+    kh === 3 &&
+    kw === 3 &&
+    p.top === 1 &&
+    p.left === 1 &&
+    sameShape(dy.shape, [...x.shape.slice(0, 3), O])
+  )
+    return reluThinGrads(backend, x, dy, filter, y);
+  if (thinFused) {
+    const dx = conv2dBackpropInputVia(backendName, backend, dy, filter, attrs, y)!;
+    const r = filterGradInPlace('thin', backend, x, dy, kh, kw, C, O, p, true, y);
+    return [dx, r.dw, r.db!];
   }
   const step = kernelOf(
     'Step',
@@ -485,6 +573,65 @@ function reluConvGrads(
     return [...dx, dw, db];
   } finally {
     release(backend, g);
+  }
+}
+
+let useThinOnePass = true;
+
+/** Tests and the bench only: a 1→O ReLU layer's dx and dW by two masked passes instead of one. */
+export function useThinReluOnePass(on: boolean): void {
+  useThinOnePass = on;
+}
+
+/**
+ * [dx, dW, db] of a 3×3 'same' 1→O ReLU layer by relu_thin_grads_rows: dy and y read once (dx and dW
+ * each reading them masked cost two passes over both).
+ */
+function reluThinGrads(
+  backend: KernelBackend & WasmBackendInternals,
+  x: TensorInfo,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  y: TensorInfo,
+): TensorInfo[] {
+  const runner = wasmKernelsFor(backend)!;
+  const [B, H, W] = x.shape;
+  const O = filter.shape[3];
+  // wf[a][b][o] = W[2−a][2−b][0][o]: the O→1 conv of g that gives dx (9·O values, done in JS)
+  const w = readF32(backend, filter);
+  const wf = new Float32Array(9 * O);
+  for (let t = 0; t < 9; t++) wf.set(w.subarray((8 - t) * O, (9 - t) * O), t * O);
+  const wfT = makeF32(backend, [3, 3, O, 1], wf);
+  const dx = backend.makeOutput([B, H, W, 1], 'float32');
+  try {
+    const r = kernelFilterGrad(
+      backend,
+      WasmKernels.reluThinGradsScratchFloats(W, O),
+      [3, 3, 1, O],
+      true,
+      (scratch, read) =>
+        runner.reluThinGrads(
+          {
+            x: addressOf(backend, x),
+            dy: addressOf(backend, dy),
+            mask: addressOf(backend, y),
+            wf: addressOf(backend, wfT),
+            dx: addressOf(backend, dx),
+            scratch,
+            batch: B,
+            H,
+            W,
+            O,
+          },
+          read,
+        ),
+    );
+    return [dx, r.dw, r.db!];
+  } catch (e) {
+    release(backend, dx);
+    throw e;
+  } finally {
+    release(backend, wfT);
   }
 }
 

@@ -26,7 +26,9 @@ type Pad4 = { top: number; left: number; outHeight: number; outWidth: number };
 /**
  * y = act(conv(x, w) + bias) by our kernel, or null when the backend, the shapes or the options are
  * not ones it runs (the caller then uses XNNPACK). `pad` gives the top/left zero padding and the
- * output size (bottom/right padding follows from them).
+ * output size (bottom/right padding follows from them). With `mask` (x's shape: a 1→O ReLU layer's
+ * output y, when x is its dy) x is read as 0 where mask ≤ 0; only one output channel takes a mask (null
+ * otherwise).
  */
 export function thinConv(
   backend: KernelBackend,
@@ -35,11 +37,20 @@ export function thinConv(
   bias: TensorInfo | null,
   pad: Pad4,
   relu: boolean,
+  mask: TensorInfo | null = null,
 ): TensorInfo | null {
   if (!isWasmBackend(backend)) return null;
   const [B, H, W, C] = x.shape;
   const [kh, kw, wc, O] = w.shape;
   if (x.shape.length !== 4 || wc !== C || !WasmKernels.thin(C, O)) return null;
+  if (
+    mask &&
+    (O !== 1 ||
+      mask.shape.length !== 4 ||
+      mask.dtype !== 'float32' ||
+      !x.shape.every((d, i) => d === mask.shape[i]))
+  )
+    return null;
   if (
     x.dtype !== 'float32' ||
     w.dtype !== 'float32' ||
@@ -51,6 +62,7 @@ export function thinConv(
   const y = backend.makeOutput([B, pad.outHeight, pad.outWidth, O], 'float32');
   kernels.convThin({
     x: addressOf(backend, x),
+    mask: mask ? addressOf(backend, mask) : 0,
     w: addressOf(backend, w),
     bias: bias ? addressOf(backend, bias) : 0,
     y: addressOf(backend, y),

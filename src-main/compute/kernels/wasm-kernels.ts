@@ -6,6 +6,9 @@
  *    32→32 on 2 threads: 114 ms, against 505 ms as im2col GEMMs and 116 ms for the forward conv;
  *  - conv_thin_rows: the forward conv of the thin layers (1→32 and 32→1, and so their input
  *    gradients), which XNNPACK runs at a few GFLOP/s;
+ *  - filter_bias_grad_thin_rows: dW and db of those thin layers, x read unpadded in place and, for a
+ *    ReLU layer, dy masked by its output on the fly (filter_bias_grad_rows' sums, in its order);
+ *  - relu_thin_grads_rows: dx, dW and db of a 1→O ReLU layer in one pass over dy and its output;
  *  - winograd_rows, winograd6_rows: Winograd F(4×4, 3×3) and F(6×6, 3×3) for the wide 3×3 layers
  *    (32→32) and their input gradients, a quarter and a fifth of the direct form's multiply-adds
  *    (F(4×4) measured single-threaded at 4×256×256, 32→32: 57 ms of CPU, about 85 GFLOP/s counted as
@@ -83,6 +86,22 @@ export interface ThinConvProblem extends ConvGeometry {
   kh: number;
   kw: number;
   relu: boolean;
+  /** x's shape, x read as 0 where mask ≤ 0 (O = 1 only: a 1→O ReLU layer's input gradient), or 0 / absent. */
+  mask?: number;
+}
+
+/** A thin layer's filter-gradient problem for filter_bias_grad_thin_rows: x unpadded, dy optionally masked. */
+export interface ThinFilterGradProblem extends ConvGeometry {
+  /** [batch][H][W][C], unpadded. */
+  x: number;
+  /** [batch][oH][oW][O]. */
+  dy: number;
+  /** dy's shape, dy read as 0 where mask ≤ 0 (a ReLU layer's output), or 0 for none. */
+  mask: number;
+  /** WasmKernels.scratchFloats({C, O, kh, kw}) float32 of scratch. */
+  scratch: number;
+  kh: number;
+  kw: number;
 }
 
 export interface WinogradProblem extends ConvGeometry {
@@ -116,6 +135,26 @@ export interface WinogradFilterProblem extends ConvGeometry {
   mask: number;
   /** WasmKernels.winogradFilterScratchFloats(C, O) float32 of scratch. */
   scratch: number;
+}
+
+/** A 1→O ReLU layer's gradients for relu_thin_grads_rows (3×3, 'same': oH = H, oW = W, pad 1). */
+export interface ReluThinGradsProblem {
+  /** [batch][H][W], the layer's input. */
+  x: number;
+  /** [batch][H][W][O], the gradient at the layer's output. */
+  dy: number;
+  /** [batch][H][W][O], the layer's output y (dy counts where y > 0). */
+  mask: number;
+  /** [3][3][O], the filter flipped in space (dx = a 'same' O→1 conv of g with it). */
+  wf: number;
+  /** [batch][H][W], written. */
+  dx: number;
+  /** WasmKernels.reluThinGradsScratchFloats(W, O) float32 of scratch. */
+  scratch: number;
+  batch: number;
+  H: number;
+  W: number;
+  O: number;
 }
 
 /** Tiles per block in winograd.c's filter gradient (WGF_TB). */
@@ -162,6 +201,8 @@ const KERNELS = [
   'winograd6_rows',
   'energy_rows',
   'energy_grad_rows',
+  'filter_bias_grad_thin_rows',
+  'relu_thin_grads_rows',
 ] as const;
 
 // One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
@@ -355,14 +396,73 @@ export class WasmKernels {
       p.kh,
       p.kw,
     ]);
-    const s = read();
-    const n = stride - p.O;
+    return WasmKernels.addParts(read(), stride, stride - p.O, p.O);
+  }
+
+  /** Whether filter_bias_grad_thin_rows runs this layer: C = 1 with O % 4 = 0, or O = 1 with C % 4 = 0. */
+  static thinGrad(C: number, O: number): boolean {
+    return (C === 1 && O % 4 === 0) || (O === 1 && C % 4 === 0);
+  }
+
+  /**
+   * filterBiasGrad for a thin layer, x unpadded and dy optionally masked: the same part split and the
+   * same sums in the same order, so (finite values) the same bits as filterBiasGrad on zero-padded x
+   * and on dy ⊙ (mask > 0).
+   */
+  filterBiasGradThin(p: ThinFilterGradProblem, read: () => Float32Array): [Float32Array, Float32Array] {
+    if (!WasmKernels.thinGrad(p.C, p.O))
+      throw new Error(`wasm kernel filter_bias_grad_thin_rows: C=${p.C}, O=${p.O} is not thin`);
+    const stride = p.kh * p.kw * p.C * p.O + p.O;
+    this.dispatch(
+      KERNELS.indexOf('filter_bias_grad_thin_rows'),
+      [p.x, p.dy, p.mask],
+      p.scratch,
+      stride,
+      p.batch * p.oH,
+      [p.H, p.W, p.oH, p.oW, p.C, p.O, p.kh, p.kw, p.padTop, p.padLeft],
+    );
+    return WasmKernels.addParts(read(), stride, stride - p.O, p.O);
+  }
+
+  private static reluThinGradsPartFloats(W: number, O: number): number {
+    return 10 * O + 3 * W * O;
+  }
+
+  static reluThinGradsScratchFloats(W: number, O: number): number {
+    return PARTS * WasmKernels.reluThinGradsPartFloats(W, O);
+  }
+
+  /**
+   * dx into p.dx, and [dW as 3·3·O, db as O] of a 1→O ReLU layer (O % 4 = 0), g = dy ⊙ (y > 0) read
+   * once: the same bits as convThin (masked, O = 1 of the flipped filter) and filterBiasGradThin (masked).
+   */
+  reluThinGrads(p: ReluThinGradsProblem, read: () => Float32Array): [Float32Array, Float32Array] {
+    if (p.O % 4 !== 0) throw new Error(`wasm kernel relu_thin_grads_rows: O=${p.O} is not a multiple of 4`);
+    const stride = WasmKernels.reluThinGradsPartFloats(p.W, p.O);
+    this.dispatch(
+      KERNELS.indexOf('relu_thin_grads_rows'),
+      [p.x, p.dy, p.mask, p.wf, p.dx],
+      p.scratch,
+      stride,
+      p.batch * p.H,
+      [p.H, p.W, p.O],
+    );
+    return WasmKernels.addParts(read(), stride, 9 * p.O, p.O);
+  }
+
+  /** Each part's dW (n floats) and db (O) sums, at `stride` floats apart, added in part order in float64. */
+  private static addParts(
+    s: Float32Array,
+    stride: number,
+    n: number,
+    O: number,
+  ): [Float32Array, Float32Array] {
     const dw = new Float64Array(n);
-    const db = new Float64Array(p.O);
+    const db = new Float64Array(O);
     for (let k = 0; k < PARTS; k++) {
       const base = k * stride;
       for (let i = 0; i < n; i++) dw[i] += s[base + i];
-      for (let o = 0; o < p.O; o++) db[o] += s[base + n + o];
+      for (let o = 0; o < O; o++) db[o] += s[base + n + o];
     }
     return [Float32Array.from(dw), Float32Array.from(db)];
   }
@@ -542,7 +642,8 @@ export class WasmKernels {
     if (!WasmKernels.thin(p.C, p.O))
       throw new Error(`wasm kernel conv_thin_rows: C=${p.C}, O=${p.O} is not thin`);
     // parts write disjoint output rows: the "part size" offset is 0 and each call gets the whole y
-    this.dispatch(1, [p.x, p.w, p.bias], p.y, 0, p.batch * p.oH, [
+    if (p.mask && p.O !== 1) throw new Error(`wasm kernel conv_thin_rows: a mask needs O = 1, got O=${p.O}`);
+    this.dispatch(1, [p.x, p.mask ?? 0, p.w, p.bias], p.y, 0, p.batch * p.oH, [
       p.H,
       p.W,
       p.oH,

@@ -7,7 +7,9 @@
  *   y[n][i][j][o] = act(bias[o] + sum_{a,b,c} x[n][i+a-pt][j+b-pl][c] * w[a][b][c][o])
  *
  * Conventions: NHWC, HWIO, float32; x is [B][H][W][C] unpadded (taps outside it read zero); y is
- * [B][oH][oW][O]; bias may be 0 (none); act is ReLU when relu != 0. This call writes output rows
+ * [B][oH][oW][O]; bias may be 0 (none); act is ReLU when relu != 0. mask, when not 0 (O = 1 only), has
+ * x's shape and zeroes x where mask <= 0 (the input gradient of a 1 -> O ReLU layer: x = dy, mask = the
+ * layer's output y; 0 + (+-0) * w is the same bits as 0 + 0 * w, so this is dy (.) (y > 0) materialised). This call writes output rows
  * (n, i) = r in [r0, r1), r = n*oH + i. Like filter-grad.c, it uses no shadow stack.
  */
 #include <wasm_simd128.h>
@@ -147,33 +149,58 @@ static void row_c1(const float *x, const float *w, const float *bias, float *y, 
   }
 }
 
+/* x[at..at+3], 0 where mask <= 0 (mask: x's shape, or 0 for none). */
+static inline v128_t load_masked(const float *x, const float *mask, long at) {
+  const v128_t v = wasm_v128_load(x + at);
+  return mask ? wasm_v128_and(v, wasm_f32x4_gt(wasm_v128_load(mask + at), wasm_f32x4_splat(0.0f))) : v;
+}
+
 static float hsum(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
 
+/*
+ * Where the O = 1 path reads input row ii of image n (len = W C floats) and its mask row: in x, or, when
+ * ring is not 0, in a ring of three staged rows (row ii in slot ii % 3, unmasked; kh <= 3). Plain
+ * arguments, not a struct: a struct passed by value would go through the shadow stack.
+ */
+#define ROWS_O1 const float *x, const float *mask, const float *ring, int n, int H, long len
+#define ROWS_O1_ARGS x, mask, ring, n, H, len
+static inline const float *row_at(ROWS_O1, int ii) {
+  return ring ? ring + (ii % 3) * len : x + ((long)n * H + ii) * len;
+}
+static inline const float *mask_at(ROWS_O1, int ii) {
+  return ring || !mask ? 0 : mask + ((long)n * H + ii) * len;
+}
+
 /* O = 1, C % 4 = 0, one output pixel (any position; taps outside x read zero). */
-static float pixel_o1(const float *x, const float *w, int n, int i, int j, int H, int W, int C, int kh, int kw,
-                      int pt, int pl) {
+static float pixel_o1(ROWS_O1, const float *w, int i, int j, int W, int C, int kh, int kw, int pt, int pl) {
   v128_t acc = wasm_f32x4_splat(0.0f);
   for (int a = 0; a < kh; a++) {
     const int ii = i + a - pt;
     if (ii < 0 || ii >= H) continue;
+    const float *xr = row_at(ROWS_O1_ARGS, ii), *mr = mask_at(ROWS_O1_ARGS, ii);
     for (int b = 0; b < kw; b++) {
       const int jj = j + b - pl;
       if (jj < 0 || jj >= W) continue;
-      const float *xq = x + (((long)n * H + ii) * W + jj) * C;
+      const long xq = (long)jj * C;
       const float *wt = w + (a * kw + b) * C;
       for (int cb = 0; cb < C; cb += 4)
-        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(xq + cb), wasm_v128_load(wt + cb)));
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(load_masked(xr, mr, xq + cb), wasm_v128_load(wt + cb)));
     }
   }
   return hsum(acc);
 }
 
-/* O = 1, C % 4 = 0: 4 input channels per vector, 4 output pixels per pass sharing each filter load. */
-static void row_o1(const float *x, const float *w, const float *bias, float *y, int n, int i, int H, int W,
-                   int oW, int C, int kh, int kw, int pt, int pl, int relu) {
+/*
+ * O = 1, C % 4 = 0: 4 input channels per vector, 4 output pixels per pass sharing each filter load.
+ * Inlined into row_o1 once per source (x, x masked, the ring) with the others constant 0, so each loop
+ * tests neither a mask per load nor the source per row (those tests cost about 10 % here).
+ */
+static inline __attribute__((always_inline)) void row_o1_as(ROWS_O1, const float *w, const float *bias, float *y,
+                                                            int i, int W, int oW, int C, int kh, int kw, int pt,
+                                                            int pl, int relu, const int masked) {
   const float b0 = bias ? bias[0] : 0.0f;
   for (int j = 0; j < oW; j += 4) {
     float s0, s1, s2, s3;
@@ -182,16 +209,16 @@ static void row_o1(const float *x, const float *w, const float *bias, float *y, 
       for (int a = 0; a < kh; a++) {
         const int ii = i + a - pt;
         if (ii < 0 || ii >= H) continue;
-        const float *xr = x + (((long)n * H + ii) * W) * C;
+        const float *xr = row_at(ROWS_O1_ARGS, ii), *mr = masked ? mask_at(ROWS_O1_ARGS, ii) : 0;
         for (int b = 0; b < kw; b++) {
           const float *wt = w + (a * kw + b) * C;
-          const float *x0 = xr + (long)(j + b - pl) * C;
+          const long x0 = (long)(j + b - pl) * C;
           for (int cb = 0; cb < C; cb += 4) {
             const v128_t wv = wasm_v128_load(wt + cb);
-            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(x0 + cb), wv));
-            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(x0 + C + cb), wv));
-            a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(x0 + 2 * C + cb), wv));
-            a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(x0 + 3 * C + cb), wv));
+            a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(load_masked(xr, mr, x0 + cb), wv));
+            a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(load_masked(xr, mr, x0 + C + cb), wv));
+            a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(load_masked(xr, mr, x0 + 2 * C + cb), wv));
+            a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(load_masked(xr, mr, x0 + 3 * C + cb), wv));
           }
         }
       }
@@ -200,10 +227,10 @@ static void row_o1(const float *x, const float *w, const float *bias, float *y, 
       s2 = hsum(a2);
       s3 = hsum(a3);
     } else {
-      s0 = pixel_o1(x, w, n, i, j, H, W, C, kh, kw, pt, pl);
-      s1 = j + 1 < oW ? pixel_o1(x, w, n, i, j + 1, H, W, C, kh, kw, pt, pl) : 0.0f;
-      s2 = j + 2 < oW ? pixel_o1(x, w, n, i, j + 2, H, W, C, kh, kw, pt, pl) : 0.0f;
-      s3 = j + 3 < oW ? pixel_o1(x, w, n, i, j + 3, H, W, C, kh, kw, pt, pl) : 0.0f;
+      s0 = pixel_o1(ROWS_O1_ARGS, w, i, j, W, C, kh, kw, pt, pl);
+      s1 = j + 1 < oW ? pixel_o1(ROWS_O1_ARGS, w, i, j + 1, W, C, kh, kw, pt, pl) : 0.0f;
+      s2 = j + 2 < oW ? pixel_o1(ROWS_O1_ARGS, w, i, j + 2, W, C, kh, kw, pt, pl) : 0.0f;
+      s3 = j + 3 < oW ? pixel_o1(ROWS_O1_ARGS, w, i, j + 3, W, C, kh, kw, pt, pl) : 0.0f;
     }
     s0 += b0;
     s1 += b0;
@@ -222,8 +249,23 @@ static void row_o1(const float *x, const float *w, const float *bias, float *y, 
   }
 }
 
+static void row_o1(ROWS_O1, const float *w, const float *bias, float *y, int i, int W, int oW, int C, int kh, int kw,
+                   int pt, int pl, int relu) {
+  if (ring) row_o1_as(0, 0, ring, 0, H, len, w, bias, y, i, W, oW, C, kh, kw, pt, pl, relu, 0);
+  else if (mask) row_o1_as(x, mask, 0, n, H, len, w, bias, y, i, W, oW, C, kh, kw, pt, pl, relu, 1);
+  else row_o1_as(x, 0, 0, n, H, len, w, bias, y, i, W, oW, C, kh, kw, pt, pl, relu, 0);
+}
+
+/*
+ * Output row i (of H) of a 3x3 'same' O = 1 conv, no bias, no ReLU, reading its input rows from a ring
+ * of three (see ROWS_O1): filter-grad.c's relu_thin_grads_rows, the same operations as conv_thin_rows.
+ */
+void conv_thin_o1_ring_row(const float *ring, const float *w, float *y, int i, int H, int W, int C) {
+  row_o1(0, 0, ring, 0, H, (long)W * C, w, 0, y, i, W, W, C, 3, 3, 1, 1, 0);
+}
+
 EXPORT("conv_thin_rows")
-void conv_thin_rows(const float *x, const float *w, const float *bias, float *y, int r0, int r1, int H, int W,
+void conv_thin_rows(const float *x, const float *mask, const float *w, const float *bias, float *y, int r0, int r1, int H, int W,
                     int oH, int oW, int C, int O, int kh, int kw, int pt, int pl, int relu) {
   for (int r = r0; r < r1; r++) {
     const int n = r / oH;
@@ -238,6 +280,6 @@ void conv_thin_rows(const float *x, const float *w, const float *bias, float *y,
       row_c1_33(x, w, bias, yr, n, i, H, W, O, pt, pl, j0, j1, relu);
       row_c1(x, w, bias, yr, n, i, H, W, oW, O, kh, kw, pt, pl, relu, j1, oW);
     } else if (C == 1) row_c1(x, w, bias, yr, n, i, H, W, oW, O, kh, kw, pt, pl, relu, 0, oW);
-    else row_o1(x, w, bias, yr, n, i, H, W, oW, C, kh, kw, pt, pl, relu);
+    else row_o1(x, mask, 0, n, H, (long)W * C, w, bias, yr, i, W, oW, C, kh, kw, pt, pl, relu);
   }
 }
