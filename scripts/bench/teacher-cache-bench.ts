@@ -5,7 +5,8 @@
  * real slices (the bundled Colin27 sample resampled to size×size). The KD step with imitation off
  * is timed too: it never runs the teacher, so it costs what the student baseline costs.
  *
- * Figures (5 epochs: one run of 3 left two epoch times, and their median was noise): the median epoch time from the second epoch on (the cache is filled before the first
+ * Figures (9 epochs: with 5, the median of four epoch times of three batches each moved by up to 15 %
+ * between runs on an idle machine): the median epoch time from the second epoch on (the cache is filled before the first
  * epoch, and that fill is reported as part of the run's total), teacher forward passes counted, and
  * losses compared (the cache must not change them).
  */
@@ -56,7 +57,7 @@ export async function benchTeacherCache(
   size: number,
   batch: number,
   log: (s: string) => void,
-  epochs = 5,
+  epochs = 9,
 ): Promise<TeacherCacheFigures> {
   const split = loadDataSplit(undefined, size);
   // two training batches and one validation batch: enough for steady epochs, short at 256²
