@@ -208,6 +208,51 @@ test('Winograd F(3×3,4×4) filter gradient matches a float64 reference (edge ti
   }
 });
 
+/** Gᵀ of F(4×4, 3×3) as in wasm-kernels.ts. */
+const G4 = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+
+test('Winograd filter gradient: the parts added and transformed by winograd_filter_finish_rows, the same bits as in float64 TypeScript', () => {
+  const C = 8,
+    O = 16,
+    parts = 16;
+  const { memory, p, read } = winogradFilterProblem(true, 2, 14, 11, C, O, 1);
+  const k = new WasmKernels(memory, 2);
+  let dw: Float32Array;
+  try {
+    [dw] = k.filterBiasGradWinograd(p, read);
+  } finally {
+    k.dispose();
+  }
+  // the parts' Wt are still in the scratch: the sums the TypeScript did before, in its order
+  const s = read();
+  const stride = WasmKernels.winogradFilterPartFloats(C, O);
+  assert.equal(s.length, parts * stride + 9 * C * O);
+  const CO = C * O;
+  const wt = new Float64Array(36 * CO);
+  for (let part = 0; part < parts; part++) for (let i = 0; i < 36 * CO; i++) wt[i] += s[part * stride + i];
+  const ref = new Float32Array(9 * CO);
+  for (let q = 0; q < CO; q++) {
+    const t = new Float64Array(18);
+    for (let pa = 0; pa < 6; pa++)
+      for (let pb = 0; pb < 6; pb++)
+        for (let a = 0; a < 3; a++) t[a * 6 + pb] += G4[pa][a] * wt[(pa * 6 + pb) * CO + q];
+    for (let a = 0; a < 3; a++)
+      for (let b = 0; b < 3; b++) {
+        let v = 0;
+        for (let pb = 0; pb < 6; pb++) v += t[a * 6 + pb] * G4[pb][b];
+        ref[(a * 3 + b) * CO + q] = v;
+      }
+  }
+  assert.deepEqual(dw, ref);
+});
+
 test('Winograd filter gradient, valid padding, 32→32 on a plain memory: matches', () => {
   const { memory, p, read, dw, db } = winogradFilterProblem(false, 2, 11, 18, 32, 32, 0);
   const k = new WasmKernels(memory, 2);

@@ -450,3 +450,42 @@ void winograd_filter_rows(const float *x, const float *dy, const float *mask, fl
     }
   }
 }
+
+/*
+ * winograd_filter_rows' last step, for the (c, o) pairs q in [q0, q1) of CO = C O: the parts' Wt
+ * (`parts` of them, `stride` floats apart from s) added in part order in float64, then
+ * dW[a][b][q] = (GT Wt G)[a][b] in float64, rounded once to float32, into dw [3][3][CO]. The same
+ * float64 operations in the same order as the TypeScript it replaced (wasm-kernels.ts), so the same
+ * bits, on any thread count (each q is one call's). G (F(4x4, 3x3)'s) is spelt out as constants: a
+ * table would be data placed in the shared memory.
+ */
+#define G4(p, a)                                                                                         \
+  ((p) == 0   ? ((a) == 0 ? 1.0 / 4 : 0.0)                                                               \
+   : (p) == 1 ? -1.0 / 6                                                                                 \
+   : (p) == 2 ? ((a) == 1 ? 1.0 / 6 : -1.0 / 6)                                                          \
+   : (p) == 3 ? ((a) == 0 ? 1.0 / 24 : (a) == 1 ? 1.0 / 12 : 1.0 / 6)                                    \
+   : (p) == 4 ? ((a) == 0 ? 1.0 / 24 : (a) == 1 ? -1.0 / 12 : 1.0 / 6)                                   \
+              : ((a) == 2 ? 1.0 : 0.0))
+
+EXPORT("winograd_filter_finish_rows")
+void winograd_filter_finish_rows(const float *s, float *dw, int q0, int q1, int stride, int parts, int CO) {
+  for (int q = q0; q < q1; q++) {
+    double wt[36], t[18];
+    UNROLL for (int p = 0; p < 36; p++) wt[p] = 0.0;
+    for (int k = 0; k < parts; k++) {
+      const float *sk = s + (long)k * stride + q;
+      UNROLL for (int p = 0; p < 36; p++) wt[p] += (double)sk[(long)p * CO];
+    }
+    /* t[a][pb] = sum_pa G[pa][a] Wt[pa][pb], then dW[a][b] = sum_pb t[a][pb] G[pb][b] */
+    UNROLL for (int i = 0; i < 18; i++) t[i] = 0.0;
+    UNROLL for (int pa = 0; pa < 6; pa++)
+      UNROLL for (int pb = 0; pb < 6; pb++)
+        UNROLL for (int a = 0; a < 3; a++) t[a * 6 + pb] += G4(pa, a) * wt[pa * 6 + pb];
+    UNROLL for (int a = 0; a < 3; a++)
+      UNROLL for (int b = 0; b < 3; b++) {
+        double v = 0.0;
+        UNROLL for (int pb = 0; pb < 6; pb++) v += t[a * 6 + pb] * G4(pb, b);
+        dw[(long)(a * 3 + b) * CO + q] = (float)v;
+      }
+  }
+}
