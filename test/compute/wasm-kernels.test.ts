@@ -365,6 +365,43 @@ for (const tile of [4, 6] as const) {
   });
 }
 
+for (const tile of [4, 6] as const) {
+  test(`Winograd F(${tile}×${tile}) filter transform in wasm: the same bits as winogradFilter in TypeScript, flipped or not, on 1, 2 or 3 threads`, () => {
+    const C = 8,
+      O = 16;
+    const memory = new WebAssembly.Memory({
+      initial: 64,
+      maximum: 65536,
+      shared: true,
+    } as WebAssembly.MemoryDescriptor);
+    const rng = new Rng(17);
+    // w [3][3][C][O] of this conv; f [3][3][O][C], the filter this conv is the input gradient of
+    const w = Float32Array.from({ length: 9 * C * O }, () => rng.uniform(-0.5, 0.5));
+    const f = new Float32Array(9 * C * O);
+    for (let k = 0; k < 9; k++)
+      for (let c = 0; c < C; c++)
+        for (let o = 0; o < O; o++) f[(8 - k) * C * O + o * C + c] = w[k * C * O + c * O + o];
+    const n = (tile + 2) ** 2 * C * O;
+    const [wAt, fAt, uAt] = [64, 64 + 4 * w.length, 64 + 8 * w.length];
+    const f32 = new Float32Array(memory.buffer);
+    f32.set(w, wAt / 4);
+    f32.set(f, fAt / 4);
+    const ref = WasmKernels.winogradFilter(w, C, O, tile);
+    for (const threads of [1, 2, 3]) {
+      const k = new WasmKernels(memory, threads);
+      try {
+        for (const flip of [false, true]) {
+          f32.fill(NaN, uAt / 4, uAt / 4 + n);
+          k.winogradFilterInPlace(flip ? fAt : wAt, uAt, C, O, tile, flip);
+          assert.deepEqual(f32.slice(uAt / 4, uAt / 4 + n), ref, `${threads} threads, flip ${flip}`);
+        }
+      } finally {
+        k.dispose();
+      }
+    }
+  });
+}
+
 test('Winograd tile choice: F(6×6) where its tiles cover less, F(4×4) for small or badly divided sizes', () => {
   assert.equal(WasmKernels.winogradTile(256, 256), 6);
   assert.equal(WasmKernels.winogradTile(240, 368), 6);

@@ -414,6 +414,11 @@ export function conv2dBackpropInputVia(
   if (!sameShape(dy.shape, expectDy)) {
     throw new Error(`kdmri Conv2DBackpropInput: dy has shape [${dy.shape}], expected [${expectDy}]`);
   }
+  const [, H, W] = attrs.inputShape;
+  const wpad = { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W };
+  // the Winograd kernel transforms the flipped filter from `filter` itself, in wasm (no copy in JS)
+  const wide = winogradConv(backend, dy, { flipOf: filter }, null, wpad, false, mask);
+  if (wide) return wide;
   // W'[a,b,o,c] = W[kh−1−a, kw−1−b, c, o] (flip in space, swap in/out); small, done in JS.
   const w = readF32(backend, filter);
   const wf = new Float32Array(kh * kw * O * C);
@@ -424,10 +429,6 @@ export function conv2dBackpropInputVia(
       for (let c = 0; c < C; c++) for (let o = 0; o < O; o++) wf[dst + o * C + c] = w[src + c * O + o];
     }
   }
-  const [, H, W] = attrs.inputShape;
-  const wpad = { top: kh - 1 - top, left: kw - 1 - left, outHeight: H, outWidth: W };
-  const wide = winogradConv(backend, dy, { shape: [kh, kw, O, C], values: wf }, null, wpad, false, mask);
-  if (wide) return wide;
   const wt = makeF32(backend, [kh, kw, O, C], wf);
   const thin = thinConv(
     backend,

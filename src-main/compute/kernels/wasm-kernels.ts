@@ -204,6 +204,7 @@ const KERNELS = [
   'filter_bias_grad_thin_rows',
   'relu_thin_grads_rows',
   'winograd_filter_finish_rows',
+  'winograd_filter_transform_rows',
 ] as const;
 
 // One ctl block shared by all threads. Words: 0 sequence (−1 = stop); 1 the next part to claim, as
@@ -521,6 +522,20 @@ export class WasmKernels {
       }
     }
     return u;
+  }
+
+  /**
+   * winogradFilter on all threads (winograd_filter_transform_rows, the same bits), from the filter at
+   * byte address `w` into `u` ((m+2)²·C·O float32). With `flip`, w is [3][3][O][C], the filter of the
+   * conv whose input gradient this conv (C → O) is, used flipped in space with in/out swapped.
+   */
+  winogradFilterInPlace(w: number, u: number, C: number, O: number, tile: WinogradTile, flip: boolean): void {
+    this.dispatch(KERNELS.indexOf('winograd_filter_transform_rows'), [w], u, 0, C * O, [
+      C,
+      O,
+      tile,
+      flip ? 1 : 0,
+    ]);
   }
 
   /** y = act(conv(x, w) + bias) by Winograd F(m×m, 3×3), m = p.tile, for a layer where winograd(3, 3, C, O). */

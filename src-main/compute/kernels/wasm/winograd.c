@@ -10,8 +10,8 @@
  * and about 1.5x less accurate in float32 (measured: max error 6e-6 of the largest output against 4e-6,
  * 32 -> 32); wasm-kernels.ts picks it where its tiles waste no more than F(4x4)'s (winogradTile).
  *
- * The filter transform U = G g GT is done once per call in TypeScript (wasm-kernels.ts), U[p][c][o]
- * for the (m+2)^2 positions p = (m+2)a + b. This file transforms input tiles (V[p][t][c] = BT d B), multiplies
+ * The filter transform U = G g GT is done once per call, by winograd_filter_transform_rows (end of this
+ * file; WasmKernels.winogradFilter is its TypeScript twin), U[p][c][o] for the (m+2)^2 positions p = (m+2)a + b. This file transforms input tiles (V[p][t][c] = BT d B), multiplies
  * per position (M[p] = V[p] U[p], a [tiles x C] x [C x O] product, the bias added at one position)
  * and transforms back, fusing ReLU into the output transform:
  *
@@ -487,5 +487,52 @@ void winograd_filter_finish_rows(const float *s, float *dw, int q0, int q1, int 
         UNROLL for (int pb = 0; pb < 6; pb++) v += t[a * 6 + pb] * G4(pb, b);
         dw[(long)(a * 3 + b) * CO + q] = (float)v;
       }
+  }
+}
+
+#define G6(p, a)                                                                                         \
+  ((p) == 0   ? ((a) == 0 ? 1.0 : 0.0)                                                                   \
+   : (p) == 1 ? -2.0 / 9                                                                                 \
+   : (p) == 2 ? ((a) == 1 ? 2.0 / 9 : -2.0 / 9)                                                          \
+   : (p) == 3 ? ((a) == 0 ? 1.0 / 90 : (a) == 1 ? 1.0 / 45 : 2.0 / 45)                                   \
+   : (p) == 4 ? ((a) == 0 ? 1.0 / 90 : (a) == 1 ? -1.0 / 45 : 2.0 / 45)                                  \
+   : (p) == 5 ? ((a) == 0 ? 32.0 / 45 : (a) == 1 ? 16.0 / 45 : 8.0 / 45)                                 \
+   : (p) == 6 ? ((a) == 0 ? 32.0 / 45 : (a) == 1 ? -16.0 / 45 : 8.0 / 45)                                \
+              : ((a) == 2 ? 1.0 : 0.0))
+
+/* U[p][q] = (G g GT)[p] in float64 for the 3x3 filter g = g9[0..8] (row-major), (m+2)^2 positions p. */
+#define FILTER_TRANSFORM(N, G)                                                                           \
+  do {                                                                                                   \
+    double t[3 * N];                                                                                     \
+    UNROLL for (int k = 0; k < 3; k++)                                                                   \
+      UNROLL for (int b = 0; b < N; b++)                                                                 \
+        t[k * N + b] = g9[k * 3] * G(b, 0) + g9[k * 3 + 1] * G(b, 1) + g9[k * 3 + 2] * G(b, 2);          \
+    UNROLL for (int a = 0; a < N; a++)                                                                   \
+      UNROLL for (int b = 0; b < N; b++)                                                                 \
+        u[(long)(a * N + b) * CO + q] = (float)(G(a, 0) * t[b] + G(a, 1) * t[N + b] + G(a, 2) * t[2 * N + b]); \
+  } while (0)
+
+/*
+ * The Winograd filter transform U[p][c][o] = (G g GT)[p] of the conv's 3x3 filters g = w[.][.][c][o]
+ * (w HWIO [3][3][C][O]), for q = c O + o in [q0, q1): the float64 operations, in order, of
+ * WasmKernels.winogradFilter (wasm-kernels.ts), so the same bits. With flip, w is instead the filter
+ * of the conv whose input gradient this conv is, [3][3][O][C], used flipped in space with in/out swapped:
+ * g[k][l][c][o] = w[2-k][2-l][o][c].
+ */
+EXPORT("winograd_filter_transform_rows")
+void winograd_filter_transform_rows(const float *w, float *u, int q0, int q1, int C, int O, int tile, int flip) {
+  const int CO = C * O;
+  for (int q = q0; q < q1; q++) {
+    double g9[9];
+    if (flip) {
+      const int c = q / O, o = q - c * O;
+      UNROLL for (int k = 0; k < 9; k++) g9[k] = w[(long)(8 - k) * CO + o * C + c];
+    } else {
+      UNROLL for (int k = 0; k < 9; k++) g9[k] = w[(long)k * CO + q];
+    }
+    if (tile == 4)
+      FILTER_TRANSFORM(6, G4);
+    else
+      FILTER_TRANSFORM(8, G6);
   }
 }
