@@ -4,7 +4,13 @@
  *
  * Only float32 data is handled here (everything in the networks is float32).
  */
-import type { DataId, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  getKernel,
+  type DataId,
+  type KernelBackend,
+  type KernelFunc,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 /** The parts of the wasm backend (tfjs-backend-wasm's BackendWasm) used here; it has no makeTensorInfo. */
 interface WasmOutputBackend {
@@ -52,4 +58,15 @@ export function makeF32(backend: KernelBackend, shape: number[], values: Float32
 /** Release an intermediate produced inside a kernel (reference-counted on every backend). */
 export function release(backend: KernelBackend, t: TensorInfo): void {
   backend.disposeData(t.dataId as DataId);
+}
+
+/** A backend's registered kernel function, for a kernel of ours built on the backend's own kernels. */
+export function kernelOf(name: string, backendName: string): KernelFunc {
+  const k = getKernel(name, backendName);
+  if (!k) throw new Error(`kdmri kernels: the '${backendName}' backend has no ${name} kernel to build on`);
+  return k.kernelFunc;
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

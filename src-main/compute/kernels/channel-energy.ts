@@ -12,24 +12,12 @@
  * the backend's memory cannot be reached the kernels run the backend's own kernels instead; other
  * backends do not get these kernels (conv.ts then uses tf ops). Layout NHWC, float32.
  */
-import {
-  getKernel,
-  type KernelBackend,
-  type KernelConfig,
-  type KernelFunc,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
-import { makeF32, release } from './backend-io.js';
+import { getKernel, type KernelBackend, type KernelConfig, type TensorInfo } from '@tensorflow/tfjs-core';
+import { kernelOf, makeF32, release, sameShape } from './backend-io.js';
 import { addressOf, isWasmBackend, wasmKernelsFor } from './wasm-kernels.js';
 
 export const KDMRI_CHANNEL_ENERGY = 'KdmriChannelEnergy';
 export const KDMRI_CHANNEL_ENERGY_GRAD = 'KdmriChannelEnergyGrad';
-
-function kernelOf(name: string, backendName: string): KernelFunc {
-  const k = getKernel(name, backendName);
-  if (!k) throw new Error(`kdmri kernels: the '${backendName}' backend has no ${name} kernel to build on`);
-  return k.kernelFunc;
-}
 
 let useKernels = true;
 
@@ -50,10 +38,6 @@ function checkActivation(name: string, a: TensorInfo): [number, number, number, 
   if (a.shape.length !== 4 || a.dtype !== 'float32')
     throw new Error(`${name}: expected a float32 [B,H,W,C] activation, got ${a.dtype} [${a.shape}]`);
   return a.shape as [number, number, number, number];
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 function channelEnergy(backendName: string, backend: KernelBackend, a: TensorInfo): TensorInfo {

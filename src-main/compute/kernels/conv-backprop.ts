@@ -33,10 +33,9 @@ import {
   type Conv2DBackpropInputAttrs,
   type KernelBackend,
   type KernelConfig,
-  type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { makeF32, readF32, release } from './backend-io.js';
+import { kernelOf, makeF32, readF32, release, sameShape } from './backend-io.js';
 import { thinConv } from './conv-thin.js';
 import { winogradApplies, winogradConv } from './conv-winograd.js';
 import {
@@ -49,12 +48,6 @@ import {
 
 type Shape4 = [number, number, number, number];
 type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
-
-function kernelOf(name: string, backendName: string): KernelFunc {
-  const k = getKernel(name, backendName);
-  if (!k) throw new Error(`kdmri kernels: the '${backendName}' backend has no ${name} kernel to build on`);
-  return k.kernelFunc;
-}
 
 function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, perm: number[]): TensorInfo {
   return kernelOf(Transpose, backendName)({ inputs: { x }, backend, attrs: { perm } }) as TensorInfo;
@@ -76,10 +69,6 @@ function conv(
     backend,
     attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] },
   }) as TensorInfo;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** dW for x [B,H,W,C], dy [B,oH,oW,O] → [kh,kw,C,O]. */
