@@ -70,8 +70,8 @@ const CASES: ConvCase[] = [
   [2, 64, 96, 8, 12],
 ];
 
-/** dx, dW (and db when fused) of sum(conv(x, W) ⊙ g) on the current backend, as plain arrays. */
-function convGrads(c: ConvCase, fused: boolean | 'kdmri', pad: 'same' | 'valid'): Float32Array[] {
+/** x, W, b and the output gradient g of a case, the same values (fixed seeds) on every backend. */
+function convInputs(c: ConvCase, pad: 'same' | 'valid') {
   const [b, h, w, cin, cout] = c;
   const x = tf.tensor4d(randArray(b * h * w * cin, 1), [b, h, w, cin]);
   const f = tf.tensor4d(randArray(9 * cin * cout, 2, -0.3, 0.3), [3, 3, cin, cout]);
@@ -79,6 +79,12 @@ function convGrads(c: ConvCase, fused: boolean | 'kdmri', pad: 'same' | 'valid')
   const oh = pad === 'same' ? h : h - 2;
   const ow = pad === 'same' ? w : w - 2;
   const g = tf.tensor4d(randArray(b * oh * ow * cout, 4), [b, oh, ow, cout]);
+  return { x, f, bias, g };
+}
+
+/** dx, dW (and db when fused) of sum(conv(x, W) ⊙ g) on the current backend, as plain arrays. */
+function convGrads(c: ConvCase, fused: boolean | 'kdmri', pad: 'same' | 'valid'): Float32Array[] {
+  const { x, f, bias, g } = convInputs(c, pad);
   const grads = tf.grads((xx: tf.Tensor, ff: tf.Tensor, bb: tf.Tensor) => {
     const y =
       fused === 'kdmri'
@@ -184,13 +190,8 @@ for (const [b, h, w, cin, cout, pad, act, withBias] of [
  * gradient g at y, with convGrads' inputs (same seeds), so the cpu autodiff of convGrads is the reference.
  */
 function thinKernelGrads(c: ConvCase, relu: boolean, pad: 'same' | 'valid'): Float32Array[] {
-  const [b, h, w, cin, cout] = c;
-  const x = tf.tensor4d(randArray(b * h * w * cin, 1), [b, h, w, cin]);
-  const f = tf.tensor4d(randArray(9 * cin * cout, 2, -0.3, 0.3), [3, 3, cin, cout]);
-  const bias = tf.tensor1d(randArray(cout, 3, -0.1, 0.1));
-  const oh = pad === 'same' ? h : h - 2;
-  const ow = pad === 'same' ? w : w - 2;
-  const g = tf.tensor4d(randArray(b * oh * ow * cout, 4), [b, oh, ow, cout]);
+  const [, , , cin, cout] = c;
+  const { x, f, bias, g } = convInputs(c, pad);
   const attrs = {
     strides: [1, 1],
     pad,
