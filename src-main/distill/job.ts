@@ -119,13 +119,7 @@ export async function runJobRequest(req: JobRequest, jobId: string, io: JobIO): 
 function markFailed(db: Db | null, jobId: string, message: string): string {
   if (!db) return message;
   try {
-    db.transaction(() => {
-      if (!db.jobs.get(jobId)) return;
-      const now = Date.now();
-      for (const r of db.runs.list({ jobId, status: 'running' }))
-        db.runs.update(r.id, { status: 'failed', error: message, endedAt: now });
-      db.jobs.update(jobId, { status: 'failed', error: message, endedAt: now });
-    });
+    db.failJob(jobId, message);
     return message;
   } catch (err) {
     return `${message} (and the library could not record it: ${err instanceof Error ? err.message : String(err)})`;

@@ -327,9 +327,7 @@ export async function runStudy(
       // a worker that died could not record its end: the study's status is read from the rows
       const db2 = openDatabase(dbPath);
       try {
-        const now = db2.jobs.get(m.jobId);
-        if (now && (now.status === 'queued' || now.status === 'running'))
-          db2.jobs.update(m.jobId, { status: 'failed', error, endedAt: Date.now() });
+        db2.failJob(m.jobId, error, { unendedOnly: true });
       } finally {
         db2.close();
       }

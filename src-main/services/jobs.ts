@@ -167,13 +167,8 @@ export function createJobs(
     live.delete(q.jobId);
     // a worker that died (a crash in native code, an out-of-memory kill of the thread) could not say
     // so in the library: record it, so the job shows failed with the reason instead of queued forever
-    const row = db.open && !q.store ? db.jobs.get(q.jobId) : null;
-    if (r.status === 'failed' && row && (row.status === 'queued' || row.status === 'running')) {
-      const error = r.error ?? 'the training worker stopped';
-      for (const run of db.runs.list({ jobId: q.jobId, status: 'running' }))
-        db.runs.update(run.id, { status: 'failed', error, endedAt: Date.now() });
-      db.jobs.update(q.jobId, { status: 'failed', error, endedAt: Date.now() });
-    }
+    if (r.status === 'failed' && db.open && !q.store)
+      db.failJob(q.jobId, r.error ?? 'the training worker stopped', { unendedOnly: true });
     if (!q.store) {
       release(q.jobId);
       if (r.status === 'cancelled') stopStudy(q.jobId);

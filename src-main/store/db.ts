@@ -118,6 +118,23 @@ export class Db {
     return this.sqlite.open;
   }
 
+  /**
+   * Record a failure on job `jobId` and its running runs, in one transaction. No-op for an unknown
+   * job; with `unendedOnly`, also for a job whose end is already recorded (the case of a worker that
+   * died without recording its own: its job is still 'queued' or 'running').
+   */
+  failJob(jobId: string, error: string, opts: { unendedOnly?: boolean } = {}): void {
+    this.transaction(() => {
+      const job = this.jobs.get(jobId);
+      if (!job) return;
+      if (opts.unendedOnly && job.status !== 'queued' && job.status !== 'running') return;
+      const now = Date.now();
+      for (const r of this.runs.list({ jobId, status: 'running' }))
+        this.runs.update(r.id, { status: 'failed', error, endedAt: now });
+      this.jobs.update(jobId, { status: 'failed', error, endedAt: now });
+    });
+  }
+
   /** Idempotent. */
   close(): void {
     if (this.sqlite.open) this.sqlite.close();

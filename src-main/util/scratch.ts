@@ -32,7 +32,7 @@ function running(pid: number): boolean {
  * Remove the scratch entries in `dir` (default: the OS temp folder) whose owning process has ended.
  * Returns the names removed. Entries that cannot be removed are left (another user's, say).
  */
-export function sweepStaleScratch(dir = tmpdir()): string[] {
+function sweepStaleScratch(dir = tmpdir()): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
