@@ -32,7 +32,7 @@ import {
   setNamedWeights,
   type Network,
 } from '../networks/index.js';
-import { openDatabase, type Db, type JsonValue } from '../store/db.js';
+import { openDatabase, type Db, type EpochInput, type JsonValue } from '../store/db.js';
 import { thisProcess } from '../store/lease.js';
 import { describeWriteFailure } from '../store/model-files.js';
 import { saveModelAtomically } from '../store/model-files.js';
@@ -234,28 +234,40 @@ async function runJob(
     db.runs.update(runId, { status: 'running', backend, startedAt: Date.now(), error: null });
     db.runRecords.write(runRecord(runId, recordContext));
 
+    const recordEpoch = (row: EpochInput, state: TrainState) => {
+      db.epochs.record(row);
+      db.runs.update(runId, {
+        epochsDone: row.epoch + 1,
+        bestEpoch: state.bestEpoch,
+        bestValLoss: state.bestValLoss,
+      });
+    };
     const result = await trainRun(
       { kind, runId, net, teacher: teacher?.net, train, val, config, cacheDir: checkpointDir },
       {
         onEvent: io.onEvent,
         shouldStop: io.shouldStop,
-        loadCheckpoint: async () => readTrainState(checkpointDir, io),
+        loadCheckpoint: async () => {
+          const cp = readTrainState(checkpointDir, io);
+          // the checkpoint is written before its epoch's row: a process killed between the two left
+          // the row out, and the resumed run would never write it; the checkpoint carries it
+          if (cp?.epochRow && !db.epochs.forRun(runId).some((e) => e.epoch === cp.epochRow!.epoch))
+            recordEpoch({ ...cp.epochRow, runId }, cp.state);
+          return cp?.state ?? null;
+        },
         onEpoch: async (rec, state) => {
-          writeTrainState(checkpointDir, state);
-          db.jobs.heartbeat(jobId, holder);
-          db.epochs.record({
+          const row: EpochInput = {
             runId,
             epoch: rec.epoch,
             trainLoss: rec.trainLoss,
             valLoss: rec.valLoss,
             lr: rec.lr,
             seconds: rec.seconds,
-          });
-          db.runs.update(runId, {
-            epochsDone: rec.epoch + 1,
-            bestEpoch: state.bestEpoch,
-            bestValLoss: state.bestValLoss,
-          });
+            createdAt: Date.now(),
+          };
+          writeTrainState(checkpointDir, state, row);
+          db.jobs.heartbeat(jobId, holder);
+          recordEpoch(row, state);
         },
       },
     );
@@ -427,7 +439,12 @@ function unpack(data: Uint8Array, manifest: TensorEntry[]): Map<string, Float32A
   return new Map(unpackTensors(data, manifest).map((t) => [t.name, t.data]));
 }
 
-function writeTrainState(dir: string, state: TrainState): void {
+/** NaN (a loss that was not finite) as null in the checkpoint's JSON, and back. */
+const toJson = (v: number) => (Number.isNaN(v) ? null : v);
+const fromJson = (v: number | null) => (v === null ? NaN : v);
+
+/** A checkpoint with its epoch's metrics row (written to the database after it). */
+function writeTrainState(dir: string, state: TrainState, row: EpochInput): void {
   const current = pack(state.weights);
   const best = pack(state.bestWeights);
   const opt = packTensors(state.optimizer.map((s) => ({ name: s.name, shape: s.shape, data: s.data })));
@@ -438,23 +455,65 @@ function writeTrainState(dir: string, state: TrainState): void {
     bestValLoss: state.bestValLoss,
     bestEpoch: state.bestEpoch,
     blobs: { [BEST_BLOB]: best.data },
-    meta: { weights: current.manifest, best: best.manifest } as unknown as JsonValue,
+    meta: {
+      weights: current.manifest,
+      best: best.manifest,
+      epochRow: {
+        epoch: row.epoch,
+        trainLoss: toJson(row.trainLoss),
+        valLoss: toJson(row.valLoss),
+        lr: toJson(row.lr),
+        seconds: toJson(row.seconds),
+        createdAt: row.createdAt ?? Date.now(),
+      },
+    } as unknown as JsonValue,
   });
 }
 
-function readTrainState(dir: string, io: JobIO): TrainState | null {
+interface StoredEpochRow {
+  epoch: number;
+  trainLoss: number | null;
+  valLoss: number | null;
+  lr: number | null;
+  seconds: number | null;
+  createdAt: number;
+}
+
+/** The last checkpoint's state and its epoch's row (absent in checkpoints written before it was kept). */
+function readTrainState(
+  dir: string,
+  io: JobIO,
+): { state: TrainState; epochRow: Omit<EpochInput, 'runId'> | null } | null {
   const cp = loadCheckpoint(dir);
   if (!cp) return null;
   if (cp.fellBack) io.onEvent({ type: 'log', level: 'warn', message: cp.fellBack });
-  const meta = cp.meta as unknown as { weights: TensorEntry[]; best: TensorEntry[] };
+  const meta = cp.meta as unknown as {
+    weights: TensorEntry[];
+    best: TensorEntry[];
+    epochRow?: StoredEpochRow;
+  };
   const w = cp.weights[WEIGHTS_FILE];
   const weightBytes = typeof w === 'string' ? new TextEncoder().encode(w) : w;
+  const r = meta.epochRow;
   return {
-    epoch: cp.epoch,
-    weights: unpack(weightBytes, meta.weights),
-    optimizer: unpackTensors(cp.optimizer.data, cp.optimizer.manifest as unknown as TensorEntry[]),
-    bestEpoch: cp.bestEpoch,
-    bestValLoss: cp.bestValLoss,
-    bestWeights: unpack(cp.blobs[BEST_BLOB], meta.best),
+    state: {
+      epoch: cp.epoch,
+      weights: unpack(weightBytes, meta.weights),
+      optimizer: unpackTensors(cp.optimizer.data, cp.optimizer.manifest as unknown as TensorEntry[]),
+      bestEpoch: cp.bestEpoch,
+      bestValLoss: cp.bestValLoss,
+      bestWeights: unpack(cp.blobs[BEST_BLOB], meta.best),
+    },
+    epochRow:
+      r && r.epoch === cp.epoch
+        ? {
+            epoch: r.epoch,
+            trainLoss: fromJson(r.trainLoss),
+            valLoss: fromJson(r.valLoss),
+            lr: fromJson(r.lr),
+            seconds: fromJson(r.seconds),
+            createdAt: r.createdAt,
+          }
+        : null,
   };
 }

@@ -192,6 +192,39 @@ test('a corrupt latest checkpoint: the job resumes from the previous one and say
   );
 });
 
+test("a process killed between an epoch's checkpoint and its row: the resume writes the row from the checkpoint", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kdmri-lost-row-'));
+  await interrupted(dir, 'lost', 3, 2);
+  const db = openDatabase(join(dir, 'kdmri.db'));
+  const runId = db.runs.list({ jobId: 'lost' })[0].id;
+  const written = db.epochs.forRun(runId);
+  assert.deepEqual(
+    written.map((e) => e.epoch),
+    [0, 1],
+  );
+  // the kill: epoch 1's checkpoint is on disk, its row never reached the database
+  db.sqlite.prepare('DELETE FROM epoch_metrics WHERE run_id = ? AND epoch = 1').run(runId);
+  db.close();
+  const events: ProgressEvent[] = [];
+  const resumed = await runJobRequest(
+    { ...request(dir, config(3, ['teacher']), 'lost'), resume: true },
+    'lost',
+    { onEvent: (e) => events.push(e), shouldStop: () => false },
+  );
+  assert.equal(resumed.status, 'finished', resumed.error);
+  const start = events.find((e) => e.type === 'step-start');
+  assert.ok(start && start.type === 'step-start' && start.startEpoch === 2, 'epoch 1 not trained again');
+  const again = openDatabase(join(dir, 'kdmri.db'));
+  const rows = again.epochs.forRun(runId);
+  again.close();
+  assert.deepEqual(
+    rows.map((e) => e.epoch),
+    [0, 1, 2],
+  );
+  // the restored row is the one the killed process would have written
+  assert.deepEqual(rows[1], written[1]);
+});
+
 test('the service runs a job in a worker thread and streams its progress', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kdmri-worker-'));
   const events: ProgressEvent[] = [];
